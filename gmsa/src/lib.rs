@@ -1,0 +1,17 @@
+//! The pure core of gmsa-fleet: everything that decides, validates or builds, with no I/O.
+//!
+//! ```text
+//!   proto (wire types) ──► gmsa (this crate) ◄── azure, cluster, ad (adapters)
+//!                               ▲
+//!                     agent, coordinator (composition roots)
+//! ```
+//!
+//! Adapters read the world, call into this crate to decide what to write, and report a
+//! [`proto::outcome::StepOutcome`]. Nothing here touches the network, a file or a clock, so it
+//! is unit- and property-tested without a runtime.
+
+pub mod diff;
+pub mod secret;
+
+pub use diff::json_diff;
+pub use secret::SecretString;

@@ -1,0 +1,63 @@
+//! What one step of a command did: `changed` with the diff of what it wrote, or `unchanged`.
+//!
+//! Every adapter (ARM, Key Vault, Kubernetes, Active Directory) reads, diffs and writes only the
+//! difference; it reports the result as a [`StepOutcome`], which travels unchanged in results on
+//! the bus. A diff never carries a secret value: adapters put `"<redacted>"` where one would stand.
+
+use serde::{Deserialize, Serialize};
+
+/// One field that a step changed, addressed by a JSON-pointer-like path (`/windowsProfile/gmsaProfile/enabled`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// Where the field lives in the object the step wrote, e.g. `/properties/windowsProfile/gmsaProfile/dnsServer`.
+    pub path: String,
+    /// The value before the step; `None` when the field did not exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<serde_json::Value>,
+    /// The value after the step; `None` when the step removed the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<serde_json::Value>,
+}
+
+/// Whether a step wrote anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// The step found the desired state already in place and wrote nothing.
+    Unchanged,
+    /// The step wrote the fields listed in the diff.
+    Changed,
+}
+
+/// The report of one step of a command (e.g. `cluster-update`, `vault-grant`, `credspec-apply`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepOutcome {
+    /// The step's name, stable across versions: operators and tests match on it.
+    pub step: String,
+    /// `changed` or `unchanged`.
+    pub change: Change,
+    /// What changed; empty when `unchanged`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diff: Vec<FieldChange>,
+    /// What the step observed after it ran (non-secret facts only), for the coordinator's record.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub observed: serde_json::Value,
+}
+
+impl StepOutcome {
+    /// A step that found nothing to do.
+    pub fn unchanged(step: impl Into<String>, observed: serde_json::Value) -> Self {
+        StepOutcome { step: step.into(), change: Change::Unchanged, diff: Vec::new(), observed }
+    }
+
+    /// A step that wrote `diff` (an empty diff still counts as unchanged).
+    pub fn from_diff(step: impl Into<String>, diff: Vec<FieldChange>, observed: serde_json::Value) -> Self {
+        let change = if diff.is_empty() { Change::Unchanged } else { Change::Changed };
+        StepOutcome { step: step.into(), change, diff, observed }
+    }
+
+    /// True when the step wrote something.
+    pub fn is_changed(&self) -> bool {
+        self.change == Change::Changed
+    }
+}

@@ -1,0 +1,6 @@
+//! Test harness for gmsa-fleet: starts the real external servers the tests talk to — `nats-server`
+//! with JetStream and a Samba Active Directory domain controller — each on loopback with its own
+//! temporary state, and stops them on drop. Tests never mock NATS or LDAP; they start one of these.
+
+pub mod nats;
+pub mod samba;

@@ -1,0 +1,1 @@
+//! Samba AD DC harness (see ad/ and issue 5).
