@@ -1,4 +1,29 @@
-//! Wire types of gmsa-fleet: what travels on the NATS bus between coordinator and agents.
-//! No I/O here; see `proto/README.md` for subjects, streams and versioning.
+//! Wire types of gmsa-fleet: everything that travels on the NATS bus between the coordinator and
+//! the agents, and the names of the subjects, streams and buckets it travels on.
+//!
+//! ```text
+//!  coordinator ──CommandEnvelope──► fleet.cmd.<cluster> ──► agent
+//!  coordinator ◄──CommandResult──── fleet.result.<cluster>.<command id> ◄── agent
+//!  coordinator ◄──ProgressEvent──── fleet.progress.<cluster>.<command id> ◄── agent
+//!  coordinator ◄──AgentInfo──────── KV fleet_agents/<cluster> ◄── agent (hello, heartbeat)
+//! ```
+//!
+//! **Boundary:** this crate does no I/O and depends on serde, thiserror, uuid and time only (a test
+//! in `tidy` checks the manifest). Versioning rules are in [`version`] and `proto/README.md`.
 
+pub mod agent;
+pub mod command;
 pub mod outcome;
+pub mod progress;
+pub mod result;
+pub mod subjects;
+pub mod version;
+
+pub use agent::AgentInfo;
+pub use command::{Command, CommandEnvelope, CommandId, CommandKind};
+pub use outcome::{Change, FieldChange, StepOutcome};
+pub use progress::ProgressEvent;
+pub use result::{CommandResult, ResultStatus};
+
+#[cfg(test)]
+mod tidy;

@@ -1,0 +1,67 @@
+//! `apply-credspec`: install the GMSACredentialSpec, its ClusterRole and RoleBindings.
+
+use super::ValidationError;
+use serde::{Deserialize, Serialize};
+
+/// A service account that may use the credspec (one RoleBinding each).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceAccountRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Payload of `apply-credspec`: the Active Directory facts (read centrally by the coordinator) and
+/// the cluster-side names. The agent builds and validates the credspec with `gmsa::credspec`,
+/// which checks every field's syntax; this type only checks presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyCredspec {
+    /// `metadata.name` of the GMSACredentialSpec (the seed's `aks-gmsa-spec`).
+    pub spec_name: String,
+    /// The gMSA's account name, without `$`.
+    pub gmsa_account: String,
+    pub netbios_domain: String,
+    pub dns_domain: String,
+    pub dns_tree_root: String,
+    /// The domain's objectGUID, `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+    pub domain_guid: String,
+    /// The domain's SID, `S-1-5-21-a-b-c` (no RID).
+    pub domain_sid: String,
+    /// `https://<vault>.vault.azure.net/secrets/<name>[/<version>]`.
+    pub secret_uri: String,
+    /// Object id of the identity the CCG plugin uses; `None` means the cluster's kubelet identity,
+    /// which the agent reads from the managed cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_object_id: Option<String>,
+    /// Service accounts bound to the ClusterRole (the seed binds `default/default`).
+    #[serde(default)]
+    pub bindings: Vec<ServiceAccountRef>,
+}
+
+impl ApplyCredspec {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let required = [
+            ("payload.spec_name", &self.spec_name),
+            ("payload.gmsa_account", &self.gmsa_account),
+            ("payload.netbios_domain", &self.netbios_domain),
+            ("payload.dns_domain", &self.dns_domain),
+            ("payload.dns_tree_root", &self.dns_tree_root),
+            ("payload.domain_guid", &self.domain_guid),
+            ("payload.domain_sid", &self.domain_sid),
+            ("payload.secret_uri", &self.secret_uri),
+        ];
+        for (field, value) in required {
+            if value.trim().is_empty() {
+                return Err(ValidationError::new(field, "must not be empty"));
+            }
+        }
+        for (index, binding) in self.bindings.iter().enumerate() {
+            if binding.namespace.is_empty() || binding.name.is_empty() {
+                return Err(ValidationError::new(
+                    format!("payload.bindings[{index}]"),
+                    "needs a namespace and a name",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,171 @@
+//! `grant-identity`: let the Windows nodes' identity `get` the domain-user secret.
+
+use super::ValidationError;
+use serde::{Deserialize, Serialize};
+
+/// An Azure Key Vault by its ARM coordinates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultRef {
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub name: String,
+}
+
+impl VaultRef {
+    pub(crate) fn validate(&self, field: &str) -> Result<(), ValidationError> {
+        if uuid::Uuid::parse_str(&self.subscription_id).is_err() {
+            return Err(ValidationError::new(
+                format!("{field}.subscription_id"),
+                "must be a GUID",
+            ));
+        }
+        let rg_ok = !self.resource_group.is_empty()
+            && self.resource_group.len() <= 90
+            && !self.resource_group.ends_with('.')
+            && self
+                .resource_group
+                .chars()
+                .all(|c| c.is_alphanumeric() || "-_.()".contains(c));
+        if !rg_ok {
+            return Err(ValidationError::new(
+                format!("{field}.resource_group"),
+                "must be 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'",
+            ));
+        }
+        // Key Vault names: 3-24 characters, letters, digits and '-', starting with a letter,
+        // ending with a letter or digit, no "--".
+        let name = &self.name;
+        let name_ok = (3..=24).contains(&name.len())
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && name.as_bytes()[0].is_ascii_alphabetic()
+            && !name.ends_with('-')
+            && !name.contains("--");
+        if !name_ok {
+            return Err(ValidationError::new(
+                format!("{field}.name"),
+                "must be 3-24 letters, digits and '-', start with a letter, end with a letter or digit, no '--'",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Which identity is granted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum IdentityChoice {
+    /// The cluster's kubelet identity (`identityProfile.kubeletidentity`), as in the az CLI procedure.
+    Kubelet,
+    /// A user-assigned identity attached to the Windows node pools' scale sets, as the PowerShell
+    /// module's `Grant-AkvAccessToAksWindowsHosts` does; created if absent.
+    UserAssigned {
+        resource_group: String,
+        name: String,
+        node_pools: Vec<String>,
+    },
+}
+
+/// Payload of `grant-identity`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantIdentity {
+    pub vault: VaultRef,
+    /// Name of the secret holding `DOMAIN\user:password`.
+    #[serde(default = "default_secret_name")]
+    pub secret_name: String,
+    pub identity: IdentityChoice,
+}
+
+pub(crate) fn default_secret_name() -> String {
+    "GMSADomainUserCred".to_string()
+}
+
+/// Key Vault secret names: 1-127 letters, digits and '-'.
+pub(crate) fn is_secret_name(name: &str) -> bool {
+    (1..=127).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+impl GrantIdentity {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        self.vault.validate("payload.vault")?;
+        if !is_secret_name(&self.secret_name) {
+            return Err(ValidationError::new(
+                "payload.secret_name",
+                "must be 1-127 letters, digits and '-'",
+            ));
+        }
+        if let IdentityChoice::UserAssigned {
+            resource_group,
+            name,
+            node_pools,
+        } = &self.identity
+        {
+            if resource_group.is_empty() {
+                return Err(ValidationError::new(
+                    "payload.identity.resource_group",
+                    "must not be empty",
+                ));
+            }
+            if !(3..=128).contains(&name.len()) {
+                return Err(ValidationError::new(
+                    "payload.identity.name",
+                    "must be 3-128 characters",
+                ));
+            }
+            if node_pools.is_empty() {
+                return Err(ValidationError::new(
+                    "payload.identity.node_pools",
+                    "must name at least one Windows node pool",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk_grant() -> GrantIdentity {
+        GrantIdentity {
+            vault: VaultRef {
+                subscription_id: "00000000-0000-0000-0000-000000000001".into(),
+                resource_group: "rg-gmsa".into(),
+                name: "myGMSAVault".into(),
+            },
+            secret_name: "GMSADomainUserCred".into(),
+            identity: IdentityChoice::Kubelet,
+        }
+    }
+
+    #[test]
+    fn a_good_grant_passes() {
+        assert!(mk_grant().validate().is_ok());
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let mut grant = mk_grant();
+        grant.vault.subscription_id = "sub".into();
+        assert_eq!(
+            grant.validate().unwrap_err().field,
+            "payload.vault.subscription_id"
+        );
+        let mut grant = mk_grant();
+        grant.vault.name = "9vault".into();
+        assert_eq!(grant.validate().unwrap_err().field, "payload.vault.name");
+        let mut grant = mk_grant();
+        grant.secret_name = "a_b".into();
+        assert_eq!(grant.validate().unwrap_err().field, "payload.secret_name");
+        let mut grant = mk_grant();
+        grant.identity = IdentityChoice::UserAssigned {
+            resource_group: "rg".into(),
+            name: "mi-gmsa".into(),
+            node_pools: vec![],
+        };
+        assert_eq!(
+            grant.validate().unwrap_err().field,
+            "payload.identity.node_pools"
+        );
+    }
+}

@@ -1,0 +1,37 @@
+//! `rotate-credential`: the coordinator rotated the domain user's password and wrote a new secret
+//! version; the cluster is pointed at it and proves it can read it. The password never travels:
+//! only the vault, the secret's name and its new version do.
+
+use super::ValidationError;
+use super::grant_identity::{VaultRef, is_secret_name};
+use serde::{Deserialize, Serialize};
+
+/// Payload of `rotate-credential`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateCredential {
+    pub vault: VaultRef,
+    pub secret_name: String,
+    /// The Key Vault secret version the coordinator wrote (32 hex characters).
+    pub secret_version: String,
+}
+
+impl RotateCredential {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        self.vault.validate("payload.vault")?;
+        if !is_secret_name(&self.secret_name) {
+            return Err(ValidationError::new(
+                "payload.secret_name",
+                "must be 1-127 letters, digits and '-'",
+            ));
+        }
+        if self.secret_version.len() != 32
+            || !self.secret_version.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(ValidationError::new(
+                "payload.secret_version",
+                "must be a Key Vault version: 32 hex characters",
+            ));
+        }
+        Ok(())
+    }
+}

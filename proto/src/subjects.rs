@@ -1,0 +1,81 @@
+//! Every subject, stream, consumer and bucket name of the bus, in one place.
+//! `proto/README.md` documents them; nothing else in the workspace spells a subject.
+
+/// Stream of commands, subjects `fleet.cmd.<cluster>`. Agents read it with direct gets by subject
+/// (no consumer per agent); see ARCHITECTURE.md "Transport".
+pub const COMMAND_STREAM: &str = "FLEET_COMMANDS";
+/// Stream of command results, subjects `fleet.result.<cluster>.<command id>`.
+pub const RESULT_STREAM: &str = "FLEET_RESULTS";
+/// Stream of progress events, subjects `fleet.progress.<cluster>.<command id>`; short retention.
+pub const PROGRESS_STREAM: &str = "FLEET_PROGRESS";
+/// The coordinator's one durable consumer on [`RESULT_STREAM`].
+pub const RESULT_CONSUMER: &str = "coordinator-results";
+/// KV bucket of agents' hellos and heartbeats, key `<cluster>`.
+pub const AGENTS_BUCKET: &str = "fleet_agents";
+/// KV bucket of each agent's position in the command stream, key `<cluster>`.
+pub const CURSORS_BUCKET: &str = "fleet_cursors";
+/// KV bucket of the coordinator's per-cluster last state, key `<cluster>`.
+pub const STATE_BUCKET: &str = "fleet_state";
+/// KV bucket of rollouts the coordinator started, key `<rollout id>`.
+pub const ROLLOUTS_BUCKET: &str = "fleet_rollouts";
+/// Request-reply subject prefix of the coordinator's control API used by `fleetctl`.
+pub const CONTROL_PREFIX: &str = "fleet.ctl";
+
+/// Subject of commands for one cluster.
+pub fn command(cluster: &str) -> String {
+    format!("fleet.cmd.{cluster}")
+}
+
+/// Wildcard covering all commands.
+pub const COMMAND_ALL: &str = "fleet.cmd.*";
+
+/// Subject of the result of one command on one cluster.
+pub fn result(cluster: &str, command_id: &str) -> String {
+    format!("fleet.result.{cluster}.{command_id}")
+}
+
+/// Wildcard covering all results.
+pub const RESULT_ALL: &str = "fleet.result.*.*";
+
+/// Subject of progress events of one command on one cluster.
+pub fn progress(cluster: &str, command_id: &str) -> String {
+    format!("fleet.progress.{cluster}.{command_id}")
+}
+
+/// Wildcard covering all progress events.
+pub const PROGRESS_ALL: &str = "fleet.progress.*.*";
+
+/// Subject of one control-API verb (`run`, `status`, `clusters`).
+pub fn control(verb: &str) -> String {
+    format!("{CONTROL_PREFIX}.{verb}")
+}
+
+/// Whether `name` can stand as one subject token and one KV key: cluster ids are both.
+/// Letters, digits, `-` and `_`, 1 to 63 characters (a DNS label, which AKS cluster names also are).
+pub fn is_valid_token(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_built_from_tokens() {
+        assert_eq!(command("aks-eu-1"), "fleet.cmd.aks-eu-1");
+        assert_eq!(result("c1", "0192"), "fleet.result.c1.0192");
+        assert_eq!(progress("c1", "0192"), "fleet.progress.c1.0192");
+    }
+
+    #[test]
+    fn tokens_refuse_subject_syntax() {
+        for bad in ["", "a.b", "a*", ">", "a b", &"x".repeat(64)] {
+            assert!(!is_valid_token(bad), "{bad:?}");
+        }
+        assert!(is_valid_token("aks-prod_07"));
+    }
+}
