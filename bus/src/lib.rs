@@ -1,1 +1,86 @@
-//! bus
+//! The NATS JetStream adapter of gmsa-fleet: the only crate that knows how commands, results,
+//! progress and fleet state are laid out on the bus. Agent and coordinator use it; neither spells a
+//! subject or a stream config.
+//!
+//! ```text
+//!             publish (Nats-Msg-Id = command id)                direct get next_by_subj
+//! coordinator ───────────────► FLEET_COMMANDS  fleet.cmd.<c> ◄──────────────────────── agent <c>
+//!      │                             │ (core copy of each publish = wake-up) ─────────────► │
+//!      │  durable consumer           │                                                     │
+//!      └◄──────────── FLEET_RESULTS  fleet.result.<c>.<id> ◄────── publish (Msg-Id) ───────┤
+//!                     FLEET_PROGRESS fleet.progress.<c>.<id> ◄─────────────────────────────┤
+//!                     KV fleet_agents/<c> (hello, heartbeat) ◄─────────────────────────────┤
+//!                     KV fleet_cursors/<c> (last applied command sequence, attempts) ◄─────┘
+//!                     KV fleet_state/<c>, fleet_rollouts/<id> (coordinator's record)
+//! ```
+//!
+//! There is **no consumer per agent**: an agent reads its own subject with direct gets from the
+//! position it keeps in `fleet_cursors`, woken by the core-NATS copy of each command publish (and a
+//! periodic poll). ARCHITECTURE.md, "Transport", gives the reasons and the measured cost.
+
+pub mod commands;
+pub mod error;
+pub mod headers;
+pub mod kv;
+pub mod results;
+pub mod topology;
+
+pub use error::BusError;
+
+use async_nats::jetstream;
+
+/// A connection to the bus: a NATS client and its JetStream context.
+#[derive(Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+}
+
+impl Bus {
+    /// Connects to `url` (comma-separated server list) with `name` as the connection name.
+    /// Reconnects forever with backoff; callers learn of reconnections through
+    /// [`Bus::connect_with_events`].
+    pub async fn connect(url: &str, name: &str) -> Result<Bus, BusError> {
+        Self::connect_with_events(url, name, None).await
+    }
+
+    /// Like [`Bus::connect`], and sends `()` on `reconnected` each time the connection is
+    /// (re-)established, so an agent can catch up on what it missed while away.
+    pub async fn connect_with_events(
+        url: &str,
+        name: &str,
+        reconnected: Option<tokio::sync::mpsc::UnboundedSender<()>>,
+    ) -> Result<Bus, BusError> {
+        let mut options = async_nats::ConnectOptions::new()
+            .name(name)
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connection_timeout(std::time::Duration::from_secs(5));
+        if let Some(sender) = reconnected {
+            options = options.event_callback(move |event| {
+                let sender = sender.clone();
+                async move {
+                    if matches!(event, async_nats::Event::Connected) {
+                        let _ = sender.send(());
+                    }
+                }
+            });
+        }
+        let client = options.connect(url).await.map_err(|source| BusError::Connect { url: url.to_string(), source })?;
+        let jetstream = jetstream::new(client.clone());
+        Ok(Bus { client, jetstream })
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
+    }
+
+    /// Waits until everything published so far has reached the server.
+    pub async fn flush(&self) -> Result<(), BusError> {
+        self.client.flush().await.map_err(|source| BusError::Flush { source })
+    }
+}

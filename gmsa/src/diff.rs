@@ -14,12 +14,7 @@ pub fn json_diff(before: &Value, after: &Value) -> Vec<FieldChange> {
     changes
 }
 
-fn diff_at(
-    path: String,
-    before: Option<&Value>,
-    after: Option<&Value>,
-    out: &mut Vec<FieldChange>,
-) {
+fn diff_at(path: String, before: Option<&Value>, after: Option<&Value>, out: &mut Vec<FieldChange>) {
     match (before, after) {
         (Some(Value::Object(b)), Some(Value::Object(a))) => {
             let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
@@ -33,11 +28,7 @@ fn diff_at(
         (Some(b), Some(a)) if b == a => {}
         (None, None) => {}
         (b, a) => out.push(FieldChange {
-            path: if path.is_empty() {
-                "/".to_string()
-            } else {
-                path
-            },
+            path: if path.is_empty() { "/".to_string() } else { path },
             before: b.cloned(),
             after: a.cloned(),
         }),
@@ -64,10 +55,7 @@ mod tests {
     fn changed_added_and_removed_leaves_are_listed() {
         let before = json!({"a": {"b": 1, "gone": true}, "list": [1]});
         let after = json!({"a": {"b": 2, "new": "x"}, "list": [1, 2]});
-        let paths: Vec<String> = json_diff(&before, &after)
-            .into_iter()
-            .map(|c| c.path)
-            .collect();
+        let paths: Vec<String> = json_diff(&before, &after).into_iter().map(|c| c.path).collect();
         assert_eq!(paths, ["/a/b", "/a/gone", "/a/new", "/list"]);
     }
 

@@ -47,31 +47,13 @@ pub struct StepOutcome {
 impl StepOutcome {
     /// A step that found nothing to do.
     pub fn unchanged(step: impl Into<String>, observed: serde_json::Value) -> Self {
-        StepOutcome {
-            step: step.into(),
-            change: Change::Unchanged,
-            diff: Vec::new(),
-            observed,
-        }
+        StepOutcome { step: step.into(), change: Change::Unchanged, diff: Vec::new(), observed }
     }
 
     /// A step that wrote `diff` (an empty diff still counts as unchanged).
-    pub fn from_diff(
-        step: impl Into<String>,
-        diff: Vec<FieldChange>,
-        observed: serde_json::Value,
-    ) -> Self {
-        let change = if diff.is_empty() {
-            Change::Unchanged
-        } else {
-            Change::Changed
-        };
-        StepOutcome {
-            step: step.into(),
-            change,
-            diff,
-            observed,
-        }
+    pub fn from_diff(step: impl Into<String>, diff: Vec<FieldChange>, observed: serde_json::Value) -> Self {
+        let change = if diff.is_empty() { Change::Unchanged } else { Change::Changed };
+        StepOutcome { step: step.into(), change, diff, observed }
     }
 
     /// True when the step wrote something.

@@ -27,11 +27,7 @@ impl ResultStatus {
 
     /// The status of a command whose steps all succeeded.
     pub fn from_steps(steps: &[StepOutcome]) -> Self {
-        if steps.iter().any(StepOutcome::is_changed) {
-            ResultStatus::Succeeded
-        } else {
-            ResultStatus::Unchanged
-        }
+        if steps.iter().any(StepOutcome::is_changed) { ResultStatus::Succeeded } else { ResultStatus::Unchanged }
     }
 
     pub fn label(&self) -> &str {
@@ -78,10 +74,7 @@ mod tests {
             rollout_id: None,
             cluster: "aks-1".into(),
             kind: "enable-gmsa".into(),
-            status: ResultStatus::Failed {
-                code: "invalid_payload".into(),
-                message: "payload.dns_server: bad".into(),
-            },
+            status: ResultStatus::Failed { code: "invalid_payload".into(), message: "payload.dns_server: bad".into() },
             steps: vec![],
             attempt: 1,
             finished_at: OffsetDateTime::UNIX_EPOCH,
@@ -90,10 +83,7 @@ mod tests {
         let json = serde_json::to_value(&result).unwrap();
         assert_eq!(json["status"], "failed");
         assert_eq!(json["code"], "invalid_payload");
-        assert_eq!(
-            serde_json::from_value::<CommandResult>(json).unwrap(),
-            result
-        );
+        assert_eq!(serde_json::from_value::<CommandResult>(json).unwrap(), result);
     }
 
     #[test]
@@ -101,20 +91,10 @@ mod tests {
         let unchanged = StepOutcome::unchanged("a", serde_json::Value::Null);
         let changed = StepOutcome::from_diff(
             "b",
-            vec![crate::outcome::FieldChange {
-                path: "/x".into(),
-                before: None,
-                after: Some(1.into()),
-            }],
+            vec![crate::outcome::FieldChange { path: "/x".into(), before: None, after: Some(1.into()) }],
             serde_json::Value::Null,
         );
-        assert_eq!(
-            ResultStatus::from_steps(&[unchanged.clone()]),
-            ResultStatus::Unchanged
-        );
-        assert_eq!(
-            ResultStatus::from_steps(&[unchanged, changed]),
-            ResultStatus::Succeeded
-        );
+        assert_eq!(ResultStatus::from_steps(&[unchanged.clone()]), ResultStatus::Unchanged);
+        assert_eq!(ResultStatus::from_steps(&[unchanged, changed]), ResultStatus::Succeeded);
     }
 }

@@ -53,11 +53,7 @@ pub fn control(verb: &str) -> String {
 /// Whether `name` can stand as one subject token and one KV key: cluster ids are both.
 /// Letters, digits, `-` and `_`, 1 to 63 characters (a DNS label, which AKS cluster names also are).
 pub fn is_valid_token(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !name.is_empty() && name.len() <= 63 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]

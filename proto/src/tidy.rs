@@ -4,29 +4,14 @@
 use std::path::{Path, PathBuf};
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("proto is one level below the root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("proto is one level below the root").to_path_buf()
 }
 
 #[test]
 fn proto_manifest_has_no_io_dependencies() {
-    let manifest =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
-    for forbidden in [
-        "tokio",
-        "async-nats",
-        "kube",
-        "azure",
-        "ldap3",
-        "reqwest",
-        "hyper",
-    ] {
-        assert!(
-            !manifest.contains(forbidden),
-            "proto must not depend on {forbidden}"
-        );
+    let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    for forbidden in ["tokio", "async-nats", "kube", "azure", "ldap3", "reqwest", "hyper"] {
+        assert!(!manifest.contains(forbidden), "proto must not depend on {forbidden}");
     }
 }
 
@@ -51,15 +36,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn every_source_file_opens_with_a_module_doc() {
     let root = workspace_root();
     let mut files = Vec::new();
-    for krate in [
-        "proto",
-        "gmsa",
-        "bus",
-        "agent",
-        "coordinator",
-        "testkit",
-        "tests",
-    ] {
+    for krate in ["proto", "gmsa", "bus", "agent", "coordinator", "testkit", "tests"] {
         rust_files(&root.join(krate).join("src"), &mut files);
     }
     let missing: Vec<String> = files
@@ -71,8 +48,5 @@ fn every_source_file_opens_with_a_module_doc() {
         })
         .map(|path| path.display().to_string())
         .collect();
-    assert!(
-        missing.is_empty(),
-        "files without a //! opening: {missing:?}"
-    );
+    assert!(missing.is_empty(), "files without a //! opening: {missing:?}");
 }

@@ -28,20 +28,14 @@ pub struct SchemaVersion {
 
 impl SchemaVersion {
     /// The version this build writes.
-    pub const CURRENT: SchemaVersion = SchemaVersion {
-        major: SCHEMA_MAJOR,
-        minor: SCHEMA_MINOR,
-    };
+    pub const CURRENT: SchemaVersion = SchemaVersion { major: SCHEMA_MAJOR, minor: SCHEMA_MINOR };
 
     /// Whether this build can read a message of this version.
     pub fn check_supported(self) -> Result<(), VersionError> {
         if self.major == SCHEMA_MAJOR {
             Ok(())
         } else {
-            Err(VersionError::UnsupportedMajor {
-                found: self,
-                supported: SCHEMA_MAJOR,
-            })
+            Err(VersionError::UnsupportedMajor { found: self, supported: SCHEMA_MAJOR })
         }
     }
 }
@@ -62,9 +56,7 @@ impl FromStr for SchemaVersion {
     type Err = VersionError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let malformed = || VersionError::Malformed {
-            text: text.to_string(),
-        };
+        let malformed = || VersionError::Malformed { text: text.to_string() };
         let (major, minor) = text.split_once('.').ok_or_else(malformed)?;
         Ok(SchemaVersion {
             major: major.parse().map_err(|_| malformed())?,
@@ -91,10 +83,7 @@ impl<'de> Deserialize<'de> for SchemaVersion {
 pub enum VersionError {
     /// The message was written by a build with another major schema version.
     #[error("schema {found} is not supported: this build reads major version {supported} only")]
-    UnsupportedMajor {
-        found: SchemaVersion,
-        supported: u16,
-    },
+    UnsupportedMajor { found: SchemaVersion, supported: u16 },
     /// The `schema` field is not of the form `MAJOR.MINOR`.
     #[error("schema version {text:?} is not of the form MAJOR.MINOR")]
     Malformed { text: String },
@@ -112,15 +101,8 @@ mod tests {
 
     #[test]
     fn other_major_is_refused_with_both_versions_in_the_message() {
-        let err = "2.0"
-            .parse::<SchemaVersion>()
-            .unwrap()
-            .check_supported()
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "schema 2.0 is not supported: this build reads major version 1 only"
-        );
+        let err = "2.0".parse::<SchemaVersion>().unwrap().check_supported().unwrap_err();
+        assert_eq!(err.to_string(), "schema 2.0 is not supported: this build reads major version 1 only");
     }
 
     #[test]

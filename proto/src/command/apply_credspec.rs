@@ -56,10 +56,7 @@ impl ApplyCredspec {
         }
         for (index, binding) in self.bindings.iter().enumerate() {
             if binding.namespace.is_empty() || binding.name.is_empty() {
-                return Err(ValidationError::new(
-                    format!("payload.bindings[{index}]"),
-                    "needs a namespace and a name",
-                ));
+                return Err(ValidationError::new(format!("payload.bindings[{index}]"), "needs a namespace and a name"));
             }
         }
         Ok(())

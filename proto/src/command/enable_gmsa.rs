@@ -52,9 +52,7 @@ pub(crate) fn is_dns_name(name: &str) -> bool {
         && labels.iter().all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -65,10 +63,7 @@ mod tests {
     use super::*;
 
     fn mk(dns: Option<&str>, root: Option<&str>) -> EnableGmsa {
-        EnableGmsa {
-            dns_server: dns.map(String::from),
-            root_domain: root.map(String::from),
-        }
+        EnableGmsa { dns_server: dns.map(String::from), root_domain: root.map(String::from) }
     }
 
     #[test]
@@ -81,26 +76,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_field() {
-        assert_eq!(
-            mk(Some("dc1"), Some("contoso.com"))
-                .validate()
-                .unwrap_err()
-                .field,
-            "payload.dns_server"
-        );
-        assert_eq!(
-            mk(Some("10.1.0.4"), Some("contoso"))
-                .validate()
-                .unwrap_err()
-                .field,
-            "payload.root_domain"
-        );
-        assert_eq!(
-            mk(Some("10.1.0.4"), Some("-a.com"))
-                .validate()
-                .unwrap_err()
-                .field,
-            "payload.root_domain"
-        );
+        assert_eq!(mk(Some("dc1"), Some("contoso.com")).validate().unwrap_err().field, "payload.dns_server");
+        assert_eq!(mk(Some("10.1.0.4"), Some("contoso")).validate().unwrap_err().field, "payload.root_domain");
+        assert_eq!(mk(Some("10.1.0.4"), Some("-a.com")).validate().unwrap_err().field, "payload.root_domain");
     }
 }

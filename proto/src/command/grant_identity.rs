@@ -14,18 +14,12 @@ pub struct VaultRef {
 impl VaultRef {
     pub(crate) fn validate(&self, field: &str) -> Result<(), ValidationError> {
         if uuid::Uuid::parse_str(&self.subscription_id).is_err() {
-            return Err(ValidationError::new(
-                format!("{field}.subscription_id"),
-                "must be a GUID",
-            ));
+            return Err(ValidationError::new(format!("{field}.subscription_id"), "must be a GUID"));
         }
         let rg_ok = !self.resource_group.is_empty()
             && self.resource_group.len() <= 90
             && !self.resource_group.ends_with('.')
-            && self
-                .resource_group
-                .chars()
-                .all(|c| c.is_alphanumeric() || "-_.()".contains(c));
+            && self.resource_group.chars().all(|c| c.is_alphanumeric() || "-_.()".contains(c));
         if !rg_ok {
             return Err(ValidationError::new(
                 format!("{field}.resource_group"),
@@ -58,11 +52,7 @@ pub enum IdentityChoice {
     Kubelet,
     /// A user-assigned identity attached to the Windows node pools' scale sets, as the PowerShell
     /// module's `Grant-AkvAccessToAksWindowsHosts` does; created if absent.
-    UserAssigned {
-        resource_group: String,
-        name: String,
-        node_pools: Vec<String>,
-    },
+    UserAssigned { resource_group: String, name: String, node_pools: Vec<String> },
 }
 
 /// Payload of `grant-identity`.
@@ -88,28 +78,14 @@ impl GrantIdentity {
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.vault.validate("payload.vault")?;
         if !is_secret_name(&self.secret_name) {
-            return Err(ValidationError::new(
-                "payload.secret_name",
-                "must be 1-127 letters, digits and '-'",
-            ));
+            return Err(ValidationError::new("payload.secret_name", "must be 1-127 letters, digits and '-'"));
         }
-        if let IdentityChoice::UserAssigned {
-            resource_group,
-            name,
-            node_pools,
-        } = &self.identity
-        {
+        if let IdentityChoice::UserAssigned { resource_group, name, node_pools } = &self.identity {
             if resource_group.is_empty() {
-                return Err(ValidationError::new(
-                    "payload.identity.resource_group",
-                    "must not be empty",
-                ));
+                return Err(ValidationError::new("payload.identity.resource_group", "must not be empty"));
             }
             if !(3..=128).contains(&name.len()) {
-                return Err(ValidationError::new(
-                    "payload.identity.name",
-                    "must be 3-128 characters",
-                ));
+                return Err(ValidationError::new("payload.identity.name", "must be 3-128 characters"));
             }
             if node_pools.is_empty() {
                 return Err(ValidationError::new(
@@ -147,10 +123,7 @@ mod tests {
     fn each_bad_field_is_named() {
         let mut grant = mk_grant();
         grant.vault.subscription_id = "sub".into();
-        assert_eq!(
-            grant.validate().unwrap_err().field,
-            "payload.vault.subscription_id"
-        );
+        assert_eq!(grant.validate().unwrap_err().field, "payload.vault.subscription_id");
         let mut grant = mk_grant();
         grant.vault.name = "9vault".into();
         assert_eq!(grant.validate().unwrap_err().field, "payload.vault.name");
@@ -158,14 +131,8 @@ mod tests {
         grant.secret_name = "a_b".into();
         assert_eq!(grant.validate().unwrap_err().field, "payload.secret_name");
         let mut grant = mk_grant();
-        grant.identity = IdentityChoice::UserAssigned {
-            resource_group: "rg".into(),
-            name: "mi-gmsa".into(),
-            node_pools: vec![],
-        };
-        assert_eq!(
-            grant.validate().unwrap_err().field,
-            "payload.identity.node_pools"
-        );
+        grant.identity =
+            IdentityChoice::UserAssigned { resource_group: "rg".into(), name: "mi-gmsa".into(), node_pools: vec![] };
+        assert_eq!(grant.validate().unwrap_err().field, "payload.identity.node_pools");
     }
 }

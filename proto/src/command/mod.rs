@@ -37,11 +37,7 @@ impl CommandId {
     /// to a cluster is deduplicated rather than applied twice.
     pub fn for_rollout(rollout_id: &str, cluster: &str) -> Self {
         let name = format!("{rollout_id}/{cluster}");
-        CommandId(
-            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes())
-                .simple()
-                .to_string(),
-        )
+        CommandId(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).simple().to_string())
     }
 
     pub fn as_str(&self) -> &str {
@@ -119,16 +115,10 @@ impl std::str::FromStr for CommandKind {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        CommandKind::ALL
-            .into_iter()
-            .find(|kind| kind.name() == text)
-            .ok_or_else(|| {
-                let names: Vec<&str> = CommandKind::ALL.iter().map(|kind| kind.name()).collect();
-                format!(
-                    "unknown command kind {text:?}; expected one of {}",
-                    names.join(", ")
-                )
-            })
+        CommandKind::ALL.into_iter().find(|kind| kind.name() == text).ok_or_else(|| {
+            let names: Vec<&str> = CommandKind::ALL.iter().map(|kind| kind.name()).collect();
+            format!("unknown command kind {text:?}; expected one of {}", names.join(", "))
+        })
     }
 }
 
@@ -169,10 +159,7 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
-        ValidationError {
-            field: field.into(),
-            rule: rule.into(),
-        }
+        ValidationError { field: field.into(), rule: rule.into() }
     }
 }
 

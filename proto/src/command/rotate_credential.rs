@@ -19,14 +19,9 @@ impl RotateCredential {
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.vault.validate("payload.vault")?;
         if !is_secret_name(&self.secret_name) {
-            return Err(ValidationError::new(
-                "payload.secret_name",
-                "must be 1-127 letters, digits and '-'",
-            ));
+            return Err(ValidationError::new("payload.secret_name", "must be 1-127 letters, digits and '-'"));
         }
-        if self.secret_version.len() != 32
-            || !self.secret_version.bytes().all(|b| b.is_ascii_hexdigit())
-        {
+        if self.secret_version.len() != 32 || !self.secret_version.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ValidationError::new(
                 "payload.secret_version",
                 "must be a Key Vault version: 32 hex characters",

@@ -30,22 +30,13 @@ fn default_timeout() -> u32 {
 impl Verify {
     pub fn validate(&self) -> Result<(), ValidationError> {
         if self.spec_name.is_empty() {
-            return Err(ValidationError::new(
-                "payload.spec_name",
-                "must not be empty",
-            ));
+            return Err(ValidationError::new("payload.spec_name", "must not be empty"));
         }
         if self.namespace.is_empty() {
-            return Err(ValidationError::new(
-                "payload.namespace",
-                "must not be empty",
-            ));
+            return Err(ValidationError::new("payload.namespace", "must not be empty"));
         }
         if !(1..=3600).contains(&self.timeout_secs) {
-            return Err(ValidationError::new(
-                "payload.timeout_secs",
-                "must be between 1 and 3600",
-            ));
+            return Err(ValidationError::new("payload.timeout_secs", "must be between 1 and 3600"));
         }
         Ok(())
     }

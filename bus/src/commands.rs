@@ -1,0 +1,133 @@
+//! The command stream: the coordinator publishes, each agent reads its own subject.
+//!
+//! Delivery to an agent, step by step:
+//! 1. The coordinator publishes the envelope to `fleet.cmd.<cluster>` with `Nats-Msg-Id` = command
+//!    id; JetStream stores it (a duplicate publish within the dedup window is dropped).
+//! 2. Because it is an ordinary publish, every core subscriber of `fleet.cmd.<cluster>` also gets a
+//!    copy. The agent treats that copy only as a **wake-up**.
+//! 3. On a wake-up, on (re)connect and on a periodic poll, the agent asks the stream for the next
+//!    message on its subject after its cursor ([`CommandInbox::next_after`], a direct get), so it
+//!    reads in stream order, misses nothing while offline and needs no server-side consumer.
+
+use crate::{Bus, BusError, headers};
+use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use async_nats::{HeaderMap, Subscriber};
+use bytes::Bytes;
+use proto::{CommandEnvelope, subjects};
+
+/// Publishes commands (coordinator side).
+#[derive(Clone)]
+pub struct CommandPublisher {
+    bus: Bus,
+}
+
+/// A command the server acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// Its sequence in the command stream.
+    pub sequence: u64,
+    /// True when JetStream recognised the message id and did not store it again.
+    pub duplicate: bool,
+}
+
+impl CommandPublisher {
+    pub fn new(bus: &Bus) -> Self {
+        CommandPublisher { bus: bus.clone() }
+    }
+
+    /// Sends a command without waiting for the server's acknowledgement; await the returned
+    /// future with [`CommandPublisher::confirm`]. Many sends in flight are how a fleet-wide command
+    /// is published quickly.
+    pub async fn send(
+        &self,
+        envelope: &CommandEnvelope,
+        traceparent: Option<&str>,
+    ) -> Result<PublishAckFuture, BusError> {
+        let subject = subjects::command(&envelope.cluster);
+        let payload =
+            serde_json::to_vec(envelope).map_err(|source| BusError::Encode { subject: subject.clone(), source })?;
+        let headers = headers::outgoing(envelope.command_id.as_str(), traceparent);
+        self.bus
+            .jetstream()
+            .publish_with_headers(subject.clone(), headers, payload.into())
+            .await
+            .map_err(|source| BusError::Publish { subject, source })
+    }
+
+    /// Waits for the acknowledgement of a [`CommandPublisher::send`].
+    pub async fn confirm(subject: &str, ack: PublishAckFuture) -> Result<Published, BusError> {
+        let ack = ack.await.map_err(|source| BusError::Publish { subject: subject.to_string(), source })?;
+        Ok(Published { sequence: ack.sequence, duplicate: ack.duplicate })
+    }
+
+    /// Sends one command and waits for its acknowledgement.
+    pub async fn publish(&self, envelope: &CommandEnvelope, traceparent: Option<&str>) -> Result<Published, BusError> {
+        let ack = self.send(envelope, traceparent).await?;
+        Self::confirm(&subjects::command(&envelope.cluster), ack).await
+    }
+
+    /// Publishes raw bytes as a command (for tests of malformed or future messages).
+    pub async fn publish_raw(&self, cluster: &str, headers: HeaderMap, payload: Bytes) -> Result<Published, BusError> {
+        let subject = subjects::command(cluster);
+        let ack = self
+            .bus
+            .jetstream()
+            .publish_with_headers(subject.clone(), headers, payload)
+            .await
+            .map_err(|source| BusError::Publish { subject: subject.clone(), source })?;
+        Self::confirm(&subject, ack).await
+    }
+}
+
+/// A command read from the stream, not yet decoded (the agent decides what to do with a message it
+/// cannot decode).
+#[derive(Debug, Clone)]
+pub struct StoredCommand {
+    pub sequence: u64,
+    pub headers: HeaderMap,
+    pub payload: Bytes,
+}
+
+/// One cluster's view of the command stream (agent side).
+pub struct CommandInbox {
+    stream: Stream<()>,
+    subject: String,
+}
+
+impl CommandInbox {
+    /// Opens the command stream for `cluster` without a round trip.
+    pub async fn open(bus: &Bus, cluster: &str) -> Result<CommandInbox, BusError> {
+        let stream = bus
+            .jetstream()
+            .get_stream_no_info(subjects::COMMAND_STREAM)
+            .await
+            .map_err(|source| BusError::OpenStream { stream: subjects::COMMAND_STREAM.to_string(), source })?;
+        Ok(CommandInbox { stream, subject: subjects::command(cluster) })
+    }
+
+    /// The first command on this cluster's subject with a sequence greater than `sequence`.
+    pub async fn next_after(&self, sequence: u64) -> Result<Option<StoredCommand>, BusError> {
+        match self.stream.direct_get_next_for_subject(self.subject.as_str(), Some(sequence + 1)).await {
+            Ok(message) => Ok(Some(StoredCommand {
+                sequence: message.sequence,
+                headers: message.headers,
+                payload: message.payload,
+            })),
+            Err(err) if err.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(source) => Err(BusError::DirectGet {
+                stream: subjects::COMMAND_STREAM.to_string(),
+                subject: self.subject.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// A core subscription to this cluster's command subject: each message is a wake-up.
+    pub async fn wakeups(&self, bus: &Bus) -> Result<Subscriber, BusError> {
+        bus.client()
+            .subscribe(self.subject.clone())
+            .await
+            .map_err(|source| BusError::Subscribe { subject: self.subject.clone(), source })
+    }
+}

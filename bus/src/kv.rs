@@ -1,0 +1,118 @@
+//! Typed key-value buckets: each bucket holds JSON values of one type, keyed by cluster or rollout.
+
+use crate::{Bus, BusError};
+use async_nats::jetstream::kv::Store;
+use futures::TryStreamExt;
+use proto::subjects;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::marker::PhantomData;
+
+/// A bucket of `T` values.
+pub struct Bucket<T> {
+    store: Store,
+    name: &'static str,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Bucket<T> {
+    fn clone(&self) -> Self {
+        Bucket { store: self.store.clone(), name: self.name, _value: PhantomData }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Bucket<T> {
+    /// Opens an existing bucket (the coordinator creates them at start-up).
+    pub async fn open(bus: &Bus, name: &'static str) -> Result<Self, BusError> {
+        let store = bus
+            .jetstream()
+            .get_key_value(name)
+            .await
+            .map_err(|source| BusError::OpenBucket { bucket: name.to_string(), source })?;
+        Ok(Bucket { store, name, _value: PhantomData })
+    }
+
+    fn read_error(&self, key: &str, source: impl Into<async_nats::Error>) -> BusError {
+        BusError::KvRead { bucket: self.name.to_string(), key: key.to_string(), source: source.into() }
+    }
+
+    fn write_error(&self, key: &str, source: impl Into<async_nats::Error>) -> BusError {
+        BusError::KvWrite { bucket: self.name.to_string(), key: key.to_string(), source: source.into() }
+    }
+
+    /// The value and its revision, or `None` when the key is absent or deleted.
+    pub async fn get(&self, key: &str) -> Result<Option<(T, u64)>, BusError> {
+        let entry = self.store.entry(key).await.map_err(|err| self.read_error(key, err))?;
+        match entry {
+            Some(entry) if entry.operation == async_nats::jetstream::kv::Operation::Put => {
+                let value = serde_json::from_slice(&entry.value).map_err(|err| self.read_error(key, err))?;
+                Ok(Some((value, entry.revision)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Writes unconditionally; returns the new revision.
+    pub async fn put(&self, key: &str, value: &T) -> Result<u64, BusError> {
+        let bytes = serde_json::to_vec(value).map_err(|err| self.write_error(key, err))?;
+        self.store.put(key, bytes.into()).await.map_err(|err| self.write_error(key, err))
+    }
+
+    /// Writes only if the key is still at `revision` (0: only if absent); returns the new revision.
+    pub async fn update(&self, key: &str, value: &T, revision: u64) -> Result<u64, BusError> {
+        let bytes = serde_json::to_vec(value).map_err(|err| self.write_error(key, err))?;
+        if revision == 0 {
+            self.store.create(key, bytes.into()).await.map_err(|err| self.write_error(key, err))
+        } else {
+            self.store.update(key, bytes.into(), revision).await.map_err(|err| self.write_error(key, err))
+        }
+    }
+
+    /// Every key and value. Cost: one read per key; fine for inventories of ~10^4.
+    pub async fn entries(&self) -> Result<Vec<(String, T)>, BusError> {
+        let keys: Vec<String> = self
+            .store
+            .keys()
+            .await
+            .map_err(|err| self.read_error("*", err))?
+            .try_collect()
+            .await
+            .map_err(|err| self.read_error("*", err))?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some((value, _)) = self.get(&key).await? {
+                out.push((key, value));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An agent's position in the command stream and the command it is working on, so that a restart
+/// resumes where it stopped and a command that keeps crashing the agent ends after bounded attempts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Sequence of the last command whose result was published (0: none yet).
+    pub last_done: u64,
+    /// The command being applied, if the agent stopped while applying it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<InFlight>,
+}
+
+/// A command started but not finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InFlight {
+    pub sequence: u64,
+    pub command_id: String,
+    /// How many times it was started, this one included.
+    pub attempts: u32,
+}
+
+/// The agents' cursors.
+pub async fn cursors(bus: &Bus) -> Result<Bucket<Cursor>, BusError> {
+    Bucket::open(bus, subjects::CURSORS_BUCKET).await
+}
+
+/// The agents' hellos and heartbeats.
+pub async fn agents(bus: &Bus) -> Result<Bucket<proto::AgentInfo>, BusError> {
+    Bucket::open(bus, subjects::AGENTS_BUCKET).await
+}

@@ -1,0 +1,141 @@
+//! Results and progress: agents publish, the coordinator consumes results with one durable
+//! consumer, and an agent looks up its own earlier result by command id (its idempotency check
+//! beyond the server's dedup window).
+
+use crate::{Bus, BusError, headers};
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use futures::StreamExt;
+use proto::{CommandResult, ProgressEvent, subjects};
+use std::time::Duration;
+
+/// Publishes results and progress (agent side).
+#[derive(Clone)]
+pub struct ResultPublisher {
+    bus: Bus,
+    results: Stream<()>,
+}
+
+impl ResultPublisher {
+    pub async fn open(bus: &Bus) -> Result<ResultPublisher, BusError> {
+        let results = bus
+            .jetstream()
+            .get_stream_no_info(subjects::RESULT_STREAM)
+            .await
+            .map_err(|source| BusError::OpenStream { stream: subjects::RESULT_STREAM.to_string(), source })?;
+        Ok(ResultPublisher { bus: bus.clone(), results })
+    }
+
+    /// Publishes a result and waits for JetStream's acknowledgement. The message id is the command
+    /// id, so a result re-published after a crash is stored once.
+    pub async fn publish_result(&self, result: &CommandResult, traceparent: Option<&str>) -> Result<(), BusError> {
+        let subject = subjects::result(&result.cluster, result.command_id.as_str());
+        let payload =
+            serde_json::to_vec(result).map_err(|source| BusError::Encode { subject: subject.clone(), source })?;
+        let message_id = format!("result-{}-{}", result.cluster, result.command_id);
+        let ack = self
+            .bus
+            .jetstream()
+            .publish_with_headers(subject.clone(), headers::outgoing(&message_id, traceparent), payload.into())
+            .await
+            .map_err(|source| BusError::Publish { subject: subject.clone(), source })?;
+        ack.await.map_err(|source| BusError::Publish { subject, source })?;
+        Ok(())
+    }
+
+    /// Publishes a progress event, best effort (no acknowledgement awaited: progress is advisory).
+    pub async fn publish_progress(&self, event: &ProgressEvent) -> Result<(), BusError> {
+        let subject = subjects::progress(&event.cluster, event.command_id.as_str());
+        let payload =
+            serde_json::to_vec(event).map_err(|source| BusError::Encode { subject: subject.clone(), source })?;
+        self.bus
+            .client()
+            .publish(subject.clone(), payload.into())
+            .await
+            .map_err(|source| BusError::CorePublish { subject, source })
+    }
+
+    /// The result already recorded for this command on this cluster, if any.
+    pub async fn lookup(&self, cluster: &str, command_id: &str) -> Result<Option<CommandResult>, BusError> {
+        let subject = subjects::result(cluster, command_id);
+        match self.results.direct_get_last_for_subject(subject.as_str()).await {
+            Ok(message) => serde_json::from_slice(&message.payload)
+                .map(Some)
+                .map_err(|source| BusError::Decode { subject, source }),
+            Err(err) if err.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(source) => Err(BusError::DirectGet { stream: subjects::RESULT_STREAM.to_string(), subject, source }),
+        }
+    }
+}
+
+/// The coordinator's durable feed of results: every result is delivered until acknowledged, so a
+/// coordinator restart loses none.
+pub struct ResultFeed {
+    messages: pull::Stream,
+}
+
+/// A result with the handle to acknowledge it once recorded.
+pub struct ReceivedResult {
+    pub result: Result<CommandResult, BusError>,
+    message: async_nats::jetstream::Message,
+}
+
+impl ReceivedResult {
+    /// Acknowledges the result: it will not be delivered again.
+    pub async fn ack(&self) -> Result<(), BusError> {
+        self.message.ack().await.map_err(|source| BusError::Consumer {
+            stream: subjects::RESULT_STREAM.to_string(),
+            consumer: subjects::RESULT_CONSUMER.to_string(),
+            source,
+        })
+    }
+}
+
+impl ResultFeed {
+    /// Creates (or reuses) the durable consumer and starts pulling.
+    pub async fn open(bus: &Bus) -> Result<ResultFeed, BusError> {
+        let consumer_error = |source: async_nats::Error| BusError::Consumer {
+            stream: subjects::RESULT_STREAM.to_string(),
+            consumer: subjects::RESULT_CONSUMER.to_string(),
+            source,
+        };
+        let stream = bus
+            .jetstream()
+            .get_stream(subjects::RESULT_STREAM)
+            .await
+            .map_err(|source| BusError::OpenStream { stream: subjects::RESULT_STREAM.to_string(), source })?;
+        let consumer = stream
+            .get_or_create_consumer(
+                subjects::RESULT_CONSUMER,
+                pull::Config {
+                    durable_name: Some(subjects::RESULT_CONSUMER.to_string()),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 20_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|err| consumer_error(err.into()))?;
+        let messages = consumer.messages().await.map_err(|err| consumer_error(err.into()))?;
+        Ok(ResultFeed { messages })
+    }
+
+    /// The next result; `None` when the feed ended.
+    pub async fn next(&mut self) -> Option<Result<ReceivedResult, BusError>> {
+        let message = self.messages.next().await?;
+        Some(match message {
+            Ok(message) => {
+                let subject = message.subject.to_string();
+                let result =
+                    serde_json::from_slice(&message.payload).map_err(|source| BusError::Decode { subject, source });
+                Ok(ReceivedResult { result, message })
+            }
+            Err(err) => Err(BusError::Consumer {
+                stream: subjects::RESULT_STREAM.to_string(),
+                consumer: subjects::RESULT_CONSUMER.to_string(),
+                source: err.into(),
+            }),
+        })
+    }
+}

@@ -1,0 +1,97 @@
+//! The streams and buckets of the bus and their configuration. The coordinator calls
+//! [`ensure`] at start-up (create or update, so restarts and upgrades are idempotent); agents only
+//! open what exists.
+
+use crate::{Bus, BusError};
+use async_nats::jetstream::{kv, stream};
+use proto::subjects;
+use std::time::Duration;
+
+/// Settings of the bus layout that operators may change.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// Replicas of every stream and bucket (1 for a single server, 3 in production clusters).
+    pub replicas: usize,
+    /// How long commands are kept: an agent offline longer than this misses them (the coordinator
+    /// re-issues desired state; see ARCHITECTURE.md).
+    pub command_max_age: Duration,
+    /// How long results are kept in the stream (the coordinator's record outlives them in KV).
+    pub result_max_age: Duration,
+    /// How long progress events are kept.
+    pub progress_max_age: Duration,
+    /// Window in which JetStream drops a re-published command with the same `Nats-Msg-Id`.
+    /// Beyond it the agent's own idempotency (result lookup by command id) takes over.
+    pub duplicate_window: Duration,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Topology {
+            replicas: 1,
+            command_max_age: Duration::from_secs(7 * 24 * 3600),
+            result_max_age: Duration::from_secs(30 * 24 * 3600),
+            progress_max_age: Duration::from_secs(3600),
+            duplicate_window: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Topology {
+    /// The three streams, as configured.
+    pub fn streams(&self) -> Vec<stream::Config> {
+        let base = |name: &str, subject: &str, max_age: Duration| stream::Config {
+            name: name.to_string(),
+            subjects: vec![subject.to_string()],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            num_replicas: self.replicas,
+            max_age,
+            duplicate_window: self.duplicate_window,
+            // Agents read their own subject by direct get: no consumer per agent.
+            allow_direct: true,
+            ..Default::default()
+        };
+        vec![
+            base(subjects::COMMAND_STREAM, subjects::COMMAND_ALL, self.command_max_age),
+            base(subjects::RESULT_STREAM, subjects::RESULT_ALL, self.result_max_age),
+            base(subjects::PROGRESS_STREAM, subjects::PROGRESS_ALL, self.progress_max_age),
+        ]
+    }
+
+    /// The KV buckets, as configured.
+    pub fn buckets(&self) -> Vec<kv::Config> {
+        let bucket = |name: &str, history: i64, description: &str| kv::Config {
+            bucket: name.to_string(),
+            description: description.to_string(),
+            history,
+            num_replicas: self.replicas,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        };
+        vec![
+            bucket(subjects::AGENTS_BUCKET, 1, "agents' hello and heartbeat, by cluster"),
+            bucket(subjects::CURSORS_BUCKET, 1, "each agent's last applied command sequence, by cluster"),
+            bucket(subjects::STATE_BUCKET, 5, "coordinator's last known state, by cluster"),
+            bucket(subjects::ROLLOUTS_BUCKET, 1, "rollouts started by the coordinator"),
+        ]
+    }
+}
+
+/// Creates or updates every stream and bucket. Idempotent.
+pub async fn ensure(bus: &Bus, topology: &Topology) -> Result<(), BusError> {
+    for config in topology.streams() {
+        let name = config.name.clone();
+        bus.jetstream()
+            .create_or_update_stream(config)
+            .await
+            .map_err(|source| BusError::EnsureStream { stream: name, source })?;
+    }
+    for config in topology.buckets() {
+        let name = config.bucket.clone();
+        bus.jetstream()
+            .create_or_update_key_value(config)
+            .await
+            .map_err(|source| BusError::EnsureBucket { bucket: name, source })?;
+    }
+    Ok(())
+}
