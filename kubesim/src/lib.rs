@@ -1,1 +1,39 @@
-//! kubesim
+//! kubesim: the Kubernetes API subset gmsa-fleet talks to, served over plain HTTP so that
+//! agent processes can use ordinary kubeconfigs and `kube::Client` against simulated clusters.
+//!
+//! No kube-apiserver can be installed where gmsa-fleet is tested, so this crate stands in for
+//! one per simulated AKS cluster. It models the real API server's wire behaviour (paths,
+//! discovery documents, status codes, `Status` error bodies, server-side apply with
+//! managedFields, watch with resourceVersion semantics, CRD structural-schema validation)
+//! for the resources the gMSA rollout touches, and nothing else.
+//!
+//! ```text
+//!   test / demo ──KubeSim::add_cluster(name, ClusterSeed)──► SimCluster ──► 127.0.0.1:<port>
+//!        │                                                     │  ▲
+//!        │  out-of-band edits, switches, audit log, get()      │  │ HTTP (kubeconfig_yaml())
+//!        └─────────────────────────────────────────────────────┘  │
+//!                                         agent process: kube::Client ──┘
+//! ```
+//!
+//! Flows in: a [`ClusterSeed`] per cluster, HTTP requests from kube clients, out-of-band
+//! edits from tests. Flows out: HTTP responses and watch streams, the per-cluster
+//! [`AuditEntry`] log, and object snapshots for assertions.
+
+mod apply;
+mod cluster;
+mod controller;
+mod discovery;
+mod managed_fields;
+mod registry;
+mod schema;
+mod seed;
+mod selector;
+mod server;
+mod status;
+mod store;
+mod validation;
+mod watch;
+
+pub use cluster::{KubeSim, SimCluster, SimError};
+pub use seed::{ClusterSeed, CorednsForward, GMSA_CRD_NAME, GMSA_WEBHOOK_NAME, GmsaCrd};
+pub use store::{AuditEntry, Origin};
