@@ -1,0 +1,112 @@
+use super::*;
+use proto::command::{Command, EnableGmsa};
+use proto::{CommandId, ResultStatus};
+use time::macros::datetime;
+
+fn mk_envelope(cluster: &str) -> CommandEnvelope {
+    CommandEnvelope {
+        schema: SchemaVersion::CURRENT,
+        command_id: CommandId("cmd-1".into()),
+        rollout_id: None,
+        cluster: cluster.into(),
+        issued_at: datetime!(2026-11-23 10:00 UTC),
+        deadline: datetime!(2026-11-23 11:00 UTC),
+        issuer: None,
+        signature: None,
+        command: Command::EnableGmsa(EnableGmsa { dns_server: Some("10.0.0.4".into()), root_domain: Some("contoso.com".into()) }),
+    }
+}
+
+fn mk_result() -> CommandResult {
+    CommandResult {
+        schema: SchemaVersion::CURRENT,
+        command_id: CommandId("cmd-1".into()),
+        rollout_id: None,
+        cluster: "aks-1".into(),
+        kind: "enable-gmsa".into(),
+        status: ResultStatus::Succeeded,
+        steps: vec![],
+        attempt: 1,
+        finished_at: datetime!(2026-11-23 10:01 UTC),
+        agent_version: "test".into(),
+    }
+}
+
+fn decide_with(envelope: &CommandEnvelope, recorded: Option<&CommandResult>, cursor: &Cursor) -> Action {
+    decide(&Inputs {
+        sequence: 7,
+        cluster: "aks-1",
+        envelope: Ok(envelope),
+        recorded,
+        cursor,
+        max_attempts: 3,
+        now: datetime!(2026-11-23 10:30 UTC),
+    })
+}
+
+#[test]
+fn a_fresh_command_is_executed_as_attempt_one() {
+    assert_eq!(decide_with(&mk_envelope("aks-1"), None, &Cursor::default()), Action::Execute { attempt: 1 });
+}
+
+#[test]
+fn a_recorded_result_wins_over_everything() {
+    let result = mk_result();
+    assert_eq!(decide_with(&mk_envelope("aks-1"), Some(&result), &Cursor::default()), Action::AlreadyDone);
+}
+
+#[test]
+fn other_major_is_refused() {
+    let mut envelope = mk_envelope("aks-1");
+    envelope.schema = SchemaVersion { major: 2, minor: 0 };
+    let Action::Refuse(refusal) = decide_with(&envelope, None, &Cursor::default()) else { panic!() };
+    assert_eq!(refusal.code, "unsupported_schema");
+}
+
+#[test]
+fn invalid_payload_is_refused_naming_the_field() {
+    let mut envelope = mk_envelope("aks-1");
+    envelope.command = Command::EnableGmsa(EnableGmsa { dns_server: Some("x".into()), root_domain: Some("contoso.com".into()) });
+    let Action::Refuse(refusal) = decide_with(&envelope, None, &Cursor::default()) else { panic!() };
+    assert_eq!(refusal.code, "invalid_payload");
+    assert!(refusal.message.contains("payload.dns_server"), "{}", refusal.message);
+}
+
+#[test]
+fn wrong_cluster_and_deadline_are_refused() {
+    let Action::Refuse(refusal) = decide_with(&mk_envelope("aks-2"), None, &Cursor::default()) else { panic!() };
+    assert_eq!(refusal.code, "wrong_cluster");
+    let mut late = mk_envelope("aks-1");
+    late.deadline = datetime!(2026-11-23 10:10 UTC);
+    let Action::Refuse(refusal) = decide_with(&late, None, &Cursor::default()) else { panic!() };
+    assert_eq!(refusal.code, "deadline_exceeded");
+}
+
+#[test]
+fn crashes_count_attempts_until_exhausted() {
+    let envelope = mk_envelope("aks-1");
+    let mut cursor = Cursor::default();
+    for expected in 1..=3 {
+        let Action::Execute { attempt } = decide_with(&envelope, None, &cursor) else { panic!() };
+        assert_eq!(attempt, expected);
+        cursor = cursor_before_execute(&cursor, 7, "cmd-1", attempt);
+    }
+    let Action::Refuse(refusal) = decide_with(&envelope, None, &cursor) else { panic!() };
+    assert_eq!(refusal.code, "attempts_exhausted");
+}
+
+#[test]
+fn a_handed_back_command_does_not_use_up_an_attempt() {
+    let cursor = cursor_before_execute(&Cursor::default(), 7, "cmd-1", 1);
+    let back = cursor_handed_back(&cursor);
+    assert_eq!(back.in_flight, None);
+    assert_eq!(decide_with(&mk_envelope("aks-1"), None, &back), Action::Execute { attempt: 1 });
+}
+
+#[test]
+fn schema_is_read_from_header_then_body() {
+    let body = serde_json::json!({"schema": "2.1"});
+    assert_eq!(declared_schema(None, &body).unwrap().unwrap(), SchemaVersion { major: 2, minor: 1 });
+    assert_eq!(declared_schema(Some("1.0"), &body).unwrap().unwrap(), SchemaVersion::CURRENT);
+    assert!(declared_schema(None, &serde_json::json!({})).is_none());
+}

@@ -1,0 +1,381 @@
+//! The agent's main loop for one cluster: read the next command after the cursor, decide, apply,
+//! publish the result, advance the cursor — and wait for a wake-up, a reconnect, a poll tick or
+//! shutdown.
+//!
+//! # Guarantees
+//! - **At most one effect per command id:** the result is looked up before anything is applied
+//!   ([`crate::decision`]); the result is published (acknowledged) before the cursor advances, so a
+//!   crash between the two re-reads the command, finds the result and applies nothing.
+//! - **Nothing missed while offline:** the cursor lives in JetStream KV, and the catch-up reads the
+//!   stream from it; wake-ups only shorten the wait.
+//! - **Bounded retries:** each start of a command is counted in the cursor before it runs; after
+//!   `max_attempts` starts without a result the command ends `failed{attempts_exhausted}`.
+//! - **Bounded duration:** a command runs until its deadline at most, then ends
+//!   `failed{deadline_exceeded}`.
+//!
+//! # Caveats
+//! One agent per cluster is assumed. A second one is harmless (the cursor is updated with a
+//! revision check, so the loser re-reads) but wasteful.
+
+use crate::decision::{self, Action, Inputs, Refusal};
+use crate::executor::{ExecError, Executor, Progress};
+use bus::commands::{CommandInbox, StoredCommand};
+use bus::kv::{Bucket, Cursor};
+use bus::results::ResultPublisher;
+use bus::{Bus, BusError, headers};
+use futures::StreamExt;
+use proto::command::EnvelopeHead;
+use proto::version::SchemaVersion;
+use proto::{AgentInfo, CommandEnvelope, CommandResult, ProgressEvent, ResultStatus, StepOutcome};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, watch};
+use tracing::{Instrument, info, info_span, warn};
+
+/// Settings of one agent.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    pub cluster: String,
+    pub labels: BTreeMap<String, String>,
+    /// How often the agent re-reads the stream even without a wake-up (a safety net for wake-ups
+    /// lost while disconnected).
+    pub poll_interval: Duration,
+    pub heartbeat_interval: Duration,
+    /// Starts of one command without a result before it is given up.
+    pub max_attempts: u32,
+    /// How long a command in flight may take to finish after shutdown is asked; then it is
+    /// handed back (not counted as an attempt) for the next start.
+    pub shutdown_grace: Duration,
+    /// Interval of progress heartbeats while a command runs.
+    pub progress_interval: Duration,
+    pub agent_version: String,
+}
+
+impl AgentSettings {
+    pub fn new(cluster: impl Into<String>) -> Self {
+        AgentSettings {
+            cluster: cluster.into(),
+            labels: BTreeMap::new(),
+            poll_interval: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(30),
+            max_attempts: 3,
+            shutdown_grace: Duration::from_secs(30),
+            progress_interval: Duration::from_secs(10),
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The bus failed in a way the agent cannot ride out.
+    #[error("bus operation failed for cluster {cluster}")]
+    Bus { cluster: String, #[source] source: BusError },
+}
+
+/// Everything one agent holds.
+pub struct Agent<E> {
+    settings: AgentSettings,
+    bus: Bus,
+    executor: Arc<E>,
+    inbox: CommandInbox,
+    results: ResultPublisher,
+    cursors: Bucket<Cursor>,
+    agents: Bucket<AgentInfo>,
+    started_at: OffsetDateTime,
+}
+
+/// What ended a command run.
+enum RunEnd {
+    Finished(Result<Vec<StepOutcome>, ExecError>),
+    DeadlineExceeded,
+    HandedBack,
+}
+
+impl<E: Executor> Agent<E> {
+    /// Opens the streams and buckets the agent uses (they must exist: the coordinator creates them).
+    pub async fn new(bus: Bus, settings: AgentSettings, executor: E) -> Result<Self, AgentError> {
+        let cluster = settings.cluster.clone();
+        let bus_error = |source| AgentError::Bus { cluster: cluster.clone(), source };
+        let inbox = CommandInbox::open(&bus, &settings.cluster).await.map_err(bus_error)?;
+        let results = ResultPublisher::open(&bus).await.map_err(bus_error)?;
+        let cursors = bus::kv::cursors(&bus).await.map_err(bus_error)?;
+        let agents = bus::kv::agents(&bus).await.map_err(bus_error)?;
+        Ok(Agent {
+            settings,
+            bus,
+            executor: Arc::new(executor),
+            inbox,
+            results,
+            cursors,
+            agents,
+            started_at: OffsetDateTime::now_utc(),
+        })
+    }
+
+    fn bus_error(&self, source: BusError) -> AgentError {
+        AgentError::Bus { cluster: self.settings.cluster.clone(), source }
+    }
+
+    /// Announces the agent (hello / heartbeat) in the `fleet_agents` bucket.
+    pub async fn announce(&self) -> Result<(), AgentError> {
+        let info = AgentInfo {
+            schema: SchemaVersion::CURRENT,
+            cluster: self.settings.cluster.clone(),
+            agent_version: self.settings.agent_version.clone(),
+            capabilities: self.executor.capabilities(),
+            labels: self.settings.labels.clone(),
+            started_at: self.started_at,
+            last_seen: OffsetDateTime::now_utc(),
+        };
+        self.agents.put(&self.settings.cluster, &info).await.map_err(|err| self.bus_error(err))?;
+        Ok(())
+    }
+
+    /// Runs until `shutdown` turns true. `reconnected` carries one `()` per (re)connection.
+    pub async fn run(
+        self,
+        mut shutdown: watch::Receiver<bool>,
+        mut reconnected: Option<mpsc::UnboundedReceiver<()>>,
+    ) -> Result<(), AgentError> {
+        let span = info_span!("agent", cluster = %self.settings.cluster);
+        async move {
+            let mut wakeups = self.inbox.wakeups(&self.bus).await.map_err(|err| self.bus_error(err))?;
+            self.announce().await?;
+            info!("agent started");
+            let mut poll = tokio::time::interval(self.settings.poll_interval);
+            let mut heartbeat = tokio::time::interval(self.settings.heartbeat_interval);
+            heartbeat.tick().await;
+            loop {
+                if *shutdown.borrow() {
+                    break;
+                }
+                // Transient bus errors (a server restart) are ridden out: the next tick retries.
+                if let Err(err) = self.catch_up(&mut shutdown).await {
+                    warn!(error = %err, "catch-up failed; retrying on the next wake-up or poll");
+                }
+                if *shutdown.borrow() {
+                    break;
+                }
+                tokio::select! {
+                    _ = wakeups.next() => {}
+                    _ = async { match reconnected.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                        info!("reconnected; catching up");
+                    }
+                    _ = poll.tick() => {}
+                    _ = heartbeat.tick() => {
+                        if let Err(err) = self.announce().await {
+                            warn!(error = %err, "heartbeat failed");
+                        }
+                    }
+                    _ = shutdown.changed() => {}
+                }
+            }
+            info!("agent stopped");
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Applies every command after the cursor, in stream order.
+    async fn catch_up(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), AgentError> {
+        loop {
+            let (cursor, revision) = self
+                .cursors
+                .get(&self.settings.cluster)
+                .await
+                .map_err(|err| self.bus_error(err))?
+                .unwrap_or_default();
+            let Some(stored) = self.inbox.next_after(cursor.last_done).await.map_err(|err| self.bus_error(err))? else {
+                return Ok(());
+            };
+            let handed_back = self.handle(stored, cursor, revision, shutdown).await?;
+            if handed_back || *shutdown.borrow() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Handles one stored command. Returns true when it was handed back at shutdown.
+    async fn handle(
+        &self,
+        stored: StoredCommand,
+        cursor: Cursor,
+        revision: u64,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<bool, AgentError> {
+        let cluster = self.settings.cluster.as_str();
+        let traceparent = headers::traceparent_of(&stored.headers);
+        let body: serde_json::Value = serde_json::from_slice(&stored.payload).unwrap_or(serde_json::Value::Null);
+        let Ok(head) = serde_json::from_value::<EnvelopeHead>(body.clone()) else {
+            // Without a command id there is nobody to answer: skip it, loudly.
+            warn!(sequence = stored.sequence, "command without a readable envelope head; skipped");
+            self.store_cursor(&decision::cursor_after_done(stored.sequence), revision).await?;
+            return Ok(false);
+        };
+        let span = info_span!("command", command_id = %head.command_id, sequence = stored.sequence, traceparent = traceparent.as_deref().unwrap_or(""));
+        async {
+            let recorded = self.results.lookup(cluster, head.command_id.as_str()).await.map_err(|err| self.bus_error(err))?;
+            let declared = decision::declared_schema(headers::schema_of(&stored.headers), &body);
+            let envelope: Result<CommandEnvelope, Refusal> = match declared {
+                Some(Err(refusal)) => Err(refusal),
+                Some(Ok(version)) if version.check_supported().is_err() => Err(Refusal::new(
+                    "unsupported_schema",
+                    version.check_supported().err().map(|err| err.to_string()).unwrap_or_default(),
+                )),
+                _ => serde_json::from_value(body.clone())
+                    .map_err(|err| Refusal::new("undecodable_command", format!("cannot decode the command: {err}"))),
+            };
+            let action = decision::decide(&Inputs {
+                sequence: stored.sequence,
+                cluster,
+                envelope: envelope.as_ref().map_err(Clone::clone),
+                recorded: recorded.as_ref(),
+                cursor: &cursor,
+                max_attempts: self.settings.max_attempts,
+                now: OffsetDateTime::now_utc(),
+            });
+            let kind = body.pointer("/command/kind").and_then(|kind| kind.as_str()).unwrap_or("unknown").to_string();
+            match action {
+                Action::AlreadyDone => {
+                    info!("result already recorded; nothing applied");
+                    self.store_cursor(&decision::cursor_after_done(stored.sequence), revision).await?;
+                    Ok(false)
+                }
+                Action::Refuse(refusal) => {
+                    warn!(code = refusal.code, message = %refusal.message, "command refused");
+                    let attempt = cursor.in_flight.as_ref().map_or(0, |in_flight| in_flight.attempts);
+                    let status = ResultStatus::Failed { code: refusal.code.to_string(), message: refusal.message };
+                    self.finish(&head, &kind, status, Vec::new(), attempt, stored.sequence, revision, traceparent.as_deref()).await?;
+                    Ok(false)
+                }
+                Action::Execute { attempt } => {
+                    let Ok(envelope) = envelope else { return Ok(false) };
+                    let before = decision::cursor_before_execute(&cursor, stored.sequence, head.command_id.as_str(), attempt);
+                    let revision = self.store_cursor(&before, revision).await?;
+                    info!(attempt, kind = %kind, "applying");
+                    match self.run_command(&envelope, shutdown).await {
+                        RunEnd::HandedBack => {
+                            info!("shutdown: command handed back for the next start");
+                            self.store_cursor(&decision::cursor_handed_back(&before), revision).await?;
+                            Ok(true)
+                        }
+                        RunEnd::DeadlineExceeded => {
+                            let status = ResultStatus::Failed {
+                                code: "deadline_exceeded".into(),
+                                message: format!("the command did not finish before its deadline {}", envelope.deadline),
+                            };
+                            self.finish(&head, &kind, status, Vec::new(), attempt, stored.sequence, revision, traceparent.as_deref()).await?;
+                            Ok(false)
+                        }
+                        RunEnd::Finished(Ok(steps)) => {
+                            let status = ResultStatus::from_steps(&steps);
+                            self.finish(&head, &kind, status, steps, attempt, stored.sequence, revision, traceparent.as_deref()).await?;
+                            Ok(false)
+                        }
+                        RunEnd::Finished(Err(err)) => {
+                            warn!(code = %err.code, message = %err.message, "command failed");
+                            let status = ResultStatus::Failed { code: err.code, message: err.message };
+                            self.finish(&head, &kind, status, err.completed, attempt, stored.sequence, revision, traceparent.as_deref()).await?;
+                            Ok(false)
+                        }
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Runs the executor with progress heartbeats, the deadline and the shutdown grace.
+    async fn run_command(&self, envelope: &CommandEnvelope, shutdown: &mut watch::Receiver<bool>) -> RunEnd {
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+        let progress = Progress::new(sender);
+        progress.report("started", "command started");
+        let until_deadline = (envelope.deadline - OffsetDateTime::now_utc()).try_into().unwrap_or(Duration::ZERO);
+        let execution = self.executor.execute(envelope, progress);
+        tokio::pin!(execution);
+        let deadline = tokio::time::sleep(until_deadline);
+        tokio::pin!(deadline);
+        let mut beat = tokio::time::interval(self.settings.progress_interval);
+        beat.tick().await;
+        let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        loop {
+            tokio::select! {
+                outcome = &mut execution => {
+                    self.drain_progress(envelope, &mut receiver).await;
+                    return RunEnd::Finished(outcome);
+                }
+                _ = &mut deadline => return RunEnd::DeadlineExceeded,
+                Some((step, message)) = receiver.recv() => self.send_progress(envelope, step, message).await,
+                _ = beat.tick() => self.send_progress(envelope, "heartbeat".into(), "still working".into()).await,
+                _ = shutdown.changed(), if grace.is_none() => {
+                    grace = Some(Box::pin(tokio::time::sleep(self.settings.shutdown_grace)));
+                }
+                _ = async { match grace.as_mut() { Some(sleep) => sleep.await, None => std::future::pending().await } } => {
+                    return RunEnd::HandedBack;
+                }
+            }
+        }
+    }
+
+    async fn drain_progress(&self, envelope: &CommandEnvelope, receiver: &mut mpsc::UnboundedReceiver<(String, String)>) {
+        while let Ok((step, message)) = receiver.try_recv() {
+            self.send_progress(envelope, step, message).await;
+        }
+    }
+
+    async fn send_progress(&self, envelope: &CommandEnvelope, step: String, message: String) {
+        let event = ProgressEvent {
+            schema: SchemaVersion::CURRENT,
+            command_id: envelope.command_id.clone(),
+            cluster: self.settings.cluster.clone(),
+            step,
+            message,
+            at: OffsetDateTime::now_utc(),
+        };
+        if let Err(err) = self.results.publish_progress(&event).await {
+            warn!(error = %err, "progress event not sent");
+        }
+    }
+
+    /// Publishes the result, then advances the cursor past the command.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        head: &EnvelopeHead,
+        kind: &str,
+        status: ResultStatus,
+        steps: Vec<StepOutcome>,
+        attempt: u32,
+        sequence: u64,
+        revision: u64,
+        traceparent: Option<&str>,
+    ) -> Result<(), AgentError> {
+        let result = CommandResult {
+            schema: SchemaVersion::CURRENT,
+            command_id: head.command_id.clone(),
+            rollout_id: head.rollout_id.clone(),
+            cluster: self.settings.cluster.clone(),
+            kind: kind.to_string(),
+            status,
+            steps,
+            attempt,
+            finished_at: OffsetDateTime::now_utc(),
+            agent_version: self.settings.agent_version.clone(),
+        };
+        self.results.publish_result(&result, traceparent).await.map_err(|err| self.bus_error(err))?;
+        info!(status = result.status.label(), "result published");
+        self.store_cursor(&decision::cursor_after_done(sequence), revision).await?;
+        Ok(())
+    }
+
+    /// Stores the cursor with a revision check; returns the new revision.
+    async fn store_cursor(&self, cursor: &Cursor, revision: u64) -> Result<u64, AgentError> {
+        self.cursors.update(&self.settings.cluster, cursor, revision).await.map_err(|err| self.bus_error(err))
+    }
+}
