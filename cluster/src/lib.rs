@@ -1,1 +1,36 @@
-//! cluster
+//! cluster: the Kubernetes side of a gMSA rollout, through `kube::Client`. The agent calls it to
+//! check a cluster is ready (preflight), install the GMSACredentialSpec with its ClusterRole and
+//! RoleBindings (apply), try the seed's sample workload (verify), and watch for drift.
+//!
+//! ```text
+//!   agent ── ApplyRequest (gmsa::credspec::CredSpec, owner, bindings) ──┐
+//!     │                                                                 ▼
+//!     │   ops::preflight ──facts──► preflight::evaluate ──► Passed{api_version} / PreflightError
+//!     │   ops::apply     ──live───► plan::plan_apply    ──► SSA writes, prunes ──► StepOutcome
+//!     │   ops::verify    ──status─► workload::workload_state ──► VerifyReport
+//!     │   ops::watch     ──events─► drift::detect ──► DriftEvent (mpsc) + re-apply per DriftPolicy
+//!     ▼
+//!   kube-apiserver (or kubesim)
+//! ```
+//!
+//! Boundary: only `ops` talks to the API server; `desired`, `plan`, `preflight`, `corefile`,
+//! `drift` and `workload` are pure and unit-tested. Everything gmsa-fleet writes carries
+//! `app.kubernetes.io/managed-by=gmsa-fleet` and `gmsa-fleet.io/owner=<owner>`, and is written
+//! by server-side apply with field manager `gmsa-fleet`.
+
+pub mod corefile;
+pub mod desired;
+pub mod drift;
+pub mod ops;
+pub mod plan;
+pub mod preflight;
+pub mod workload;
+
+pub use desired::{ApplyRequest, ObjectKind, ObjectRef, ServiceAccountRef};
+pub use drift::{DriftCause, DriftEvent, DriftPolicy, Remedy};
+pub use ops::apply::{APPLY_STEP, ApplyError, apply};
+pub use ops::preflight::{PreflightError, preflight};
+pub use ops::verify::{VERIFY_STEP, VerifyError, VerifyReport, verify};
+pub use ops::watch::{DriftError, watch_drift};
+pub use preflight::{Check, CheckFailure, DnsForward, Passed, PreflightConfig, PreflightReport};
+pub use workload::{VerifyConfig, WorkloadState};
