@@ -1,0 +1,210 @@
+//! How the adapter reaches Azure: endpoints, credential choice, trusted roots, retry and polling.
+//!
+//! Defaults are Azure public cloud. Every endpoint is overridable so the same code talks to a
+//! sovereign cloud or to the local simulator (`azsim`), whose self-signed certificate is added
+//! with [`AzureConfig::extra_ca_pem`].
+
+use crate::error::{Error, ErrorKind, Operation};
+use crate::retry::RetrySettings;
+use gmsa::SecretString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Azure public cloud's Resource Manager endpoint.
+pub const PUBLIC_ARM_ENDPOINT: &str = "https://management.azure.com";
+
+/// Which `azure_identity` credential obtains tokens.
+#[derive(Debug)]
+pub enum CredentialConfig {
+    /// In-cluster, Microsoft Entra Workload ID: the federated service-account token file.
+    /// `None` fields fall back to `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`, `AZURE_FEDERATED_TOKEN_FILE`.
+    WorkloadIdentity {
+        /// Client id of the federated identity.
+        client_id: Option<String>,
+        /// Tenant id.
+        tenant_id: Option<String>,
+        /// Path of the projected service-account token.
+        token_file: Option<PathBuf>,
+    },
+    /// In-cluster on the node's managed identity (IMDS); `client_id` picks a user-assigned one.
+    ManagedIdentity {
+        /// Client id of a user-assigned identity; `None` for the system-assigned identity.
+        client_id: Option<String>,
+    },
+    /// Operators and CI: a service principal with a client secret.
+    ClientSecret {
+        /// Tenant id.
+        tenant_id: String,
+        /// Application (client) id.
+        client_id: String,
+        /// The client secret.
+        secret: SecretString,
+    },
+    /// Operators: the account logged in with `az login`.
+    AzureCli {
+        /// Tenant to request tokens for; `None` for the CLI's default.
+        tenant_id: Option<String>,
+    },
+}
+
+impl Clone for CredentialConfig {
+    fn clone(&self) -> Self {
+        match self {
+            CredentialConfig::WorkloadIdentity { client_id, tenant_id, token_file } => {
+                CredentialConfig::WorkloadIdentity {
+                    client_id: client_id.clone(),
+                    tenant_id: tenant_id.clone(),
+                    token_file: token_file.clone(),
+                }
+            }
+            CredentialConfig::ManagedIdentity { client_id } => {
+                CredentialConfig::ManagedIdentity { client_id: client_id.clone() }
+            }
+            CredentialConfig::ClientSecret { tenant_id, client_id, secret } => CredentialConfig::ClientSecret {
+                tenant_id: tenant_id.clone(),
+                client_id: client_id.clone(),
+                secret: secret.duplicate(),
+            },
+            CredentialConfig::AzureCli { tenant_id } => CredentialConfig::AzureCli { tenant_id: tenant_id.clone() },
+        }
+    }
+}
+
+/// The api-versions the adapter speaks, one per resource provider (all GA).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiVersions {
+    /// `Microsoft.ContainerService/managedClusters` (spec: aks/stable/2025-07-01/managedClusters.json).
+    pub container_service: String,
+    /// `Microsoft.KeyVault/vaults` and `vaults/accessPolicies` (spec: keyvault/stable/2023-07-01/keyvault.json).
+    pub key_vault: String,
+    /// `Microsoft.Authorization/roleAssignments` (spec: authorization/stable/2022-04-01).
+    pub authorization: String,
+    /// `Microsoft.ManagedIdentity/userAssignedIdentities` (spec: msi/stable/2023-01-31/ManagedIdentity.json).
+    pub managed_identity: String,
+    /// `Microsoft.Compute/virtualMachineScaleSets` (spec: compute/stable/2024-07-01/virtualMachineScaleSet.json).
+    pub compute: String,
+}
+
+impl Default for ApiVersions {
+    fn default() -> Self {
+        ApiVersions {
+            container_service: "2025-07-01".to_string(),
+            key_vault: "2023-07-01".to_string(),
+            authorization: "2022-04-01".to_string(),
+            managed_identity: "2023-01-31".to_string(),
+            compute: "2024-07-01".to_string(),
+        }
+    }
+}
+
+/// Everything [`crate::Azure::connect`] needs.
+#[derive(Debug, Clone)]
+pub struct AzureConfig {
+    /// Resource Manager base URL, e.g. `https://management.azure.com` or the simulator's.
+    pub arm_endpoint: String,
+    /// Token audience for ARM; the scope requested is `{arm_audience}/.default`. `None` uses
+    /// `arm_endpoint` (right for public and sovereign clouds).
+    pub arm_audience: Option<String>,
+    /// Microsoft Entra authority host (`https://login.microsoftonline.com` by default).
+    pub authority_host: Option<String>,
+    /// The credential to use.
+    pub credential: CredentialConfig,
+    /// Extra PEM root certificate(s) to trust, merged with the system roots (the simulator's CA).
+    pub extra_ca_pem: Option<String>,
+    /// Whether the Key Vault client requires the challenge's resource to match the vault's
+    /// domain (`SecretClientOptions::verify_challenge_resource`). Keep `true` against Azure;
+    /// the simulator serves vaults on `127.0.0.1`, which cannot match `vault.azure.net`.
+    pub verify_challenge_resource: bool,
+    /// Retry, backoff and per-try timeout.
+    pub retry: RetrySettings,
+    /// Wait between polls of a long-running operation when the server sends no `Retry-After`.
+    pub lro_poll_interval: Duration,
+    /// Give up following a long-running operation after this long.
+    pub lro_timeout: Duration,
+    /// The api-versions used.
+    pub api_versions: ApiVersions,
+}
+
+impl AzureConfig {
+    /// Public-cloud defaults with the given credential.
+    pub fn new(credential: CredentialConfig) -> Self {
+        AzureConfig {
+            arm_endpoint: PUBLIC_ARM_ENDPOINT.to_string(),
+            arm_audience: None,
+            authority_host: None,
+            credential,
+            extra_ca_pem: None,
+            verify_challenge_resource: true,
+            retry: RetrySettings::default(),
+            lro_poll_interval: Duration::from_secs(10),
+            lro_timeout: Duration::from_secs(30 * 60),
+            api_versions: ApiVersions::default(),
+        }
+    }
+
+    /// The OAuth scope for ARM tokens.
+    pub fn arm_scope(&self) -> String {
+        let audience = self.arm_audience.as_deref().unwrap_or(&self.arm_endpoint);
+        format!("{}/.default", audience.trim_end_matches('/'))
+    }
+}
+
+/// Builds the one reqwest client all pipelines share, trusting `extra_ca_pem` in addition to
+/// the system roots. The process must have installed a rustls crypto provider (ring) first.
+pub(crate) fn build_http_client(config: &AzureConfig) -> Result<Arc<reqwest::Client>, Error> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(20))
+        // ARM follows no redirects for us; a Location header is an LRO, not a redirect.
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(pem) = &config.extra_ca_pem {
+        let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|error| {
+            Error::new(Operation::Connect, "extra_ca_pem", ErrorKind::Config, format!("unreadable PEM: {error}"))
+        })?;
+        if certificates.is_empty() {
+            return Err(Error::new(Operation::Connect, "extra_ca_pem", ErrorKind::Config, "no certificate in PEM"));
+        }
+        builder = builder.tls_certs_merge(certificates);
+    }
+    let client = builder.build().map_err(|error| {
+        Error::new(
+            Operation::Connect,
+            "http client",
+            ErrorKind::Config,
+            format!("cannot build TLS client (is a rustls crypto provider installed?): {error}"),
+        )
+    })?;
+    Ok(Arc::new(client))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arm_scope_defaults_to_the_endpoint() {
+        let mut config = AzureConfig::new(CredentialConfig::AzureCli { tenant_id: None });
+        assert_eq!(config.arm_scope(), "https://management.azure.com/.default");
+        config.arm_audience = Some("https://management.core.usgovcloudapi.net/".to_string());
+        assert_eq!(config.arm_scope(), "https://management.core.usgovcloudapi.net/.default");
+    }
+
+    #[test]
+    fn client_secret_is_redacted_in_debug() {
+        let credential = CredentialConfig::ClientSecret {
+            tenant_id: "t".to_string(),
+            client_id: "c".to_string(),
+            secret: SecretString::new("hunter2-very-secret"),
+        };
+        let config = AzureConfig::new(credential.clone());
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn garbage_ca_pem_is_a_config_error() {
+        let mut config = AzureConfig::new(CredentialConfig::AzureCli { tenant_id: None });
+        config.extra_ca_pem = Some("not a certificate".to_string());
+        let error = build_http_client(&config).err().map(|error| error.kind());
+        assert_eq!(error, Some(ErrorKind::Config));
+    }
+}
