@@ -1,0 +1,329 @@
+//! The cluster adapter against kubesim through a real `kube::Client` over HTTP: apply is
+//! idempotent and writes only differences, renames prune only what this owner created, each
+//! preflight check fails on its own when its condition is removed, drift is reported and
+//! repaired, and the sample workload is created and removed.
+
+use std::time::Duration;
+
+use cluster::desired::{MANAGED_BY_KEY, OWNER_KEY};
+use cluster::{
+    ApplyError, ApplyRequest, Check, DnsForward, DriftCause, DriftEvent, DriftPolicy, ObjectKind, Passed,
+    PreflightConfig, Remedy, ServiceAccountRef, VerifyConfig, WorkloadState,
+};
+use gmsa::credspec::{ApiVersion, CredSpec, CredSpecInputs};
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kubesim::{ClusterSeed, CorednsForward, GmsaCrd, KubeSim, SimCluster};
+use proto::outcome::Change;
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+
+/// Generous bound on waiting for a watch event; the test fails (not passes) when it runs out.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn mk_inputs(spec_name: &str) -> CredSpecInputs {
+    CredSpecInputs {
+        name: spec_name.into(),
+        gmsa_account: "WebApp01".into(),
+        netbios_domain: "CONTOSO".into(),
+        dns_domain: "contoso.com".into(),
+        dns_tree_root: "contoso.com".into(),
+        domain_guid: "6a7e7a3c-0b1f-4c8e-9a55-2f1d0c3b4e5f".into(),
+        domain_sid: "S-1-5-21-3623811015-3361044348-30300820".into(),
+        secret_uri: "https://mygmsavault.vault.azure.net/secrets/GMSADomainUserCred".into(),
+        managed_identity_object_id: "0f3c2a1b-9d8e-4f7a-b6c5-d4e3f2a1b0c9".into(),
+    }
+}
+
+fn mk_request(inputs: &CredSpecInputs) -> ApplyRequest {
+    ApplyRequest {
+        credspec: CredSpec::new(inputs).unwrap(),
+        owner: "webapp".into(),
+        bindings: vec![ServiceAccountRef { namespace: "default".into(), name: "default".into() }],
+    }
+}
+
+async fn mk_cluster(seed: ClusterSeed) -> (KubeSim, SimCluster, Client) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = KubeSim::start();
+    let cluster = sim.add_cluster("c1", seed).await.unwrap();
+    let kubeconfig = Kubeconfig::from_yaml(&cluster.kubeconfig_yaml()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
+    let client = Client::try_from(config).unwrap();
+    (sim, cluster, client)
+}
+
+async fn mk_passed(client: &Client) -> Passed {
+    cluster::preflight(client, &PreflightConfig::default()).await.unwrap().1
+}
+
+fn diff_paths(outcome: &proto::outcome::StepOutcome) -> Vec<String> {
+    outcome.diff.iter().map(|change| change.path.clone()).collect()
+}
+
+mod apply {
+    use super::*;
+
+    #[tokio::test]
+    async fn second_apply_is_unchanged_and_writes_nothing() {
+        let (_sim, sim_cluster, client) = mk_cluster(ClusterSeed::default()).await;
+        let passed = mk_passed(&client).await;
+        let request = mk_request(&mk_inputs("aks-gmsa-spec"));
+
+        let first = cluster::apply(&client, &request, &passed).await.unwrap();
+        assert_eq!(first.change, Change::Changed);
+        assert_eq!(
+            diff_paths(&first),
+            [
+                "/GMSACredentialSpec/aks-gmsa-spec",
+                "/ClusterRole/aks-gmsa-spec-role",
+                "/RoleBinding/default/allow-default-svc-account-read-on-aks-gmsa-spec"
+            ]
+        );
+        let writes_after_first = sim_cluster.api_mutations().len();
+        assert_eq!(writes_after_first, 3);
+        assert!(sim_cluster.api_mutations().iter().all(|entry| entry.field_manager.as_deref() == Some("gmsa-fleet")));
+
+        let second = cluster::apply(&client, &request, &passed).await.unwrap();
+        assert_eq!(second.change, Change::Unchanged, "{:?}", second.diff);
+        assert_eq!(sim_cluster.api_mutations().len(), writes_after_first);
+
+        let stored = sim_cluster.get("GMSACredentialSpec", None, "aks-gmsa-spec").unwrap();
+        let built = request.credspec.manifest(ApiVersion::V1);
+        assert_eq!(stored["credspec"], built["credspec"]);
+        assert_eq!(stored["metadata"]["labels"][MANAGED_BY_KEY], "gmsa-fleet");
+        let role = sim_cluster.get("ClusterRole", None, "aks-gmsa-spec-role").unwrap();
+        assert_eq!(role["rules"][0]["resourceNames"], json!(["aks-gmsa-spec"]));
+        assert_eq!(role["rules"][0]["verbs"], json!(["use"]));
+    }
+
+    #[tokio::test]
+    async fn one_changed_input_changes_exactly_that_field() {
+        let (_sim, sim_cluster, client) = mk_cluster(ClusterSeed::default()).await;
+        let passed = mk_passed(&client).await;
+        let mut inputs = mk_inputs("aks-gmsa-spec");
+        cluster::apply(&client, &mk_request(&inputs), &passed).await.unwrap();
+        let writes_before = sim_cluster.api_mutations().len();
+
+        inputs.domain_sid = "S-1-5-21-1-2-3".into();
+        let outcome = cluster::apply(&client, &mk_request(&inputs), &passed).await.unwrap();
+        assert_eq!(diff_paths(&outcome), ["/GMSACredentialSpec/aks-gmsa-spec/credspec/DomainJoinConfig/Sid"]);
+        assert_eq!(outcome.diff[0].after, Some(json!("S-1-5-21-1-2-3")));
+        let writes: Vec<_> = sim_cluster.api_mutations().into_iter().skip(writes_before).collect();
+        assert_eq!(writes.len(), 1, "{writes:?}");
+        assert_eq!(writes[0].kind, "GMSACredentialSpec");
+        let stored = sim_cluster.get("GMSACredentialSpec", None, "aks-gmsa-spec").unwrap();
+        assert_eq!(stored["credspec"]["DomainJoinConfig"]["Sid"], "S-1-5-21-1-2-3");
+    }
+
+    #[tokio::test]
+    async fn rename_prunes_previous_objects_and_leaves_foreign_ones() {
+        let (_sim, sim_cluster, client) = mk_cluster(ClusterSeed::default()).await;
+        let passed = mk_passed(&client).await;
+        let unlabelled = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "hand-made-role"}, "rules": []});
+        let other_owner = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "payroll-spec-role", "labels": {MANAGED_BY_KEY: "gmsa-fleet", OWNER_KEY: "payroll"}},
+            "rules": []});
+        let other_manager = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "helm-binding", "namespace": "default", "labels": {MANAGED_BY_KEY: "Helm", OWNER_KEY: "webapp"}},
+            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}],
+            "roleRef": {"kind": "ClusterRole", "name": "hand-made-role", "apiGroup": "rbac.authorization.k8s.io"}});
+        for foreign in [&unlabelled, &other_owner, &other_manager] {
+            sim_cluster.put(foreign.clone()).unwrap();
+        }
+        let foreign_before: Vec<_> = [
+            ("ClusterRole", None, "hand-made-role"),
+            ("ClusterRole", None, "payroll-spec-role"),
+            ("RoleBinding", Some("default"), "helm-binding"),
+        ]
+        .iter()
+        .map(|(kind, namespace, name)| sim_cluster.get(kind, *namespace, name).unwrap())
+        .collect();
+
+        cluster::apply(&client, &mk_request(&mk_inputs("old-spec")), &passed).await.unwrap();
+        let outcome = cluster::apply(&client, &mk_request(&mk_inputs("new-spec")), &passed).await.unwrap();
+
+        assert_eq!(
+            outcome.observed["pruned"],
+            json!([
+                "RoleBinding/default/allow-default-svc-account-read-on-old-spec",
+                "ClusterRole/old-spec-role",
+                "GMSACredentialSpec/old-spec"
+            ])
+        );
+        assert!(sim_cluster.get("GMSACredentialSpec", None, "old-spec").is_none());
+        assert!(sim_cluster.get("ClusterRole", None, "old-spec-role").is_none());
+        assert!(
+            sim_cluster.get("RoleBinding", Some("default"), "allow-default-svc-account-read-on-old-spec").is_none()
+        );
+        assert!(sim_cluster.get("GMSACredentialSpec", None, "new-spec").is_some());
+        let foreign_after: Vec<_> = [
+            ("ClusterRole", None, "hand-made-role"),
+            ("ClusterRole", None, "payroll-spec-role"),
+            ("RoleBinding", Some("default"), "helm-binding"),
+        ]
+        .iter()
+        .map(|(kind, namespace, name)| sim_cluster.get(kind, *namespace, name).unwrap())
+        .collect();
+        assert_eq!(foreign_after, foreign_before);
+    }
+
+    #[tokio::test]
+    async fn unowned_object_at_a_desired_name_is_refused_before_any_write() {
+        let (_sim, sim_cluster, client) = mk_cluster(ClusterSeed::default()).await;
+        let passed = mk_passed(&client).await;
+        sim_cluster
+            .put(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": "aks-gmsa-spec-role"}, "rules": []}))
+            .unwrap();
+        let error = cluster::apply(&client, &mk_request(&mk_inputs("aks-gmsa-spec")), &passed).await.unwrap_err();
+        assert!(matches!(error, ApplyError::NameConflict { .. }), "{error}");
+        assert!(sim_cluster.api_mutations().is_empty());
+    }
+
+    #[tokio::test]
+    async fn cluster_serving_only_v1alpha1_gets_v1alpha1() {
+        let seed = ClusterSeed { gmsa_crd: GmsaCrd::Served { v1: false, v1alpha1: true }, ..ClusterSeed::default() };
+        let (_sim, sim_cluster, client) = mk_cluster(seed).await;
+        let passed = mk_passed(&client).await;
+        assert_eq!(passed.api_version, ApiVersion::V1Alpha1);
+        let request = mk_request(&mk_inputs("aks-gmsa-spec"));
+        cluster::apply(&client, &request, &passed).await.unwrap();
+        let stored = sim_cluster.get("GMSACredentialSpec", None, "aks-gmsa-spec").unwrap();
+        assert_eq!(stored["apiVersion"], "windows.k8s.io/v1alpha1");
+        let again = cluster::apply(&client, &request, &passed).await.unwrap();
+        assert_eq!(again.change, Change::Unchanged, "{:?}", again.diff);
+    }
+}
+
+mod preflight {
+    use super::*;
+
+    fn mk_dns_config() -> PreflightConfig {
+        PreflightConfig {
+            dns_forward: Some(DnsForward { root_domain: "contoso.com".into(), server: "10.0.0.4".parse().unwrap() }),
+        }
+    }
+
+    fn mk_ready_seed() -> ClusterSeed {
+        ClusterSeed { coredns_forward: Some(CorednsForward::new("contoso.com", "10.0.0.4")), ..ClusterSeed::default() }
+    }
+
+    #[tokio::test]
+    async fn ready_cluster_passes_every_check() {
+        let (_sim, _cluster, client) = mk_cluster(mk_ready_seed()).await;
+        let (report, passed) = cluster::preflight(&client, &mk_dns_config()).await.unwrap();
+        assert_eq!(passed.api_version, ApiVersion::V1);
+        assert_eq!(report.verdicts.len(), 5);
+        assert!(report.verdicts.iter().all(|verdict| verdict.passed), "{report:?}");
+    }
+
+    #[tokio::test]
+    async fn each_removed_condition_fails_its_own_check() {
+        type Removal = fn(&SimCluster);
+        let cases: [(Removal, &[Check]); 4] = [
+            (|c| c.set_gmsa_crd(GmsaCrd::Absent).unwrap(), &[Check::CredspecCrd]),
+            (|c| c.remove_gmsa_webhook(), &[Check::MutatingWebhook, Check::ValidatingWebhook]),
+            (|c| c.set_windows_nodes(0).unwrap(), &[Check::WindowsNode]),
+            (|c| c.set_coredns_forward(None).unwrap(), &[Check::DnsForward]),
+        ];
+        for (remove, expected) in cases {
+            let (_sim, sim_cluster, client) = mk_cluster(mk_ready_seed()).await;
+            remove(&sim_cluster);
+            let error = cluster::preflight(&client, &mk_dns_config()).await.unwrap_err();
+            assert_eq!(error.failed_checks(), expected, "{error}");
+            assert!(sim_cluster.api_mutations().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn dns_forward_to_another_server_fails() {
+        let seed =
+            ClusterSeed { coredns_forward: Some(CorednsForward::new("contoso.com", "10.9.9.9")), ..mk_ready_seed() };
+        let (_sim, _cluster, client) = mk_cluster(seed).await;
+        let error = cluster::preflight(&client, &mk_dns_config()).await.unwrap_err();
+        assert_eq!(error.failed_checks(), [Check::DnsForward]);
+    }
+}
+
+mod drift {
+    use super::*;
+
+    async fn mk_watched(
+        policy: DriftPolicy,
+    ) -> (KubeSim, SimCluster, mpsc::Receiver<DriftEvent>, watch::Sender<ApplyRequest>) {
+        let (sim, sim_cluster, client) = mk_cluster(ClusterSeed::default()).await;
+        let passed = mk_passed(&client).await;
+        let request = mk_request(&mk_inputs("aks-gmsa-spec"));
+        cluster::apply(&client, &request, &passed).await.unwrap();
+        let (requests_tx, requests_rx) = watch::channel(request);
+        let (events_tx, events_rx) = mpsc::channel(16);
+        tokio::spawn(cluster::watch_drift(client, passed, requests_rx, policy, events_tx));
+        (sim, sim_cluster, events_rx, requests_tx)
+    }
+
+    async fn next_event(events: &mut mpsc::Receiver<DriftEvent>) -> DriftEvent {
+        tokio::time::timeout(EVENT_TIMEOUT, events.recv()).await.expect("no drift event in time").expect("watch ended")
+    }
+
+    const BINDING: &str = "allow-default-svc-account-read-on-aks-gmsa-spec";
+
+    #[tokio::test]
+    async fn deleted_role_binding_is_reported_and_reapplied() {
+        let (_sim, sim_cluster, mut events, _requests) = mk_watched(DriftPolicy::Reapply).await;
+        sim_cluster.delete("RoleBinding", Some("default"), BINDING).unwrap().unwrap();
+
+        let event = next_event(&mut events).await;
+        assert_eq!(
+            (event.kind, event.namespace.as_deref(), event.name.as_str()),
+            (ObjectKind::RoleBinding, Some("default"), BINDING)
+        );
+        assert_eq!(event.cause, DriftCause::Deleted);
+        assert_eq!(event.diff[0].path, format!("/RoleBinding/default/{BINDING}"));
+        let Remedy::Reapplied { outcome } = &event.remedy else { panic!("not reapplied: {:?}", event.remedy) };
+        assert_eq!(diff_paths(outcome), [format!("/RoleBinding/default/{BINDING}")]);
+        let restored = sim_cluster.get("RoleBinding", Some("default"), BINDING).unwrap();
+        assert_eq!(restored["roleRef"]["name"], "aks-gmsa-spec-role");
+    }
+
+    #[tokio::test]
+    async fn edited_role_is_reported_only_under_report_only() {
+        let (_sim, sim_cluster, mut events, _requests) = mk_watched(DriftPolicy::ReportOnly).await;
+        sim_cluster
+            .edit("ClusterRole", None, "aks-gmsa-spec-role", |role| role["rules"][0]["verbs"] = json!(["use", "get"]))
+            .unwrap();
+
+        let event = next_event(&mut events).await;
+        assert_eq!(event.cause, DriftCause::Modified);
+        assert_eq!(event.remedy, Remedy::Reported);
+        assert_eq!(event.diff.len(), 1);
+        assert_eq!(event.diff[0].path, "/ClusterRole/aks-gmsa-spec-role/rules");
+        let role = sim_cluster.get("ClusterRole", None, "aks-gmsa-spec-role").unwrap();
+        assert_eq!(role["rules"][0]["verbs"], json!(["use", "get"]));
+    }
+}
+
+mod verify {
+    use super::*;
+
+    #[tokio::test]
+    async fn sample_workload_is_reported_and_removed() {
+        let (_sim, sim_cluster, client) = mk_cluster(ClusterSeed::default()).await;
+        let passed = mk_passed(&client).await;
+        cluster::apply(&client, &mk_request(&mk_inputs("aks-gmsa-spec")), &passed).await.unwrap();
+        let config = VerifyConfig {
+            spec_name: "aks-gmsa-spec".into(),
+            namespace: "default".into(),
+            image: cluster::workload::DEFAULT_IMAGE.into(),
+            timeout: EVENT_TIMEOUT,
+        };
+        let report = cluster::verify(&client, &config).await.unwrap();
+        assert!(!report.timed_out, "{report:?}");
+        assert_eq!(report.state, WorkloadState::Available);
+        let created: Vec<_> = sim_cluster.api_mutations().into_iter().filter(|e| e.name == "gmsa-demo").collect();
+        assert!(created.iter().any(|e| e.kind == "Deployment" && e.verb == "apply"), "{created:?}");
+        assert!(sim_cluster.get("Deployment", Some("default"), "gmsa-demo").is_none());
+        assert!(sim_cluster.get("ConfigMap", Some("default"), "gmsa-demo").is_none());
+    }
+}
