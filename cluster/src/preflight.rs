@@ -156,10 +156,22 @@ pub struct PreflightReport {
     pub api_version: Option<ApiVersion>,
 }
 
-/// Proof that preflight passed, required by `apply`: it carries the version to write.
+/// Proof that preflight passed, required by `apply` and `watch_drift`: it carries the version
+/// to write. Only this crate's preflight makes one, so no write can skip the checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Passed {
-    pub api_version: ApiVersion,
+    api_version: ApiVersion,
+}
+
+impl Passed {
+    pub(crate) fn new(api_version: ApiVersion) -> Self {
+        Passed { api_version }
+    }
+
+    /// The served credspec version writes use.
+    pub fn api_version(&self) -> ApiVersion {
+        self.api_version
+    }
 }
 
 /// Runs every check on the facts; failures are collected, not short-circuited.

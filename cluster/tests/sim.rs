@@ -187,7 +187,7 @@ mod apply {
         let seed = ClusterSeed { gmsa_crd: GmsaCrd::Served { v1: false, v1alpha1: true }, ..ClusterSeed::default() };
         let (_sim, sim_cluster, client) = mk_cluster(seed).await;
         let passed = mk_passed(&client).await;
-        assert_eq!(passed.api_version, ApiVersion::V1Alpha1);
+        assert_eq!(passed.api_version(), ApiVersion::V1Alpha1);
         let request = mk_request(&mk_inputs("aks-gmsa-spec"));
         cluster::apply(&client, &request, &passed).await.unwrap();
         let stored = sim_cluster.get("GMSACredentialSpec", None, "aks-gmsa-spec").unwrap();
@@ -214,7 +214,7 @@ mod preflight {
     async fn ready_cluster_passes_every_check() {
         let (_sim, _cluster, client) = mk_cluster(mk_ready_seed()).await;
         let (report, passed) = cluster::preflight(&client, &mk_dns_config()).await.unwrap();
-        assert_eq!(passed.api_version, ApiVersion::V1);
+        assert_eq!(passed.api_version(), ApiVersion::V1);
         assert_eq!(report.verdicts.len(), 5);
         assert!(report.verdicts.iter().all(|verdict| verdict.passed), "{report:?}");
     }

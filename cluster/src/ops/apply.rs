@@ -76,9 +76,9 @@ fn describe_conflicts(conflicts: &[NameConflict]) -> String {
 }
 
 /// Applies `request` at the version preflight chose. See the module doc for guarantees.
-#[instrument(skip_all, fields(spec = %request.credspec.name, owner = %request.owner, version = passed.api_version.version()))]
+#[instrument(skip_all, fields(spec = %request.credspec.name, owner = %request.owner, version = passed.api_version().version()))]
 pub async fn apply(client: &Client, request: &ApplyRequest, passed: &Passed) -> Result<StepOutcome, ApplyError> {
-    let version = passed.api_version;
+    let version = passed.api_version();
     let desired = desired_objects(request, version)?;
     let mut live = LiveState::default();
     for desired_object in &desired {

@@ -49,7 +49,7 @@ pub async fn preflight(client: &Client, config: &PreflightConfig) -> Result<(Pre
     match report.api_version {
         Some(api_version) if failures.is_empty() => {
             info!(version = api_version.version(), "preflight passed");
-            Ok((report, Passed { api_version }))
+            Ok((report, Passed::new(api_version)))
         }
         _ => Err(PreflightError::ChecksFailed { failures, report }),
     }

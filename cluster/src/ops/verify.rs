@@ -111,12 +111,10 @@ async fn remove(
     deployments: &Api<Deployment>,
     namespace: &str,
 ) -> Result<(), VerifyError> {
-    let foreground = DeleteParams::foreground();
-    ignore_missing(deployments.delete(WORKLOAD_NAME, &foreground).await).map_err(|source| VerifyError::Cleanup {
-        kind: "Deployment",
-        namespace: namespace.to_string(),
-        source,
-    })?;
+    // Background propagation: the Deployment goes at once, the garbage collector removes its
+    // ReplicaSet and pods afterwards, as `kubectl delete` does.
+    ignore_missing(deployments.delete(WORKLOAD_NAME, &DeleteParams::background()).await)
+        .map_err(|source| VerifyError::Cleanup { kind: "Deployment", namespace: namespace.to_string(), source })?;
     ignore_missing(config_maps.delete(WORKLOAD_NAME, &DeleteParams::default()).await).map_err(|source| {
         warn!("sample workload ConfigMap left behind");
         VerifyError::Cleanup { kind: "ConfigMap", namespace: namespace.to_string(), source }

@@ -40,7 +40,7 @@ pub async fn watch_drift(
     policy: DriftPolicy,
     events: mpsc::Sender<DriftEvent>,
 ) -> Result<(), DriftError> {
-    let version = passed.api_version;
+    let version = passed.api_version();
     let mut owner = requests.borrow().owner.clone();
     'restart: loop {
         let selector = owner_selector(&owner);
