@@ -33,6 +33,7 @@ mod status;
 mod store;
 mod validation;
 mod watch;
+mod write;
 
 pub use cluster::{KubeSim, SimCluster, SimError};
 pub use seed::{ClusterSeed, CorednsForward, GMSA_CRD_NAME, GMSA_WEBHOOK_NAME, GmsaCrd};

@@ -47,11 +47,6 @@ impl Cause {
         }
     }
 
-    /// `Forbidden: <detail>`.
-    pub fn forbidden(field: impl Into<String>, detail: &str) -> Self {
-        Self { reason: "FieldValueForbidden", message: format!("Forbidden: {detail}"), field: field.into() }
-    }
-
     /// `Unsupported value: <value>: supported values: ...`.
     pub fn not_supported(field: impl Into<String>, value: &Value, supported: &[&str]) -> Self {
         let supported: Vec<String> = supported.iter().map(|s| format!("\"{s}\"")).collect();
@@ -147,9 +142,6 @@ pub(crate) enum ApiError {
     /// 410: a resourceVersion older than the retained history.
     #[error("too old resource version: {requested} ({oldest})")]
     Expired { requested: u64, oldest: u64 },
-    /// 500: a simulator defect.
-    #[error("Internal error occurred: {0}")]
-    Internal(String),
 }
 
 fn render_causes(causes: &[Cause]) -> String {
@@ -179,7 +171,6 @@ impl ApiError {
             Self::MethodNotAllowed => 405,
             Self::UnsupportedMediaType(_) => 415,
             Self::Expired { .. } => 410,
-            Self::Internal(_) => 500,
         }
     }
 
@@ -195,7 +186,6 @@ impl ApiError {
             Self::MethodNotAllowed => "MethodNotAllowed",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Expired { .. } => "Expired",
-            Self::Internal(_) => "InternalError",
         }
     }
 
