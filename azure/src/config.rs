@@ -76,7 +76,7 @@ impl Clone for CredentialConfig {
 pub struct ApiVersions {
     /// `Microsoft.ContainerService/managedClusters` (spec: aks/stable/2025-07-01/managedClusters.json).
     pub container_service: String,
-    /// `Microsoft.KeyVault/vaults` and `vaults/accessPolicies` (spec: keyvault/stable/2023-07-01/keyvault.json).
+    /// `Microsoft.KeyVault/vaults` and `vaults/accessPolicies` (spec: keyvault/resource-manager/Microsoft.KeyVault/stable/2023-07-01/vaults.json).
     pub key_vault: String,
     /// `Microsoft.Authorization/roleAssignments` (spec: authorization/stable/2022-04-01).
     pub authorization: String,

@@ -140,6 +140,100 @@ pub(crate) fn retry_after(headers: &Headers) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use azure_core::http::{Method, StatusCode};
+    use std::sync::Mutex;
+
+    /// Answers each attempt with the next scripted response, counting attempts.
+    #[derive(Debug)]
+    struct Scripted {
+        responses: Mutex<Vec<(u16, Vec<(&'static str, &'static str)>, &'static str)>>,
+        attempts: Mutex<u32>,
+        hang_first: bool,
+    }
+
+    impl Scripted {
+        fn new(mut responses: Vec<(u16, Vec<(&'static str, &'static str)>, &'static str)>) -> Arc<Self> {
+            responses.reverse();
+            Arc::new(Scripted { responses: Mutex::new(responses), attempts: Mutex::new(0), hang_first: false })
+        }
+        fn attempts(&self) -> u32 {
+            *self.attempts.lock().unwrap()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Policy for Scripted {
+        async fn send(&self, _ctx: &Context, _request: &mut Request, _next: &[Arc<dyn Policy>]) -> PolicyResult {
+            let attempt = {
+                let mut attempts = self.attempts.lock().unwrap();
+                *attempts += 1;
+                *attempts
+            };
+            if self.hang_first && attempt == 1 {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            let (status, headers, body) = self.responses.lock().unwrap().pop().expect("script long enough");
+            Ok(AsyncRawResponse::from_bytes(StatusCode::from(status), mk_headers(&headers), body.as_bytes().to_vec()))
+        }
+    }
+
+    fn mk_policy() -> RetryPolicy {
+        RetryPolicy::new(RetrySettings {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            in_progress_delay: Duration::from_millis(2),
+            per_try_timeout: Duration::from_millis(200),
+            max_precondition_retries: 1,
+        })
+    }
+
+    async fn run(policy: &RetryPolicy, script: Arc<Scripted>) -> PolicyResult {
+        let mut request = Request::new(Url::parse("https://arm.test/x").unwrap(), Method::Get);
+        let next: Vec<Arc<dyn Policy>> = vec![script];
+        policy.send(&Context::new(), &mut request, &next).await
+    }
+
+    use azure_core::http::Url;
+
+    #[tokio::test]
+    async fn throttling_and_in_progress_are_retried_until_success() {
+        let in_progress = r#"{"error":{"code":"OperationNotAllowed","message":"Another operation is in progress"}}"#;
+        let script = Scripted::new(vec![
+            (429, vec![("retry-after-ms", "3")], ""),
+            (409, vec![], in_progress),
+            (503, vec![], ""),
+            (200, vec![], "{}"),
+        ]);
+        let response = run(&mk_policy(), script.clone()).await.unwrap();
+        assert_eq!(u16::from(response.status()), 200);
+        assert_eq!(script.attempts(), 4);
+    }
+
+    #[tokio::test]
+    async fn other_conflicts_come_back_at_once_with_their_body() {
+        let exists = r#"{"error":{"code":"RoleAssignmentExists","message":"The role assignment already exists."}}"#;
+        let script = Scripted::new(vec![(409, vec![], exists)]);
+        let response = run(&mk_policy(), script.clone()).await.unwrap();
+        assert_eq!(script.attempts(), 1);
+        let body = response.into_body().collect().await.unwrap();
+        assert_eq!(arm_error_fields(&body).0.as_deref(), Some("RoleAssignmentExists"));
+    }
+
+    #[tokio::test]
+    async fn the_budget_bounds_attempts_and_returns_the_last_response() {
+        let script = Scripted::new(vec![(429, vec![], ""); 4]);
+        let response = run(&mk_policy(), script.clone()).await.unwrap();
+        assert_eq!((u16::from(response.status()), script.attempts()), (429, 4));
+    }
+
+    #[tokio::test]
+    async fn a_hanging_attempt_times_out_and_is_retried() {
+        let mut script = Scripted::new(vec![(200, vec![], "{}"), (200, vec![], "{}")]);
+        Arc::get_mut(&mut script).unwrap().hang_first = true;
+        let response = run(&mk_policy(), script.clone()).await.unwrap();
+        assert_eq!((u16::from(response.status()), script.attempts()), (200, 2));
+    }
 
     fn mk_headers(pairs: &[(&'static str, &'static str)]) -> Headers {
         let mut headers = Headers::new();
