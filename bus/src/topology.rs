@@ -73,6 +73,7 @@ impl Topology {
             bucket(subjects::CURSORS_BUCKET, 1, "each agent's last applied command sequence, by cluster"),
             bucket(subjects::STATE_BUCKET, 5, "coordinator's last known state, by cluster"),
             bucket(subjects::ROLLOUTS_BUCKET, 1, "rollouts started by the coordinator"),
+            bucket(subjects::INVENTORY_BUCKET, 1, "clusters declared in the coordinator's configuration"),
         ]
     }
 }

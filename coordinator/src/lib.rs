@@ -1,1 +1,23 @@
-//! coordinator
+//! The coordinator of gmsa-fleet and the library behind `fleetctl`.
+//!
+//! ```text
+//!  fleetctl ──fleet.ctl.run──► control ──plan (selector × inventory)──► FLEET_COMMANDS ──► agents
+//!     │                                                                                     │
+//!     └── reads: inventory (KV), rollout status (results by command id) ◄── FLEET_RESULTS ◄─┘
+//!                                              record ◄── durable consumer ──┘ (KV fleet_state)
+//! ```
+//!
+//! Pure parts: [`selector`], [`plan`], [`inventory::merge`], [`record::next_record`],
+//! [`rollout::Tally`]. Bus-facing parts: [`control`], [`record::run_recorder`], [`daemon`].
+
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod fleetctl;
+pub mod inventory;
+pub mod output;
+pub mod plan;
+pub mod record;
+pub mod rollout;
+pub mod runtime;
+pub mod selector;

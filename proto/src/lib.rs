@@ -13,6 +13,7 @@
 
 pub mod agent;
 pub mod command;
+pub mod control;
 pub mod outcome;
 pub mod progress;
 pub mod result;

@@ -20,6 +20,8 @@ pub const STATE_BUCKET: &str = "fleet_state";
 pub const ROLLOUTS_BUCKET: &str = "fleet_rollouts";
 /// Request-reply subject prefix of the coordinator's control API used by `fleetctl`.
 pub const CONTROL_PREFIX: &str = "fleet.ctl";
+/// KV bucket of clusters declared in the coordinator's configuration, key `<cluster>`.
+pub const INVENTORY_BUCKET: &str = "fleet_inventory";
 
 /// Subject of commands for one cluster.
 pub fn command(cluster: &str) -> String {

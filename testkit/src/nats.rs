@@ -117,7 +117,8 @@ impl NatsServer {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|source| NatsServerError::Spawn { binary: binary.clone(), source })?;
-        let stderr = child.stderr.take().ok_or_else(|| NatsServerError::NotReady(Duration::ZERO, "no stderr".into()))?;
+        let stderr =
+            child.stderr.take().ok_or_else(|| NatsServerError::NotReady(Duration::ZERO, "no stderr".into()))?;
         self.child = Some(child);
         let (tx, rx) = mpsc::channel::<String>();
         std::thread::spawn(move || {

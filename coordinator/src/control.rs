@@ -1,0 +1,121 @@
+//! The control API server: answers `fleet.ctl.run` requests from fleetctl by planning the rollout,
+//! publishing its commands (many in flight) and recording it.
+//!
+//! # Guarantees
+//! The rollout record is written before the commands are published, and each command's id is
+//! derived from the rollout id and the cluster: re-publishing a rollout (after a crash mid-publish)
+//! is deduplicated by JetStream and, beyond its window, by the agents.
+
+use crate::inventory;
+use crate::plan::{self, Plan};
+use crate::rollout::{self, RolloutRecord};
+use bus::commands::CommandPublisher;
+use bus::{Bus, BusError, headers};
+use futures::StreamExt;
+use proto::control::{RunReply, RunRequest};
+use proto::subjects;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tracing::{Instrument, info, info_span, warn};
+
+/// How many command publishes are in flight at once.
+const PUBLISH_WINDOW: usize = 512;
+
+/// Plans and, unless dry run, publishes a rollout.
+pub async fn run(bus: &Bus, request: RunRequest) -> Result<RunReply, BusError> {
+    if let Err(err) = request.schema.check_supported() {
+        return Ok(RunReply::Refused { code: "unsupported_schema".into(), message: err.to_string() });
+    }
+    let now = OffsetDateTime::now_utc();
+    let inventory = inventory::load(bus).await?;
+    let rollout_id = plan::new_rollout_id(now);
+    let planned = plan::plan(
+        &inventory,
+        &request.selector,
+        &request.command,
+        &rollout_id,
+        now,
+        request.deadline_secs,
+        request.requested_by.clone(),
+    );
+    let planned = match planned {
+        Ok(planned) => planned,
+        Err(err) => return Ok(RunReply::Refused { code: "invalid_request".into(), message: err.to_string() }),
+    };
+    let targets = planned.targets();
+    if request.dry_run {
+        return Ok(RunReply::Accepted { rollout_id, dry_run: true, targets });
+    }
+    let deadline = planned.envelopes.first().map_or(now, |envelope| envelope.deadline);
+    let record = RolloutRecord {
+        rollout_id: rollout_id.clone(),
+        kind: request.command.kind(),
+        selector: request.selector.clone(),
+        targets: targets.clone(),
+        created_at: now,
+        deadline,
+        requested_by: request.requested_by.clone(),
+    };
+    rollout::rollouts(bus).await?.put(&rollout_id, &record).await?;
+    publish(bus, &planned).await?;
+    info!(rollout_id = %rollout_id, targets = targets.len(), kind = %request.command.kind(), "rollout published");
+    Ok(RunReply::Accepted { rollout_id, dry_run: false, targets })
+}
+
+/// Publishes every envelope of a plan, [`PUBLISH_WINDOW`] acknowledgements in flight.
+pub async fn publish(bus: &Bus, plan: &Plan) -> Result<(), BusError> {
+    let publisher = CommandPublisher::new(bus);
+    let traceparent = headers::new_traceparent();
+    let mut acks = futures::stream::iter(plan.envelopes.iter().cloned())
+        .map(|envelope| {
+            let publisher = publisher.clone();
+            let traceparent = traceparent.clone();
+            async move {
+                let ack = publisher.send(&envelope, Some(&traceparent)).await?;
+                CommandPublisher::confirm(&subjects::command(&envelope.cluster), ack).await
+            }
+        })
+        .buffer_unordered(PUBLISH_WINDOW);
+    while let Some(ack) = acks.next().await {
+        ack?;
+    }
+    Ok(())
+}
+
+/// Serves `fleet.ctl.run` until `shutdown`.
+pub async fn serve(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
+    let subject = subjects::control(proto::control::RUN);
+    let mut requests = bus
+        .client()
+        .queue_subscribe(subject.clone(), "coordinator".into())
+        .await
+        .map_err(|source| BusError::Subscribe { subject: subject.clone(), source })?;
+    loop {
+        let message = tokio::select! {
+            message = requests.next() => message,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let Some(message) = message else { return Ok(()) };
+        let Some(reply_to) = message.reply.clone() else { continue };
+        let span = info_span!("control.run");
+        let reply = async {
+            match serde_json::from_slice::<RunRequest>(&message.payload) {
+                Ok(request) => run(&bus, request).await.unwrap_or_else(|err| RunReply::Refused {
+                    code: "bus_error".into(),
+                    message: format!(
+                        "{err}: {}",
+                        std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default()
+                    ),
+                }),
+                Err(err) => RunReply::Refused { code: "malformed_request".into(), message: err.to_string() },
+            }
+        }
+        .instrument(span)
+        .await;
+        let body =
+            serde_json::to_vec(&reply).map_err(|source| BusError::Encode { subject: subject.clone(), source })?;
+        if let Err(err) = bus.client().publish(reply_to, body.into()).await {
+            warn!(error = %err, "control reply not sent");
+        }
+    }
+}

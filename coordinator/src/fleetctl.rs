@@ -1,0 +1,413 @@
+//! `fleetctl`, the operator's command line: list the fleet, run a command across clusters picked
+//! by a label selector, follow a rollout, and read each cluster's last recorded state.
+//!
+//! Data goes to stdout (`-o table|json|yaml`, see [`crate::output`]); progress and diagnostics go
+//! to stderr prefixed `fleetctl:`.
+//!
+//! # Exit codes
+//! - 0: every targeted cluster succeeded or was already in the desired state (or nothing to do);
+//! - 1: at least one cluster failed or did not answer before the deadline;
+//! - 2: usage, configuration, refused request or internal error — nothing was sent, or the outcome
+//!   is unknown.
+
+use crate::output::{self, Format, Record};
+use crate::rollout::{self, RolloutRecord, Tally, TargetState};
+use crate::{inventory, record, selector::Selector};
+use anyhow::{Context, bail};
+use bus::Bus;
+use clap::{Args, Parser, Subcommand};
+use proto::command::{ApplyCredspec, DisableGmsa, EnableGmsa, GrantIdentity, RotateCredential, Verify};
+use proto::control::{RunReply, RunRequest};
+use proto::version::SchemaVersion;
+use proto::{Command, subjects};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Roll out and check Windows gMSA support across a fleet of AKS clusters.
+///
+/// Examples:
+///   fleetctl clusters list --selector env=prod
+///   fleetctl run enable-gmsa --dns-server 10.1.0.4 --root-domain contoso.com --selector env=prod
+///   fleetctl run apply-credspec --payload-file credspec.yaml --dry-run
+///   fleetctl status r1732350000-1a2b3c4d -o json
+#[derive(Parser)]
+#[command(name = "fleetctl", version, verbatim_doc_comment)]
+pub struct Cli {
+    /// NATS server URL(s), comma-separated.
+    #[arg(long, global = true, env = "FLEET_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
+    pub output: Format,
+    #[command(subcommand)]
+    pub command: Verb,
+}
+
+#[derive(Subcommand)]
+pub enum Verb {
+    /// The fleet inventory: clusters from the coordinator's configuration and agents' hellos.
+    Clusters {
+        #[command(subcommand)]
+        action: ClustersAction,
+    },
+    /// Send one command to every cluster the selector picks and follow it to the end.
+    Run(RunArgs),
+    /// A rollout's per-cluster status, or (without a rollout id) every cluster's last recorded result.
+    Status {
+        /// The rollout id printed by `fleetctl run`.
+        rollout: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ClustersAction {
+    /// List clusters, optionally filtered by a label selector.
+    List {
+        /// Label selector, e.g. `env=prod,region in (eu,us),!canary`.
+        #[arg(short = 'l', long, default_value = "")]
+        selector: String,
+    },
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(subcommand)]
+    pub kind: KindArgs,
+    /// Label selector picking the clusters; empty picks all.
+    #[arg(short = 'l', long, global = true, default_value = "")]
+    pub selector: String,
+    /// Time the agents have to finish, e.g. 90s, 10m, 1h.
+    #[arg(long, global = true, default_value = "10m", value_parser = parse_duration)]
+    pub deadline: Duration,
+    /// Show which clusters would get the command; send nothing.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Return after publishing instead of following the rollout.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
+}
+
+#[derive(Subcommand)]
+pub enum KindArgs {
+    /// Enable gMSA on the managed cluster (az aks update --enable-windows-gmsa).
+    EnableGmsa {
+        /// DNS server of the AD domain (IPv4); give with --root-domain or not at all.
+        #[arg(long)]
+        dns_server: Option<String>,
+        /// Root domain name of the AD forest, e.g. contoso.com.
+        #[arg(long)]
+        root_domain: Option<String>,
+    },
+    /// Disable gMSA on the managed cluster (az aks update --disable-windows-gmsa).
+    DisableGmsa,
+    /// Grant the Windows nodes' identity `get` on the domain-user secret.
+    GrantIdentity(PayloadFile),
+    /// Install the GMSACredentialSpec, its ClusterRole and RoleBindings.
+    ApplyCredspec(PayloadFile),
+    /// Point clusters at a rotated secret version and check they can read it.
+    RotateCredential(PayloadFile),
+    /// Run the sample workload with the credspec and report whether it comes up.
+    Verify(PayloadFile),
+}
+
+#[derive(Args)]
+pub struct PayloadFile {
+    /// The command's payload as YAML or JSON (see proto/README.md for each kind's fields).
+    #[arg(long)]
+    pub payload_file: PathBuf,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let value: u64 = number.parse().map_err(|_| format!("{text:?}: expected a number followed by s, m or h"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        _ => return Err(format!("{text:?}: unit must be s, m or h")),
+    };
+    if seconds == 0 {
+        return Err("the deadline must be at least 1s".into());
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+fn read_payload<T: serde::de::DeserializeOwned>(file: &PayloadFile) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(&file.payload_file)
+        .with_context(|| format!("reading {}", file.payload_file.display()))?;
+    serde_yaml::from_str(&text).with_context(|| format!("{}: not a valid payload", file.payload_file.display()))
+}
+
+fn command_of(kind: &KindArgs) -> anyhow::Result<Command> {
+    Ok(match kind {
+        KindArgs::EnableGmsa { dns_server, root_domain } => {
+            Command::EnableGmsa(EnableGmsa { dns_server: dns_server.clone(), root_domain: root_domain.clone() })
+        }
+        KindArgs::DisableGmsa => Command::DisableGmsa(DisableGmsa {}),
+        KindArgs::GrantIdentity(file) => Command::GrantIdentity(read_payload::<GrantIdentity>(file)?),
+        KindArgs::ApplyCredspec(file) => Command::ApplyCredspec(read_payload::<ApplyCredspec>(file)?),
+        KindArgs::RotateCredential(file) => Command::RotateCredential(read_payload::<RotateCredential>(file)?),
+        KindArgs::Verify(file) => Command::Verify(read_payload::<Verify>(file)?),
+    })
+}
+
+/// Runs fleetctl with the process's arguments.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match execute(cli).await {
+        Ok(code) => code,
+        Err(err) => {
+            if err.chain().any(|cause| {
+                cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("fleetctl: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let bus = tokio::time::timeout(Duration::from_secs(10), Bus::connect(&cli.nats, "fleetctl"))
+        .await
+        .with_context(|| format!("no NATS server answered at {} within 10s", cli.nats))??;
+    match &cli.command {
+        Verb::Clusters { action: ClustersAction::List { selector } } => clusters_list(&bus, cli.output, selector).await,
+        Verb::Run(args) => run(&bus, cli.output, args).await,
+        Verb::Status { rollout: Some(rollout_id) } => rollout_status(&bus, cli.output, rollout_id).await,
+        Verb::Status { rollout: None } => fleet_status(&bus, cli.output).await,
+    }
+}
+
+fn print(format: Format, records: &[Record]) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    output::write(&mut lock, format, records)?;
+    Ok(())
+}
+
+async fn clusters_list(bus: &Bus, format: Format, selector: &str) -> anyhow::Result<ExitCode> {
+    let selector = Selector::parse(selector)?;
+    let entries = inventory::load(bus).await.context("reading the inventory")?;
+    let records_bucket = record::records(bus).await?;
+    let now = OffsetDateTime::now_utc();
+    let mut records = Vec::new();
+    for entry in entries.into_iter().filter(|entry| selector.matches(&entry.labels)) {
+        let last = records_bucket.get(&entry.id).await?.map(|(record, _)| record.last_result);
+        records.push(Record::Cluster {
+            online: entry.agent_online(now, time::Duration::seconds(90)),
+            agent_version: entry.agent.as_ref().map(|agent| agent.agent_version.clone()),
+            last_kind: last.as_ref().map(|result| result.kind.clone()),
+            last_status: last.as_ref().map(|result| result.status.label().to_string()),
+            id: entry.id,
+            labels: entry.labels,
+            declared: entry.declared,
+        });
+    }
+    print(format, &records)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(bus: &Bus, format: Format, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let command = command_of(&args.kind)?;
+    // Refuse bad input here, before anything is sent, with the field's name.
+    command.validate().context("the command is invalid; nothing was sent")?;
+    let request = RunRequest {
+        schema: SchemaVersion::CURRENT,
+        command,
+        selector: args.selector.clone(),
+        deadline_secs: args.deadline.as_secs(),
+        dry_run: args.dry_run,
+        requested_by: std::env::var("USER").ok(),
+    };
+    let subject = subjects::control(proto::control::RUN);
+    let reply = tokio::time::timeout(
+        Duration::from_secs(60),
+        bus.client().request(subject.clone(), serde_json::to_vec(&request)?.into()),
+    )
+    .await
+    .context("the coordinator did not answer within 60s")?
+    .with_context(|| format!("no coordinator answered on {subject}; is fleet-coordinator running?"))?;
+    let reply: RunReply =
+        serde_json::from_slice(&reply.payload).context("the coordinator's reply is not understood")?;
+    let (rollout_id, dry_run, targets) = match reply {
+        RunReply::Refused { code, message } => bail!("the coordinator refused the command ({code}): {message}"),
+        RunReply::Accepted { rollout_id, dry_run, targets } => (rollout_id, dry_run, targets),
+    };
+    if dry_run || args.no_wait {
+        let mut records: Vec<Record> = targets
+            .iter()
+            .map(|target| Record::Target {
+                rollout_id: rollout_id.clone(),
+                cluster: target.cluster.clone(),
+                command_id: target.command_id.to_string(),
+                state: if dry_run { "would-send" } else { "sent" }.into(),
+                code: None,
+                message: None,
+                changed_steps: vec![],
+            })
+            .collect();
+        records.push(Record::Summary {
+            rollout_id: rollout_id.clone(),
+            dry_run,
+            targets: targets.len(),
+            succeeded: 0,
+            unchanged: 0,
+            failed: 0,
+            timed_out: 0,
+            pending: targets.len(),
+        });
+        print(format, &records)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("fleetctl: rollout {rollout_id}: {} clusters", targets.len());
+    follow(bus, format, &rollout_id).await
+}
+
+/// Polls a rollout until every target is final, reporting progress on stderr, then prints it.
+async fn follow(bus: &Bus, format: Format, rollout_id: &str) -> anyhow::Result<ExitCode> {
+    let bucket = rollout::rollouts(bus).await?;
+    let (rollout, _) = bucket.get(rollout_id).await?.with_context(|| format!("rollout {rollout_id} not found"))?;
+    let interactive = std::io::stderr().is_terminal();
+    let mut last_line = String::new();
+    loop {
+        let states = rollout::target_states(bus, &rollout, OffsetDateTime::now_utc()).await?;
+        let tally = Tally::of(states.iter().map(|(_, state)| state));
+        let line = format!(
+            "{}/{} done: {} succeeded, {} unchanged, {} failed, {} timed out",
+            tally.targets - tally.pending,
+            tally.targets,
+            tally.succeeded,
+            tally.unchanged,
+            tally.failed,
+            tally.timed_out
+        );
+        if line != last_line {
+            if interactive {
+                eprint!("\rfleetctl: {line}");
+            } else {
+                eprintln!("fleetctl: {line}");
+            }
+            last_line = line;
+        }
+        if tally.finished() {
+            if interactive {
+                eprintln!();
+            }
+            return report(format, &rollout, &states, &tally);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn report(
+    format: Format,
+    rollout: &RolloutRecord,
+    states: &[(proto::control::Target, TargetState)],
+    tally: &Tally,
+) -> anyhow::Result<ExitCode> {
+    let mut records: Vec<Record> = states
+        .iter()
+        .map(|(target, state)| {
+            let (code, message, changed_steps) = match state {
+                TargetState::Done(result) => {
+                    let (code, message) = match &result.status {
+                        proto::ResultStatus::Failed { code, message } => (Some(code.clone()), Some(message.clone())),
+                        _ => (None, None),
+                    };
+                    let changed =
+                        result.steps.iter().filter(|step| step.is_changed()).map(|step| step.step.clone()).collect();
+                    (code, message, changed)
+                }
+                _ => (None, None, vec![]),
+            };
+            Record::Target {
+                rollout_id: rollout.rollout_id.clone(),
+                cluster: target.cluster.clone(),
+                command_id: target.command_id.to_string(),
+                state: state.label().to_string(),
+                code,
+                message,
+                changed_steps,
+            }
+        })
+        .collect();
+    records.push(Record::Summary {
+        rollout_id: rollout.rollout_id.clone(),
+        dry_run: false,
+        targets: tally.targets,
+        succeeded: tally.succeeded,
+        unchanged: tally.unchanged,
+        failed: tally.failed,
+        timed_out: tally.timed_out,
+        pending: tally.pending,
+    });
+    print(format, &records)?;
+    Ok(exit_for(tally))
+}
+
+/// 0 when every target succeeded or was unchanged, or when targets are still pending (a status
+/// query of a running rollout); 1 when any failed or timed out.
+fn exit_for(tally: &Tally) -> ExitCode {
+    if tally.failed == 0 && tally.timed_out == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+async fn rollout_status(bus: &Bus, format: Format, rollout_id: &str) -> anyhow::Result<ExitCode> {
+    let bucket = rollout::rollouts(bus).await?;
+    let (rollout, _) = bucket.get(rollout_id).await?.with_context(|| format!("rollout {rollout_id} not found"))?;
+    let states = rollout::target_states(bus, &rollout, OffsetDateTime::now_utc()).await?;
+    let tally = Tally::of(states.iter().map(|(_, state)| state));
+    report(format, &rollout, &states, &tally)
+}
+
+async fn fleet_status(bus: &Bus, format: Format) -> anyhow::Result<ExitCode> {
+    let records_bucket = record::records(bus).await?;
+    let mut records = Vec::new();
+    let mut any_failed = false;
+    for (_, record) in records_bucket.entries().await? {
+        let result = record.last_result;
+        let (code, message) = match &result.status {
+            proto::ResultStatus::Failed { code, message } => {
+                any_failed = true;
+                (Some(code.clone()), Some(message.clone()))
+            }
+            _ => (None, None),
+        };
+        records.push(Record::Target {
+            rollout_id: result.rollout_id.clone().unwrap_or_default(),
+            cluster: result.cluster.clone(),
+            command_id: result.command_id.to_string(),
+            state: result.status.label().to_string(),
+            code,
+            message,
+            changed_steps: result.steps.iter().filter(|s| s.is_changed()).map(|s| s.step.clone()).collect(),
+        });
+    }
+    print(format, &records)?;
+    Ok(if any_failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5d").unwrap_err().contains("unit"));
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

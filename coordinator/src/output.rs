@@ -1,0 +1,194 @@
+//! fleetctl's output: one set of records, rendered as a table (for people), JSON Lines or YAML
+//! (for programs).
+//!
+//! # Wire format of `-o json` (schema 1)
+//! One JSON object per line, each tagged by `type`:
+//! - `{"type":"cluster","id","labels","declared","agent_version","online","last_kind","last_status"}`
+//! - `{"type":"target","rollout_id","cluster","command_id","state","code","message","changed_steps"}`
+//! - `{"type":"summary","rollout_id","dry_run","targets","succeeded","unchanged","failed","timed_out","pending"}`
+//!
+//! Fields are only ever added within schema 1. `-o yaml` prints the same records as a YAML sequence;
+//! `-o table` is a view of the same records.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+
+/// The output format chosen with `-o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+/// One output record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    Cluster {
+        id: String,
+        labels: BTreeMap<String, String>,
+        declared: bool,
+        agent_version: Option<String>,
+        online: bool,
+        last_kind: Option<String>,
+        last_status: Option<String>,
+    },
+    Target {
+        rollout_id: String,
+        cluster: String,
+        command_id: String,
+        state: String,
+        code: Option<String>,
+        message: Option<String>,
+        changed_steps: Vec<String>,
+    },
+    Summary {
+        rollout_id: String,
+        dry_run: bool,
+        targets: usize,
+        succeeded: usize,
+        unchanged: usize,
+        failed: usize,
+        timed_out: usize,
+        pending: usize,
+    },
+}
+
+fn labels_text(labels: &BTreeMap<String, String>) -> String {
+    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
+
+fn cells(record: &Record) -> (&'static str, Vec<String>) {
+    let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
+    match record {
+        Record::Cluster { id, labels, declared, agent_version, online, last_kind, last_status } => (
+            "cluster",
+            vec![
+                id.clone(),
+                labels_text(labels),
+                if *declared { "config" } else { "agent" }.into(),
+                or_dash(agent_version),
+                if *online { "online" } else { "offline" }.into(),
+                or_dash(last_kind),
+                or_dash(last_status),
+            ],
+        ),
+        Record::Target { cluster, state, code, message, changed_steps, .. } => (
+            "target",
+            vec![
+                cluster.clone(),
+                state.clone(),
+                if changed_steps.is_empty() { "-".into() } else { changed_steps.join(",") },
+                match (code, message) {
+                    (Some(code), Some(message)) => format!("{code}: {message}"),
+                    _ => "-".into(),
+                },
+            ],
+        ),
+        Record::Summary { rollout_id, dry_run, targets, succeeded, unchanged, failed, timed_out, pending } => (
+            "summary",
+            vec![
+                rollout_id.clone(),
+                if *dry_run { "dry-run".into() } else { "sent".into() },
+                targets.to_string(),
+                succeeded.to_string(),
+                unchanged.to_string(),
+                failed.to_string(),
+                timed_out.to_string(),
+                pending.to_string(),
+            ],
+        ),
+    }
+}
+
+fn header(kind: &str) -> Vec<&'static str> {
+    match kind {
+        "cluster" => vec!["CLUSTER", "LABELS", "SOURCE", "AGENT", "STATE", "LAST COMMAND", "LAST STATUS"],
+        "target" => vec!["CLUSTER", "STATUS", "CHANGED", "DETAIL"],
+        _ => vec!["ROLLOUT", "MODE", "TARGETS", "SUCCEEDED", "UNCHANGED", "FAILED", "TIMED OUT", "PENDING"],
+    }
+}
+
+/// Renders records as aligned tables, one table per record type, in order of first appearance.
+pub fn render_table(records: &[Record]) -> String {
+    let mut groups: Vec<(&'static str, Vec<Vec<String>>)> = Vec::new();
+    for record in records {
+        let (kind, row) = cells(record);
+        match groups.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, rows)) => rows.push(row),
+            None => groups.push((kind, vec![row])),
+        }
+    }
+    let mut out = String::new();
+    for (index, (kind, rows)) in groups.iter().enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
+        let head: Vec<String> = header(kind).into_iter().map(String::from).collect();
+        let mut widths: Vec<usize> = head.iter().map(String::len).collect();
+        for row in rows {
+            for (i, cell) in row.iter().enumerate() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        for row in std::iter::once(&head).chain(rows.iter()) {
+            let line: Vec<String> =
+                row.iter().enumerate().map(|(i, cell)| format!("{cell:<width$}", width = widths[i])).collect();
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Writes records in `format` to `out`.
+pub fn write(out: &mut impl Write, format: Format, records: &[Record]) -> std::io::Result<()> {
+    match format {
+        Format::Table => out.write_all(render_table(records).as_bytes()),
+        Format::Json => {
+            for record in records {
+                serde_json::to_writer(&mut *out, record)?;
+                out.write_all(b"\n")?;
+            }
+            Ok(())
+        }
+        Format::Yaml => {
+            let text = serde_yaml::to_string(records).map_err(std::io::Error::other)?;
+            out.write_all(text.as_bytes())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk_target(cluster: &str, state: &str) -> Record {
+        Record::Target {
+            rollout_id: "r1".into(),
+            cluster: cluster.into(),
+            command_id: "c".into(),
+            state: state.into(),
+            code: None,
+            message: None,
+            changed_steps: vec!["cluster-update".into()],
+        }
+    }
+
+    #[test]
+    fn table_aligns_columns_and_json_is_tagged() {
+        let records = vec![mk_target("aks-1", "succeeded"), mk_target("aks-long-name", "failed")];
+        let table = render_table(&records);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("CLUSTER        STATUS"), "{table}");
+        assert!(lines[2].starts_with("aks-long-name  failed"), "{table}");
+        let mut json = Vec::new();
+        write(&mut json, Format::Json, &records).unwrap();
+        let first: serde_json::Value =
+            serde_json::from_str(String::from_utf8(json).unwrap().lines().next().unwrap()).unwrap();
+        assert_eq!(first["type"], "target");
+        assert_eq!(first["state"], "succeeded");
+    }
+}

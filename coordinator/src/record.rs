@@ -1,0 +1,116 @@
+//! The coordinator's durable record of each cluster: the last result it received, in the
+//! `fleet_state` bucket (history 5), written by the recorder task from the durable result feed.
+//! A result is acknowledged only after it is recorded, so a coordinator restart loses none.
+
+use bus::kv::Bucket;
+use bus::results::ResultFeed;
+use bus::{Bus, BusError};
+use proto::{CommandResult, subjects};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// What the coordinator knows of one cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    pub cluster: String,
+    /// The last result received (by finish time).
+    pub last_result: CommandResult,
+    /// How many results were recorded for this cluster.
+    pub results_recorded: u64,
+}
+
+/// The `fleet_state` bucket.
+pub async fn records(bus: &Bus) -> Result<Bucket<ClusterRecord>, BusError> {
+    Bucket::open(bus, subjects::STATE_BUCKET).await
+}
+
+/// The record after `result` arrives: a result older than the one recorded does not replace it
+/// (results of different commands may arrive out of order), but is counted.
+pub fn next_record(current: Option<ClusterRecord>, result: CommandResult) -> ClusterRecord {
+    match current {
+        None => ClusterRecord { cluster: result.cluster.clone(), last_result: result, results_recorded: 1 },
+        Some(mut record) => {
+            if record.last_result.command_id == result.command_id {
+                // A redelivery of a result already recorded: nothing new.
+                return record;
+            }
+            record.results_recorded += 1;
+            if result.finished_at >= record.last_result.finished_at {
+                record.last_result = result;
+            }
+            record
+        }
+    }
+}
+
+/// Records every result from the durable feed until `shutdown`.
+pub async fn run_recorder(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
+    let bucket = records(&bus).await?;
+    let mut feed = ResultFeed::open(&bus).await?;
+    loop {
+        let received = tokio::select! {
+            received = feed.next() => received,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let Some(received) = received else { return Ok(()) };
+        let received = match received {
+            Ok(received) => received,
+            Err(err) => {
+                warn!(error = %err, "result feed error");
+                continue;
+            }
+        };
+        match &received.result {
+            Ok(result) => {
+                // Read-modify-write with a revision check; on a race, read again.
+                loop {
+                    let current = bucket.get(&result.cluster).await?;
+                    let revision = current.as_ref().map_or(0, |(_, revision)| *revision);
+                    let record = next_record(current.map(|(record, _)| record), result.clone());
+                    match bucket.update(&result.cluster, &record, revision).await {
+                        Ok(_) => break,
+                        Err(err) => warn!(error = %err, cluster = %result.cluster, "record update raced; retrying"),
+                    }
+                }
+                info!(cluster = %result.cluster, command_id = %result.command_id, status = result.status.label(), "result recorded");
+            }
+            Err(err) => warn!(error = %err, "undecodable result dropped"),
+        }
+        received.ack().await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::version::SchemaVersion;
+    use proto::{CommandId, ResultStatus};
+    use time::OffsetDateTime;
+
+    fn mk_result(id: &str, finished: i64) -> CommandResult {
+        CommandResult {
+            schema: SchemaVersion::CURRENT,
+            command_id: CommandId(id.into()),
+            rollout_id: None,
+            cluster: "a".into(),
+            kind: "enable-gmsa".into(),
+            status: ResultStatus::Succeeded,
+            steps: vec![],
+            attempt: 1,
+            finished_at: OffsetDateTime::from_unix_timestamp(finished).unwrap(),
+            agent_version: "t".into(),
+        }
+    }
+
+    #[test]
+    fn newer_results_replace_older_ones_and_redeliveries_count_once() {
+        let record = next_record(None, mk_result("1", 10));
+        let record = next_record(Some(record), mk_result("1", 10));
+        assert_eq!(record.results_recorded, 1);
+        let record = next_record(Some(record), mk_result("2", 30));
+        let record = next_record(Some(record), mk_result("3", 20));
+        assert_eq!(record.last_result.command_id.as_str(), "2");
+        assert_eq!(record.results_recorded, 3);
+    }
+}

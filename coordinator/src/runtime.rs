@@ -1,0 +1,46 @@
+//! Process set-up shared by the coordinator's binaries: the rustls provider, logging, signals.
+
+use crate::config::CoordinatorConfig;
+use std::path::Path;
+use tokio::sync::watch;
+
+/// Installs ring as the process's rustls provider and a `tracing` subscriber (stderr, `RUST_LOG`).
+pub fn init_process() {
+    // Another part of the process may have installed it already; either way ring is in place.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// A shutdown signal that turns true on SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> watch::Receiver<bool> {
+    let (sender, receiver) = watch::channel(false);
+    tokio::spawn(async move {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate => {}
+        }
+        let _ = sender.send(true);
+    });
+    receiver
+}
+
+/// Runs `fleet-coordinator` until a signal.
+pub async fn run_daemon(config_path: Option<&Path>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let config = CoordinatorConfig::load(config_path)?;
+    let bus = bus::Bus::connect(&config.nats.url, "fleet-coordinator").await.context("connecting to NATS")?;
+    let shutdown = shutdown_on_signals();
+    let running = crate::daemon::start(bus, &config, shutdown).await.context("starting the coordinator")?;
+    tracing::info!("coordinator running");
+    running.wait().await.context("coordinator stopped on an error")?;
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! The coordinator's control API, request-reply on `fleet.ctl.<verb>`, used by `fleetctl`.
+//! Read-only queries (inventory, status) do not go through it: fleetctl reads the buckets and the
+//! result stream directly with the coordinator library, so large fleets are not bound by one
+//! reply's size.
+
+use crate::command::{Command, CommandId};
+use crate::version::SchemaVersion;
+use serde::{Deserialize, Serialize};
+
+/// Verb of [`RunRequest`].
+pub const RUN: &str = "run";
+
+/// Send one command to every cluster a label selector picks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRequest {
+    pub schema: SchemaVersion,
+    pub command: Command,
+    /// A Kubernetes-style label selector (`env=prod,region in (eu,us),!canary`); empty picks all.
+    #[serde(default)]
+    pub selector: String,
+    /// How long the agents have to finish, from now.
+    pub deadline_secs: u64,
+    /// Plan only: say which clusters would get the command, send nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Who asked (for the record).
+    #[serde(default)]
+    pub requested_by: Option<String>,
+}
+
+/// One command sent (or that would be sent) to one cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub cluster: String,
+    pub command_id: CommandId,
+}
+
+/// The coordinator's answer to a [`RunRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RunReply {
+    /// The rollout was planned (and, unless dry run, its commands published).
+    Accepted { rollout_id: String, dry_run: bool, targets: Vec<Target> },
+    /// The request was refused; nothing was sent.
+    Refused { code: String, message: String },
+}
