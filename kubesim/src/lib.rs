@@ -15,6 +15,23 @@
 //!                                         agent process: kube::Client ──┘
 //! ```
 //!
+//! Why an HTTP server rather than an in-process fake client: the agent runs as separate
+//! processes in the demo and loads an ordinary kubeconfig, and its code path (kube-rs request
+//! building, discovery, SSA parameters, error decoding, kube-runtime's watcher) is exercised
+//! exactly as against a real cluster; a fake `Client` would skip that layer.
+//!
+//! Modelled: discovery (classic form, also answered to aggregated-discovery Accept headers),
+//! get/list (label and `metadata.name`/`metadata.namespace` field selectors, limit/continue)
+//! /create/update/delete (preconditions)/merge and strategic patch (strategic as merge, 415
+//! for custom resources)/server-side apply (managedFields, conflicts, force, no-op keeps the
+//! resourceVersion)/`dryRun=All`/watch (410 Expired after [`SimCluster::compact_history`]),
+//! CRD structural-schema pruning and `fieldValidation`, the built-in validation in
+//! `validation`, and Deployment availability from the gMSA preconditions (`controller`).
+//! Not modelled: authorization (one admin token), JSON patch, status-subresource writes,
+//! deletecollection, finalizers and graceful deletion, namespace termination, built-in type
+//! schemas (unknown fields of built-in kinds are kept), CEL rules, conversion webhooks,
+//! aggregated discovery documents, protobuf, TLS.
+//!
 //! Flows in: a [`ClusterSeed`] per cluster, HTTP requests from kube clients, out-of-band
 //! edits from tests. Flows out: HTTP responses and watch streams, the per-cluster
 //! [`AuditEntry`] log, and object snapshots for assertions.
@@ -24,6 +41,7 @@ mod cluster;
 mod controller;
 mod discovery;
 mod managed_fields;
+mod out_of_band;
 mod registry;
 mod schema;
 mod seed;

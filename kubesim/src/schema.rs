@@ -88,13 +88,13 @@ impl Walk {
                 return;
             }
         }
-        if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-            if !allowed.contains(value) {
-                let supported: Vec<String> =
-                    allowed.iter().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())).collect();
-                let supported: Vec<&str> = supported.iter().map(String::as_str).collect();
-                self.causes.push(Cause::not_supported(path, value, &supported));
-            }
+        if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+            && !allowed.contains(value)
+        {
+            let supported: Vec<String> =
+                allowed.iter().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())).collect();
+            let supported: Vec<&str> = supported.iter().map(String::as_str).collect();
+            self.causes.push(Cause::not_supported(path, value, &supported));
         }
         match value {
             Value::Object(map) => self.object(map, schema, path),

@@ -242,6 +242,7 @@ fn write_options(query: &Query, user_agent: &str) -> Result<WriteOptions, ApiErr
     let field_manager = query.get("fieldManager").filter(|m| !m.is_empty()).map(str::to_owned);
     Ok(WriteOptions {
         dry_run,
+        force: query.flag("force"),
         field_manager: field_manager.unwrap_or(default_manager),
         field_validation,
         origin: Origin::Api,
@@ -324,21 +325,12 @@ fn serve(
         "patch" => {
             let kind = PatchKind::from_content_type(content_type, resource_type)?;
             let options = write_options(query, user_agent)?;
-            let force = query.flag("force");
-            if force && kind != PatchKind::Apply {
+            if options.force && kind != PatchKind::Apply {
                 return Err(ApiError::BadRequest("force may only be set for apply patches".into()));
             }
             let patch_body = decode_body(body, kind == PatchKind::Apply)?;
-            let written = write::patch(
-                &mut lock(&state.store),
-                resource_type,
-                namespace,
-                &name,
-                kind,
-                patch_body,
-                force,
-                &options,
-            )?;
+            let written =
+                write::patch(&mut lock(&state.store), resource_type, namespace, &name, kind, patch_body, &options)?;
             let code = if written.created { StatusCode::CREATED } else { StatusCode::OK };
             Ok(json_response(code, &written.object, &written.warnings))
         }
@@ -378,12 +370,12 @@ fn list(
     };
     items = items.split_off(offset.min(items.len()));
     let mut metadata = json!({"resourceVersion": resource_version.to_string()});
-    if let Some(limit) = query.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0) {
-        if items.len() > limit {
-            metadata["remainingItemCount"] = json!(items.len() - limit);
-            metadata["continue"] = json!(format!("kubesim:{}", offset + limit));
-            items.truncate(limit);
-        }
+    if let Some(limit) = query.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0)
+        && items.len() > limit
+    {
+        metadata["remainingItemCount"] = json!(items.len() - limit);
+        metadata["continue"] = json!(format!("kubesim:{}", offset + limit));
+        items.truncate(limit);
     }
     let body = json!({"kind": resource_type.list_kind(), "apiVersion": resource_type.api_version(), "metadata": metadata, "items": items});
     Ok(json_response(StatusCode::OK, &body, &[]))

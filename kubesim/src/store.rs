@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::apply::owned_view;
-use crate::cluster::SimError;
 use crate::registry::{ResourceType, builtin_types, crd_types};
 use crate::schema::validate_and_prune;
 use crate::status::{ApiError, Subject};
@@ -65,6 +64,9 @@ pub(crate) struct WatchRecord {
     pub object: Value,
 }
 
+/// Retained changes after a resourceVersion, and the receiver of later ones.
+pub(crate) type WatchStart = (Vec<Arc<WatchRecord>>, broadcast::Receiver<Arc<WatchRecord>>);
+
 /// How many changes the watch history keeps before the oldest expire (410 on resume).
 const HISTORY_LIMIT: usize = 10_000;
 
@@ -80,6 +82,8 @@ pub(crate) enum FieldValidation {
 #[derive(Debug, Clone)]
 pub(crate) struct WriteOptions {
     pub dry_run: bool,
+    /// `force` of a server-side apply (refused for other patches).
+    pub force: bool,
     pub field_manager: String,
     pub field_validation: FieldValidation,
     pub origin: Origin,
@@ -133,17 +137,6 @@ pub(crate) fn subject_of(resource_type: &ResourceType, name: &str) -> Subject {
     }
 }
 
-fn rejected(verb: &'static str, kind: &str, name: &str, error: ApiError) -> SimError {
-    SimError::Rejected {
-        verb,
-        kind: kind.to_owned(),
-        name: name.to_owned(),
-        code: error.code(),
-        reason: error.reason().to_owned(),
-        message: error.to_string(),
-    }
-}
-
 impl Store {
     pub fn new(cluster: &str, seed_objects: Vec<Value>) -> Self {
         let (events, _) = broadcast::channel(4096);
@@ -188,9 +181,7 @@ impl Store {
         let candidates: Vec<ResourceType> = self
             .types()
             .into_iter()
-            .filter(|t| {
-                t.kind.to_lowercase() == wanted || t.plural == wanted || t.short_names.iter().any(|s| *s == wanted)
-            })
+            .filter(|t| t.kind.to_lowercase() == wanted || t.plural == wanted || t.short_names.contains(&wanted))
             .collect();
         let storage = candidates.iter().find(|t| self.storage_version(t).as_deref() == Some(t.version.as_str()));
         storage.or(candidates.first()).cloned()
@@ -263,10 +254,7 @@ impl Store {
 
     /// Changes after `since` plus a receiver for later ones, taken under one lock so nothing
     /// falls between them; `Expired` if `since` predates the retained history.
-    pub fn watch_from(
-        &self,
-        since: u64,
-    ) -> Result<(Vec<Arc<WatchRecord>>, broadcast::Receiver<Arc<WatchRecord>>), ApiError> {
+    pub fn watch_from(&self, since: u64) -> Result<WatchStart, ApiError> {
         if since < self.oldest_resumable {
             return Err(ApiError::Expired { requested: since, oldest: self.oldest_resumable });
         }
@@ -345,10 +333,10 @@ impl Store {
             return Err(ApiError::Invalid { subject, causes });
         }
         self.fill_server_fields(resource_type, old.as_ref(), &mut new);
-        if let Some(old) = &old {
-            if without_resource_version(old) == without_resource_version(&new) {
-                return Ok(WriteResult { object: Self::served(resource_type, old), warnings, created: false });
-            }
+        if let Some(old) = &old
+            && without_resource_version(old) == without_resource_version(&new)
+        {
+            return Ok(WriteResult { object: Self::served(resource_type, old), warnings, created: false });
         }
         let resource_version = if options.dry_run { self.last_resource_version } else { self.next_resource_version() };
         new["metadata"]["resourceVersion"] = Value::String(resource_version.to_string());
@@ -411,11 +399,12 @@ impl Store {
                 }
             }
         }
-        if let Some(old) = old {
-            if resource_type.has_generation && spec_view(resource_type, old) != spec_view(resource_type, new) {
-                let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
-                new["metadata"]["generation"] = json!(generation);
-            }
+        if let Some(old) = old
+            && resource_type.has_generation
+            && spec_view(resource_type, old) != spec_view(resource_type, new)
+        {
+            let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+            new["metadata"]["generation"] = json!(generation);
         }
         if resource_type.kind == "CustomResourceDefinition" {
             default_crd_names(new);
@@ -475,54 +464,6 @@ impl Store {
         }
         self.objects.insert(key.clone(), object.clone());
         self.record(if created { "ADDED" } else { "MODIFIED" }, key, object);
-    }
-
-    fn out_of_band_options() -> WriteOptions {
-        WriteOptions {
-            dry_run: false,
-            field_manager: String::new(),
-            field_validation: FieldValidation::Ignore,
-            origin: Origin::OutOfBand,
-        }
-    }
-
-    pub fn get_out_of_band(&self, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
-        let resource_type = self.resolve_kind(kind)?;
-        self.get(&resource_type, namespace, name).ok()
-    }
-
-    pub fn list_out_of_band(&self, kind: &str) -> Vec<Value> {
-        self.resolve_kind(kind).map(|t| self.list(&t, None)).unwrap_or_default()
-    }
-
-    /// Create or replace, keeping server fields; an explicit resourceVersion is ignored.
-    pub fn put_out_of_band(&mut self, object: Value) -> Result<Value, SimError> {
-        let kind = object["kind"].as_str().unwrap_or_default().to_owned();
-        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
-        let api_version = object["apiVersion"].as_str().unwrap_or_default();
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        let resource_type = self
-            .types()
-            .into_iter()
-            .find(|t| t.group == group && t.version == version && t.kind == kind)
-            .ok_or_else(|| SimError::UnknownKind(format!("{api_version} {kind}")))?;
-        let namespace = object["metadata"]["namespace"].as_str().map(str::to_owned);
-        let key = Self::key(&resource_type, namespace.as_deref(), &name);
-        let verb = if self.objects.contains_key(&key) { "update" } else { "create" };
-        self.commit(&resource_type, key, object, verb, &Self::out_of_band_options())
-            .map(|result| result.object)
-            .map_err(|error| rejected("put", &kind, &name, error))
-    }
-
-    pub fn delete_out_of_band(
-        &mut self,
-        kind: &str,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<Option<Value>, SimError> {
-        let resource_type = self.resolve_kind(kind).ok_or_else(|| SimError::UnknownKind(kind.to_owned()))?;
-        let key = Self::key(&resource_type, namespace, name);
-        Ok(self.remove(&resource_type, &key, &Self::out_of_band_options()))
     }
 }
 

@@ -85,7 +85,7 @@ fn validate_metadata(resource_type: &ResourceType, object: &Value) -> Vec<Cause>
             }
             match value.as_str() {
                 Some(text) if is_label_value(text) => {}
-                _ => causes.push(Cause::invalid(format!("metadata.labels"), value, "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")),
+                _ => causes.push(Cause::invalid("metadata.labels".to_string(), value, "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")),
             }
         }
     }
@@ -168,21 +168,21 @@ fn validate_binding(resource_type: &ResourceType, old: Option<&Value>, new: &Val
             }
         }
     }
-    if let Some(old) = old {
-        if old["roleRef"] != new["roleRef"] {
-            let old_ref = &old["roleRef"];
-            let rendered = format!(
-                "rbac.RoleRef{{APIGroup:{}, Kind:{}, Name:{}}}",
-                json!(old_ref["apiGroup"].as_str().unwrap_or("")),
-                json!(old_ref["kind"].as_str().unwrap_or("")),
-                json!(old_ref["name"].as_str().unwrap_or(""))
-            );
-            causes.push(Cause {
-                reason: "FieldValueInvalid",
-                message: format!("Invalid value: {rendered}: cannot change roleRef"),
-                field: "roleRef".into(),
-            });
-        }
+    if let Some(old) = old
+        && old["roleRef"] != new["roleRef"]
+    {
+        let old_ref = &old["roleRef"];
+        let rendered = format!(
+            "rbac.RoleRef{{APIGroup:{}, Kind:{}, Name:{}}}",
+            json!(old_ref["apiGroup"].as_str().unwrap_or("")),
+            json!(old_ref["kind"].as_str().unwrap_or("")),
+            json!(old_ref["name"].as_str().unwrap_or(""))
+        );
+        causes.push(Cause {
+            reason: "FieldValueInvalid",
+            message: format!("Invalid value: {rendered}: cannot change roleRef"),
+            field: "roleRef".into(),
+        });
     }
 }
 
@@ -215,10 +215,10 @@ fn validate_deployment(old: Option<&Value>, new: &Value, causes: &mut Vec<Cause>
     if let Some(replicas) = spec.get("replicas").and_then(Value::as_i64).filter(|r| *r < 0) {
         causes.push(Cause::invalid("spec.replicas", &json!(replicas), "must be greater than or equal to 0"));
     }
-    if let Some(old) = old {
-        if old["spec"]["selector"] != spec["selector"] {
-            causes.push(Cause::invalid("spec.selector", &spec["selector"], "field is immutable"));
-        }
+    if let Some(old) = old
+        && old["spec"]["selector"] != spec["selector"]
+    {
+        causes.push(Cause::invalid("spec.selector", &spec["selector"], "field is immutable"));
     }
 }
 

@@ -211,7 +211,6 @@ pub(crate) fn patch(
     name: &str,
     kind: PatchKind,
     patch_body: Value,
-    force: bool,
     options: &WriteOptions,
 ) -> Result<WriteResult, ApiError> {
     let key = Store::key(resource_type, namespace, name);
@@ -269,7 +268,7 @@ pub(crate) fn patch(
             let api_version = resource_type.api_version();
             let request = ApplyRequest {
                 manager: &options.field_manager,
-                force,
+                force: options.force,
                 api_version: &api_version,
                 now: &now,
                 status_subresource: resource_type.status_subresource,
