@@ -3,6 +3,7 @@
 //! preflight check fails on its own when its condition is removed, drift is reported and
 //! repaired, and the sample workload is created and removed.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cluster::desired::{MANAGED_BY_KEY, OWNER_KEY};
@@ -12,11 +13,13 @@ use cluster::{
 };
 use gmsa::credspec::{ApiVersion, CredSpec, CredSpecInputs};
 use kube::Client;
+use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kubesim::{ClusterSeed, CorednsForward, GmsaCrd, KubeSim, SimCluster};
 use proto::outcome::Change;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
+use tower::util::MapRequestLayer;
 
 /// Generous bound on waiting for a watch event; the test fails (not passes) when it runs out.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -43,14 +46,36 @@ fn mk_request(inputs: &CredSpecInputs) -> ApplyRequest {
     }
 }
 
-async fn mk_cluster(seed: ClusterSeed) -> (KubeSim, SimCluster, Client) {
+/// Every request the client sent, as `METHOD /path`: kubesim (like the API server) does not
+/// audit a no-op apply, so "writes nothing" is checked on the requests themselves.
+#[derive(Clone, Default)]
+struct RequestLog(Arc<Mutex<Vec<String>>>);
+
+impl RequestLog {
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// Requests other than GET sent after the first `from`.
+    fn writes_since(&self, from: usize) -> Vec<String> {
+        self.0.lock().unwrap().iter().skip(from).filter(|request| !request.starts_with("GET ")).cloned().collect()
+    }
+}
+
+async fn mk_cluster(seed: ClusterSeed) -> (KubeSim, SimCluster, Client, RequestLog) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sim = KubeSim::start();
     let cluster = sim.add_cluster("c1", seed).await.unwrap();
     let kubeconfig = Kubeconfig::from_yaml(&cluster.kubeconfig_yaml()).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
-    let client = Client::try_from(config).unwrap();
-    (sim, cluster, client)
+    let requests = RequestLog::default();
+    let log = requests.clone();
+    let record = MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
+        log.0.lock().unwrap().push(format!("{} {}", request.method(), request.uri().path()));
+        request
+    });
+    let client = ClientBuilder::try_from(config).unwrap().with_layer(&record).build();
+    (sim, cluster, client, requests)
 }
 
 async fn mk_passed(client: &Client) -> Passed {
@@ -66,7 +91,7 @@ mod apply {
 
     #[tokio::test]
     async fn second_apply_is_unchanged_and_writes_nothing() {
-        let (_sim, sim_cluster, client) = mk_cluster(ClusterSeed::default()).await;
+        let (_sim, sim_cluster, client, requests) = mk_cluster(ClusterSeed::default()).await;
         let passed = mk_passed(&client).await;
         let request = mk_request(&mk_inputs("aks-gmsa-spec"));
 
@@ -84,9 +109,11 @@ mod apply {
         assert_eq!(writes_after_first, 3);
         assert!(sim_cluster.api_mutations().iter().all(|entry| entry.field_manager.as_deref() == Some("gmsa-fleet")));
 
+        let requests_before_second = requests.len();
         let second = cluster::apply(&client, &request, &passed).await.unwrap();
         assert_eq!(second.change, Change::Unchanged, "{:?}", second.diff);
         assert_eq!(sim_cluster.api_mutations().len(), writes_after_first);
+        assert_eq!(requests.writes_since(requests_before_second), Vec::<String>::new());
 
         let stored = sim_cluster.get("GMSACredentialSpec", None, "aks-gmsa-spec").unwrap();
         let built = request.credspec.manifest(ApiVersion::V1);
@@ -99,11 +126,12 @@ mod apply {
 
     #[tokio::test]
     async fn one_changed_input_changes_exactly_that_field() {
-        let (_sim, sim_cluster, client) = mk_cluster(ClusterSeed::default()).await;
+        let (_sim, sim_cluster, client, requests) = mk_cluster(ClusterSeed::default()).await;
         let passed = mk_passed(&client).await;
         let mut inputs = mk_inputs("aks-gmsa-spec");
         cluster::apply(&client, &mk_request(&inputs), &passed).await.unwrap();
         let writes_before = sim_cluster.api_mutations().len();
+        let requests_before = requests.len();
 
         inputs.domain_sid = "S-1-5-21-1-2-3".into();
         let outcome = cluster::apply(&client, &mk_request(&inputs), &passed).await.unwrap();
@@ -112,13 +140,17 @@ mod apply {
         let writes: Vec<_> = sim_cluster.api_mutations().into_iter().skip(writes_before).collect();
         assert_eq!(writes.len(), 1, "{writes:?}");
         assert_eq!(writes[0].kind, "GMSACredentialSpec");
+        assert_eq!(
+            requests.writes_since(requests_before),
+            ["PATCH /apis/windows.k8s.io/v1/gmsacredentialspecs/aks-gmsa-spec"]
+        );
         let stored = sim_cluster.get("GMSACredentialSpec", None, "aks-gmsa-spec").unwrap();
         assert_eq!(stored["credspec"]["DomainJoinConfig"]["Sid"], "S-1-5-21-1-2-3");
     }
 
     #[tokio::test]
     async fn rename_prunes_previous_objects_and_leaves_foreign_ones() {
-        let (_sim, sim_cluster, client) = mk_cluster(ClusterSeed::default()).await;
+        let (_sim, sim_cluster, client, _requests) = mk_cluster(ClusterSeed::default()).await;
         let passed = mk_passed(&client).await;
         let unlabelled = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
             "metadata": {"name": "hand-made-role"}, "rules": []});
@@ -171,7 +203,7 @@ mod apply {
 
     #[tokio::test]
     async fn unowned_object_at_a_desired_name_is_refused_before_any_write() {
-        let (_sim, sim_cluster, client) = mk_cluster(ClusterSeed::default()).await;
+        let (_sim, sim_cluster, client, _requests) = mk_cluster(ClusterSeed::default()).await;
         let passed = mk_passed(&client).await;
         sim_cluster
             .put(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
@@ -185,7 +217,7 @@ mod apply {
     #[tokio::test]
     async fn cluster_serving_only_v1alpha1_gets_v1alpha1() {
         let seed = ClusterSeed { gmsa_crd: GmsaCrd::Served { v1: false, v1alpha1: true }, ..ClusterSeed::default() };
-        let (_sim, sim_cluster, client) = mk_cluster(seed).await;
+        let (_sim, sim_cluster, client, _requests) = mk_cluster(seed).await;
         let passed = mk_passed(&client).await;
         assert_eq!(passed.api_version(), ApiVersion::V1Alpha1);
         let request = mk_request(&mk_inputs("aks-gmsa-spec"));
@@ -212,7 +244,7 @@ mod preflight {
 
     #[tokio::test]
     async fn ready_cluster_passes_every_check() {
-        let (_sim, _cluster, client) = mk_cluster(mk_ready_seed()).await;
+        let (_sim, _cluster, client, _requests) = mk_cluster(mk_ready_seed()).await;
         let (report, passed) = cluster::preflight(&client, &mk_dns_config()).await.unwrap();
         assert_eq!(passed.api_version(), ApiVersion::V1);
         assert_eq!(report.verdicts.len(), 5);
@@ -229,7 +261,7 @@ mod preflight {
             (|c| c.set_coredns_forward(None).unwrap(), &[Check::DnsForward]),
         ];
         for (remove, expected) in cases {
-            let (_sim, sim_cluster, client) = mk_cluster(mk_ready_seed()).await;
+            let (_sim, sim_cluster, client, _requests) = mk_cluster(mk_ready_seed()).await;
             remove(&sim_cluster);
             let error = cluster::preflight(&client, &mk_dns_config()).await.unwrap_err();
             assert_eq!(error.failed_checks(), expected, "{error}");
@@ -241,7 +273,7 @@ mod preflight {
     async fn dns_forward_to_another_server_fails() {
         let seed =
             ClusterSeed { coredns_forward: Some(CorednsForward::new("contoso.com", "10.9.9.9")), ..mk_ready_seed() };
-        let (_sim, _cluster, client) = mk_cluster(seed).await;
+        let (_sim, _cluster, client, _requests) = mk_cluster(seed).await;
         let error = cluster::preflight(&client, &mk_dns_config()).await.unwrap_err();
         assert_eq!(error.failed_checks(), [Check::DnsForward]);
     }
@@ -253,7 +285,7 @@ mod drift {
     async fn mk_watched(
         policy: DriftPolicy,
     ) -> (KubeSim, SimCluster, mpsc::Receiver<DriftEvent>, watch::Sender<ApplyRequest>) {
-        let (sim, sim_cluster, client) = mk_cluster(ClusterSeed::default()).await;
+        let (sim, sim_cluster, client, _requests) = mk_cluster(ClusterSeed::default()).await;
         let passed = mk_passed(&client).await;
         let request = mk_request(&mk_inputs("aks-gmsa-spec"));
         cluster::apply(&client, &request, &passed).await.unwrap();
@@ -307,18 +339,35 @@ mod drift {
 mod verify {
     use super::*;
 
-    #[tokio::test]
-    async fn sample_workload_is_reported_and_removed() {
-        let (_sim, sim_cluster, client) = mk_cluster(ClusterSeed::default()).await;
-        let passed = mk_passed(&client).await;
-        cluster::apply(&client, &mk_request(&mk_inputs("aks-gmsa-spec")), &passed).await.unwrap();
-        let config = VerifyConfig {
+    fn mk_verify_config() -> VerifyConfig {
+        VerifyConfig {
             spec_name: "aks-gmsa-spec".into(),
             namespace: "default".into(),
             image: cluster::workload::DEFAULT_IMAGE.into(),
             timeout: EVENT_TIMEOUT,
-        };
-        let report = cluster::verify(&client, &config).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn unbound_service_account_reports_the_failing_condition_and_still_removes_the_workload() {
+        let (_sim, sim_cluster, client, _requests) = mk_cluster(ClusterSeed::default()).await;
+        let passed = mk_passed(&client).await;
+        let mut request = mk_request(&mk_inputs("aks-gmsa-spec"));
+        request.bindings.clear();
+        cluster::apply(&client, &request, &passed).await.unwrap();
+        let report = cluster::verify(&client, &mk_verify_config()).await.unwrap();
+        let WorkloadState::Failed { condition, message, .. } = &report.state else { panic!("{report:?}") };
+        assert_eq!(condition, "ReplicaFailure=True", "{message}");
+        assert!(sim_cluster.get("Deployment", Some("default"), "gmsa-demo").is_none());
+        assert!(sim_cluster.get("ConfigMap", Some("default"), "gmsa-demo").is_none());
+    }
+
+    #[tokio::test]
+    async fn sample_workload_is_reported_and_removed() {
+        let (_sim, sim_cluster, client, _requests) = mk_cluster(ClusterSeed::default()).await;
+        let passed = mk_passed(&client).await;
+        cluster::apply(&client, &mk_request(&mk_inputs("aks-gmsa-spec")), &passed).await.unwrap();
+        let report = cluster::verify(&client, &mk_verify_config()).await.unwrap();
         assert!(!report.timed_out, "{report:?}");
         assert_eq!(report.state, WorkloadState::Available);
         let created: Vec<_> = sim_cluster.api_mutations().into_iter().filter(|e| e.name == "gmsa-demo").collect();
