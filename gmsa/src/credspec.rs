@@ -21,9 +21,7 @@ mod tests;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use fields::{
-    DnsName, DomainSid, GmsaAccountName, Guid, NetBiosName, ObjectName, Rule, SecretUri,
-};
+pub use fields::{DnsName, DomainSid, GmsaAccountName, Guid, NetBiosName, ObjectName, Rule, SecretUri};
 
 /// The CCG plugin that reads the domain user's credential from Azure Key Vault with the node's
 /// managed identity (the AKS gMSA plugin).
@@ -86,9 +84,7 @@ pub enum CredSpecError {
     #[error("credspec Key Vault secret URI (PluginInput SecretUri) {value:?} is invalid: {rule}")]
     SecretUri { value: String, rule: Rule },
     /// The managed identity object id is not a GUID.
-    #[error(
-        "credspec managed identity object id (PluginInput ObjectId) {value:?} is invalid: {rule}"
-    )]
+    #[error("credspec managed identity object id (PluginInput ObjectId) {value:?} is invalid: {rule}")]
     ObjectId { value: String, rule: Rule },
 }
 
@@ -193,76 +189,39 @@ impl CredSpec {
     /// Validates every input; the first field that breaks its rule is returned as the error.
     pub fn new(inputs: &CredSpecInputs) -> Result<CredSpec, CredSpecError> {
         let value = |text: &String| text.clone();
-        let dns_domain =
-            DnsName::parse(&inputs.dns_domain).map_err(|rule| CredSpecError::DnsDomain {
-                value: value(&inputs.dns_domain),
-                rule,
-            })?;
-        let dns_tree_root =
-            DnsName::parse(&inputs.dns_tree_root).map_err(|rule| CredSpecError::DnsTreeRoot {
-                value: value(&inputs.dns_tree_root),
-                rule,
-            })?;
+        let dns_domain = DnsName::parse(&inputs.dns_domain)
+            .map_err(|rule| CredSpecError::DnsDomain { value: value(&inputs.dns_domain), rule })?;
+        let dns_tree_root = DnsName::parse(&inputs.dns_tree_root)
+            .map_err(|rule| CredSpecError::DnsTreeRoot { value: value(&inputs.dns_tree_root), rule })?;
         if !dns_tree_root.is_same_or_parent_of(&dns_domain) {
             return Err(CredSpecError::DnsTreeRoot {
                 value: value(&inputs.dns_tree_root),
-                rule: Rule::NotTreeRoot {
-                    dns_name: inputs.dns_domain.clone(),
-                },
+                rule: Rule::NotTreeRoot { dns_name: inputs.dns_domain.clone() },
             });
         }
         Ok(CredSpec {
-            name: ObjectName::parse(&inputs.name).map_err(|rule| CredSpecError::Name {
-                value: value(&inputs.name),
-                rule,
-            })?,
-            gmsa_account: GmsaAccountName::parse(&inputs.gmsa_account).map_err(|rule| {
-                CredSpecError::GmsaAccount {
-                    value: value(&inputs.gmsa_account),
-                    rule,
-                }
-            })?,
-            netbios_domain: NetBiosName::parse(&inputs.netbios_domain).map_err(|rule| {
-                CredSpecError::NetBiosDomain {
-                    value: value(&inputs.netbios_domain),
-                    rule,
-                }
-            })?,
+            name: ObjectName::parse(&inputs.name)
+                .map_err(|rule| CredSpecError::Name { value: value(&inputs.name), rule })?,
+            gmsa_account: GmsaAccountName::parse(&inputs.gmsa_account)
+                .map_err(|rule| CredSpecError::GmsaAccount { value: value(&inputs.gmsa_account), rule })?,
+            netbios_domain: NetBiosName::parse(&inputs.netbios_domain)
+                .map_err(|rule| CredSpecError::NetBiosDomain { value: value(&inputs.netbios_domain), rule })?,
             dns_domain,
             dns_tree_root,
-            domain_guid: Guid::parse(&inputs.domain_guid).map_err(|rule| {
-                CredSpecError::DomainGuid {
-                    value: value(&inputs.domain_guid),
-                    rule,
-                }
-            })?,
-            domain_sid: DomainSid::parse(&inputs.domain_sid).map_err(|rule| {
-                CredSpecError::DomainSid {
-                    value: value(&inputs.domain_sid),
-                    rule,
-                }
-            })?,
-            secret_uri: SecretUri::parse(&inputs.secret_uri).map_err(|rule| {
-                CredSpecError::SecretUri {
-                    value: value(&inputs.secret_uri),
-                    rule,
-                }
-            })?,
-            managed_identity_object_id: Guid::parse(&inputs.managed_identity_object_id).map_err(
-                |rule| CredSpecError::ObjectId {
-                    value: value(&inputs.managed_identity_object_id),
-                    rule,
-                },
-            )?,
+            domain_guid: Guid::parse(&inputs.domain_guid)
+                .map_err(|rule| CredSpecError::DomainGuid { value: value(&inputs.domain_guid), rule })?,
+            domain_sid: DomainSid::parse(&inputs.domain_sid)
+                .map_err(|rule| CredSpecError::DomainSid { value: value(&inputs.domain_sid), rule })?,
+            secret_uri: SecretUri::parse(&inputs.secret_uri)
+                .map_err(|rule| CredSpecError::SecretUri { value: value(&inputs.secret_uri), rule })?,
+            managed_identity_object_id: Guid::parse(&inputs.managed_identity_object_id)
+                .map_err(|rule| CredSpecError::ObjectId { value: value(&inputs.managed_identity_object_id), rule })?,
         })
     }
 
     /// The `PluginInput` string the Key Vault CCG plugin parses.
     pub fn plugin_input(&self) -> String {
-        format!(
-            "ObjectId={};SecretUri={}",
-            self.managed_identity_object_id, self.secret_uri
-        )
+        format!("ObjectId={};SecretUri={}", self.managed_identity_object_id, self.secret_uri)
     }
 
     /// The `credspec` body (everything under the top-level `credspec` key).

@@ -57,10 +57,7 @@ pub enum Rule {
     TrailingDollar,
     /// A DNS name with an empty, over-long or malformed label.
     #[error("label {label:?} {problem}")]
-    Label {
-        label: String,
-        problem: &'static str,
-    },
+    Label { label: String, problem: &'static str },
     /// A DNS name with a single label.
     #[error("must be a fully qualified name with at least two labels")]
     SingleLabel,
@@ -71,10 +68,7 @@ pub enum Rule {
     #[error(
         "must be a domain SID S-1-5-21-<a>-<b>-<c> (no RID), got a SID with {sub_authorities} sub-authorities under authority {authority}"
     )]
-    NotDomainSid {
-        authority: u64,
-        sub_authorities: usize,
-    },
+    NotDomainSid { authority: u64, sub_authorities: usize },
     /// A number out of range or written with leading zeros.
     #[error("number {number:?} must be a decimal without leading zeros and at most {max}")]
     Number { number: String, max: u64 },
@@ -139,19 +133,14 @@ const LETTERS_DIGITS_HYPHEN: &str = "ASCII letters, digits and '-'";
 impl Guid {
     /// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
     pub fn parse(text: &str) -> Result<Self, Rule> {
-        const SHAPE: Rule = Rule::Shape {
-            expected: "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex, no braces)",
-        };
+        const SHAPE: Rule = Rule::Shape { expected: "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex, no braces)" };
         let groups: Vec<&str> = text.split('-').collect();
         let lengths: Vec<usize> = groups.iter().map(|group| group.len()).collect();
         if lengths != [8, 4, 4, 4, 12] {
             return Err(SHAPE);
         }
         if let Some(found) = text.chars().find(|c| *c != '-' && !c.is_ascii_hexdigit()) {
-            return Err(Rule::Character {
-                found,
-                allowed: HEX,
-            });
+            return Err(Rule::Character { found, allowed: HEX });
         }
         Ok(Guid(text.to_string()))
     }
@@ -160,9 +149,7 @@ impl Guid {
 impl DomainSid {
     /// Parses a SID and checks that it is a domain SID: `S-1-5-21-a-b-c`.
     pub fn parse(text: &str) -> Result<Self, Rule> {
-        const SHAPE: Rule = Rule::Shape {
-            expected: "S-1-<authority>-<sub-authority>... (decimal numbers)",
-        };
+        const SHAPE: Rule = Rule::Shape { expected: "S-1-<authority>-<sub-authority>... (decimal numbers)" };
         let parts: Vec<&str> = text.split('-').collect();
         if parts.len() < 3 || parts[0] != "S" || parts[1] != "1" {
             return Err(SHAPE);
@@ -177,24 +164,15 @@ impl DomainSid {
             return Err(SHAPE);
         }
         if authority != 5 || sub_authorities.len() != 4 || sub_authorities[0] != 21 {
-            return Err(Rule::NotDomainSid {
-                authority,
-                sub_authorities: sub_authorities.len(),
-            });
+            return Err(Rule::NotDomainSid { authority, sub_authorities: sub_authorities.len() });
         }
         Ok(DomainSid(text.to_string()))
     }
 }
 
 fn parse_decimal(text: &str, max: u64) -> Result<u64, Rule> {
-    let number_rule = || Rule::Number {
-        number: text.to_string(),
-        max,
-    };
-    if text.is_empty()
-        || !text.chars().all(|c| c.is_ascii_digit())
-        || (text.len() > 1 && text.starts_with('0'))
-    {
+    let number_rule = || Rule::Number { number: text.to_string(), max };
+    if text.is_empty() || !text.chars().all(|c| c.is_ascii_digit()) || (text.len() > 1 && text.starts_with('0')) {
         return Err(number_rule());
     }
     match text.parse::<u64>() {
@@ -205,12 +183,7 @@ fn parse_decimal(text: &str, max: u64) -> Result<u64, Rule> {
 
 /// Checks a name made of ASCII letters, digits, `-` and the `extra` characters, with
 /// alphanumeric ends, not all digits, and a length limit.
-fn check_plain_name(
-    text: &str,
-    max: usize,
-    extra: &[char],
-    allowed: &'static str,
-) -> Result<(), Rule> {
+fn check_plain_name(text: &str, max: usize, extra: &[char], allowed: &'static str) -> Result<(), Rule> {
     if text.is_empty() {
         return Err(Rule::Empty);
     }
@@ -218,16 +191,11 @@ fn check_plain_name(
     if len > max {
         return Err(Rule::TooLong { max, len });
     }
-    if let Some(found) = text
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || extra.contains(c)))
-    {
+    if let Some(found) = text.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || extra.contains(c))) {
         return Err(Rule::Character { found, allowed });
     }
     if text.starts_with('-') || text.ends_with('-') {
-        return Err(Rule::Edge {
-            allowed: "an ASCII letter or digit",
-        });
+        return Err(Rule::Edge { allowed: "an ASCII letter or digit" });
     }
     if text.chars().all(|c| c.is_ascii_digit()) {
         return Err(Rule::AllDigits);
@@ -274,10 +242,7 @@ fn check_dns_name(text: &str) -> Result<(), Rule> {
         return Err(Rule::Empty);
     }
     if text.len() > 253 {
-        return Err(Rule::TooLong {
-            max: 253,
-            len: text.len(),
-        });
+        return Err(Rule::TooLong { max: 253, len: text.len() });
     }
     let labels: Vec<&str> = text.split('.').collect();
     for label in &labels {
@@ -293,19 +258,13 @@ fn check_dns_name(text: &str) -> Result<(), Rule> {
             None
         };
         if let Some(problem) = problem {
-            return Err(Rule::Label {
-                label: label.to_string(),
-                problem,
-            });
+            return Err(Rule::Label { label: label.to_string(), problem });
         }
     }
     if labels.len() < 2 {
         return Err(Rule::SingleLabel);
     }
-    if labels
-        .last()
-        .is_some_and(|top| top.chars().all(|c| c.is_ascii_digit()))
-    {
+    if labels.last().is_some_and(|top| top.chars().all(|c| c.is_ascii_digit())) {
         return Err(Rule::AllDigits);
     }
     Ok(())
@@ -314,9 +273,7 @@ fn check_dns_name(text: &str) -> Result<(), Rule> {
 impl SecretUri {
     /// Parses `https://<vault-host>[:port]/secrets/<name>[/<version>]`.
     pub fn parse(text: &str) -> Result<Self, Rule> {
-        const SHAPE: Rule = Rule::Shape {
-            expected: "https://<vault>.<dns-suffix>[:port]/secrets/<name>[/<version>]",
-        };
+        const SHAPE: Rule = Rule::Shape { expected: "https://<vault>.<dns-suffix>[:port]/secrets/<name>[/<version>]" };
         let rest = text.strip_prefix("https://").ok_or(SHAPE)?;
         if rest.contains(['?', '#', '@']) {
             return Err(SHAPE);
@@ -354,14 +311,10 @@ fn check_vault_name(name: &str) -> Result<(), Rule> {
         return Err(Rule::TooLong { max: 24, len });
     }
     if !name.starts_with(|c: char| c.is_ascii_alphabetic()) || name.ends_with('-') {
-        return Err(Rule::Edge {
-            allowed: "a letter (start) and a letter or digit (end) in the vault name",
-        });
+        return Err(Rule::Edge { allowed: "a letter (start) and a letter or digit (end) in the vault name" });
     }
     if name.contains("--") {
-        return Err(Rule::Shape {
-            expected: "a vault name without consecutive hyphens",
-        });
+        return Err(Rule::Shape { expected: "a vault name without consecutive hyphens" });
     }
     Ok(())
 }
@@ -371,34 +324,20 @@ fn check_secret_name(name: &str) -> Result<(), Rule> {
         return Err(Rule::Empty);
     }
     if name.len() > 127 {
-        return Err(Rule::TooLong {
-            max: 127,
-            len: name.len(),
-        });
+        return Err(Rule::TooLong { max: 127, len: name.len() });
     }
-    if let Some(found) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
-    {
-        return Err(Rule::Character {
-            found,
-            allowed: LETTERS_DIGITS_HYPHEN,
-        });
+    if let Some(found) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+        return Err(Rule::Character { found, allowed: LETTERS_DIGITS_HYPHEN });
     }
     Ok(())
 }
 
 fn check_secret_version(version: &str) -> Result<(), Rule> {
     if version.len() != 32 {
-        return Err(Rule::Shape {
-            expected: "a secret version of 32 hex digits",
-        });
+        return Err(Rule::Shape { expected: "a secret version of 32 hex digits" });
     }
     if let Some(found) = version.chars().find(|c| !c.is_ascii_hexdigit()) {
-        return Err(Rule::Character {
-            found,
-            allowed: HEX,
-        });
+        return Err(Rule::Character { found, allowed: HEX });
     }
     Ok(())
 }
@@ -410,26 +349,17 @@ impl ObjectName {
             return Err(Rule::Empty);
         }
         if text.len() > 253 {
-            return Err(Rule::TooLong {
-                max: 253,
-                len: text.len(),
-            });
+            return Err(Rule::TooLong { max: 253, len: text.len() });
         }
-        if let Some(found) = text
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
+        if let Some(found) =
+            text.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
         {
-            return Err(Rule::Character {
-                found,
-                allowed: "lowercase ASCII letters, digits, '-' and '.'",
-            });
+            return Err(Rule::Character { found, allowed: "lowercase ASCII letters, digits, '-' and '.'" });
         }
         let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
         for part in text.split('.') {
             if !part.starts_with(alnum) || !part.ends_with(alnum) {
-                return Err(Rule::Edge {
-                    allowed: "a lowercase letter or digit (each dot-separated part)",
-                });
+                return Err(Rule::Edge { allowed: "a lowercase letter or digit (each dot-separated part)" });
             }
         }
         Ok(ObjectName(text.to_string()))

@@ -82,14 +82,8 @@ fn v1alpha1_manifest_differs_only_in_api_version() {
 #[test]
 fn version_choice_prefers_v1_and_falls_back_only_to_v1alpha1() {
     let served = |versions: &[&str]| versions.iter().map(|v| v.to_string()).collect::<Vec<_>>();
-    assert_eq!(
-        ApiVersion::choose(&served(&["v1alpha1", "v1"])),
-        Some(ApiVersion::V1)
-    );
-    assert_eq!(
-        ApiVersion::choose(&served(&["v1alpha1"])),
-        Some(ApiVersion::V1Alpha1)
-    );
+    assert_eq!(ApiVersion::choose(&served(&["v1alpha1", "v1"])), Some(ApiVersion::V1));
+    assert_eq!(ApiVersion::choose(&served(&["v1alpha1"])), Some(ApiVersion::V1Alpha1));
     assert_eq!(ApiVersion::choose(&served(&["v2beta1"])), None);
     assert_eq!(ApiVersion::choose(&[]), None);
 }
@@ -98,87 +92,32 @@ fn version_choice_prefers_v1_and_falls_back_only_to_v1alpha1() {
 fn each_invalid_field_is_rejected_with_its_name() {
     type Mutation = fn(&mut CredSpecInputs);
     let cases: [(Mutation, CredSpecField, &str); 10] = [
-        (
-            |i| i.name = "AKS_spec".into(),
-            CredSpecField::Name,
-            "metadata.name",
-        ),
-        (
-            |i| i.gmsa_account = "WebApp01$".into(),
-            CredSpecField::GmsaAccount,
-            "MachineAccountName",
-        ),
-        (
-            |i| i.netbios_domain = "CONTOSO-CORPORATE".into(),
-            CredSpecField::NetBiosDomain,
-            "NetBiosName",
-        ),
-        (
-            |i| i.dns_domain = "contoso_corp.com".into(),
-            CredSpecField::DnsDomain,
-            "DnsName",
-        ),
-        (
-            |i| i.dns_tree_root = "fabrikam.com".into(),
-            CredSpecField::DnsTreeRoot,
-            "DnsTreeName",
-        ),
-        (
-            |i| i.domain_guid = "{6a7e7a3c-0b1f-4c8e-9a55-2f1d0c3b4e5f}".into(),
-            CredSpecField::DomainGuid,
-            "Guid",
-        ),
-        (
-            |i| i.domain_sid = "S-1-5-21-1-2-3-1104".into(),
-            CredSpecField::DomainSid,
-            "Sid",
-        ),
-        (
-            |i| i.secret_uri = "http://v.vault.azure.net/secrets/x".into(),
-            CredSpecField::SecretUri,
-            "SecretUri",
-        ),
-        (
-            |i| i.secret_uri = "https://ab.vault.azure.net/secrets/x".into(),
-            CredSpecField::SecretUri,
-            "SecretUri",
-        ),
-        (
-            |i| i.managed_identity_object_id = "not-a-guid".into(),
-            CredSpecField::ObjectId,
-            "ObjectId",
-        ),
+        (|i| i.name = "AKS_spec".into(), CredSpecField::Name, "metadata.name"),
+        (|i| i.gmsa_account = "WebApp01$".into(), CredSpecField::GmsaAccount, "MachineAccountName"),
+        (|i| i.netbios_domain = "CONTOSO-CORPORATE".into(), CredSpecField::NetBiosDomain, "NetBiosName"),
+        (|i| i.dns_domain = "contoso_corp.com".into(), CredSpecField::DnsDomain, "DnsName"),
+        (|i| i.dns_tree_root = "fabrikam.com".into(), CredSpecField::DnsTreeRoot, "DnsTreeName"),
+        (|i| i.domain_guid = "{6a7e7a3c-0b1f-4c8e-9a55-2f1d0c3b4e5f}".into(), CredSpecField::DomainGuid, "Guid"),
+        (|i| i.domain_sid = "S-1-5-21-1-2-3-1104".into(), CredSpecField::DomainSid, "Sid"),
+        (|i| i.secret_uri = "http://v.vault.azure.net/secrets/x".into(), CredSpecField::SecretUri, "SecretUri"),
+        (|i| i.secret_uri = "https://ab.vault.azure.net/secrets/x".into(), CredSpecField::SecretUri, "SecretUri"),
+        (|i| i.managed_identity_object_id = "not-a-guid".into(), CredSpecField::ObjectId, "ObjectId"),
     ];
     for (mutate, field, named) in cases {
         let mut inputs = mk_inputs();
         mutate(&mut inputs);
         let error = CredSpec::new(&inputs).unwrap_err();
         assert_eq!(error.field(), field, "{error}");
-        assert!(
-            error.to_string().contains(named),
-            "{error} should name {named}"
-        );
+        assert!(error.to_string().contains(named), "{error} should name {named}");
     }
 }
 
 #[test]
 fn sid_with_rid_is_reported_as_not_a_domain_sid() {
     let rule = DomainSid::parse("S-1-5-21-1-2-3-1104").unwrap_err();
-    assert_eq!(
-        rule,
-        Rule::NotDomainSid {
-            authority: 5,
-            sub_authorities: 5
-        }
-    );
-    assert!(matches!(
-        DomainSid::parse("S-1-5-21-1-02-3"),
-        Err(Rule::Number { .. })
-    ));
-    assert!(matches!(
-        DomainSid::parse("S-1-5-21-1-4294967296-3"),
-        Err(Rule::Number { .. })
-    ));
+    assert_eq!(rule, Rule::NotDomainSid { authority: 5, sub_authorities: 5 });
+    assert!(matches!(DomainSid::parse("S-1-5-21-1-02-3"), Err(Rule::Number { .. })));
+    assert!(matches!(DomainSid::parse("S-1-5-21-1-4294967296-3"), Err(Rule::Number { .. })));
 }
 
 #[test]
@@ -193,12 +132,7 @@ fn tree_root_may_be_a_parent_domain() {
 
 #[test]
 fn secret_uri_accepts_version_and_port_and_rejects_extras() {
-    assert!(
-        SecretUri::parse(
-            "https://my-vault.vault.azure.net/secrets/cred/0123456789abcdef0123456789ABCDEF"
-        )
-        .is_ok()
-    );
+    assert!(SecretUri::parse("https://my-vault.vault.azure.net/secrets/cred/0123456789abcdef0123456789ABCDEF").is_ok());
     assert!(SecretUri::parse("https://myvault.vault.localhost:8443/secrets/cred").is_ok());
     for bad in [
         "https://myvault.vault.azure.net/secrets/cred/123",
@@ -219,10 +153,7 @@ fn dns_label() -> impl Strategy<Value = String> {
 }
 
 fn dns_name() -> impl Strategy<Value = String> {
-    (
-        prop::collection::vec(dns_label(), 1..4),
-        "[a-z][a-z0-9]{1,5}",
-    )
+    (prop::collection::vec(dns_label(), 1..4), "[a-z][a-z0-9]{1,5}")
         .prop_map(|(labels, top)| format!("{}.{top}", labels.join(".")))
 }
 
@@ -241,30 +172,19 @@ fn valid_inputs() -> impl Strategy<Value = CredSpecInputs> {
         ("[a-z][a-z0-9]{2,20}", "[A-Za-z0-9-]{1,40}"),
         guid(),
     )
-        .prop_map(
-            |(
+        .prop_map(|(name, account, netbios, (child, root), domain_guid, (a, b, c), (vault, secret), object_id)| {
+            CredSpecInputs {
                 name,
-                account,
-                netbios,
-                (child, root),
+                gmsa_account: account,
+                netbios_domain: netbios,
+                dns_domain: format!("{child}.{root}"),
+                dns_tree_root: root,
                 domain_guid,
-                (a, b, c),
-                (vault, secret),
-                object_id,
-            )| {
-                CredSpecInputs {
-                    name,
-                    gmsa_account: account,
-                    netbios_domain: netbios,
-                    dns_domain: format!("{child}.{root}"),
-                    dns_tree_root: root,
-                    domain_guid,
-                    domain_sid: format!("S-1-5-21-{a}-{b}-{c}"),
-                    secret_uri: format!("https://{vault}.vault.azure.net/secrets/{secret}"),
-                    managed_identity_object_id: object_id,
-                }
-            },
-        )
+                domain_sid: format!("S-1-5-21-{a}-{b}-{c}"),
+                secret_uri: format!("https://{vault}.vault.azure.net/secrets/{secret}"),
+                managed_identity_object_id: object_id,
+            }
+        })
 }
 
 proptest! {
