@@ -1,0 +1,91 @@
+//! Starting a fleet in one process for tests, the demo and the benchmark: the coordinator's tasks
+//! and one agent task per cluster, each agent with its own NATS connection as in production.
+
+use agent::{Agent, AgentSettings, Executor};
+use bus::Bus;
+use coordinator::config::{CoordinatorConfig, NatsConfig};
+use coordinator::inventory::DeclaredCluster;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// A running agent task.
+pub struct AgentHandle {
+    pub cluster: String,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<Result<(), agent::AgentError>>,
+}
+
+impl AgentHandle {
+    /// Asks the agent to stop gracefully and waits for it.
+    pub async fn stop(self) -> Result<(), agent::AgentError> {
+        let _ = self.shutdown.send(true);
+        self.task.await.unwrap_or(Ok(()))
+    }
+
+    /// Kills the agent's task at its next await point, as a crash would: nothing is handed back.
+    pub fn kill(self) {
+        self.task.abort();
+    }
+}
+
+/// Settings for test agents: quick polls so tests do not wait on timers.
+pub fn test_settings(cluster: &str, labels: &[(&str, &str)]) -> AgentSettings {
+    let mut settings = AgentSettings::new(cluster);
+    settings.labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+    settings.poll_interval = Duration::from_millis(500);
+    settings.progress_interval = Duration::from_millis(200);
+    settings.shutdown_grace = Duration::from_millis(200);
+    settings
+}
+
+/// Connects an agent to `url` and runs it in a task.
+pub async fn spawn_agent<E: Executor>(url: &str, settings: AgentSettings, executor: E) -> anyhow::Result<AgentHandle> {
+    let (reconnected_tx, reconnected_rx) = mpsc::unbounded_channel();
+    let bus = Bus::connect_with_events(url, &format!("agent-{}", settings.cluster), Some(reconnected_tx)).await?;
+    let cluster = settings.cluster.clone();
+    let agent = Agent::new(bus, settings, executor).await?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let task = tokio::spawn(agent.run(shutdown_rx, Some(reconnected_rx)));
+    Ok(AgentHandle { cluster, shutdown, task })
+}
+
+/// A running coordinator (recorder and control API).
+pub struct CoordinatorHandle {
+    pub bus: Bus,
+    shutdown: watch::Sender<bool>,
+    running: Option<coordinator::daemon::Running>,
+}
+
+impl CoordinatorHandle {
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(running) = self.running.take() {
+            let _ = running.wait().await;
+        }
+    }
+}
+
+/// Starts the coordinator with these declared clusters.
+pub async fn start_coordinator(url: &str, clusters: Vec<DeclaredCluster>) -> anyhow::Result<CoordinatorHandle> {
+    let bus = Bus::connect(url, "fleet-coordinator").await?;
+    let config = CoordinatorConfig { nats: NatsConfig { url: url.to_string() }, replicas: 1, clusters };
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let running = coordinator::daemon::start(bus.clone(), &config, shutdown_rx).await?;
+    Ok(CoordinatorHandle { bus, shutdown, running: Some(running) })
+}
+
+/// Declared clusters `prefix-000 … prefix-(n-1)` with `ring` labels: ring 0 (canary) for the first
+/// cluster, ring 1 for the rest.
+pub fn declare(prefix: &str, n: usize) -> Vec<DeclaredCluster> {
+    (0..n)
+        .map(|index| DeclaredCluster {
+            id: format!("{prefix}-{index:03}"),
+            labels: BTreeMap::from([
+                ("env".to_string(), "demo".to_string()),
+                ("ring".to_string(), if index == 0 { "0" } else { "1" }.to_string()),
+            ]),
+        })
+        .collect()
+}

@@ -1,0 +1,132 @@
+//! An in-memory simulated cluster and the [`agent::Executor`] over it, for tests, the benchmark and
+//! the transport demo: it applies every command kind idempotently (read, diff, write the
+//! difference) and counts its writes, so tests can assert "exactly one effect".
+
+use agent::{ExecError, Executor, Progress};
+use proto::command::Command;
+use proto::{CommandEnvelope, CommandKind, StepOutcome};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One simulated cluster's state.
+#[derive(Debug, Default)]
+pub struct MemoryCluster {
+    /// The cluster's observable state, as JSON (gmsaProfile, grants, credspec, secret version).
+    state: Mutex<Value>,
+    /// Number of writes the executor made.
+    writes: AtomicU64,
+    /// Number of commands the executor started.
+    starts: AtomicU64,
+}
+
+impl MemoryCluster {
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    pub fn starts(&self) -> u64 {
+        self.starts.load(Ordering::SeqCst)
+    }
+
+    pub fn state(&self) -> Value {
+        self.state.lock().map(|state| state.clone()).unwrap_or(Value::Null)
+    }
+}
+
+/// Where the executor waits within a command, to give tests a window for crashes.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Pause {
+    /// No waiting.
+    #[default]
+    None,
+    /// Waits before reading and writing.
+    BeforeWrite(Duration),
+    /// Writes, then waits before returning (a crash in the window leaves the write done and no
+    /// result published).
+    AfterWrite(Duration),
+}
+
+/// Executes commands against one [`MemoryCluster`].
+#[derive(Clone)]
+pub struct MemoryExecutor {
+    pub cluster: Arc<MemoryCluster>,
+    pub pause: Pause,
+}
+
+/// A fleet of simulated clusters by id.
+#[derive(Default, Clone)]
+pub struct MemoryFleet {
+    clusters: Arc<Mutex<BTreeMap<String, Arc<MemoryCluster>>>>,
+}
+
+impl MemoryFleet {
+    /// The cluster with this id, created empty on first use.
+    pub fn cluster(&self, id: &str) -> Arc<MemoryCluster> {
+        let mut clusters = self.clusters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        clusters.entry(id.to_string()).or_default().clone()
+    }
+
+    pub fn executor(&self, id: &str, pause: Pause) -> MemoryExecutor {
+        MemoryExecutor { cluster: self.cluster(id), pause }
+    }
+
+    pub fn total_writes(&self) -> u64 {
+        let clusters = self.clusters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        clusters.values().map(|cluster| cluster.writes()).sum()
+    }
+}
+
+/// The desired value and its location in the cluster's state, for each command kind.
+fn desired(command: &Command) -> (&'static str, &'static str, Value) {
+    match command {
+        Command::EnableGmsa(payload) => (
+            "cluster-update",
+            "gmsaProfile",
+            json!({"enabled": true, "dnsServer": payload.dns_server, "rootDomainName": payload.root_domain}),
+        ),
+        Command::DisableGmsa(_) => ("cluster-update", "gmsaProfile", json!({"enabled": false})),
+        Command::GrantIdentity(payload) => {
+            ("vault-grant", "grant", json!({"vault": payload.vault.name, "secret": payload.secret_name}))
+        }
+        Command::ApplyCredspec(payload) => {
+            ("credspec-apply", "credspec", json!({"name": payload.spec_name, "account": payload.gmsa_account}))
+        }
+        Command::RotateCredential(payload) => ("secret-rotate", "secretVersion", json!(payload.secret_version)),
+        Command::Verify(payload) => ("verify", "verified", json!(payload.spec_name)),
+    }
+}
+
+impl Executor for MemoryExecutor {
+    fn capabilities(&self) -> Vec<CommandKind> {
+        CommandKind::ALL.to_vec()
+    }
+
+    async fn execute(&self, envelope: &CommandEnvelope, progress: Progress) -> Result<Vec<StepOutcome>, ExecError> {
+        self.cluster.starts.fetch_add(1, Ordering::SeqCst);
+        if let Pause::BeforeWrite(pause) = self.pause {
+            tokio::time::sleep(pause).await;
+        }
+        let (step, field, want) = desired(&envelope.command);
+        progress.report(step, "reading the current state");
+        let outcome = {
+            let mut state = self.cluster.state.lock().map_err(|_| ExecError::new("internal", "state lock poisoned"))?;
+            if !state.is_object() {
+                *state = json!({});
+            }
+            let before = state.get(field).cloned().unwrap_or(Value::Null);
+            let diff = gmsa::json_diff(&json!({ field: before }), &json!({ field: want }));
+            if !diff.is_empty() {
+                state[field] = want.clone();
+                self.cluster.writes.fetch_add(1, Ordering::SeqCst);
+            }
+            StepOutcome::from_diff(step, diff, json!({ field: want }))
+        };
+        if let Pause::AfterWrite(pause) = self.pause {
+            tokio::time::sleep(pause).await;
+        }
+        Ok(vec![outcome])
+    }
+}

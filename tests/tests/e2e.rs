@@ -1,0 +1,8 @@
+//! End-to-end tests of gmsa-fleet over a real nats-server (one per test, on a free loopback port).
+//! One test binary for the whole suite keeps the build lean; each area is a module.
+
+mod e2e {
+    pub mod delivery;
+    pub mod fleetctl;
+    pub mod support;
+}

@@ -1,0 +1,63 @@
+//! Shared fixtures of the end-to-end tests.
+
+use bus::Bus;
+use proto::command::{Command, EnableGmsa};
+use proto::version::SchemaVersion;
+use proto::{CommandEnvelope, CommandId, CommandResult, subjects};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+pub fn mk_enable(cluster: &str, command_id: &str) -> CommandEnvelope {
+    let now = OffsetDateTime::now_utc();
+    CommandEnvelope {
+        schema: SchemaVersion::CURRENT,
+        command_id: CommandId(command_id.to_string()),
+        rollout_id: None,
+        cluster: cluster.to_string(),
+        issued_at: now,
+        deadline: now + time::Duration::minutes(5),
+        issuer: None,
+        signature: None,
+        command: Command::EnableGmsa(EnableGmsa {
+            dns_server: Some("10.1.0.4".into()),
+            root_domain: Some("contoso.com".into()),
+        }),
+    }
+}
+
+/// Creates the bus layout as the coordinator does at start-up.
+pub async fn bus_with_topology(url: &str) -> Bus {
+    let bus = Bus::connect(url, "test").await.unwrap();
+    bus::topology::ensure(&bus, &bus::topology::Topology::default()).await.unwrap();
+    bus
+}
+
+/// Every result stored for `cluster` (all command ids), read from the result stream.
+pub async fn stored_results(bus: &Bus, cluster: &str) -> Vec<CommandResult> {
+    let stream = bus.jetstream().get_stream(subjects::RESULT_STREAM).await.unwrap();
+    let mut results = Vec::new();
+    let mut sequence = 0;
+    let filter = format!("fleet.result.{cluster}.*");
+    loop {
+        match stream.direct_get_next_for_subject(filter.as_str(), Some(sequence + 1)).await {
+            Ok(message) => {
+                sequence = message.sequence;
+                results.push(serde_json::from_slice(&message.payload).unwrap());
+            }
+            Err(_) => return results,
+        }
+    }
+}
+
+/// Waits until `cluster` has `count` stored results, or panics after `timeout`.
+pub async fn wait_for_results(bus: &Bus, cluster: &str, count: usize, timeout: Duration) -> Vec<CommandResult> {
+    let started = std::time::Instant::now();
+    loop {
+        let results = stored_results(bus, cluster).await;
+        if results.len() >= count {
+            return results;
+        }
+        assert!(started.elapsed() < timeout, "{cluster}: {} of {count} results after {timeout:?}", results.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
