@@ -143,16 +143,19 @@ mod tests {
     use azure_core::http::{Method, StatusCode};
     use std::sync::Mutex;
 
+    /// One scripted answer: status, headers, body.
+    type Answer = (u16, Vec<(&'static str, &'static str)>, &'static str);
+
     /// Answers each attempt with the next scripted response, counting attempts.
     #[derive(Debug)]
     struct Scripted {
-        responses: Mutex<Vec<(u16, Vec<(&'static str, &'static str)>, &'static str)>>,
+        responses: Mutex<Vec<Answer>>,
         attempts: Mutex<u32>,
         hang_first: bool,
     }
 
     impl Scripted {
-        fn new(mut responses: Vec<(u16, Vec<(&'static str, &'static str)>, &'static str)>) -> Arc<Self> {
+        fn new(mut responses: Vec<Answer>) -> Arc<Self> {
             responses.reverse();
             Arc::new(Scripted { responses: Mutex::new(responses), attempts: Mutex::new(0), hang_first: false })
         }
