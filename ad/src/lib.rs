@@ -1,1 +1,36 @@
-//! ad
+//! The Active Directory adapter of gmsa-fleet: every AD step of Microsoft's gMSA-on-AKS
+//! PowerShell module, done over LDAPS with ldap3.
+//!
+//! ```text
+//!   agent / coordinator ──► Directory (trait, directory.rs)
+//!                               │  LdapDirectory (ldap/): LDAPS or StartTLS, verified TLS, simple bind
+//!                               ▼
+//!                         domain controller
+//!   in:  LdapConfig (URL, admin UPN + SecretString, CA bundle, timeouts), UserSpec, GmsaSpec
+//!   out: DomainFacts (for the credspec), KdsStatus, StepOutcome (changed/unchanged + diff),
+//!        SecretString (a new user password, in memory only)
+//! ```
+//!
+//! The binary formats AD uses — SIDs, GUIDs, the gMSA membership security descriptor,
+//! `unicodePwd` — and the escaping of filter and DN values are pure modules with unit tests; the
+//! LDAP module only moves bytes. Passwords are [`gmsa::SecretString`] throughout and appear in
+//! no log, error or diff (diffs show `"<redacted>"`).
+
+pub mod account;
+pub mod directory;
+pub mod error;
+pub mod escape;
+pub mod guid;
+pub mod kds;
+pub mod ldap;
+pub mod password;
+pub mod security_descriptor;
+pub mod sid;
+
+pub use account::AccountName;
+pub use directory::{Directory, DomainFacts, EnsuredUser, GmsaSpec, STEP_DOMAIN_USER, STEP_GMSA, UserSpec};
+pub use error::AdError;
+pub use guid::Guid;
+pub use kds::KdsStatus;
+pub use ldap::{LdapConfig, LdapDirectory};
+pub use sid::Sid;

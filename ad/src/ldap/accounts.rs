@@ -1,0 +1,229 @@
+//! Creating the standard user and the gMSA if absent, keeping the gMSA's allowed principals
+//! exact, and resetting the user's password.
+//!
+//! Each write follows read → diff → write the difference: an account that exists is not
+//! re-created, and a membership change replaces the descriptor with the read one plus or minus
+//! exactly the principals that differ (the attribute is single-valued, so an LDAP modify
+//! necessarily carries the whole value; other ACEs and the owner are preserved).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use gmsa::SecretString;
+use ldap3::{Scope, SearchEntry};
+use proto::outcome::StepOutcome;
+use serde_json::{Value, json};
+
+use super::facts::{naming_contexts, required_sid};
+use super::session::{Session, binary, text, texts};
+use crate::account::AccountName;
+use crate::directory::{EnsuredUser, GmsaSpec, STEP_DOMAIN_USER, STEP_GMSA, UserSpec};
+use crate::error::AdError;
+use crate::escape::{dn_value, filter_bytes, filter_value};
+use crate::password;
+use crate::security_descriptor::{self, SecurityDescriptor};
+use crate::sid::Sid;
+
+/// `userAccountControl` of an enabled normal user account.
+const UAC_NORMAL_ACCOUNT: &str = "512";
+/// `userAccountControl` Windows gives a gMSA (WORKSTATION_TRUST_ACCOUNT).
+const UAC_WORKSTATION_TRUST: &str = "4096";
+const MEMBERSHIP: &str = "msDS-GroupMSAMembership";
+
+/// `DC=contoso,DC=test` → `contoso.test`.
+fn dns_name_of(domain_dn: &str) -> String {
+    domain_dn
+        .split(',')
+        .filter_map(|rdn| rdn.trim().strip_prefix("DC=").or_else(|| rdn.trim().strip_prefix("dc=")))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The object whose `sAMAccountName` is `sam_account_name`, if any.
+async fn find_account(session: &mut Session, base: &str, sam_account_name: &str, attrs: &[&str]) -> Result<Option<SearchEntry>, AdError> {
+    let filter = format!("(sAMAccountName={})", filter_value(sam_account_name));
+    let mut entries = session.search(base, Scope::Subtree, &filter, attrs).await?;
+    match entries.len() {
+        0 | 1 => Ok(entries.pop()),
+        count => Err(AdError::Ambiguous { name: sam_account_name.to_string(), count }),
+    }
+}
+
+fn has_class(entry: &SearchEntry, class: &str) -> bool {
+    texts(entry, "objectClass").iter().any(|value| value.eq_ignore_ascii_case(class))
+}
+
+fn attribute(name: &str, values: &[&[u8]]) -> (Vec<u8>, HashSet<Vec<u8>>) {
+    (name.as_bytes().to_vec(), values.iter().map(|value| value.to_vec()).collect())
+}
+
+pub(super) async fn ensure_user(session: &mut Session, user: &UserSpec) -> Result<EnsuredUser, AdError> {
+    let base = naming_contexts(session).await?.domain;
+    let name = user.name.as_str();
+    if let Some(existing) = find_account(session, &base, name, &["objectClass", "objectSid"]).await? {
+        if !has_class(&existing, "user") || has_class(&existing, "computer") {
+            return Err(AdError::WrongObjectClass { name: name.to_string(), expected: "user" });
+        }
+        let observed = json!({"dn": existing.dn, "sid": required_sid(&existing)?.to_string()});
+        return Ok(EnsuredUser { outcome: StepOutcome::unchanged(STEP_DOMAIN_USER, observed), new_password: None });
+    }
+
+    let dn = format!("CN={},CN=Users,{base}", dn_value(name)?);
+    let user_principal_name = format!("{name}@{}", dns_name_of(&base));
+    let new_password = password::generate(name);
+    let unicode_pwd = password::unicode_pwd(&new_password);
+    let attributes = vec![
+        attribute("objectClass", &[b"top", b"person", b"organizationalPerson", b"user"]),
+        attribute("cn", &[name.as_bytes()]),
+        attribute("sAMAccountName", &[name.as_bytes()]),
+        attribute("userPrincipalName", &[user_principal_name.as_bytes()]),
+        attribute("userAccountControl", &[UAC_NORMAL_ACCOUNT.as_bytes()]),
+        attribute("unicodePwd", &[unicode_pwd.expose()]),
+    ];
+    session.add(&dn, attributes).await?;
+    drop(unicode_pwd);
+    tracing::info!(%dn, "domain user created");
+
+    let created = session.read(&dn, &["objectSid"]).await?.ok_or_else(|| AdError::NotFound { what: dn.clone() })?;
+    let after = json!({
+        "sAMAccountName": name,
+        "userPrincipalName": user_principal_name,
+        "userAccountControl": 512,
+        "unicodePwd": "<redacted>",
+    });
+    let observed = json!({"dn": dn, "sid": required_sid(&created)?.to_string()});
+    let outcome = StepOutcome::from_diff(STEP_DOMAIN_USER, gmsa::json_diff(&json!({}), &after), observed);
+    Ok(EnsuredUser { outcome, new_password: Some(new_password) })
+}
+
+/// Resolves each allowed principal's name to its SID, in spec order.
+async fn resolve_principals(session: &mut Session, base: &str, names: &[AccountName]) -> Result<BTreeMap<Sid, String>, AdError> {
+    let mut resolved = BTreeMap::new();
+    for name in names {
+        let entry = find_account(session, base, name.as_str(), &["objectSid"])
+            .await?
+            .ok_or_else(|| AdError::NotFound { what: format!("principal {name} (allowed to retrieve the gMSA password)") })?;
+        resolved.insert(required_sid(&entry)?, name.to_string());
+    }
+    Ok(resolved)
+}
+
+/// The `sAMAccountName` of `sid`, or the SID string for a principal that no longer exists.
+async fn name_of_sid(session: &mut Session, base: &str, sid: &Sid) -> Result<String, AdError> {
+    let filter = format!("(objectSid={})", filter_bytes(&sid.to_bytes()));
+    let entries = session.search(base, Scope::Subtree, &filter, &["sAMAccountName"]).await?;
+    Ok(entries.first().and_then(|entry| text(entry, "sAMAccountName")).map(str::to_string).unwrap_or_else(|| sid.to_string()))
+}
+
+fn membership_json(principals: &BTreeMap<Sid, String>) -> Value {
+    Value::Object(principals.iter().map(|(sid, name)| (sid.to_string(), Value::String(name.clone()))).collect())
+}
+
+pub(super) async fn ensure_gmsa(session: &mut Session, spec: &GmsaSpec) -> Result<StepOutcome, AdError> {
+    let base = naming_contexts(session).await?.domain;
+    let desired = resolve_principals(session, &base, &spec.allowed_principals).await?;
+    let sam_account_name = spec.name.machine_account();
+    let attrs = ["objectClass", "objectSid", "dNSHostName", "msDS-ManagedPasswordInterval", MEMBERSHIP];
+    let Some(existing) = find_account(session, &base, &sam_account_name, &attrs).await? else {
+        return create_gmsa(session, &base, spec, &desired).await;
+    };
+    if !has_class(&existing, "msDS-GroupManagedServiceAccount") {
+        return Err(AdError::WrongObjectClass { name: sam_account_name, expected: "msDS-GroupManagedServiceAccount" });
+    }
+
+    let current_descriptor = match binary(&existing, MEMBERSHIP) {
+        Some(bytes) => security_descriptor::parse(&bytes)
+            .map_err(|source| AdError::SecurityDescriptor { object: existing.dn.clone(), source })?,
+        None => security_descriptor::build(&[]),
+    };
+    let mut current = BTreeMap::new();
+    for sid in current_descriptor.allowed_principals() {
+        let name = match desired.get(&sid) {
+            Some(name) => name.clone(),
+            None => name_of_sid(session, &base, &sid).await?,
+        };
+        current.insert(sid, name);
+    }
+    let current_host = text(&existing, "dNSHostName").unwrap_or_default().to_string();
+    let before = json!({"dNSHostName": current_host.to_lowercase(), MEMBERSHIP: membership_json(&current)});
+    let after = json!({"dNSHostName": spec.dns_host_name.to_lowercase(), MEMBERSHIP: membership_json(&desired)});
+    let diff = gmsa::json_diff(&before, &after);
+
+    let mut changes = Vec::new();
+    if !current_host.eq_ignore_ascii_case(&spec.dns_host_name) {
+        changes.push((b"dNSHostName".to_vec(), spec.dns_host_name.as_bytes().to_vec()));
+    }
+    let to_add: BTreeSet<Sid> = desired.keys().filter(|sid| !current.contains_key(*sid)).cloned().collect();
+    let to_remove: BTreeSet<Sid> = current.keys().filter(|sid| !desired.contains_key(*sid)).cloned().collect();
+    if !to_add.is_empty() || !to_remove.is_empty() {
+        let updated: SecurityDescriptor = current_descriptor.with_membership_change(&to_add, &to_remove);
+        changes.push((MEMBERSHIP.as_bytes().to_vec(), updated.to_bytes()));
+    }
+    if !changes.is_empty() {
+        session.replace(&existing.dn, MEMBERSHIP, changes).await?;
+        tracing::info!(dn = %existing.dn, added = to_add.len(), removed = to_remove.len(), "gMSA updated");
+    }
+    let observed = json!({"dn": existing.dn, "sid": required_sid(&existing)?.to_string(), "allowed": membership_json(&desired)});
+    Ok(StepOutcome::from_diff(STEP_GMSA, diff, observed))
+}
+
+async fn create_gmsa(session: &mut Session, base: &str, spec: &GmsaSpec, desired: &BTreeMap<Sid, String>) -> Result<StepOutcome, AdError> {
+    let name = spec.name.as_str();
+    let sam_account_name = spec.name.machine_account();
+    let dn = format!("CN={},CN=Managed Service Accounts,{base}", dn_value(name)?);
+    // Spec order, so the DACL lists principals as the operator wrote them.
+    let mut ordered_sids = Vec::new();
+    for principal in &spec.allowed_principals {
+        if let Some((sid, _)) = desired.iter().find(|(_, resolved)| resolved.as_str() == principal.as_str()) {
+            ordered_sids.push(sid.clone());
+        }
+    }
+    let descriptor = security_descriptor::build(&ordered_sids).to_bytes();
+    let interval = spec.password_interval_days.to_string();
+    let attributes = vec![
+        attribute("objectClass", &[b"msDS-GroupManagedServiceAccount"]),
+        attribute("cn", &[name.as_bytes()]),
+        attribute("sAMAccountName", &[sam_account_name.as_bytes()]),
+        attribute("dNSHostName", &[spec.dns_host_name.as_bytes()]),
+        attribute("userAccountControl", &[UAC_WORKSTATION_TRUST.as_bytes()]),
+        attribute("msDS-ManagedPasswordInterval", &[interval.as_bytes()]),
+        attribute(MEMBERSHIP, &[&descriptor]),
+    ];
+    session.add(&dn, attributes).await?;
+    tracing::info!(%dn, "gMSA created");
+    let created = session.read(&dn, &["objectSid"]).await?.ok_or_else(|| AdError::NotFound { what: dn.clone() })?;
+    let after = json!({
+        "sAMAccountName": sam_account_name,
+        "dNSHostName": spec.dns_host_name.to_lowercase(),
+        "msDS-ManagedPasswordInterval": spec.password_interval_days,
+        MEMBERSHIP: membership_json(desired),
+    });
+    let observed = json!({"dn": dn, "sid": required_sid(&created)?.to_string(), "allowed": membership_json(desired)});
+    Ok(StepOutcome::from_diff(STEP_GMSA, gmsa::json_diff(&json!({}), &after), observed))
+}
+
+/// Resets the user's password to a generated one (administrative reset) and returns the user's
+/// DN with the new password, for the confirmation bind.
+pub(super) async fn reset_password(session: &mut Session, user: &AccountName) -> Result<(String, SecretString), AdError> {
+    let base = naming_contexts(session).await?.domain;
+    let existing = find_account(session, &base, user.as_str(), &["objectClass"])
+        .await?
+        .ok_or_else(|| AdError::NotFound { what: format!("domain user {user}") })?;
+    if !has_class(&existing, "user") || has_class(&existing, "computer") {
+        return Err(AdError::WrongObjectClass { name: user.to_string(), expected: "user" });
+    }
+    let new_password = password::generate(user.as_str());
+    let unicode_pwd = password::unicode_pwd(&new_password);
+    session.replace(&existing.dn, "unicodePwd", vec![(b"unicodePwd".to_vec(), unicode_pwd.expose().to_vec())]).await?;
+    Ok((existing.dn, new_password))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_name_comes_from_the_dc_components() {
+        assert_eq!(dns_name_of("DC=contoso,DC=test"), "contoso.test");
+        assert_eq!(dns_name_of("dc=eu, dc=corp,DC=example"), "eu.corp.example");
+    }
+}

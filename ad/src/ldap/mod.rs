@@ -1,0 +1,155 @@
+//! [`Directory`] over LDAP with ldap3: LDAPS (or StartTLS) with certificate verification, simple
+//! bind, a fresh connection per operation.
+//!
+//! A connection per operation keeps the adapter stateless between commands: nothing to
+//! reconnect after a DC restart, and the bind identity of one operation (the rotated user, for
+//! the confirmation bind) never leaks into the next. Operations run seconds apart, so the
+//! handshake cost does not matter.
+
+mod accounts;
+mod facts;
+mod session;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gmsa::SecretString;
+use proto::outcome::StepOutcome;
+
+use crate::account::AccountName;
+use crate::directory::{Directory, DomainFacts, EnsuredUser, GmsaSpec, UserSpec};
+use crate::error::AdError;
+use crate::kds::KdsStatus;
+use session::Session;
+
+/// How to reach and authenticate to a domain controller.
+pub struct LdapConfig {
+    /// `ldaps://dc1.contoso.test:636` (or `ldap://…` with [`LdapConfig::start_tls`]). The host
+    /// name is what the DC's certificate must name.
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS before binding.
+    pub start_tls: bool,
+    /// Who binds: a UPN (`admin@contoso.test`) or a DN, with rights to create users and gMSAs.
+    pub bind_principal: String,
+    /// The bind password.
+    pub bind_password: SecretString,
+    /// TLS trust: `None` uses the system's root certificates; `Some` trusts exactly the CA
+    /// bundle it was built from ([`LdapConfig::with_ca_bundle`]). Verification is never off.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// Bounds TCP connect, StartTLS and the TLS handshake together.
+    pub connect_timeout: Duration,
+    /// Bounds each bind, search, add and modify.
+    pub operation_timeout: Duration,
+}
+
+impl LdapConfig {
+    /// A configuration with 10 s connect and 30 s operation timeouts and system trust roots.
+    ///
+    /// With system roots ldap3 builds the rustls configuration itself, which needs the process's
+    /// default crypto provider installed (each binary installs ring at start).
+    pub fn new(url: impl Into<String>, bind_principal: impl Into<String>, bind_password: SecretString) -> LdapConfig {
+        LdapConfig {
+            url: url.into(),
+            start_tls: false,
+            bind_principal: bind_principal.into(),
+            bind_password,
+            tls: None,
+            connect_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Trusts exactly the CA certificates in the PEM file `path` (e.g. the enterprise CA that
+    /// issued the DCs' LDAPS certificates) instead of the system roots.
+    pub fn with_ca_bundle(mut self, path: impl Into<PathBuf>) -> Result<LdapConfig, AdError> {
+        self.tls = Some(session::client_config_with_ca(&path.into())?);
+        Ok(self)
+    }
+
+    /// True when binds and passwords travel encrypted (`ldaps://`, or `ldap://` with StartTLS).
+    pub fn is_encrypted(&self) -> bool {
+        self.url.starts_with("ldaps://") || (self.start_tls && self.url.starts_with("ldap://"))
+    }
+
+    /// Checks the URL scheme and refuses `operation` when it would send a password in clear.
+    /// Runs before any connection is opened.
+    fn check_encrypted(&self, operation: &'static str) -> Result<(), AdError> {
+        if !self.url.starts_with("ldaps://") && !self.url.starts_with("ldap://") {
+            return Err(AdError::Config { field: "url", reason: format!("'{}' is not an ldap:// or ldaps:// URL", self.url) });
+        }
+        if !self.is_encrypted() {
+            return Err(AdError::PlaintextRefused { operation, url: self.url.clone() });
+        }
+        Ok(())
+    }
+}
+
+/// Active Directory over LDAPS. Every operation binds with a password (the configured admin's,
+/// and for rotation the user's new one), so every operation is refused over plain `ldap://`
+/// without StartTLS, before connecting.
+pub struct LdapDirectory {
+    config: LdapConfig,
+}
+
+impl LdapDirectory {
+    /// An adapter for the DC in `config`; nothing is contacted until the first operation.
+    pub fn new(config: LdapConfig) -> LdapDirectory {
+        LdapDirectory { config }
+    }
+
+    async fn admin_session(&self, operation: &'static str) -> Result<Session, AdError> {
+        self.config.check_encrypted(operation)?;
+        Session::open(&self.config, &self.config.bind_principal, &self.config.bind_password).await
+    }
+}
+
+impl Directory for LdapDirectory {
+    #[tracing::instrument(name = "ad.domain_facts", skip(self), fields(url = %self.config.url))]
+    async fn domain_facts(&self, gmsa: &AccountName) -> Result<DomainFacts, AdError> {
+        let mut session = self.admin_session("reading domain facts").await?;
+        let facts = facts::read_domain_facts(&mut session, gmsa).await;
+        session.close().await;
+        facts
+    }
+
+    #[tracing::instrument(name = "ad.kds_status", skip(self), fields(url = %self.config.url))]
+    async fn kds_status(&self) -> Result<KdsStatus, AdError> {
+        let mut session = self.admin_session("reading KDS root keys").await?;
+        let status = facts::read_kds_status(&mut session).await;
+        session.close().await;
+        status
+    }
+
+    #[tracing::instrument(name = "ad.ensure_user", skip(self), fields(url = %self.config.url, user = %user.name))]
+    async fn ensure_user(&self, user: &UserSpec) -> Result<EnsuredUser, AdError> {
+        let mut session = self.admin_session("creating a domain user").await?;
+        let ensured = accounts::ensure_user(&mut session, user).await;
+        session.close().await;
+        ensured
+    }
+
+    #[tracing::instrument(name = "ad.ensure_gmsa", skip(self), fields(url = %self.config.url, gmsa = %gmsa.name))]
+    async fn ensure_gmsa(&self, gmsa: &GmsaSpec) -> Result<StepOutcome, AdError> {
+        let mut session = self.admin_session("creating a gMSA").await?;
+        let outcome = accounts::ensure_gmsa(&mut session, gmsa).await;
+        session.close().await;
+        outcome
+    }
+
+    #[tracing::instrument(name = "ad.rotate_password", skip(self), fields(url = %self.config.url, user = %user))]
+    async fn rotate_password(&self, user: &AccountName) -> Result<SecretString, AdError> {
+        let mut session = self.admin_session("rotating a password").await?;
+        let rotated = accounts::reset_password(&mut session, user).await;
+        session.close().await;
+        let (user_dn, password) = rotated?;
+        // Confirm with a fresh connection bound as the user: proves the new password works.
+        match Session::open(&self.config, &user_dn, &password).await {
+            Ok(user_session) => user_session.close().await,
+            Err(AdError::Bind { source, .. }) => return Err(AdError::RotationNotConfirmed { account: user.to_string(), source }),
+            Err(other) => return Err(other),
+        }
+        tracing::info!("password rotated and confirmed by bind");
+        Ok(password)
+    }
+}
