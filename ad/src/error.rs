@@ -22,19 +22,40 @@ pub enum AdError {
     PlaintextRefused { operation: &'static str, url: String },
     /// TCP or TLS connection to the DC failed or timed out.
     #[error("cannot connect to {url}: {source}")]
-    Connect { url: String, #[source] source: ldap3::LdapError },
+    Connect {
+        url: String,
+        #[source]
+        source: Box<ldap3::LdapError>,
+    },
     /// The DC rejected or did not answer the bind.
     #[error("bind as {who} failed: {source}")]
-    Bind { who: String, #[source] source: ldap3::LdapError },
+    Bind {
+        who: String,
+        #[source]
+        source: Box<ldap3::LdapError>,
+    },
     /// A search failed or timed out.
     #[error("search under {base} failed: {source}")]
-    Search { base: String, #[source] source: ldap3::LdapError },
+    Search {
+        base: String,
+        #[source]
+        source: Box<ldap3::LdapError>,
+    },
     /// Adding an object failed.
     #[error("cannot create {dn}: {source}")]
-    Add { dn: String, #[source] source: ldap3::LdapError },
+    Add {
+        dn: String,
+        #[source]
+        source: Box<ldap3::LdapError>,
+    },
     /// Modifying an object failed.
     #[error("cannot modify {attribute} of {dn}: {source}")]
-    Modify { dn: String, attribute: &'static str, #[source] source: ldap3::LdapError },
+    Modify {
+        dn: String,
+        attribute: &'static str,
+        #[source]
+        source: Box<ldap3::LdapError>,
+    },
     /// An object the operation needs does not exist.
     #[error("{what} not found")]
     NotFound { what: String },
@@ -55,15 +76,31 @@ pub enum AdError {
     Escape(#[from] EscapeError),
     /// A binary SID could not be decoded.
     #[error("{object}: {source}")]
-    Sid { object: String, #[source] source: SidError },
+    Sid {
+        object: String,
+        #[source]
+        source: SidError,
+    },
     /// A binary GUID could not be decoded.
     #[error("{object}: {source}")]
-    Guid { object: String, #[source] source: GuidError },
+    Guid {
+        object: String,
+        #[source]
+        source: GuidError,
+    },
     /// A security descriptor could not be decoded.
     #[error("{object}: msDS-GroupMSAMembership: {source}")]
-    SecurityDescriptor { object: String, #[source] source: SdError },
+    SecurityDescriptor {
+        object: String,
+        #[source]
+        source: SdError,
+    },
     /// The new password was set but a bind with it failed: the account's password has changed,
     /// and the caller does not hold a working one. Retry the rotation.
     #[error("password of {account} was reset but binding with the new password failed: {source}")]
-    RotationNotConfirmed { account: String, #[source] source: ldap3::LdapError },
+    RotationNotConfirmed {
+        account: String,
+        #[source]
+        source: Box<ldap3::LdapError>,
+    },
 }

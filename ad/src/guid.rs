@@ -80,9 +80,8 @@ mod tests {
     use super::*;
 
     /// A Samba domain head's `objectGUID` (base64 `UXiAF7SGHEWX8u8h6BSRgA==`).
-    const BYTES: [u8; 16] = [
-        0x51, 0x78, 0x80, 0x17, 0xb4, 0x86, 0x1c, 0x45, 0x97, 0xf2, 0xef, 0x21, 0xe8, 0x14, 0x91, 0x80,
-    ];
+    const BYTES: [u8; 16] =
+        [0x51, 0x78, 0x80, 0x17, 0xb4, 0x86, 0x1c, 0x45, 0x97, 0xf2, 0xef, 0x21, 0xe8, 0x14, 0x91, 0x80];
 
     #[test]
     fn first_three_fields_are_little_endian() {
@@ -100,7 +99,9 @@ mod tests {
     #[test]
     fn rejects_wrong_lengths_and_syntax() {
         assert_eq!(Guid::from_bytes(&BYTES[..15]), Err(GuidError::Length(15)));
-        for text in ["17807851-86b4-451c-97f2", "17807851-86b4-451c-97f2-ef21e814918g", "1780785186b4451c97f2ef21e8149180"] {
+        for text in
+            ["17807851-86b4-451c-97f2", "17807851-86b4-451c-97f2-ef21e814918g", "1780785186b4451c97f2ef21e8149180"]
+        {
             assert!(text.parse::<Guid>().is_err(), "{text}");
         }
     }

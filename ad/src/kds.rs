@@ -62,7 +62,9 @@ mod tests {
     use super::*;
 
     fn mk_status(start: SystemTime) -> KdsStatus {
-        KdsStatus { root_keys: vec![KdsRootKey { id: "0d3b4b6c-1111-2222-3333-444455556666".into(), use_start_time: start }] }
+        KdsStatus {
+            root_keys: vec![KdsRootKey { id: "0d3b4b6c-1111-2222-3333-444455556666".into(), use_start_time: start }],
+        }
     }
 
     #[test]
@@ -88,7 +90,10 @@ mod tests {
     fn filetime_converts_to_unix_time() {
         // 2023-11-14T22:13:20Z = Unix 1_700_000_000.
         let filetime = FILETIME_UNIX_OFFSET + 1_700_000_000 * 10_000_000 + 5;
-        assert_eq!(filetime_to_system_time(filetime), UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_nanos(500));
+        assert_eq!(
+            filetime_to_system_time(filetime),
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_nanos(500)
+        );
         assert_eq!(filetime_to_system_time(0), UNIX_EPOCH);
     }
 }

@@ -51,7 +51,8 @@ pub fn meets_complexity(password: &str, account_name: &str) -> bool {
         password.chars().any(|c| c.is_ascii_digit()),
         password.chars().any(|c| !c.is_alphanumeric()),
     ];
-    let contains_name = account_name.chars().count() >= 3 && password.to_lowercase().contains(&account_name.to_lowercase());
+    let contains_name =
+        account_name.chars().count() >= 3 && password.to_lowercase().contains(&account_name.to_lowercase());
     password.chars().count() >= 7 && classes.iter().filter(|present| **present).count() >= 3 && !contains_name
 }
 
@@ -79,8 +80,8 @@ impl Drop for SecretBytes {
 pub fn unicode_pwd(password: &SecretString) -> SecretBytes {
     let quoted = format!("\"{}\"", password.expose());
     let bytes = quoted.encode_utf16().flat_map(u16::to_le_bytes).collect();
-    let quoted = SecretString::new(quoted);
-    drop(quoted);
+    // The intermediate string holds the password too: wrapping it zeroes it when dropped.
+    drop(SecretString::new(quoted));
     SecretBytes(bytes)
 }
 

@@ -93,7 +93,9 @@ impl SecurityDescriptor {
         let mut aces = Vec::new();
         for ace in &self.dacl {
             let (ace_type, flags, body) = match ace {
-                Ace::Allowed { flags, mask, sid } => (ACCESS_ALLOWED_ACE_TYPE, *flags, [mask.to_le_bytes().to_vec(), sid.to_bytes()].concat()),
+                Ace::Allowed { flags, mask, sid } => {
+                    (ACCESS_ALLOWED_ACE_TYPE, *flags, [mask.to_le_bytes().to_vec(), sid.to_bytes()].concat())
+                }
                 Ace::Other { ace_type, flags, body } => (*ace_type, *flags, body.clone()),
             };
             aces.push(ace_type);
@@ -125,7 +127,8 @@ impl SecurityDescriptor {
 /// per principal, in the given order.
 pub fn build(principals: &[Sid]) -> SecurityDescriptor {
     let administrators = Sid::new(5, vec![32, 544]).expect("BUILTIN\\Administrators is a valid SID");
-    let dacl = principals.iter().map(|sid| Ace::Allowed { flags: 0, mask: GMSA_RETRIEVE_MASK, sid: sid.clone() }).collect();
+    let dacl =
+        principals.iter().map(|sid| Ace::Allowed { flags: 0, mask: GMSA_RETRIEVE_MASK, sid: sid.clone() }).collect();
     SecurityDescriptor { owner: Some(administrators), group: None, dacl }
 }
 
@@ -149,7 +152,8 @@ pub fn parse(bytes: &[u8]) -> Result<SecurityDescriptor, SdError> {
     let owner = sid_at(offset_at(4))?;
     let group = sid_at(offset_at(8))?;
     let dacl_offset = offset_at(16);
-    let dacl = if control & SE_DACL_PRESENT == 0 || dacl_offset == 0 { Vec::new() } else { parse_acl(bytes, dacl_offset)? };
+    let dacl =
+        if control & SE_DACL_PRESENT == 0 || dacl_offset == 0 { Vec::new() } else { parse_acl(bytes, dacl_offset)? };
     Ok(SecurityDescriptor { owner, group, dacl })
 }
 
@@ -215,7 +219,8 @@ mod tests {
 
     #[test]
     fn membership_change_touches_only_the_named_principals() {
-        let deny = Ace::Other { ace_type: 1, flags: 0, body: [0x10u32.to_le_bytes().to_vec(), mk_sid(7).to_bytes()].concat() };
+        let deny =
+            Ace::Other { ace_type: 1, flags: 0, body: [0x10u32.to_le_bytes().to_vec(), mk_sid(7).to_bytes()].concat() };
         let mut descriptor = build(&[mk_sid(1105), mk_sid(1106)]);
         descriptor.dacl.insert(0, deny.clone());
         let add = [mk_sid(1107)].into_iter().collect();

@@ -133,7 +133,8 @@ impl FromStr for Sid {
             Some(hex) => u64::from_str_radix(hex, 16).map_err(|_| syntax())?,
             None => authority_text.parse::<u64>().map_err(|_| syntax())?,
         };
-        let sub_authorities = parts.map(|part| part.parse::<u32>().map_err(|_| syntax())).collect::<Result<Vec<_>, _>>()?;
+        let sub_authorities =
+            parts.map(|part| part.parse::<u32>().map_err(|_| syntax())).collect::<Result<Vec<_>, _>>()?;
         Sid::new(authority, sub_authorities)
     }
 }

@@ -39,7 +39,12 @@ fn dns_name_of(domain_dn: &str) -> String {
 }
 
 /// The object whose `sAMAccountName` is `sam_account_name`, if any.
-async fn find_account(session: &mut Session, base: &str, sam_account_name: &str, attrs: &[&str]) -> Result<Option<SearchEntry>, AdError> {
+async fn find_account(
+    session: &mut Session,
+    base: &str,
+    sam_account_name: &str,
+    attrs: &[&str],
+) -> Result<Option<SearchEntry>, AdError> {
     let filter = format!("(sAMAccountName={})", filter_value(sam_account_name));
     let mut entries = session.search(base, Scope::Subtree, &filter, attrs).await?;
     match entries.len() {
@@ -96,12 +101,16 @@ pub(super) async fn ensure_user(session: &mut Session, user: &UserSpec) -> Resul
 }
 
 /// Resolves each allowed principal's name to its SID, in spec order.
-async fn resolve_principals(session: &mut Session, base: &str, names: &[AccountName]) -> Result<BTreeMap<Sid, String>, AdError> {
+async fn resolve_principals(
+    session: &mut Session,
+    base: &str,
+    names: &[AccountName],
+) -> Result<BTreeMap<Sid, String>, AdError> {
     let mut resolved = BTreeMap::new();
     for name in names {
-        let entry = find_account(session, base, name.as_str(), &["objectSid"])
-            .await?
-            .ok_or_else(|| AdError::NotFound { what: format!("principal {name} (allowed to retrieve the gMSA password)") })?;
+        let entry = find_account(session, base, name.as_str(), &["objectSid"]).await?.ok_or_else(|| {
+            AdError::NotFound { what: format!("principal {name} (allowed to retrieve the gMSA password)") }
+        })?;
         resolved.insert(required_sid(&entry)?, name.to_string());
     }
     Ok(resolved)
@@ -111,7 +120,11 @@ async fn resolve_principals(session: &mut Session, base: &str, names: &[AccountN
 async fn name_of_sid(session: &mut Session, base: &str, sid: &Sid) -> Result<String, AdError> {
     let filter = format!("(objectSid={})", filter_bytes(&sid.to_bytes()));
     let entries = session.search(base, Scope::Subtree, &filter, &["sAMAccountName"]).await?;
-    Ok(entries.first().and_then(|entry| text(entry, "sAMAccountName")).map(str::to_string).unwrap_or_else(|| sid.to_string()))
+    Ok(entries
+        .first()
+        .and_then(|entry| text(entry, "sAMAccountName"))
+        .map(str::to_string)
+        .unwrap_or_else(|| sid.to_string()))
 }
 
 fn membership_json(principals: &BTreeMap<Sid, String>) -> Value {
@@ -162,11 +175,17 @@ pub(super) async fn ensure_gmsa(session: &mut Session, spec: &GmsaSpec) -> Resul
         session.replace(&existing.dn, MEMBERSHIP, changes).await?;
         tracing::info!(dn = %existing.dn, added = to_add.len(), removed = to_remove.len(), "gMSA updated");
     }
-    let observed = json!({"dn": existing.dn, "sid": required_sid(&existing)?.to_string(), "allowed": membership_json(&desired)});
+    let observed =
+        json!({"dn": existing.dn, "sid": required_sid(&existing)?.to_string(), "allowed": membership_json(&desired)});
     Ok(StepOutcome::from_diff(STEP_GMSA, diff, observed))
 }
 
-async fn create_gmsa(session: &mut Session, base: &str, spec: &GmsaSpec, desired: &BTreeMap<Sid, String>) -> Result<StepOutcome, AdError> {
+async fn create_gmsa(
+    session: &mut Session,
+    base: &str,
+    spec: &GmsaSpec,
+    desired: &BTreeMap<Sid, String>,
+) -> Result<StepOutcome, AdError> {
     let name = spec.name.as_str();
     let sam_account_name = spec.name.machine_account();
     let dn = format!("CN={},CN=Managed Service Accounts,{base}", dn_value(name)?);
@@ -203,7 +222,10 @@ async fn create_gmsa(session: &mut Session, base: &str, spec: &GmsaSpec, desired
 
 /// Resets the user's password to a generated one (administrative reset) and returns the user's
 /// DN with the new password, for the confirmation bind.
-pub(super) async fn reset_password(session: &mut Session, user: &AccountName) -> Result<(String, SecretString), AdError> {
+pub(super) async fn reset_password(
+    session: &mut Session,
+    user: &AccountName,
+) -> Result<(String, SecretString), AdError> {
     let base = naming_contexts(session).await?.domain;
     let existing = find_account(session, &base, user.as_str(), &["objectClass"])
         .await?

@@ -26,9 +26,11 @@ pub(super) async fn naming_contexts(session: &mut Session) -> Result<NamingConte
     let attrs = ["defaultNamingContext", "rootDomainNamingContext", "configurationNamingContext"];
     let root_dse = session.read("", &attrs).await?.ok_or_else(|| AdError::NotFound { what: "rootDSE".to_string() })?;
     let context = |attribute: &'static str| {
-        text(&root_dse, attribute)
-            .map(str::to_string)
-            .ok_or_else(|| AdError::Attribute { object: "rootDSE".to_string(), attribute, reason: "missing".to_string() })
+        text(&root_dse, attribute).map(str::to_string).ok_or_else(|| AdError::Attribute {
+            object: "rootDSE".to_string(),
+            attribute,
+            reason: "missing".to_string(),
+        })
     };
     Ok(NamingContexts {
         domain: context("defaultNamingContext")?,
@@ -38,14 +40,19 @@ pub(super) async fn naming_contexts(session: &mut Session) -> Result<NamingConte
 }
 
 pub(super) fn required_text(entry: &SearchEntry, attribute: &'static str) -> Result<String, AdError> {
-    text(entry, attribute)
-        .map(str::to_string)
-        .ok_or_else(|| AdError::Attribute { object: entry.dn.clone(), attribute, reason: "missing".to_string() })
+    text(entry, attribute).map(str::to_string).ok_or_else(|| AdError::Attribute {
+        object: entry.dn.clone(),
+        attribute,
+        reason: "missing".to_string(),
+    })
 }
 
 pub(super) fn required_sid(entry: &SearchEntry) -> Result<Sid, AdError> {
-    let bytes = binary(entry, "objectSid")
-        .ok_or_else(|| AdError::Attribute { object: entry.dn.clone(), attribute: "objectSid", reason: "missing".to_string() })?;
+    let bytes = binary(entry, "objectSid").ok_or_else(|| AdError::Attribute {
+        object: entry.dn.clone(),
+        attribute: "objectSid",
+        reason: "missing".to_string(),
+    })?;
     Sid::from_bytes(&bytes).map_err(|source| AdError::Sid { object: entry.dn.clone(), source })
 }
 
@@ -56,9 +63,13 @@ pub(super) async fn read_domain_facts(session: &mut Session, gmsa: &AccountName)
         .read(&contexts.domain, &["objectGUID", "objectSid"])
         .await?
         .ok_or_else(|| AdError::NotFound { what: format!("domain head {}", contexts.domain) })?;
-    let guid_bytes = binary(&domain_head, "objectGUID")
-        .ok_or_else(|| AdError::Attribute { object: contexts.domain.clone(), attribute: "objectGUID", reason: "missing".to_string() })?;
-    let domain_guid = Guid::from_bytes(&guid_bytes).map_err(|source| AdError::Guid { object: contexts.domain.clone(), source })?;
+    let guid_bytes = binary(&domain_head, "objectGUID").ok_or_else(|| AdError::Attribute {
+        object: contexts.domain.clone(),
+        attribute: "objectGUID",
+        reason: "missing".to_string(),
+    })?;
+    let domain_guid =
+        Guid::from_bytes(&guid_bytes).map_err(|source| AdError::Guid { object: contexts.domain.clone(), source })?;
     let domain_sid = required_sid(&domain_head)?;
 
     // The crossRefs of the domain and of the forest root carry their NetBIOS and DNS names.
@@ -68,7 +79,8 @@ pub(super) async fn read_domain_facts(session: &mut Session, gmsa: &AccountName)
         filter_value(&contexts.domain),
         filter_value(&contexts.forest_root)
     );
-    let cross_refs = session.search(&partitions, Scope::OneLevel, &filter, &["nCName", "nETBIOSName", "dnsRoot"]).await?;
+    let cross_refs =
+        session.search(&partitions, Scope::OneLevel, &filter, &["nCName", "nETBIOSName", "dnsRoot"]).await?;
     let cross_ref_of = |naming_context: &str| {
         cross_refs
             .iter()
@@ -82,7 +94,8 @@ pub(super) async fn read_domain_facts(session: &mut Session, gmsa: &AccountName)
         "(&(objectClass=msDS-GroupManagedServiceAccount)(sAMAccountName={}))",
         filter_value(&gmsa.machine_account())
     );
-    let gmsas = session.search(&contexts.domain, Scope::Subtree, &gmsa_filter, &["sAMAccountName", "objectSid"]).await?;
+    let gmsas =
+        session.search(&contexts.domain, Scope::Subtree, &gmsa_filter, &["sAMAccountName", "objectSid"]).await?;
     let gmsa_entry = match gmsas.as_slice() {
         [entry] => entry,
         [] => return Err(AdError::NotFound { what: format!("gMSA {}", gmsa.machine_account()) }),
@@ -103,9 +116,12 @@ pub(super) async fn read_domain_facts(session: &mut Session, gmsa: &AccountName)
 
 pub(super) async fn read_kds_status(session: &mut Session) -> Result<KdsStatus, AdError> {
     let contexts = naming_contexts(session).await?;
-    let container = format!("CN=Master Root Keys,CN=Group Key Distribution Service,CN=Services,{}", contexts.configuration);
+    let container =
+        format!("CN=Master Root Keys,CN=Group Key Distribution Service,CN=Services,{}", contexts.configuration);
     // A forest that never had a root key may lack the container: that is "no key", not an error.
-    let entries = session.search(&container, Scope::OneLevel, "(objectClass=msKds-ProvRootKey)", &["cn", "msKds-UseStartTime"]).await?;
+    let entries = session
+        .search(&container, Scope::OneLevel, "(objectClass=msKds-ProvRootKey)", &["cn", "msKds-UseStartTime"])
+        .await?;
     let mut root_keys = Vec::with_capacity(entries.len());
     for entry in &entries {
         let start = required_text(entry, "msKds-UseStartTime")?;
@@ -114,7 +130,8 @@ pub(super) async fn read_kds_status(session: &mut Session) -> Result<KdsStatus, 
             attribute: "msKds-UseStartTime",
             reason: format!("not a large integer: {error}"),
         })?;
-        root_keys.push(KdsRootKey { id: required_text(entry, "cn")?, use_start_time: filetime_to_system_time(filetime) });
+        root_keys
+            .push(KdsRootKey { id: required_text(entry, "cn")?, use_start_time: filetime_to_system_time(filetime) });
     }
     Ok(KdsStatus { root_keys })
 }

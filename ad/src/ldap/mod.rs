@@ -76,7 +76,10 @@ impl LdapConfig {
     /// Runs before any connection is opened.
     fn check_encrypted(&self, operation: &'static str) -> Result<(), AdError> {
         if !self.url.starts_with("ldaps://") && !self.url.starts_with("ldap://") {
-            return Err(AdError::Config { field: "url", reason: format!("'{}' is not an ldap:// or ldaps:// URL", self.url) });
+            return Err(AdError::Config {
+                field: "url",
+                reason: format!("'{}' is not an ldap:// or ldaps:// URL", self.url),
+            });
         }
         if !self.is_encrypted() {
             return Err(AdError::PlaintextRefused { operation, url: self.url.clone() });
@@ -146,7 +149,9 @@ impl Directory for LdapDirectory {
         // Confirm with a fresh connection bound as the user: proves the new password works.
         match Session::open(&self.config, &user_dn, &password).await {
             Ok(user_session) => user_session.close().await,
-            Err(AdError::Bind { source, .. }) => return Err(AdError::RotationNotConfirmed { account: user.to_string(), source }),
+            Err(AdError::Bind { source, .. }) => {
+                return Err(AdError::RotationNotConfirmed { account: user.to_string(), source });
+            }
             Err(other) => return Err(other),
         }
         tracing::info!("password rotated and confirmed by bind");

@@ -45,7 +45,11 @@ pub(super) struct Session {
 impl Session {
     /// Connects to `config.url` and binds as `who` with `password`, each under its timeout.
     /// The caller has checked that the connection is encrypted.
-    pub(super) async fn open(config: &LdapConfig, who: &str, password: &gmsa::SecretString) -> Result<Session, AdError> {
+    pub(super) async fn open(
+        config: &LdapConfig,
+        who: &str,
+        password: &gmsa::SecretString,
+    ) -> Result<Session, AdError> {
         let mut settings = LdapConnSettings::new()
             .set_conn_timeout(config.connect_timeout)
             .set_starttls(config.start_tls && config.url.starts_with("ldap://"));
@@ -55,13 +59,13 @@ impl Session {
         // ldap3 applies the connect timeout to TCP connect, StartTLS and the TLS handshake together.
         let (connection, mut ldap) = LdapConnAsync::with_settings(settings, &config.url)
             .await
-            .map_err(|source| AdError::Connect { url: config.url.clone(), source })?;
+            .map_err(|source| AdError::Connect { url: config.url.clone(), source: Box::new(source) })?;
         tokio::spawn(async move {
             if let Err(error) = connection.drive().await {
                 tracing::debug!(%error, "LDAP connection ended with an error");
             }
         });
-        let bind_error = |source| AdError::Bind { who: who.to_string(), source };
+        let bind_error = |source| AdError::Bind { who: who.to_string(), source: Box::new(source) };
         ldap.with_timeout(config.operation_timeout)
             .simple_bind(who, password.expose())
             .await
@@ -71,9 +75,20 @@ impl Session {
     }
 
     /// Searches and returns the entries (referrals dropped). A missing base is an empty result.
-    pub(super) async fn search(&mut self, base: &str, scope: Scope, filter: &str, attrs: &[&str]) -> Result<Vec<SearchEntry>, AdError> {
-        let search_error = |source| AdError::Search { base: base.to_string(), source };
-        let result = self.ldap.with_timeout(self.operation_timeout).search(base, scope, filter, attrs.to_vec()).await.map_err(search_error)?;
+    pub(super) async fn search(
+        &mut self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>, AdError> {
+        let search_error = |source| AdError::Search { base: base.to_string(), source: Box::new(source) };
+        let result = self
+            .ldap
+            .with_timeout(self.operation_timeout)
+            .search(base, scope, filter, attrs.to_vec())
+            .await
+            .map_err(search_error)?;
         if result.1.rc == NO_SUCH_OBJECT {
             return Ok(Vec::new());
         }
@@ -88,7 +103,7 @@ impl Session {
 
     /// Adds an object with the given attributes.
     pub(super) async fn add(&mut self, dn: &str, attributes: Vec<(Vec<u8>, HashSet<Vec<u8>>)>) -> Result<(), AdError> {
-        let add_error = |source| AdError::Add { dn: dn.to_string(), source };
+        let add_error = |source| AdError::Add { dn: dn.to_string(), source: Box::new(source) };
         self.ldap
             .with_timeout(self.operation_timeout)
             .add(dn, attributes)
@@ -99,8 +114,13 @@ impl Session {
     }
 
     /// Replaces the values of attributes of one object in one modify operation.
-    pub(super) async fn replace(&mut self, dn: &str, attribute: &'static str, values: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), AdError> {
-        let modify_error = |source| AdError::Modify { dn: dn.to_string(), attribute, source };
+    pub(super) async fn replace(
+        &mut self,
+        dn: &str,
+        attribute: &'static str,
+        values: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), AdError> {
+        let modify_error = |source| AdError::Modify { dn: dn.to_string(), attribute, source: Box::new(source) };
         let mods = values.into_iter().map(|(name, value)| Mod::Replace(name, HashSet::from([value]))).collect();
         self.ldap
             .with_timeout(self.operation_timeout)
@@ -119,17 +139,32 @@ impl Session {
 
 /// The first value of a text attribute (attribute names compare case-insensitively).
 pub(super) fn text<'a>(entry: &'a SearchEntry, name: &str) -> Option<&'a str> {
-    entry.attrs.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).and_then(|(_, values)| values.first()).map(String::as_str)
+    entry
+        .attrs
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .and_then(|(_, values)| values.first())
+        .map(String::as_str)
 }
 
 /// All values of a text attribute.
 pub(super) fn texts<'a>(entry: &'a SearchEntry, name: &str) -> Vec<&'a str> {
-    entry.attrs.iter().filter(|(key, _)| key.eq_ignore_ascii_case(name)).flat_map(|(_, values)| values.iter().map(String::as_str)).collect()
+    entry
+        .attrs
+        .iter()
+        .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+        .flat_map(|(_, values)| values.iter().map(String::as_str))
+        .collect()
 }
 
 /// The first value of a binary attribute; ldap3 files values that happen to be valid UTF-8
 /// under `attrs`, so both maps are consulted.
 pub(super) fn binary(entry: &SearchEntry, name: &str) -> Option<Vec<u8>> {
-    let from_binary = entry.bin_attrs.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).and_then(|(_, values)| values.first()).cloned();
+    let from_binary = entry
+        .bin_attrs
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .and_then(|(_, values)| values.first())
+        .cloned();
     from_binary.or_else(|| text(entry, name).map(|value| value.as_bytes().to_vec()))
 }
