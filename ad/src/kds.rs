@@ -7,7 +7,12 @@
 //! why the seed's test-lab recipe back-dates it (`Add-KdsRootKey -EffectiveTime
 //! (Get-Date).AddHours(-10)`). This module reads and judges; creating a root key is an operator
 //! action (`Add-KdsRootKey -EffectiveImmediately` on a DC, then wait 10 hours in production)
-//! and this crate never does it.
+//! and this crate never does it: a root key is forest-wide key material whose format
+//! (`msKds-KDFParam`, `msKds-SecretAgreementParam`) Windows' KDS service defines, so it is made
+//! by the tool that owns it, never hand-assembled over LDAP.
+//!
+//! Samba 4.17 provisions no `CN=Group Key Distribution Service` container and does not derive
+//! gMSA passwords; against it the check reports "no root key", which is the truth.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
