@@ -1,0 +1,561 @@
+//! AKS managed clusters: GET/PUT with `eTag` + `If-Match`/`If-None-Match`, the long-running
+//! update (201/200 with `Azure-AsyncOperation`, `Location`, `Retry-After`; `Updating` → `Succeeded`
+//! after the configured duration), the operation status endpoint, 409 `OperationNotAllowed`
+//! while an operation runs, and AKS's gMSA validation.
+//!
+//! Modelled on `specification/containerservice/resource-manager/Microsoft.ContainerService/aks/
+//! stable/2024-09-01/managedClusters.json` (ManagedClusters_Get, ManagedClusters_CreateOrUpdate,
+//! `WindowsGmsaProfile`, `ManagedClusterIdentity`, `eTag`) and its examples
+//! `ManagedClustersGet.json` and `ManagedClustersCreate_UpdateWindowsGmsa.json`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use super::ArmRequest;
+use super::error::{ArmError, ArmResponse, ArmResult};
+use crate::config::Operation;
+use crate::seed::{ClusterSeed, IdentityInfo, OsType, SeededCluster};
+use crate::state::{Cluster, ClusterOperation, State, rfc3339};
+
+const TYPE: &str = "Microsoft.ContainerService/ManagedClusters";
+
+/// Canonical id (AKS writes `resourcegroups` in lower case, as in the spec examples).
+pub(crate) fn cluster_id(subscription: &str, resource_group: &str, name: &str) -> String {
+    format!(
+        "/subscriptions/{subscription}/resourcegroups/{resource_group}/providers/Microsoft.ContainerService/managedClusters/{name}"
+    )
+}
+
+/// Seeds a cluster with its node resource group, kubelet identity and scale sets.
+pub(crate) fn seed(
+    state: &mut State,
+    subscription: &str,
+    resource_group: &str,
+    name: &str,
+    seed: &ClusterSeed,
+) -> SeededCluster {
+    state.ensure_resource_group(subscription, resource_group);
+    let location = seed.location.clone().unwrap_or_else(|| state.location.clone());
+    let node_resource_group = format!("MC_{resource_group}_{name}_{location}");
+    state.ensure_resource_group(subscription, &node_resource_group);
+    let kubelet_name = format!("{name}-agentpool");
+    let kubelet_id = super::identities::create(state, subscription, &node_resource_group, &kubelet_name, &location);
+    let kubelet = state.identities.get(&kubelet_id.to_ascii_lowercase()).map(|identity| IdentityInfo {
+        resource_id: identity.id.clone(),
+        client_id: identity.client_id.clone(),
+        object_id: identity.principal_id.clone(),
+    });
+    let kubelet =
+        kubelet.unwrap_or(IdentityInfo { resource_id: kubelet_id, client_id: String::new(), object_id: String::new() });
+    let pool_suffix = (state.rng.next_u64() % 90_000_000 + 10_000_000).to_string();
+    let scale_sets = seed
+        .agent_pools
+        .iter()
+        .map(|pool| {
+            let vmss_name = format!("aks-{}-{pool_suffix}-vmss", pool.name);
+            super::scale_sets::create(
+                state,
+                subscription,
+                &node_resource_group,
+                &vmss_name,
+                &location,
+                &pool.name,
+                pool.os_type,
+                pool.count,
+            )
+        })
+        .collect();
+
+    let pools: Vec<Value> = seed
+        .agent_pools
+        .iter()
+        .enumerate()
+        .map(|(index, pool)| {
+            json!({
+                "name": pool.name,
+                "count": pool.count,
+                "vmSize": "Standard_D4s_v3",
+                "osType": pool.os_type.as_str(),
+                "osSKU": if pool.os_type == OsType::Windows { "Windows2022" } else { "Ubuntu" },
+                "type": "VirtualMachineScaleSets",
+                "mode": if index == 0 { "System" } else { "User" },
+                "maxPods": 30,
+                "orchestratorVersion": seed.kubernetes_version,
+                "currentOrchestratorVersion": seed.kubernetes_version,
+                "provisioningState": "Succeeded",
+                "powerState": {"code": "Running"},
+            })
+        })
+        .collect();
+    let mut properties = json!({
+        "provisioningState": "Succeeded",
+        "powerState": {"code": "Running"},
+        "kubernetesVersion": seed.kubernetes_version,
+        "currentKubernetesVersion": seed.kubernetes_version,
+        "dnsPrefix": format!("{name}-dns"),
+        "fqdn": format!("{name}-dns-{pool_suffix}.hcp.{location}.azmk8s.io"),
+        "agentPoolProfiles": pools,
+        "servicePrincipalProfile": {"clientId": "msi"},
+        "identityProfile": {"kubeletidentity": {
+            "resourceId": kubelet.resource_id,
+            "clientId": kubelet.client_id,
+            "objectId": kubelet.object_id,
+        }},
+        "nodeResourceGroup": node_resource_group,
+        "enableRBAC": true,
+        "maxAgentPools": 100,
+        "networkProfile": {"networkPlugin": "azure", "loadBalancerSku": "standard", "outboundType": "loadBalancer"},
+    });
+    if let Some(admin) = &seed.windows_admin_username {
+        let mut windows = json!({"adminUsername": admin, "enableCSIProxy": true});
+        if let Some(gmsa) = &seed.gmsa {
+            windows["gmsaProfile"] = serde_json::to_value(gmsa).unwrap_or(Value::Null);
+        }
+        properties["windowsProfile"] = windows;
+    }
+    let id = cluster_id(subscription, resource_group, name);
+    let resource = json!({
+        "id": id,
+        "location": location,
+        "name": name,
+        "type": TYPE,
+        "eTag": state.new_guid(),
+        "tags": {},
+        "sku": {"name": "Base", "tier": "Free"},
+        "identity": {"type": "SystemAssigned", "principalId": state.new_guid(), "tenantId": state.tenant_id},
+        "properties": properties,
+    });
+    state.clusters.insert(id.to_ascii_lowercase(), Cluster { resource, running_operation: None });
+    SeededCluster { id, node_resource_group, kubelet, scale_sets }
+}
+
+/// ManagedClusters_Get.
+pub(crate) fn get(state: &State, subscription: &str, resource_group: &str, name: &str) -> ArmResult {
+    let cluster = find(state, subscription, resource_group, name)?;
+    Ok(with_etag(ArmResponse::ok(cluster.resource.clone()), &cluster.resource))
+}
+
+fn find<'a>(state: &'a State, subscription: &str, resource_group: &str, name: &str) -> Result<&'a Cluster, ArmError> {
+    if !state.has_resource_group(subscription, resource_group) {
+        return Err(ArmError::resource_group_not_found(resource_group));
+    }
+    state
+        .clusters
+        .get(&cluster_id(subscription, resource_group, name).to_ascii_lowercase())
+        .ok_or_else(|| ArmError::resource_not_found("Microsoft.ContainerService/managedClusters", name, resource_group))
+}
+
+fn with_etag(response: ArmResponse, resource: &Value) -> ArmResponse {
+    match resource["eTag"].as_str() {
+        Some(etag) => response.with_header("ETag", format!("\"{etag}\"")),
+        None => response,
+    }
+}
+
+/// Strips `W/` and quotes so `"abc"`, `W/"abc"` and `abc` compare equal.
+pub(crate) fn normalize_etag(raw: &str) -> &str {
+    raw.trim().trim_start_matches("W/").trim_matches('"')
+}
+
+/// ManagedClusters_CreateOrUpdate.
+pub(crate) fn put(
+    state: &mut State,
+    subscription: &str,
+    resource_group: &str,
+    name: &str,
+    request: &ArmRequest<'_>,
+    now: Instant,
+) -> ArmResult {
+    if !state.has_resource_group(subscription, resource_group) {
+        return Err(ArmError::resource_group_not_found(resource_group));
+    }
+    let body = request.json_body()?;
+    let key = cluster_id(subscription, resource_group, name).to_ascii_lowercase();
+    let existing = state.clusters.get(&key).cloned();
+    let current_etag = existing.as_ref().and_then(|cluster| cluster.resource["eTag"].as_str().map(str::to_string));
+    check_preconditions(request, current_etag.as_deref())?;
+    if let Some(operation_id) = existing.as_ref().and_then(|cluster| cluster.running_operation.clone()) {
+        let running = existing
+            .as_ref()
+            .and_then(|cluster| cluster.resource["properties"]["provisioningState"].as_str())
+            .unwrap_or("Updating");
+        return Err(ArmError::conflict(
+            "OperationNotAllowed",
+            format!(
+                "Operation is not allowed: Another operation ({running}) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details. Operation ID: {operation_id}"
+            ),
+        ));
+    }
+    validate(&body, existing.as_ref().map(|cluster| &cluster.resource))?;
+
+    let created = existing.is_none();
+    let mut resource = match &existing {
+        Some(cluster) => merge_into_existing(&cluster.resource, &body),
+        None => new_resource(state, subscription, resource_group, name, &body),
+    };
+    let changed = existing.as_ref().is_none_or(|cluster| comparable(&cluster.resource) != comparable(&resource));
+    let state_name = if created { "Creating" } else { "Updating" };
+    resource["properties"]["provisioningState"] = Value::from(state_name);
+    if let Some(pools) = resource["properties"]["agentPoolProfiles"].as_array_mut() {
+        for pool in pools {
+            pool["provisioningState"] = Value::from(state_name);
+        }
+    }
+    resource["eTag"] = Value::from(state.new_guid());
+    let id = resource["id"].as_str().unwrap_or_default().to_string();
+    let location = resource["location"].as_str().unwrap_or_default().to_string();
+    state.clusters.insert(key.clone(), Cluster { resource: resource.clone(), running_operation: None });
+    let duration = state.lro_duration;
+    let operation_id = begin_operation(state, &id, duration, now).unwrap_or_default();
+    state.record("PUT", &id, Operation::ClusterPut, changed, &body);
+
+    let status_url = format!(
+        "{}/subscriptions/{subscription}/providers/Microsoft.ContainerService/locations/{location}/operations/{operation_id}?api-version={}",
+        request.arm_endpoint, request.api_version
+    );
+    let result_url = status_url.replacen("/operations/", "/operationresults/", 1);
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(with_etag(ArmResponse::json(status, resource.clone()), &resource)
+        .with_header("Azure-AsyncOperation", status_url)
+        .with_header("Location", result_url)
+        .with_header("Retry-After", state.lro_retry_after_secs.to_string()))
+}
+
+/// Starts an operation on a cluster (a PUT's, or someone else's); `None` if the cluster is unknown.
+pub(crate) fn begin_operation(state: &mut State, cluster_id: &str, duration: Duration, now: Instant) -> Option<String> {
+    let key = cluster_id.to_ascii_lowercase();
+    if !state.clusters.contains_key(&key) {
+        return None;
+    }
+    let operation_id = state.new_guid();
+    let fails = state.faults.take_cluster_failure();
+    state.operations.insert(
+        operation_id.clone(),
+        ClusterOperation {
+            id: operation_id.clone(),
+            cluster_key: key.clone(),
+            started_at: OffsetDateTime::now_utc(),
+            ends: now + duration,
+            fails,
+            finished: None,
+        },
+    );
+    state.running_operations.push(operation_id.clone());
+    if let Some(cluster) = state.clusters.get_mut(&key) {
+        cluster.running_operation = Some(operation_id.clone());
+        if cluster.resource["properties"]["provisioningState"] == "Succeeded" {
+            cluster.resource["properties"]["provisioningState"] = Value::from("Updating");
+        }
+    }
+    Some(operation_id)
+}
+
+/// GET `.../locations/{loc}/operations/{id}` (status) and `.../operationresults/{id}` (result).
+pub(crate) fn operation_status(
+    state: &State,
+    location: &str,
+    operation_id: &str,
+    result: bool,
+    request: &ArmRequest<'_>,
+) -> ArmResult {
+    let Some(operation) = state.operations.get(operation_id) else {
+        return Err(ArmError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("Operation '{operation_id}' was not found in location '{location}'."),
+        ));
+    };
+    let retry_after = state.lro_retry_after_secs.to_string();
+    if result {
+        return match operation.finished {
+            None => Ok(ArmResponse { status: StatusCode::ACCEPTED, headers: Vec::new(), body: None }
+                .with_header("Retry-After", retry_after)),
+            Some(_) => {
+                let resource = state.clusters.get(&operation.cluster_key).map(|cluster| cluster.resource.clone());
+                Ok(ArmResponse { status: StatusCode::OK, headers: Vec::new(), body: resource })
+            }
+        };
+    }
+    let subscription = operation.cluster_key.split('/').nth(2).unwrap_or_default();
+    let mut body = json!({
+        "id": format!("/subscriptions/{subscription}/providers/Microsoft.ContainerService/locations/{location}/operations/{}", operation.id),
+        "name": operation.id,
+        "status": "InProgress",
+        "startTime": rfc3339(operation.started_at),
+    });
+    let _ = request;
+    match operation.finished {
+        None => return Ok(ArmResponse::ok(body).with_header("Retry-After", retry_after)),
+        Some((succeeded, ended)) => {
+            body["status"] = Value::from(if succeeded { "Succeeded" } else { "Failed" });
+            body["endTime"] = Value::from(rfc3339(ended));
+            if !succeeded {
+                body["error"] = json!({"code": "ReconcileError", "message": "The cluster operation failed while reconciling the requested state (injected by azsim)."});
+            }
+        }
+    }
+    Ok(ArmResponse::ok(body))
+}
+
+fn check_preconditions(request: &ArmRequest<'_>, current_etag: Option<&str>) -> Result<(), ArmError> {
+    if let Some(if_match) = request.header("if-match") {
+        let expected = normalize_etag(if_match);
+        let matches = match current_etag {
+            Some(current) => expected == "*" || expected == current,
+            None => false,
+        };
+        if !matches {
+            return Err(ArmError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "PreconditionFailed",
+                format!(
+                    "Operation is not allowed because the resource's eTag '{}' does not match the If-Match header '{if_match}'.",
+                    current_etag.unwrap_or("")
+                ),
+            ));
+        }
+    }
+    if let Some(if_none_match) = request.header("if-none-match")
+        && normalize_etag(if_none_match) == "*"
+        && current_etag.is_some()
+    {
+        return Err(ArmError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            "Operation is not allowed because the resource already exists and If-None-Match is '*'.",
+        ));
+    }
+    Ok(())
+}
+
+/// AKS's validation of what this simulator models: body shape, Windows profile, gMSA profile,
+/// immutable node resource group.
+pub(crate) fn validate(body: &Value, existing: Option<&Value>) -> Result<(), ArmError> {
+    let invalid = |message: String| ArmError::bad_request("InvalidParameter", message);
+    if !body.is_object() || !body["properties"].is_object() {
+        return Err(invalid("The parameter 'properties' is required for a managed cluster.".to_string()));
+    }
+    if body["location"].as_str().is_none_or(str::is_empty) {
+        return Err(ArmError::bad_request(
+            "LocationRequired",
+            "The location property is required for this definition.",
+        ));
+    }
+    let properties = &body["properties"];
+    let pools = properties["agentPoolProfiles"].as_array();
+    if existing.is_none() && pools.is_none_or(Vec::is_empty) {
+        return Err(invalid(
+            "The value of parameter agentPoolProfiles is invalid: at least one agent pool is required.".to_string(),
+        ));
+    }
+    let has_windows_pool = pools
+        .into_iter()
+        .flatten()
+        .any(|pool| pool["osType"].as_str().is_some_and(|os| os.eq_ignore_ascii_case("Windows")));
+    let windows = &properties["windowsProfile"];
+    if has_windows_pool && !windows.is_object() {
+        return Err(invalid("WindowsProfile must be set when the cluster has Windows agent pools.".to_string()));
+    }
+    if windows.is_object() && windows["adminUsername"].as_str().is_none_or(str::is_empty) {
+        return Err(invalid(
+            "The value of parameter windowsProfile.adminUsername is invalid: it is required.".to_string(),
+        ));
+    }
+    let gmsa = &windows["gmsaProfile"];
+    if gmsa.is_object() {
+        let dns_server = gmsa["dnsServer"].as_str().filter(|text| !text.is_empty());
+        let root_domain = gmsa["rootDomainName"].as_str().filter(|text| !text.is_empty());
+        let enabled = gmsa["enabled"].as_bool().unwrap_or(false);
+        if dns_server.is_some() != root_domain.is_some() {
+            return Err(invalid("The value of parameter windowsProfile.gmsaProfile is invalid: DNSServer and RootDomainName must be set together or both left empty.".to_string()));
+        }
+        if !enabled && dns_server.is_some() {
+            return Err(invalid("The value of parameter windowsProfile.gmsaProfile is invalid: DNSServer and RootDomainName can only be set when gMSA is enabled.".to_string()));
+        }
+        if let Some(dns_server) = dns_server
+            && dns_server.parse::<IpAddr>().is_err()
+        {
+            return Err(invalid(format!(
+                "The value of parameter windowsProfile.gmsaProfile.dnsServer is invalid: '{dns_server}' is not an IP address."
+            )));
+        }
+    }
+    if let (Some(existing), Some(requested)) = (existing, properties["nodeResourceGroup"].as_str())
+        && !existing["properties"]["nodeResourceGroup"]
+            .as_str()
+            .is_some_and(|current| current.eq_ignore_ascii_case(requested))
+    {
+        return Err(ArmError::bad_request(
+            "PropertyChangeNotAllowed",
+            "Changing property 'nodeResourceGroup' is not allowed.",
+        ));
+    }
+    Ok(())
+}
+
+/// Applies a PUT body to an existing cluster, keeping what the service owns.
+fn merge_into_existing(existing: &Value, body: &Value) -> Value {
+    let mut resource = existing.clone();
+    for field in ["tags", "sku", "identity"] {
+        if !body[field].is_null() {
+            resource[field] = body[field].clone();
+        }
+    }
+    let read_only = [
+        "provisioningState",
+        "powerState",
+        "fqdn",
+        "currentKubernetesVersion",
+        "nodeResourceGroup",
+        "identityProfile",
+        "maxAgentPools",
+    ];
+    if let Some(requested) = body["properties"].as_object() {
+        for (field, value) in requested {
+            if !read_only.contains(&field.as_str()) {
+                resource["properties"][field] = value.clone();
+            }
+        }
+    }
+    scrub(&mut resource);
+    resource
+}
+
+fn new_resource(state: &mut State, subscription: &str, resource_group: &str, name: &str, body: &Value) -> Value {
+    let mut resource = body.clone();
+    let location = body["location"].as_str().unwrap_or_default().to_string();
+    resource["id"] = Value::from(cluster_id(subscription, resource_group, name));
+    resource["name"] = Value::from(name);
+    resource["type"] = Value::from(TYPE);
+    let node_resource_group = body["properties"]["nodeResourceGroup"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("MC_{resource_group}_{name}_{location}"));
+    state.ensure_resource_group(subscription, &node_resource_group);
+    resource["properties"]["nodeResourceGroup"] = Value::from(node_resource_group.clone());
+    let kubelet_id =
+        super::identities::create(state, subscription, &node_resource_group, &format!("{name}-agentpool"), &location);
+    if let Some(kubelet) = state.identities.get(&kubelet_id.to_ascii_lowercase()) {
+        resource["properties"]["identityProfile"] = json!({"kubeletidentity": {
+            "resourceId": kubelet.id, "clientId": kubelet.client_id, "objectId": kubelet.principal_id,
+        }});
+    }
+    resource["properties"]["fqdn"] = Value::from(format!("{name}.hcp.{location}.azmk8s.io"));
+    scrub(&mut resource);
+    resource
+}
+
+/// Removes what GET never returns (passwords, secrets).
+fn scrub(resource: &mut Value) {
+    if let Some(windows) = resource["properties"]["windowsProfile"].as_object_mut() {
+        windows.remove("adminPassword");
+    }
+    if let Some(principal) = resource["properties"]["servicePrincipalProfile"].as_object_mut() {
+        principal.remove("secret");
+    }
+}
+
+/// The resource without fields every write changes, to tell a real change from a same-body PUT.
+fn comparable(resource: &Value) -> Value {
+    let mut copy = resource.clone();
+    if let Some(object) = copy.as_object_mut() {
+        object.remove("eTag");
+    }
+    if let Some(properties) = copy["properties"].as_object_mut() {
+        properties.remove("provisioningState");
+        if let Some(pools) = properties.get_mut("agentPoolProfiles").and_then(Value::as_array_mut) {
+            for pool in pools {
+                if let Some(pool) = pool.as_object_mut() {
+                    pool.remove("provisioningState");
+                }
+            }
+        }
+    }
+    copy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk_body(gmsa: Value) -> Value {
+        json!({
+            "location": "eastus",
+            "properties": {
+                "agentPoolProfiles": [{"name": "npwin", "osType": "Windows"}],
+                "windowsProfile": {"adminUsername": "azureuser", "gmsaProfile": gmsa},
+            }
+        })
+    }
+
+    fn code_of(result: Result<(), ArmError>) -> String {
+        result.expect_err("validation error").code
+    }
+
+    #[test]
+    fn gmsa_dns_server_and_root_domain_go_together() {
+        assert!(validate(&mk_body(json!({"enabled": true})), None).is_ok());
+        assert!(
+            validate(
+                &mk_body(json!({"enabled": true, "dnsServer": "10.0.0.4", "rootDomainName": "contoso.com"})),
+                None
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            code_of(validate(&mk_body(json!({"enabled": true, "dnsServer": "10.0.0.4"})), None)),
+            "InvalidParameter"
+        );
+        assert_eq!(
+            code_of(validate(&mk_body(json!({"enabled": true, "rootDomainName": "contoso.com"})), None)),
+            "InvalidParameter"
+        );
+        assert_eq!(
+            code_of(validate(
+                &mk_body(json!({"enabled": false, "dnsServer": "10.0.0.4", "rootDomainName": "c.com"})),
+                None
+            )),
+            "InvalidParameter"
+        );
+        assert_eq!(
+            code_of(validate(&mk_body(json!({"enabled": true, "dnsServer": "dc1", "rootDomainName": "c.com"})), None)),
+            "InvalidParameter"
+        );
+    }
+
+    #[test]
+    fn windows_pools_require_a_windows_profile() {
+        let mut body = mk_body(json!({"enabled": true}));
+        body["properties"].as_object_mut().map(|properties| properties.remove("windowsProfile"));
+        assert_eq!(code_of(validate(&body, None)), "InvalidParameter");
+        assert_eq!(code_of(validate(&json!({"location": "eastus"}), None)), "InvalidParameter");
+    }
+
+    #[test]
+    fn etag_normalization_accepts_quoted_and_weak_forms() {
+        assert_eq!(normalize_etag("\"abc\""), "abc");
+        assert_eq!(normalize_etag("W/\"abc\""), "abc");
+        assert_eq!(normalize_etag("abc"), "abc");
+    }
+
+    #[test]
+    fn same_body_put_is_not_a_change_but_gmsa_flip_is() {
+        let existing = json!({"eTag": "1", "properties": {"provisioningState": "Succeeded", "windowsProfile": {"adminUsername": "a"}}});
+        let same = merge_into_existing(
+            &existing,
+            &json!({"properties": {"windowsProfile": {"adminUsername": "a", "adminPassword": "p"}}}),
+        );
+        assert_eq!(comparable(&existing), comparable(&same));
+        assert!(same["properties"]["windowsProfile"].get("adminPassword").is_none());
+        let flipped = merge_into_existing(
+            &existing,
+            &json!({"properties": {"windowsProfile": {"adminUsername": "a", "gmsaProfile": {"enabled": true}}}}),
+        );
+        assert_ne!(comparable(&existing), comparable(&flipped));
+    }
+}
