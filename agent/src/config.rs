@@ -71,7 +71,8 @@ impl AgentConfig {
         if let Some(path) = path {
             builder = builder.add_source(config::File::from(path));
         }
-        builder = builder.add_source(config::Environment::with_prefix("GMSA_AGENT").prefix_separator("__").separator("__"));
+        builder =
+            builder.add_source(config::Environment::with_prefix("GMSA_AGENT").prefix_separator("__").separator("__"));
         let config: AgentConfig = builder.build()?.try_deserialize()?;
         config.validate()?;
         Ok(config)
@@ -139,7 +140,9 @@ mod tests {
 
     #[test]
     fn a_minimal_file_loads_with_defaults() {
-        let config = load_toml("cluster_id = \"aks-1\"\n[nats]\nurl = \"nats://127.0.0.1:4222\"\n[labels]\nenv = \"prod\"\n").unwrap();
+        let config =
+            load_toml("cluster_id = \"aks-1\"\n[nats]\nurl = \"nats://127.0.0.1:4222\"\n[labels]\nenv = \"prod\"\n")
+                .unwrap();
         assert_eq!(config.settings().max_attempts, 3);
         assert_eq!(config.labels["env"], "prod");
     }
@@ -150,7 +153,8 @@ mod tests {
         assert!(err.to_string().starts_with("cluster_id:"), "{err}");
         let err = load_toml("cluster_id = \"aks-1\"\n[nats]\nurl = \"http://x\"\n").unwrap_err();
         assert!(err.to_string().starts_with("nats.url:"), "{err}");
-        let err = load_toml("cluster_id = \"aks-1\"\n[nats]\nurl = \"nats://x:1\"\n[delivery]\nmax_attempts = 0\n").unwrap_err();
+        let err = load_toml("cluster_id = \"aks-1\"\n[nats]\nurl = \"nats://x:1\"\n[delivery]\nmax_attempts = 0\n")
+            .unwrap_err();
         assert!(err.to_string().starts_with("delivery.max_attempts:"), "{err}");
     }
 

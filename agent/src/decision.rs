@@ -116,7 +116,8 @@ pub fn cursor_handed_back(cursor: &Cursor) -> Cursor {
 
 /// Reads the schema version a message declares (header first, then body).
 pub fn declared_schema(header: Option<&str>, body: &serde_json::Value) -> Option<Result<SchemaVersion, Refusal>> {
-    let text = header.map(str::to_string).or_else(|| body.get("schema").and_then(|v| v.as_str()).map(str::to_string))?;
+    let text =
+        header.map(str::to_string).or_else(|| body.get("schema").and_then(|v| v.as_str()).map(str::to_string))?;
     Some(text.parse::<SchemaVersion>().map_err(|err| Refusal::new("unsupported_schema", err.to_string())))
 }
 

@@ -73,7 +73,11 @@ impl AgentSettings {
 pub enum AgentError {
     /// The bus failed in a way the agent cannot ride out.
     #[error("bus operation failed for cluster {cluster}")]
-    Bus { cluster: String, #[source] source: BusError },
+    Bus {
+        cluster: String,
+        #[source]
+        source: BusError,
+    },
 }
 
 /// Everything one agent holds.
@@ -184,12 +188,8 @@ impl<E: Executor> Agent<E> {
     /// Applies every command after the cursor, in stream order.
     async fn catch_up(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), AgentError> {
         loop {
-            let (cursor, revision) = self
-                .cursors
-                .get(&self.settings.cluster)
-                .await
-                .map_err(|err| self.bus_error(err))?
-                .unwrap_or_default();
+            let (cursor, revision) =
+                self.cursors.get(&self.settings.cluster).await.map_err(|err| self.bus_error(err))?.unwrap_or_default();
             let Some(stored) = self.inbox.next_after(cursor.last_done).await.map_err(|err| self.bus_error(err))? else {
                 return Ok(());
             };
@@ -219,7 +219,8 @@ impl<E: Executor> Agent<E> {
         };
         let span = info_span!("command", command_id = %head.command_id, sequence = stored.sequence, traceparent = traceparent.as_deref().unwrap_or(""));
         async {
-            let recorded = self.results.lookup(cluster, head.command_id.as_str()).await.map_err(|err| self.bus_error(err))?;
+            let recorded =
+                self.results.lookup(cluster, head.command_id.as_str()).await.map_err(|err| self.bus_error(err))?;
             let declared = decision::declared_schema(headers::schema_of(&stored.headers), &body);
             let envelope: Result<CommandEnvelope, Refusal> = match declared {
                 Some(Err(refusal)) => Err(refusal),
@@ -250,12 +251,23 @@ impl<E: Executor> Agent<E> {
                     warn!(code = refusal.code, message = %refusal.message, "command refused");
                     let attempt = cursor.in_flight.as_ref().map_or(0, |in_flight| in_flight.attempts);
                     let status = ResultStatus::Failed { code: refusal.code.to_string(), message: refusal.message };
-                    self.finish(&head, &kind, status, Vec::new(), attempt, stored.sequence, revision, traceparent.as_deref()).await?;
+                    self.finish(
+                        &head,
+                        &kind,
+                        status,
+                        Vec::new(),
+                        attempt,
+                        stored.sequence,
+                        revision,
+                        traceparent.as_deref(),
+                    )
+                    .await?;
                     Ok(false)
                 }
                 Action::Execute { attempt } => {
                     let Ok(envelope) = envelope else { return Ok(false) };
-                    let before = decision::cursor_before_execute(&cursor, stored.sequence, head.command_id.as_str(), attempt);
+                    let before =
+                        decision::cursor_before_execute(&cursor, stored.sequence, head.command_id.as_str(), attempt);
                     let revision = self.store_cursor(&before, revision).await?;
                     info!(attempt, kind = %kind, "applying");
                     match self.run_command(&envelope, shutdown).await {
@@ -267,20 +279,53 @@ impl<E: Executor> Agent<E> {
                         RunEnd::DeadlineExceeded => {
                             let status = ResultStatus::Failed {
                                 code: "deadline_exceeded".into(),
-                                message: format!("the command did not finish before its deadline {}", envelope.deadline),
+                                message: format!(
+                                    "the command did not finish before its deadline {}",
+                                    envelope.deadline
+                                ),
                             };
-                            self.finish(&head, &kind, status, Vec::new(), attempt, stored.sequence, revision, traceparent.as_deref()).await?;
+                            self.finish(
+                                &head,
+                                &kind,
+                                status,
+                                Vec::new(),
+                                attempt,
+                                stored.sequence,
+                                revision,
+                                traceparent.as_deref(),
+                            )
+                            .await?;
                             Ok(false)
                         }
                         RunEnd::Finished(Ok(steps)) => {
                             let status = ResultStatus::from_steps(&steps);
-                            self.finish(&head, &kind, status, steps, attempt, stored.sequence, revision, traceparent.as_deref()).await?;
+                            self.finish(
+                                &head,
+                                &kind,
+                                status,
+                                steps,
+                                attempt,
+                                stored.sequence,
+                                revision,
+                                traceparent.as_deref(),
+                            )
+                            .await?;
                             Ok(false)
                         }
                         RunEnd::Finished(Err(err)) => {
                             warn!(code = %err.code, message = %err.message, "command failed");
                             let status = ResultStatus::Failed { code: err.code, message: err.message };
-                            self.finish(&head, &kind, status, err.completed, attempt, stored.sequence, revision, traceparent.as_deref()).await?;
+                            self.finish(
+                                &head,
+                                &kind,
+                                status,
+                                err.completed,
+                                attempt,
+                                stored.sequence,
+                                revision,
+                                traceparent.as_deref(),
+                            )
+                            .await?;
                             Ok(false)
                         }
                     }
@@ -323,7 +368,11 @@ impl<E: Executor> Agent<E> {
         }
     }
 
-    async fn drain_progress(&self, envelope: &CommandEnvelope, receiver: &mut mpsc::UnboundedReceiver<(String, String)>) {
+    async fn drain_progress(
+        &self,
+        envelope: &CommandEnvelope,
+        receiver: &mut mpsc::UnboundedReceiver<(String, String)>,
+    ) {
         while let Ok((step, message)) = receiver.try_recv() {
             self.send_progress(envelope, step, message).await;
         }

@@ -13,7 +13,10 @@ fn mk_envelope(cluster: &str) -> CommandEnvelope {
         deadline: datetime!(2026-11-23 11:00 UTC),
         issuer: None,
         signature: None,
-        command: Command::EnableGmsa(EnableGmsa { dns_server: Some("10.0.0.4".into()), root_domain: Some("contoso.com".into()) }),
+        command: Command::EnableGmsa(EnableGmsa {
+            dns_server: Some("10.0.0.4".into()),
+            root_domain: Some("contoso.com".into()),
+        }),
     }
 }
 
@@ -66,7 +69,8 @@ fn other_major_is_refused() {
 #[test]
 fn invalid_payload_is_refused_naming_the_field() {
     let mut envelope = mk_envelope("aks-1");
-    envelope.command = Command::EnableGmsa(EnableGmsa { dns_server: Some("x".into()), root_domain: Some("contoso.com".into()) });
+    envelope.command =
+        Command::EnableGmsa(EnableGmsa { dns_server: Some("x".into()), root_domain: Some("contoso.com".into()) });
     let Action::Refuse(refusal) = decide_with(&envelope, None, &Cursor::default()) else { panic!() };
     assert_eq!(refusal.code, "invalid_payload");
     assert!(refusal.message.contains("payload.dns_server"), "{}", refusal.message);
