@@ -205,13 +205,8 @@ impl State {
             operation.finished = Some((succeeded, OffsetDateTime::now_utc()));
             if let Some(cluster) = self.clusters.get_mut(&operation.cluster_key) {
                 cluster.running_operation = None;
-                let state = if succeeded { "Succeeded" } else { "Failed" };
-                cluster.resource["properties"]["provisioningState"] = Value::from(state);
-                if let Some(pools) = cluster.resource["properties"]["agentPoolProfiles"].as_array_mut() {
-                    for pool in pools {
-                        pool["provisioningState"] = Value::from(state);
-                    }
-                }
+                let state_name = if succeeded { "Succeeded" } else { "Failed" };
+                crate::arm::managed_clusters::set_provisioning_state(&mut cluster.resource, state_name);
             }
         }
     }

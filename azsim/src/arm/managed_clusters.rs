@@ -200,12 +200,7 @@ pub(crate) fn put(
     };
     let changed = existing.as_ref().is_none_or(|cluster| comparable(&cluster.resource) != comparable(&resource));
     let state_name = if created { "Creating" } else { "Updating" };
-    resource["properties"]["provisioningState"] = Value::from(state_name);
-    if let Some(pools) = resource["properties"]["agentPoolProfiles"].as_array_mut() {
-        for pool in pools {
-            pool["provisioningState"] = Value::from(state_name);
-        }
-    }
+    set_provisioning_state(&mut resource, state_name);
     resource["eTag"] = Value::from(state.new_guid());
     let id = resource["id"].as_str().unwrap_or_default().to_string();
     let location = resource["location"].as_str().unwrap_or_default().to_string();
@@ -224,6 +219,17 @@ pub(crate) fn put(
         .with_header("Azure-AsyncOperation", status_url)
         .with_header("Location", result_url)
         .with_header("Retry-After", state.lro_retry_after_secs.to_string()))
+}
+
+/// Sets `provisioningState` of the cluster and of each agent pool profile.
+pub(crate) fn set_provisioning_state(resource: &mut Value, state_name: &str) {
+    let Some(properties) = resource.get_mut("properties").and_then(Value::as_object_mut) else { return };
+    properties.insert("provisioningState".to_string(), Value::from(state_name));
+    if let Some(pools) = properties.get_mut("agentPoolProfiles").and_then(Value::as_array_mut) {
+        for pool in pools.iter_mut().filter_map(Value::as_object_mut) {
+            pool.insert("provisioningState".to_string(), Value::from(state_name));
+        }
+    }
 }
 
 /// Starts an operation on a cluster (a PUT's, or someone else's); `None` if the cluster is unknown.
@@ -452,10 +458,11 @@ fn new_resource(state: &mut State, subscription: &str, resource_group: &str, nam
 
 /// Removes what GET never returns (passwords, secrets).
 fn scrub(resource: &mut Value) {
-    if let Some(windows) = resource["properties"]["windowsProfile"].as_object_mut() {
+    let Some(properties) = resource.get_mut("properties").and_then(Value::as_object_mut) else { return };
+    if let Some(windows) = properties.get_mut("windowsProfile").and_then(Value::as_object_mut) {
         windows.remove("adminPassword");
     }
-    if let Some(principal) = resource["properties"]["servicePrincipalProfile"].as_object_mut() {
+    if let Some(principal) = properties.get_mut("servicePrincipalProfile").and_then(Value::as_object_mut) {
         principal.remove("secret");
     }
 }
