@@ -128,14 +128,14 @@ async fn serve_arm(
     let (verdict, remaining) = {
         let mut state = shared.lock();
         state.settle(Instant::now());
-        if let Some(subscription) = route.subscription() {
-            if !state.subscriptions.contains(&subscription.to_ascii_lowercase()) {
-                return Err(ArmError::new(
-                    StatusCode::NOT_FOUND,
-                    "SubscriptionNotFound",
-                    format!("The subscription '{subscription}' could not be found."),
-                ));
-            }
+        if let Some(subscription) = route.subscription()
+            && !state.subscriptions.contains(&subscription.to_ascii_lowercase())
+        {
+            return Err(ArmError::new(
+                StatusCode::NOT_FOUND,
+                "SubscriptionNotFound",
+                format!("The subscription '{subscription}' could not be found."),
+            ));
         }
         let remaining = match route.subscription() {
             Some(subscription) => {
@@ -206,7 +206,7 @@ async fn dispatch(shared: &Arc<Shared>, route: &Route, operation: Operation, req
             }
         }
         Route::ClusterOperation { location, operation_id, result, .. } => {
-            managed_clusters::operation_status(&shared.lock(), location, operation_id, *result, request)
+            managed_clusters::operation_status(&shared.lock(), location, operation_id, *result)
         }
         Route::Vault { subscription, resource_group, name } => {
             if operation == Operation::VaultGet {
@@ -238,9 +238,7 @@ async fn dispatch(shared: &Arc<Shared>, route: &Route, operation: Operation, req
             let mut state = shared.lock();
             match (operation, name) {
                 (Operation::RoleAssignmentPut, Some(name)) => role_assignments::put(&mut state, scope, name, request),
-                (Operation::RoleAssignmentDelete, Some(name)) => {
-                    role_assignments::delete(&mut state, scope, name, request)
-                }
+                (Operation::RoleAssignmentDelete, Some(name)) => role_assignments::delete(&mut state, scope, name),
                 (_, Some(name)) => role_assignments::get(&state, scope, name),
                 (_, None) => role_assignments::list(&state, scope, request),
             }

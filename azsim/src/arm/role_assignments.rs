@@ -155,12 +155,11 @@ pub(crate) fn get(state: &State, scope: &str, name: &str) -> ArmResult {
 }
 
 /// RoleAssignments_Delete: 200 with the deleted assignment, 204 when there was none.
-pub(crate) fn delete(state: &mut State, scope: &str, name: &str, request: &ArmRequest<'_>) -> ArmResult {
+pub(crate) fn delete(state: &mut State, scope: &str, name: &str) -> ArmResult {
     let id = assignment_id(scope, name);
     match state.role_assignments.remove(&id.to_ascii_lowercase()) {
         Some(assignment) => {
             state.record("DELETE", &assignment.id, Operation::RoleAssignmentDelete, true, &Value::Null);
-            let _ = request;
             Ok(ArmResponse::ok(render(&assignment)))
         }
         None => Ok(ArmResponse { status: StatusCode::NO_CONTENT, headers: Vec::new(), body: None }),

@@ -8,19 +8,22 @@
 //! `WindowsGmsaProfile`, `ManagedClusterIdentity`, `eTag`) and its examples
 //! `ManagedClustersGet.json` and `ManagedClustersCreate_UpdateWindowsGmsa.json`.
 
-use std::net::IpAddr;
-use std::time::Duration;
-
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use tokio::time::Instant;
+
+mod lro;
+mod validation;
+
+pub(crate) use lro::{begin_operation, operation_status, set_provisioning_state};
+pub(crate) use validation::normalize_etag;
+use validation::{check_preconditions, validate};
 
 use super::ArmRequest;
 use super::error::{ArmError, ArmResponse, ArmResult};
 use crate::config::Operation;
 use crate::seed::{ClusterSeed, IdentityInfo, OsType, SeededCluster};
-use crate::state::{Cluster, ClusterOperation, State, rfc3339};
+use crate::state::{Cluster, State};
 
 const TYPE: &str = "Microsoft.ContainerService/ManagedClusters";
 
@@ -157,11 +160,6 @@ fn with_etag(response: ArmResponse, resource: &Value) -> ArmResponse {
     }
 }
 
-/// Strips `W/` and quotes so `"abc"`, `W/"abc"` and `abc` compare equal.
-pub(crate) fn normalize_etag(raw: &str) -> &str {
-    raw.trim().trim_start_matches("W/").trim_matches('"')
-}
-
 /// ManagedClusters_CreateOrUpdate.
 pub(crate) fn put(
     state: &mut State,
@@ -219,189 +217,6 @@ pub(crate) fn put(
         .with_header("Azure-AsyncOperation", status_url)
         .with_header("Location", result_url)
         .with_header("Retry-After", state.lro_retry_after_secs.to_string()))
-}
-
-/// Sets `provisioningState` of the cluster and of each agent pool profile.
-pub(crate) fn set_provisioning_state(resource: &mut Value, state_name: &str) {
-    let Some(properties) = resource.get_mut("properties").and_then(Value::as_object_mut) else { return };
-    properties.insert("provisioningState".to_string(), Value::from(state_name));
-    if let Some(pools) = properties.get_mut("agentPoolProfiles").and_then(Value::as_array_mut) {
-        for pool in pools.iter_mut().filter_map(Value::as_object_mut) {
-            pool.insert("provisioningState".to_string(), Value::from(state_name));
-        }
-    }
-}
-
-/// Starts an operation on a cluster (a PUT's, or someone else's); `None` if the cluster is unknown.
-pub(crate) fn begin_operation(state: &mut State, cluster_id: &str, duration: Duration, now: Instant) -> Option<String> {
-    let key = cluster_id.to_ascii_lowercase();
-    if !state.clusters.contains_key(&key) {
-        return None;
-    }
-    let operation_id = state.new_guid();
-    let fails = state.faults.take_cluster_failure();
-    state.operations.insert(
-        operation_id.clone(),
-        ClusterOperation {
-            id: operation_id.clone(),
-            cluster_key: key.clone(),
-            started_at: OffsetDateTime::now_utc(),
-            ends: now + duration,
-            fails,
-            finished: None,
-        },
-    );
-    state.running_operations.push(operation_id.clone());
-    if let Some(cluster) = state.clusters.get_mut(&key) {
-        cluster.running_operation = Some(operation_id.clone());
-        if cluster.resource["properties"]["provisioningState"] == "Succeeded" {
-            cluster.resource["properties"]["provisioningState"] = Value::from("Updating");
-        }
-    }
-    Some(operation_id)
-}
-
-/// GET `.../locations/{loc}/operations/{id}` (status) and `.../operationresults/{id}` (result).
-pub(crate) fn operation_status(
-    state: &State,
-    location: &str,
-    operation_id: &str,
-    result: bool,
-    request: &ArmRequest<'_>,
-) -> ArmResult {
-    let Some(operation) = state.operations.get(operation_id) else {
-        return Err(ArmError::new(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("Operation '{operation_id}' was not found in location '{location}'."),
-        ));
-    };
-    let retry_after = state.lro_retry_after_secs.to_string();
-    if result {
-        return match operation.finished {
-            None => Ok(ArmResponse { status: StatusCode::ACCEPTED, headers: Vec::new(), body: None }
-                .with_header("Retry-After", retry_after)),
-            Some(_) => {
-                let resource = state.clusters.get(&operation.cluster_key).map(|cluster| cluster.resource.clone());
-                Ok(ArmResponse { status: StatusCode::OK, headers: Vec::new(), body: resource })
-            }
-        };
-    }
-    let subscription = operation.cluster_key.split('/').nth(2).unwrap_or_default();
-    let mut body = json!({
-        "id": format!("/subscriptions/{subscription}/providers/Microsoft.ContainerService/locations/{location}/operations/{}", operation.id),
-        "name": operation.id,
-        "status": "InProgress",
-        "startTime": rfc3339(operation.started_at),
-    });
-    let _ = request;
-    match operation.finished {
-        None => return Ok(ArmResponse::ok(body).with_header("Retry-After", retry_after)),
-        Some((succeeded, ended)) => {
-            body["status"] = Value::from(if succeeded { "Succeeded" } else { "Failed" });
-            body["endTime"] = Value::from(rfc3339(ended));
-            if !succeeded {
-                body["error"] = json!({"code": "ReconcileError", "message": "The cluster operation failed while reconciling the requested state (injected by azsim)."});
-            }
-        }
-    }
-    Ok(ArmResponse::ok(body))
-}
-
-fn check_preconditions(request: &ArmRequest<'_>, current_etag: Option<&str>) -> Result<(), ArmError> {
-    if let Some(if_match) = request.header("if-match") {
-        let expected = normalize_etag(if_match);
-        let matches = match current_etag {
-            Some(current) => expected == "*" || expected == current,
-            None => false,
-        };
-        if !matches {
-            return Err(ArmError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "PreconditionFailed",
-                format!(
-                    "Operation is not allowed because the resource's eTag '{}' does not match the If-Match header '{if_match}'.",
-                    current_etag.unwrap_or("")
-                ),
-            ));
-        }
-    }
-    if let Some(if_none_match) = request.header("if-none-match")
-        && normalize_etag(if_none_match) == "*"
-        && current_etag.is_some()
-    {
-        return Err(ArmError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "PreconditionFailed",
-            "Operation is not allowed because the resource already exists and If-None-Match is '*'.",
-        ));
-    }
-    Ok(())
-}
-
-/// AKS's validation of what this simulator models: body shape, Windows profile, gMSA profile,
-/// immutable node resource group.
-pub(crate) fn validate(body: &Value, existing: Option<&Value>) -> Result<(), ArmError> {
-    let invalid = |message: String| ArmError::bad_request("InvalidParameter", message);
-    if !body.is_object() || !body["properties"].is_object() {
-        return Err(invalid("The parameter 'properties' is required for a managed cluster.".to_string()));
-    }
-    if body["location"].as_str().is_none_or(str::is_empty) {
-        return Err(ArmError::bad_request(
-            "LocationRequired",
-            "The location property is required for this definition.",
-        ));
-    }
-    let properties = &body["properties"];
-    let pools = properties["agentPoolProfiles"].as_array();
-    if existing.is_none() && pools.is_none_or(Vec::is_empty) {
-        return Err(invalid(
-            "The value of parameter agentPoolProfiles is invalid: at least one agent pool is required.".to_string(),
-        ));
-    }
-    let has_windows_pool = pools
-        .into_iter()
-        .flatten()
-        .any(|pool| pool["osType"].as_str().is_some_and(|os| os.eq_ignore_ascii_case("Windows")));
-    let windows = &properties["windowsProfile"];
-    if has_windows_pool && !windows.is_object() {
-        return Err(invalid("WindowsProfile must be set when the cluster has Windows agent pools.".to_string()));
-    }
-    if windows.is_object() && windows["adminUsername"].as_str().is_none_or(str::is_empty) {
-        return Err(invalid(
-            "The value of parameter windowsProfile.adminUsername is invalid: it is required.".to_string(),
-        ));
-    }
-    let gmsa = &windows["gmsaProfile"];
-    if gmsa.is_object() {
-        let dns_server = gmsa["dnsServer"].as_str().filter(|text| !text.is_empty());
-        let root_domain = gmsa["rootDomainName"].as_str().filter(|text| !text.is_empty());
-        let enabled = gmsa["enabled"].as_bool().unwrap_or(false);
-        if dns_server.is_some() != root_domain.is_some() {
-            return Err(invalid("The value of parameter windowsProfile.gmsaProfile is invalid: DNSServer and RootDomainName must be set together or both left empty.".to_string()));
-        }
-        if !enabled && dns_server.is_some() {
-            return Err(invalid("The value of parameter windowsProfile.gmsaProfile is invalid: DNSServer and RootDomainName can only be set when gMSA is enabled.".to_string()));
-        }
-        if let Some(dns_server) = dns_server
-            && dns_server.parse::<IpAddr>().is_err()
-        {
-            return Err(invalid(format!(
-                "The value of parameter windowsProfile.gmsaProfile.dnsServer is invalid: '{dns_server}' is not an IP address."
-            )));
-        }
-    }
-    if let (Some(existing), Some(requested)) = (existing, properties["nodeResourceGroup"].as_str())
-        && !existing["properties"]["nodeResourceGroup"]
-            .as_str()
-            .is_some_and(|current| current.eq_ignore_ascii_case(requested))
-    {
-        return Err(ArmError::bad_request(
-            "PropertyChangeNotAllowed",
-            "Changing property 'nodeResourceGroup' is not allowed.",
-        ));
-    }
-    Ok(())
 }
 
 /// Applies a PUT body to an existing cluster, keeping what the service owns.
@@ -489,66 +304,6 @@ fn comparable(resource: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mk_body(gmsa: Value) -> Value {
-        json!({
-            "location": "eastus",
-            "properties": {
-                "agentPoolProfiles": [{"name": "npwin", "osType": "Windows"}],
-                "windowsProfile": {"adminUsername": "azureuser", "gmsaProfile": gmsa},
-            }
-        })
-    }
-
-    fn code_of(result: Result<(), ArmError>) -> String {
-        result.expect_err("validation error").code
-    }
-
-    #[test]
-    fn gmsa_dns_server_and_root_domain_go_together() {
-        assert!(validate(&mk_body(json!({"enabled": true})), None).is_ok());
-        assert!(
-            validate(
-                &mk_body(json!({"enabled": true, "dnsServer": "10.0.0.4", "rootDomainName": "contoso.com"})),
-                None
-            )
-            .is_ok()
-        );
-        assert_eq!(
-            code_of(validate(&mk_body(json!({"enabled": true, "dnsServer": "10.0.0.4"})), None)),
-            "InvalidParameter"
-        );
-        assert_eq!(
-            code_of(validate(&mk_body(json!({"enabled": true, "rootDomainName": "contoso.com"})), None)),
-            "InvalidParameter"
-        );
-        assert_eq!(
-            code_of(validate(
-                &mk_body(json!({"enabled": false, "dnsServer": "10.0.0.4", "rootDomainName": "c.com"})),
-                None
-            )),
-            "InvalidParameter"
-        );
-        assert_eq!(
-            code_of(validate(&mk_body(json!({"enabled": true, "dnsServer": "dc1", "rootDomainName": "c.com"})), None)),
-            "InvalidParameter"
-        );
-    }
-
-    #[test]
-    fn windows_pools_require_a_windows_profile() {
-        let mut body = mk_body(json!({"enabled": true}));
-        body["properties"].as_object_mut().map(|properties| properties.remove("windowsProfile"));
-        assert_eq!(code_of(validate(&body, None)), "InvalidParameter");
-        assert_eq!(code_of(validate(&json!({"location": "eastus"}), None)), "InvalidParameter");
-    }
-
-    #[test]
-    fn etag_normalization_accepts_quoted_and_weak_forms() {
-        assert_eq!(normalize_etag("\"abc\""), "abc");
-        assert_eq!(normalize_etag("W/\"abc\""), "abc");
-        assert_eq!(normalize_etag("abc"), "abc");
-    }
 
     #[test]
     fn same_body_put_is_not_a_change_but_gmsa_flip_is() {
