@@ -2,7 +2,8 @@
 //! operations, issued tokens and the mutation log, behind one mutex that no handler holds across
 //! an await. Keys are lower-cased ARM ids, because ARM ids are case-insensitive.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -93,8 +94,8 @@ pub(crate) struct ScaleSet {
     pub(crate) etag: String,
 }
 
-/// One version of a secret.
-#[derive(Clone, Debug)]
+/// One version of a secret. `Debug` never shows the value.
+#[derive(Clone)]
 pub(crate) struct SecretVersion {
     pub(crate) version: String,
     pub(crate) value: String,
@@ -102,6 +103,18 @@ pub(crate) struct SecretVersion {
     pub(crate) tags: Option<Value>,
     pub(crate) enabled: bool,
     pub(crate) created: i64,
+}
+
+impl std::fmt::Debug for SecretVersion {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SecretVersion")
+            .field("version", &self.version)
+            .field("value", &crate::mutations::REDACTED)
+            .field("enabled", &self.enabled)
+            .field("created", &self.created)
+            .finish_non_exhaustive()
+    }
 }
 
 /// All versions of one secret, oldest first.
@@ -125,7 +138,8 @@ pub(crate) struct State {
     pub(crate) resource_groups: HashSet<String>,
     pub(crate) clusters: HashMap<String, Cluster>,
     pub(crate) operations: HashMap<String, ClusterOperation>,
-    pub(crate) running_operations: Vec<String>,
+    /// Running operations by end time, earliest first, so settling is cheap with many clusters.
+    pub(crate) running_operations: BinaryHeap<Reverse<(Instant, String)>>,
     pub(crate) vaults: HashMap<String, Vault>,
     pub(crate) role_assignments: BTreeMap<String, RoleAssignment>,
     pub(crate) identities: HashMap<String, Identity>,
@@ -154,7 +168,7 @@ impl State {
             resource_groups: HashSet::new(),
             clusters: HashMap::new(),
             operations: HashMap::new(),
-            running_operations: Vec::new(),
+            running_operations: BinaryHeap::new(),
             vaults: HashMap::new(),
             role_assignments: BTreeMap::new(),
             identities: HashMap::new(),
@@ -191,19 +205,17 @@ impl State {
 
     /// Finishes every operation whose time has come: the cluster leaves `Updating`/`Creating`.
     pub(crate) fn settle(&mut self, now: Instant) {
-        if self.running_operations.is_empty() {
-            return;
-        }
-        let running = std::mem::take(&mut self.running_operations);
-        for operation_id in running {
-            let Some(operation) = self.operations.get_mut(&operation_id) else { continue };
-            if operation.ends > now {
-                self.running_operations.push(operation_id);
-                continue;
+        while let Some(Reverse((ends, _))) = self.running_operations.peek() {
+            if *ends > now {
+                break;
             }
+            let Some(Reverse((_, operation_id))) = self.running_operations.pop() else { break };
+            let Some(operation) = self.operations.get_mut(&operation_id) else { continue };
             let succeeded = !operation.fails;
             operation.finished = Some((succeeded, OffsetDateTime::now_utc()));
-            if let Some(cluster) = self.clusters.get_mut(&operation.cluster_key) {
+            let Some(cluster) = self.clusters.get_mut(&operation.cluster_key) else { continue };
+            // A later operation (a test's injected one) may have taken over the cluster.
+            if cluster.running_operation.as_deref() == Some(operation_id.as_str()) {
                 cluster.running_operation = None;
                 let state_name = if succeeded { "Succeeded" } else { "Failed" };
                 crate::arm::managed_clusters::set_provisioning_state(&mut cluster.resource, state_name);

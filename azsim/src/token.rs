@@ -166,13 +166,22 @@ impl EntraError {
     }
 }
 
-/// How a known client authenticates.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How a known client authenticates. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
 pub enum ClientAuth {
     /// A client secret (service principal).
     Secret(String),
     /// A federated credential: any client assertion is accepted (workload identity; not verified).
     Federated,
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientAuth::Secret(_) => formatter.write_str("Secret(<redacted>)"),
+            ClientAuth::Federated => formatter.write_str("Federated"),
+        }
+    }
 }
 
 /// A known client: its credential and the object id tokens carry.
@@ -299,6 +308,7 @@ mod tests {
     #[test]
     fn grant_checks_tenant_client_secret_and_scope() {
         let client = Client { object_id: "oid".to_string(), auth: ClientAuth::Secret("s3".to_string()) };
+        assert!(!format!("{client:?}").contains("s3"), "Debug shows the client secret");
         let lookup = |id: &str| (id == "app").then_some(&client);
         let good = mk_form(&[
             ("grant_type", "client_credentials"),

@@ -44,7 +44,7 @@ pub(crate) fn begin_operation(state: &mut State, cluster_id: &str, duration: Dur
             finished: None,
         },
     );
-    state.running_operations.push(operation_id.clone());
+    state.running_operations.push(std::cmp::Reverse((now + duration, operation_id.clone())));
     if let Some(cluster) = state.clusters.get_mut(&key) {
         cluster.running_operation = Some(operation_id.clone());
         if cluster.resource["properties"]["provisioningState"] == "Succeeded" {

@@ -92,6 +92,7 @@ pub(crate) fn seed(
                 "currentOrchestratorVersion": seed.kubernetes_version,
                 "provisioningState": "Succeeded",
                 "powerState": {"code": "Running"},
+                "eTag": state.new_guid(),
             })
         })
         .collect();
@@ -199,7 +200,17 @@ pub(crate) fn put(
     let changed = existing.as_ref().is_none_or(|cluster| comparable(&cluster.resource) != comparable(&resource));
     let state_name = if created { "Creating" } else { "Updating" };
     set_provisioning_state(&mut resource, state_name);
+    // A cluster-level write renews the cluster's and every agent pool's eTag (AKS "use-etags").
     resource["eTag"] = Value::from(state.new_guid());
+    if let Some(pools) = resource
+        .get_mut("properties")
+        .and_then(|properties| properties.get_mut("agentPoolProfiles"))
+        .and_then(Value::as_array_mut)
+    {
+        for pool in pools.iter_mut().filter_map(Value::as_object_mut) {
+            pool.insert("eTag".to_string(), Value::from(state.rng.uuid().to_string()));
+        }
+    }
     let id = resource["id"].as_str().unwrap_or_default().to_string();
     let location = resource["location"].as_str().unwrap_or_default().to_string();
     state.clusters.insert(key.clone(), Cluster { resource: resource.clone(), running_operation: None });
@@ -294,6 +305,7 @@ fn comparable(resource: &Value) -> Value {
             for pool in pools {
                 if let Some(pool) = pool.as_object_mut() {
                     pool.remove("provisioningState");
+                    pool.remove("eTag");
                 }
             }
         }
