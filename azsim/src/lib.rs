@@ -15,10 +15,14 @@
 //!
 //! # Talking to it
 //! - **TLS**: every listener serves a certificate for `127.0.0.1`, `::1` and `localhost` signed by
-//!   a CA generated at start; trust [`AzureSim::ca_pem`] in the client's reqwest (add it as a root).
+//!   a CA generated at start; trust [`AzureSim::ca_pem`] in the client's reqwest
+//!   (`reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(pem)?])`) and hand
+//!   that client to azure_core as `ClientOptions { transport: Some(Transport::new(Arc::new(client))), .. }`
+//!   (tests/wire.rs `official_sdk` does exactly this). Install ring as the rustls provider first.
 //! - **Entra**: point the credential's authority host at [`AzureSim::authority_host`]
-//!   (`ClientOptions::cloud = CloudConfiguration::Custom{authority_host, ..}` or
-//!   `AZURE_AUTHORITY_HOST`). `ClientSecretCredential` posts straight to
+//!   (`let mut cloud = CustomConfiguration::default(); cloud.authority_host = sim.authority_host();`
+//!   then `ClientOptions { cloud: Some(Arc::new(cloud.into())), .. }`; `CustomConfiguration` is
+//!   non-exhaustive), or `AZURE_AUTHORITY_HOST`. `ClientSecretCredential` posts straight to
 //!   `/{tenant}/oauth2/v2.0/token`; seed the client with [`AzureSim::add_service_principal`].
 //!   Workload identity's client assertion is accepted for [`AzureSim::add_federated_principal`].
 //! - **ARM**: use [`AzureSim::arm_endpoint`] as the management endpoint, audience/scope
@@ -31,6 +35,53 @@
 //!   create the `SecretClient` with `SecretClientOptions { verify_challenge_resource: Some(false), .. }`
 //!   against the simulator (keep the default, `true`, against Azure). The SDK's default
 //!   api-version (`2025-07-01`) and 7.4–7.6 are accepted.
+//!
+//! # Public API (all on [`AzureSim`])
+//! - start/stop: [`AzureSim::start`]`(`[`SimConfig`]`)`; dropping the handle stops every listener.
+//! - endpoints: [`AzureSim::arm_endpoint`], [`AzureSim::authority_host`], [`AzureSim::ca_pem`],
+//!   [`AzureSim::tenant_id`].
+//! - seeding (not logged as mutations): [`AzureSim::add_managed_cluster`] (also creates the node
+//!   resource group, the kubelet identity `{name}-agentpool` and one scale set per pool, tagged
+//!   `aks-managed-poolName`), [`AzureSim::add_vault`], [`AzureSim::add_service_principal`],
+//!   [`AzureSim::add_federated_principal`], [`AzureSim::add_role_assignment`],
+//!   [`AzureSim::add_resource_group`], [`AzureSim::issue_token`].
+//! - faults at runtime: [`AzureSim::set_faults`] ([`Faults`]: [`FaultRule`]s of latency, 429 with
+//!   `Retry-After`, 5xx, each for the next N requests, at a seeded rate or always, aimed by
+//!   [`Target`]/[`Operation`]; the ARM budget [`ArmBudget`]; failing cluster operations),
+//!   [`AzureSim::set_lro_duration`], [`AzureSim::begin_cluster_operation`] (someone else's
+//!   operation: PUTs get 409 meanwhile).
+//! - effects: [`AzureSim::mutations`] (every successful write, body redacted, with `changed`),
+//!   [`AzureSim::managed_cluster`], [`AzureSim::gmsa_profile`], [`AzureSim::vault`],
+//!   [`AzureSim::access_policies`], [`AzureSim::role_assignments`], [`AzureSim::identity`],
+//!   [`AzureSim::scale_set_identities`], [`AzureSim::secret_versions`], [`AzureSim::secret_value`].
+//!
+//! # ARM behaviour a client can rely on
+//! - Paths and ids are case-insensitive; `api-version` is required (400
+//!   `MissingApiVersionParameter`) and must be one the provider registers (400
+//!   `NoRegisteredProviderFound`). Modelled versions: AKS `2024-09-01` (2023-08-01 … 2025-07-01
+//!   accepted), Key Vault management `2023-07-01` (2019-09-01 … 2024-11-01), Authorization
+//!   `2022-04-01`, Managed Identity `2023-01-31` (2018-11-30, 2024-11-30), Compute `2024-07-01`
+//!   (2023-03-01 … 2025-04-01). Key Vault data plane: 7.4, 7.5, 7.6, 2025-07-01.
+//! - Every error is `{"error":{"code","message"}}` with the service's code; every answer carries
+//!   `x-ms-request-id`. 401 without/with a bad management token, 404 `SubscriptionNotFound`,
+//!   `ResourceGroupNotFound`, `ResourceNotFound`.
+//! - Managed clusters: body `eTag` (and agent pool `eTag`s) renewed by every PUT, also sent as an
+//!   `ETag` header; `If-Match` mismatch → 412 `PreconditionFailed`; `If-None-Match: *` on an
+//!   existing cluster → 412. PUT answers 201 (new) / 200 (existing) with
+//!   `provisioningState` `Creating`/`Updating`, headers `Azure-AsyncOperation`
+//!   (`{arm}/subscriptions/{s}/providers/Microsoft.ContainerService/locations/{loc}/operations/{id}?api-version=…`,
+//!   body `{"id","name","status":"InProgress"|"Succeeded"|"Failed","startTime","endTime"?,"error"?}`),
+//!   `Location` (`…/operationresults/{id}`: 202 while running, then 200 with the cluster) and
+//!   `Retry-After` ([`SimConfig::lro_retry_after_secs`], may be 0). The operation ends after
+//!   [`SimConfig::lro_duration`]; meanwhile PUT → 409 `OperationNotAllowed`. gMSA validation →
+//!   400 `InvalidParameter`. `windowsProfile.adminPassword` is accepted and never returned.
+//! - Throttling: ARM's per-subscription token buckets → 429 `SubscriptionRequestsThrottled` with
+//!   `Retry-After` and `x-ms-ratelimit-remaining-subscription-writes|reads` on success;
+//!   injected 429s use `TooManyRequests`, injected 5xx `InternalServerError`/`ServiceUnavailable`.
+//!
+//! # Scale
+//! State lives in one mutex-guarded map keyed by ARM id; thousands of clusters are fine. Each
+//! vault holds one loopback port and one accept task.
 //!
 //! # What it does not model
 //! ARM authorization (any valid management token may write anything), deletes other than role
@@ -69,3 +120,31 @@ pub use seed::{
 pub use sim::{AzureSim, RoleAssignmentView, SecretVersionInfo, SimError};
 pub use tls::TlsError;
 pub use token::Claims;
+
+#[cfg(test)]
+mod tidy {
+    use std::path::Path;
+
+    /// Every source file opens with a `//!` doc saying what it is for.
+    #[test]
+    fn every_source_file_opens_with_a_module_doc() {
+        fn visit(directory: &Path, missing: &mut Vec<String>) {
+            let Ok(entries) = std::fs::read_dir(directory) else { return };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    visit(&path, missing);
+                } else if path.extension().is_some_and(|extension| extension == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    if !text.starts_with("//!") {
+                        missing.push(path.display().to_string());
+                    }
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        visit(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut missing);
+        visit(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests"), &mut missing);
+        assert!(missing.is_empty(), "files without a //! doc: {missing:?}");
+    }
+}

@@ -329,6 +329,17 @@ mod tests {
         unknown[1].1 = "other".to_string();
         assert_eq!(grant("t", "t", &unknown, lookup).map(|_| ()).unwrap_err().code, 700016);
         assert_eq!(grant("x", "t", &good, lookup).map(|_| ()).unwrap_err().code, 90002);
+        let federated = Client { object_id: "wi".to_string(), auth: ClientAuth::Federated };
+        let assertion = mk_form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "wi-app"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", "eyJ.projected.token"),
+            ("scope", "https://vault.azure.net/.default"),
+        ]);
+        let federated_lookup = |id: &str| (id == "wi-app").then_some(&federated);
+        assert!(grant("t", "t", &assertion, federated_lookup).is_ok());
+        assert_eq!(grant("t", "t", &assertion[..3], federated_lookup).map(|_| ()).unwrap_err().code, 7000215);
         let mut bad_scope = good;
         bad_scope[3].1 = "https://management.azure.com".to_string();
         assert_eq!(grant("t", "t", &bad_scope, lookup).map(|_| ()).unwrap_err().error, "invalid_scope");

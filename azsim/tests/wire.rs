@@ -267,6 +267,23 @@ mod arm_faults {
         }
         let (status, _, _) = fixture.arm(Method::GET, &cluster_url(&cluster, AKS_API), None).await;
         assert_eq!(status, StatusCode::OK);
+
+        fixture.sim.set_faults(Faults {
+            rules: vec![FaultRule {
+                target: Target::Arm,
+                kind: FaultKind::ServerError { status: 503 },
+                frequency: Frequency::Next(1),
+            }],
+            arm_budget: ArmBudget::unlimited(),
+            fail_next_cluster_operations: 0,
+        });
+        let (status, _, body) = fixture.arm(Method::GET, &cluster_url(&cluster, AKS_API), None).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("ServiceUnavailable"))
+        );
+        let (status, _, _) = fixture.arm(Method::GET, &cluster_url(&cluster, AKS_API), None).await;
+        assert_eq!(status, StatusCode::OK);
     }
 
     #[tokio::test]
