@@ -48,7 +48,7 @@ pub(crate) fn seed(
         sku: json!({"family": "A", "name": "standard"}),
         tenant_id: state.tenant_id.clone(),
         enable_rbac_authorization: seed.enable_rbac_authorization,
-        access_policies: seed.access_policies.iter().map(normalized).collect(),
+        access_policies: seed.access_policies.clone(),
         extra_properties: serde_json::Map::new(),
         vault_uri: vault_uri.clone(),
     };
@@ -163,7 +163,7 @@ pub(crate) fn put_or_patch(
                 let entries: Vec<AccessPolicyEntry> = serde_json::from_value(value.clone())
                     .map_err(|error| ArmError::bad_request("BadRequest", format!("Invalid accessPolicies: {error}")))?;
                 validate_entries(&entries)?;
-                vault.access_policies = entries.iter().map(normalized).collect();
+                vault.access_policies = entries;
             }
             "vaultUri" | "provisioningState" => {}
             _ => {
@@ -212,7 +212,7 @@ pub(crate) fn update_access_policies(
     let vault =
         state.vaults.get_mut(&vault_key).ok_or_else(|| ArmError::resource_not_found(TYPE, name, resource_group))?;
     let before = vault.access_policies.clone();
-    for entry in entries.iter().map(normalized) {
+    for entry in entries.iter().cloned() {
         apply(&mut vault.access_policies, &kind, entry);
     }
     let changed = before != vault.access_policies;
@@ -223,7 +223,7 @@ pub(crate) fn update_access_policies(
         "name": kind,
         "type": "Microsoft.KeyVault/vaults/accessPolicies",
         "location": location,
-        "properties": {"accessPolicies": entries.iter().map(normalized).collect::<Vec<_>>()},
+        "properties": {"accessPolicies": entries},
     });
     state.record("PUT", &id, Operation::AccessPolicyUpdate, changed, &body);
     Ok(ArmResponse::ok(response))
@@ -249,7 +249,7 @@ pub(crate) fn apply(policies: &mut Vec<AccessPolicyEntry>, kind: &str, entry: Ac
                 (&mut permissions.storage, &entry.permissions.storage),
             ] {
                 for permission in extra {
-                    if !target.contains(permission) {
+                    if !contains_ignoring_case(target, permission) {
                         target.push(permission.clone());
                     }
                 }
@@ -266,7 +266,7 @@ pub(crate) fn apply(policies: &mut Vec<AccessPolicyEntry>, kind: &str, entry: Ac
                 (&mut permissions.certificates, &entry.permissions.certificates),
                 (&mut permissions.storage, &entry.permissions.storage),
             ] {
-                target.retain(|permission| !removed.contains(permission));
+                target.retain(|permission| !contains_ignoring_case(removed, permission));
             }
             if requested_nothing || policies[index].permissions == Permissions::default() {
                 policies.remove(index);
@@ -276,18 +276,10 @@ pub(crate) fn apply(policies: &mut Vec<AccessPolicyEntry>, kind: &str, entry: Ac
     }
 }
 
-/// Lower-cases permission names (the service's enum values are lower case).
-fn normalized(entry: &AccessPolicyEntry) -> AccessPolicyEntry {
-    let lower = |list: &Vec<String>| list.iter().map(|permission| permission.to_ascii_lowercase()).collect();
-    AccessPolicyEntry {
-        permissions: Permissions {
-            keys: lower(&entry.permissions.keys),
-            secrets: lower(&entry.permissions.secrets),
-            certificates: lower(&entry.permissions.certificates),
-            storage: lower(&entry.permissions.storage),
-        },
-        ..entry.clone()
-    }
+/// Permissions are stored as the client wrote them (the service's enums are case-insensitive
+/// and mixed-case, e.g. `wrapKey`), so comparisons ignore case.
+fn contains_ignoring_case(list: &[String], permission: &str) -> bool {
+    list.iter().any(|existing| existing.eq_ignore_ascii_case(permission))
 }
 
 fn validate_entries(entries: &[AccessPolicyEntry]) -> Result<(), ArmError> {
@@ -336,7 +328,7 @@ mod tests {
     fn add_merges_into_the_principals_entry_and_leaves_others_alone() {
         let mut policies = vec![mk_entry("other", &["all"]), mk_entry("kubelet", &["list"])];
         apply(&mut policies, "add", mk_entry("KUBELET", &["get"]));
-        apply(&mut policies, "add", mk_entry("kubelet", &["get"]));
+        apply(&mut policies, "add", mk_entry("kubelet", &["Get"]));
         assert_eq!(policies, vec![mk_entry("other", &["all"]), mk_entry("kubelet", &["list", "get"])]);
         apply(&mut policies, "add", mk_entry("new", &["get"]));
         assert_eq!(policies.len(), 3);
