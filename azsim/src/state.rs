@@ -32,7 +32,6 @@ pub(crate) struct ClusterOperation {
     /// Lower-cased id of the cluster it runs on.
     pub(crate) cluster_key: String,
     pub(crate) started_at: OffsetDateTime,
-    pub(crate) ends: Instant,
     /// Ends `Failed` instead of `Succeeded`.
     pub(crate) fails: bool,
     /// `None` while running; the terminal status and end time after.

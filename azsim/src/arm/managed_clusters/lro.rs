@@ -39,7 +39,6 @@ pub(crate) fn begin_operation(state: &mut State, cluster_id: &str, duration: Dur
             id: operation_id.clone(),
             cluster_key: key.clone(),
             started_at: OffsetDateTime::now_utc(),
-            ends: now + duration,
             fails,
             finished: None,
         },
