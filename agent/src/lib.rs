@@ -10,8 +10,10 @@
 //! [`worker`] owns delivery (cursor, idempotency, attempts, deadline, shutdown); [`decision`] is its
 //! pure core; [`executor`] is the port to the cluster. [`config`] loads and validates settings.
 
+pub mod cloud;
 pub mod config;
 pub mod decision;
+pub mod runtime;
 pub mod executor;
 pub mod worker;
 

@@ -35,6 +35,14 @@ pub struct ApplyCredspec {
     /// Service accounts bound to the ClusterRole (the seed binds `default/default`).
     #[serde(default)]
     pub bindings: Vec<ServiceAccountRef>,
+    /// Stable identity of this credspec across renames (a label value): applying under the same
+    /// owner with a new `spec_name` prunes the objects of the old name.
+    #[serde(default = "default_owner")]
+    pub owner: String,
+}
+
+fn default_owner() -> String {
+    "default".to_string()
 }
 
 impl ApplyCredspec {

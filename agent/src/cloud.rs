@@ -1,0 +1,321 @@
+//! The production executor: applies commands to a real AKS cluster through the Azure adapter
+//! (`azure` crate: ARM and Key Vault) and the Kubernetes adapter (`cluster` crate: kube-rs).
+//!
+//! | command          | steps (each reads, diffs, writes only the difference)                       |
+//! |------------------|------------------------------------------------------------------------------|
+//! | enable-gmsa      | `cluster-update` (windowsProfile.gmsaProfile, If-Match, LRO followed)        |
+//! | disable-gmsa     | `cluster-update`                                                             |
+//! | grant-identity   | kubelet: `vault-grant`; user-assigned: `identity-attach` then `vault-grant`  |
+//! | apply-credspec   | preflight (named checks), then `credspec-apply` (credspec, ClusterRole, RoleBindings) |
+//! | verify           | `verify` (the seed's sample workload, removed afterwards)                    |
+//! | rotate-credential| not executed by the agent yet: answered `failed{unsupported_kind}`          |
+
+use crate::executor::{ExecError, Executor, Progress};
+use azure::{Azure, ClusterRef, CredentialConfig, GmsaSettings, HostIdentityRef, VaultRef};
+use gmsa::SecretString;
+use gmsa::credspec::{CredSpec, CredSpecInputs};
+use proto::command::{ApplyCredspec, Command, GrantIdentity, IdentityChoice, Verify};
+use proto::{CommandEnvelope, CommandKind, StepOutcome};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The `[executor]` section of the agent's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudConfig {
+    /// The managed cluster this agent serves.
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub cluster_name: String,
+    /// Location for a user-assigned identity the agent creates (grant-identity with `user-assigned`).
+    #[serde(default = "default_location")]
+    pub location: String,
+    /// A kubeconfig file; absent means in-cluster configuration.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// When set, preflight checks that CoreDNS forwards this domain to this server.
+    #[serde(default)]
+    pub dns_forward: Option<cluster::DnsForward>,
+    /// Image of the verification workload (the seed's IIS image by default).
+    #[serde(default = "default_image")]
+    pub verify_image: String,
+    pub azure: AzureSection,
+}
+
+/// How the agent reaches Azure.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureSection {
+    #[serde(default = "default_arm")]
+    pub arm_endpoint: String,
+    /// Token audience for ARM (defaults to the endpoint).
+    #[serde(default)]
+    pub arm_audience: Option<String>,
+    #[serde(default)]
+    pub authority_host: Option<String>,
+    /// A PEM file of extra trusted CAs (a private cloud, or the simulator).
+    #[serde(default)]
+    pub extra_ca_file: Option<PathBuf>,
+    /// Key Vault's challenge-resource check; keep `true` against Azure.
+    #[serde(default = "yes")]
+    pub verify_challenge_resource: bool,
+    pub credential: CredentialSection,
+}
+
+/// The credential, chosen by `type`. Secrets are never in the file: `client-secret` names the
+/// environment variable that holds the secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum CredentialSection {
+    WorkloadIdentity {
+        #[serde(default)]
+        client_id: Option<String>,
+        #[serde(default)]
+        tenant_id: Option<String>,
+    },
+    ManagedIdentity {
+        #[serde(default)]
+        client_id: Option<String>,
+    },
+    ClientSecret { tenant_id: String, client_id: String, secret_env: String },
+    AzureCli {
+        #[serde(default)]
+        tenant_id: Option<String>,
+    },
+}
+
+fn default_location() -> String {
+    "westeurope".into()
+}
+fn default_image() -> String {
+    "mcr.microsoft.com/windows/servercore/iis:windowsservercore-ltsc2019".into()
+}
+fn default_arm() -> String {
+    azure::PUBLIC_ARM_ENDPOINT.into()
+}
+fn yes() -> bool {
+    true
+}
+
+/// Why the executor could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    /// A configuration field is missing or wrong.
+    #[error("executor.{field}: {rule}")]
+    Config { field: &'static str, rule: String },
+    /// The Azure adapter could not be built.
+    #[error("cannot set up the Azure adapter")]
+    Azure(#[source] azure::Error),
+    /// The Kubernetes client could not be built.
+    #[error("cannot set up the Kubernetes client")]
+    Kube(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The production executor.
+pub struct CloudExecutor {
+    azure: Azure,
+    kube: kube::Client,
+    cluster: ClusterRef,
+    config: CloudConfig,
+}
+
+impl CloudExecutor {
+    /// Builds the Azure adapter and the Kubernetes client from configuration.
+    pub async fn connect(config: CloudConfig) -> Result<CloudExecutor, CloudError> {
+        let credential = match &config.azure.credential {
+            CredentialSection::WorkloadIdentity { client_id, tenant_id } => CredentialConfig::WorkloadIdentity {
+                client_id: client_id.clone(),
+                tenant_id: tenant_id.clone(),
+                token_file: None,
+            },
+            CredentialSection::ManagedIdentity { client_id } => {
+                CredentialConfig::ManagedIdentity { client_id: client_id.clone() }
+            }
+            CredentialSection::ClientSecret { tenant_id, client_id, secret_env } => {
+                let secret = std::env::var(secret_env).map_err(|_| CloudError::Config {
+                    field: "azure.credential.secret_env",
+                    rule: format!("environment variable {secret_env} is not set"),
+                })?;
+                CredentialConfig::ClientSecret {
+                    tenant_id: tenant_id.clone(),
+                    client_id: client_id.clone(),
+                    secret: SecretString::new(secret),
+                }
+            }
+            CredentialSection::AzureCli { tenant_id } => CredentialConfig::AzureCli { tenant_id: tenant_id.clone() },
+        };
+        let mut azure_config = azure::AzureConfig::new(credential);
+        azure_config.arm_endpoint = config.azure.arm_endpoint.clone();
+        azure_config.arm_audience = config.azure.arm_audience.clone();
+        azure_config.authority_host = config.azure.authority_host.clone();
+        azure_config.verify_challenge_resource = config.azure.verify_challenge_resource;
+        if let Some(path) = &config.azure.extra_ca_file {
+            let pem = std::fs::read_to_string(path).map_err(|err| CloudError::Config {
+                field: "azure.extra_ca_file",
+                rule: format!("cannot read {}: {err}", path.display()),
+            })?;
+            azure_config.extra_ca_pem = Some(pem);
+        }
+        let azure = Azure::connect(azure_config).map_err(CloudError::Azure)?;
+        let kube_config = match &config.kubeconfig {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|err| CloudError::Kube(Box::new(err)))?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+                    .await
+                    .map_err(|err| CloudError::Kube(Box::new(err)))?
+            }
+            None => kube::Config::infer().await.map_err(|err| CloudError::Kube(Box::new(err)))?,
+        };
+        let kube = kube::Client::try_from(kube_config).map_err(|err| CloudError::Kube(Box::new(err)))?;
+        let cluster = ClusterRef {
+            subscription_id: config.subscription_id.clone(),
+            resource_group: config.resource_group.clone(),
+            name: config.cluster_name.clone(),
+        };
+        Ok(CloudExecutor { azure, kube, cluster, config })
+    }
+
+    async fn grant(&self, payload: &GrantIdentity, progress: &Progress) -> Result<Vec<StepOutcome>, ExecError> {
+        let vault = VaultRef {
+            subscription_id: payload.vault.subscription_id.clone(),
+            resource_group: payload.vault.resource_group.clone(),
+            name: payload.vault.name.clone(),
+            vault_uri: None,
+        };
+        match &payload.identity {
+            IdentityChoice::Kubelet => {
+                progress.report("vault-grant", "granting the kubelet identity get on secrets");
+                Ok(vec![self.azure.grant_kubelet_secret_get(&self.cluster, &vault).await.map_err(azure_error)?])
+            }
+            IdentityChoice::UserAssigned { resource_group, name, .. } => {
+                progress.report("identity-attach", "attaching the user-assigned identity to the Windows pools");
+                let identity = HostIdentityRef {
+                    subscription_id: self.cluster.subscription_id.clone(),
+                    resource_group: resource_group.clone(),
+                    name: name.clone(),
+                    location: self.config.location.clone(),
+                };
+                let (attached, host) = self.azure.attach_host_identity(&self.cluster, &identity).await.map_err(azure_error)?;
+                progress.report("vault-grant", "granting the identity get on secrets");
+                let granted = self
+                    .azure
+                    .grant_secret_get(&vault, &host.principal_id)
+                    .await
+                    .map_err(|err| azure_error(err).with_completed(vec![attached.clone()]))?;
+                Ok(vec![attached, granted])
+            }
+        }
+    }
+
+    async fn apply_credspec(&self, payload: &ApplyCredspec, progress: &Progress) -> Result<Vec<StepOutcome>, ExecError> {
+        let object_id = match &payload.identity_object_id {
+            Some(object_id) => object_id.clone(),
+            None => self.azure.kubelet_identity(&self.cluster).await.map_err(azure_error)?.object_id,
+        };
+        let credspec = CredSpec::new(&CredSpecInputs {
+            name: payload.spec_name.clone(),
+            gmsa_account: payload.gmsa_account.clone(),
+            netbios_domain: payload.netbios_domain.clone(),
+            dns_domain: payload.dns_domain.clone(),
+            dns_tree_root: payload.dns_tree_root.clone(),
+            domain_guid: payload.domain_guid.clone(),
+            domain_sid: payload.domain_sid.clone(),
+            secret_uri: payload.secret_uri.clone(),
+            managed_identity_object_id: object_id,
+        })
+        .map_err(|err| ExecError::new("invalid_credspec", err.to_string()))?;
+        progress.report("preflight", "checking CRD, webhook, Windows nodes and DNS forwarding");
+        let preflight_config = cluster::PreflightConfig { dns_forward: self.config.dns_forward.clone() };
+        let (_, passed) = cluster::preflight(&self.kube, &preflight_config)
+            .await
+            .map_err(|err| ExecError::new("preflight_failed", err.to_string()))?;
+        progress.report("credspec-apply", "applying the credspec, ClusterRole and RoleBindings");
+        let request = cluster::ApplyRequest {
+            credspec,
+            owner: payload.owner.clone(),
+            bindings: payload.bindings.iter().cloned().map(Into::into).collect(),
+        };
+        let outcome = cluster::apply(&self.kube, &request, &passed)
+            .await
+            .map_err(|err| ExecError::new("credspec_apply_failed", error_chain(&err)))?;
+        Ok(vec![outcome])
+    }
+
+    async fn verify(&self, payload: &Verify, progress: &Progress) -> Result<Vec<StepOutcome>, ExecError> {
+        progress.report(cluster::VERIFY_STEP, "running the sample workload");
+        let config = cluster::VerifyConfig {
+            spec_name: payload.spec_name.clone(),
+            namespace: payload.namespace.clone(),
+            image: payload.image.clone().unwrap_or_else(|| self.config.verify_image.clone()),
+            timeout: Duration::from_secs(u64::from(payload.timeout_secs)),
+        };
+        let report = cluster::verify(&self.kube, &config)
+            .await
+            .map_err(|err| ExecError::new("verify_failed", error_chain(&err)))?;
+        match report.state {
+            cluster::WorkloadState::Available => Ok(vec![StepOutcome::unchanged(
+                cluster::VERIFY_STEP,
+                serde_json::json!({"workload": "available"}),
+            )]),
+            cluster::WorkloadState::Failed { condition, reason, message } => {
+                Err(ExecError::new("workload_failed", format!("{condition} {reason}: {message}")))
+            }
+            cluster::WorkloadState::Pending => Err(ExecError::new(
+                "workload_pending",
+                format!("the sample workload was not available after {}s", payload.timeout_secs),
+            )),
+        }
+    }
+}
+
+/// An error with its causes, for the result message (never holds a secret: adapters redact).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn azure_error(err: azure::Error) -> ExecError {
+    let kind = format!("{:?}", err.kind()).to_lowercase();
+    ExecError::new(format!("azure_{kind}"), error_chain(&err))
+}
+
+impl Executor for CloudExecutor {
+    fn capabilities(&self) -> Vec<CommandKind> {
+        vec![
+            CommandKind::EnableGmsa,
+            CommandKind::DisableGmsa,
+            CommandKind::GrantIdentity,
+            CommandKind::ApplyCredspec,
+            CommandKind::Verify,
+        ]
+    }
+
+    async fn execute(&self, envelope: &CommandEnvelope, progress: Progress) -> Result<Vec<StepOutcome>, ExecError> {
+        match &envelope.command {
+            Command::EnableGmsa(payload) => {
+                progress.report(azure::STEP_CLUSTER_UPDATE, "enabling gMSA on the managed cluster");
+                let settings =
+                    GmsaSettings { dns_server: payload.dns_server.clone(), root_domain_name: payload.root_domain.clone() };
+                Ok(vec![self.azure.enable_gmsa(&self.cluster, settings).await.map_err(azure_error)?])
+            }
+            Command::DisableGmsa(_) => {
+                progress.report(azure::STEP_CLUSTER_UPDATE, "disabling gMSA on the managed cluster");
+                Ok(vec![self.azure.disable_gmsa(&self.cluster).await.map_err(azure_error)?])
+            }
+            Command::GrantIdentity(payload) => self.grant(payload, &progress).await,
+            Command::ApplyCredspec(payload) => self.apply_credspec(payload, &progress).await,
+            Command::Verify(payload) => self.verify(payload, &progress).await,
+            Command::RotateCredential(_) => Err(ExecError::new(
+                "unsupported_kind",
+                "this agent does not execute rotate-credential yet; the coordinator rotates the secret",
+            )),
+        }
+    }
+}
