@@ -78,7 +78,11 @@ pub enum CredentialSection {
         #[serde(default)]
         client_id: Option<String>,
     },
-    ClientSecret { tenant_id: String, client_id: String, secret_env: String },
+    ClientSecret {
+        tenant_id: String,
+        client_id: String,
+        secret_env: String,
+    },
     AzureCli {
         #[serde(default)]
         tenant_id: Option<String>,
@@ -123,6 +127,12 @@ pub struct CloudExecutor {
 impl CloudExecutor {
     /// Builds the Azure adapter and the Kubernetes client from configuration.
     pub async fn connect(config: CloudConfig) -> Result<CloudExecutor, CloudError> {
+        let credential = Self::credential(&config)?;
+        Self::connect_with(config, credential).await
+    }
+
+    /// The credential the configuration names (a client secret is read from its environment variable).
+    fn credential(config: &CloudConfig) -> Result<CredentialConfig, CloudError> {
         let credential = match &config.azure.credential {
             CredentialSection::WorkloadIdentity { client_id, tenant_id } => CredentialConfig::WorkloadIdentity {
                 client_id: client_id.clone(),
@@ -145,6 +155,11 @@ impl CloudExecutor {
             }
             CredentialSection::AzureCli { tenant_id } => CredentialConfig::AzureCli { tenant_id: tenant_id.clone() },
         };
+        Ok(credential)
+    }
+
+    /// Like [`CloudExecutor::connect`] with the credential given (the `credential` section is ignored).
+    pub async fn connect_with(config: CloudConfig, credential: CredentialConfig) -> Result<CloudExecutor, CloudError> {
         let mut azure_config = azure::AzureConfig::new(credential);
         azure_config.arm_endpoint = config.azure.arm_endpoint.clone();
         azure_config.arm_audience = config.azure.arm_audience.clone();
@@ -160,7 +175,8 @@ impl CloudExecutor {
         let azure = Azure::connect(azure_config).map_err(CloudError::Azure)?;
         let kube_config = match &config.kubeconfig {
             Some(path) => {
-                let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|err| CloudError::Kube(Box::new(err)))?;
+                let kubeconfig =
+                    kube::config::Kubeconfig::read_from(path).map_err(|err| CloudError::Kube(Box::new(err)))?;
                 kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
                     .await
                     .map_err(|err| CloudError::Kube(Box::new(err)))?
@@ -196,7 +212,8 @@ impl CloudExecutor {
                     name: name.clone(),
                     location: self.config.location.clone(),
                 };
-                let (attached, host) = self.azure.attach_host_identity(&self.cluster, &identity).await.map_err(azure_error)?;
+                let (attached, host) =
+                    self.azure.attach_host_identity(&self.cluster, &identity).await.map_err(azure_error)?;
                 progress.report("vault-grant", "granting the identity get on secrets");
                 let granted = self
                     .azure
@@ -208,7 +225,11 @@ impl CloudExecutor {
         }
     }
 
-    async fn apply_credspec(&self, payload: &ApplyCredspec, progress: &Progress) -> Result<Vec<StepOutcome>, ExecError> {
+    async fn apply_credspec(
+        &self,
+        payload: &ApplyCredspec,
+        progress: &Progress,
+    ) -> Result<Vec<StepOutcome>, ExecError> {
         let object_id = match &payload.identity_object_id {
             Some(object_id) => object_id.clone(),
             None => self.azure.kubelet_identity(&self.cluster).await.map_err(azure_error)?.object_id,
@@ -254,10 +275,9 @@ impl CloudExecutor {
             .await
             .map_err(|err| ExecError::new("verify_failed", error_chain(&err)))?;
         match report.state {
-            cluster::WorkloadState::Available => Ok(vec![StepOutcome::unchanged(
-                cluster::VERIFY_STEP,
-                serde_json::json!({"workload": "available"}),
-            )]),
+            cluster::WorkloadState::Available => {
+                Ok(vec![StepOutcome::unchanged(cluster::VERIFY_STEP, serde_json::json!({"workload": "available"}))])
+            }
             cluster::WorkloadState::Failed { condition, reason, message } => {
                 Err(ExecError::new("workload_failed", format!("{condition} {reason}: {message}")))
             }
@@ -301,8 +321,10 @@ impl Executor for CloudExecutor {
         match &envelope.command {
             Command::EnableGmsa(payload) => {
                 progress.report(azure::STEP_CLUSTER_UPDATE, "enabling gMSA on the managed cluster");
-                let settings =
-                    GmsaSettings { dns_server: payload.dns_server.clone(), root_domain_name: payload.root_domain.clone() };
+                let settings = GmsaSettings {
+                    dns_server: payload.dns_server.clone(),
+                    root_domain_name: payload.root_domain.clone(),
+                };
                 Ok(vec![self.azure.enable_gmsa(&self.cluster, settings).await.map_err(azure_error)?])
             }
             Command::DisableGmsa(_) => {

@@ -13,8 +13,8 @@
 pub mod cloud;
 pub mod config;
 pub mod decision;
-pub mod runtime;
 pub mod executor;
+pub mod runtime;
 pub mod worker;
 
 pub use executor::{ExecError, Executor, Progress};

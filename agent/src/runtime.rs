@@ -15,8 +15,8 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let config = AgentConfig::load(config_path)?;
-    let executor_config: CloudConfig =
-        serde_json::from_value(config.executor.clone()).context("executor: the section is incomplete or has unknown fields")?;
+    let executor_config: CloudConfig = serde_json::from_value(config.executor.clone())
+        .context("executor: the section is incomplete or has unknown fields")?;
     let executor = CloudExecutor::connect(executor_config).await?;
     let (reconnected_tx, reconnected_rx) = mpsc::unbounded_channel();
     let name = format!("fleet-agent-{}", config.cluster_id);

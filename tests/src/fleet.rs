@@ -89,3 +89,43 @@ pub fn declare(prefix: &str, n: usize) -> Vec<DeclaredCluster> {
         })
         .collect()
 }
+
+/// Sends `command` to the clusters `selector` picks through the coordinator's control path, then
+/// polls until every target has a result or timed out. `on_progress` gets the tally at each change.
+pub async fn run_and_follow(
+    bus: &Bus,
+    command: proto::Command,
+    selector: &str,
+    deadline: Duration,
+    mut on_progress: impl FnMut(&coordinator::rollout::Tally),
+) -> anyhow::Result<(String, Vec<(proto::control::Target, coordinator::rollout::TargetState)>)> {
+    use coordinator::rollout::{self, Tally};
+    let request = proto::control::RunRequest {
+        schema: proto::version::SchemaVersion::CURRENT,
+        command,
+        selector: selector.to_string(),
+        deadline_secs: deadline.as_secs().max(1),
+        dry_run: false,
+        requested_by: Some("demo".into()),
+    };
+    let reply = coordinator::control::run(bus, request).await?;
+    let rollout_id = match reply {
+        proto::control::RunReply::Accepted { rollout_id, .. } => rollout_id,
+        proto::control::RunReply::Refused { code, message } => anyhow::bail!("refused ({code}): {message}"),
+    };
+    let (record, _) =
+        rollout::rollouts(bus).await?.get(&rollout_id).await?.ok_or_else(|| anyhow::anyhow!("rollout vanished"))?;
+    let mut last = None;
+    loop {
+        let states = rollout::target_states(bus, &record, time::OffsetDateTime::now_utc()).await?;
+        let tally = Tally::of(states.iter().map(|(_, state)| state));
+        if last.as_ref() != Some(&tally) {
+            on_progress(&tally);
+            last = Some(tally.clone());
+        }
+        if tally.finished() {
+            return Ok((rollout_id, states));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -57,7 +57,11 @@ fn main() -> anyhow::Result<()> {
         return runtime.block_on(run_agents(url.clone(), args.count));
     }
     runtime.block_on(async {
-        println!("fleet-bench: {} cores, nats-server {}", std::thread::available_parallelism().map_or(0, |n| n.get()), nats_version());
+        println!(
+            "fleet-bench: {} cores, nats-server {}",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            nats_version()
+        );
         for &clusters in &args.clusters {
             let figures = measure(clusters, args.compare_durables).await?;
             figures.print();
@@ -141,17 +145,31 @@ impl Figures {
         let mib = |bytes: u64| bytes as f64 / 1_048_576.0;
         println!("\n== {} clusters ==", self.clusters);
         println!("agents connected and announced        {:>10.2} s", self.agents_start.as_secs_f64());
-        println!("one command fleet-wide, all results   {:>10.3} s  ({rate:.0} clusters/s)", self.fleet_command.as_secs_f64());
+        println!(
+            "one command fleet-wide, all results   {:>10.3} s  ({rate:.0} clusters/s)",
+            self.fleet_command.as_secs_f64()
+        );
         println!("publish -> result per cluster         p50 {:.1} ms  p99 {:.1} ms", ms(self.p50), ms(self.p99));
-        println!("baseline: raw JetStream publish+ack   {:>10.0} msgs/s (same server, same size, same window)", self.raw_rate);
+        println!(
+            "baseline: raw JetStream publish+ack   {:>10.0} msgs/s (same server, same size, same window)",
+            self.raw_rate
+        );
         println!("ratio clusters/s : raw publishes/s    {:>10.3}", rate / self.raw_rate);
-        println!("nats-server RSS idle / with fleet     {:>7.1} MiB / {:.1} MiB", mib(self.server_rss_idle), mib(self.server_rss_fleet));
+        println!(
+            "nats-server RSS idle / with fleet     {:>7.1} MiB / {:.1} MiB",
+            mib(self.server_rss_idle),
+            mib(self.server_rss_fleet)
+        );
         println!(
             "nats-server memory per cluster        {:>10.1} KiB",
             self.server_rss_fleet.saturating_sub(self.server_rss_idle) as f64 / 1024.0 / n
         );
         println!("coordinator RSS                       {:>10.1} MiB", mib(self.coordinator_rss));
-        println!("agents RSS (one process) / per agent  {:>7.1} MiB / {:.1} KiB", mib(self.agents_rss), self.agents_rss as f64 / 1024.0 / n);
+        println!(
+            "agents RSS (one process) / per agent  {:>7.1} MiB / {:.1} KiB",
+            mib(self.agents_rss),
+            self.agents_rss as f64 / 1024.0 / n
+        );
         if let Some((created, rss)) = self.durables {
             println!(
                 "alternative: durable consumer/cluster {:>10.2} s to create, {:.1} KiB server memory each",
@@ -222,7 +240,8 @@ async fn measure(clusters: usize, compare_durables: bool) -> anyhow::Result<Figu
         dns_server: Some("10.1.0.4".into()),
         root_domain: Some("contoso.com".into()),
     });
-    let planned = plan::plan(&inventory, "env=demo", &command, &rollout_id, time::OffsetDateTime::now_utc(), 600, None)?;
+    let planned =
+        plan::plan(&inventory, "env=demo", &command, &rollout_id, time::OffsetDateTime::now_utc(), 600, None)?;
     anyhow::ensure!(planned.envelopes.len() == clusters, "planned {} of {clusters}", planned.envelopes.len());
     // Result arrivals are timed in their own task so that publishing does not delay them.
     let arrivals = tokio::spawn(async move {
@@ -248,7 +267,9 @@ async fn measure(clusters: usize, compare_durables: bool) -> anyhow::Result<Figu
         sent_at.insert(envelope.cluster.clone(), Instant::now());
         acks.push(publisher.send(envelope, Some(&traceparent)).await?);
     }
-    let mut confirmations = futures::stream::iter(acks).map(|ack| bus::commands::CommandPublisher::confirm("fleet.cmd", ack)).buffer_unordered(512);
+    let mut confirmations = futures::stream::iter(acks)
+        .map(|ack| bus::commands::CommandPublisher::confirm("fleet.cmd", ack))
+        .buffer_unordered(512);
     while let Some(confirmed) = confirmations.next().await {
         confirmed?;
     }

@@ -1,1 +1,232 @@
-fn main() {}
+//! `fleet-demo` (run by `scripts/demo`): the fleet-wide gMSA setup, end to end, on one machine.
+//!
+//! A real nats-server; a simulated fleet (the Azure simulator for ARM, Key Vault and Entra; the
+//! Kubernetes API simulator for each cluster's API server); the real coordinator; and one real agent
+//! per cluster running the production executor. Agents are tasks of this process, each with its own
+//! NATS connection, Azure pipeline and kube client: 200 agent processes would spend the 2-core
+//! machine on process start-up, and nothing in an agent is shared but the runtime.
+//!
+//! The steps, each one fleet-wide rollout with progress on stderr:
+//! 1. the coordinator writes the domain user's credential to Key Vault (value never leaves it);
+//! 2. `enable-gmsa` (windowsProfile.gmsaProfile on every managed cluster);
+//! 3. `grant-identity` (kubelet identity gets `get` on the secret);
+//! 4. `apply-credspec` (GMSACredentialSpec + ClusterRole + RoleBinding, after preflight);
+//! 5. `enable-gmsa` again, to show that a second run changes nothing.
+//!
+//! Exits 0 only if every cluster succeeded at every step.
+
+use anyhow::Context;
+use clap::Parser;
+use coordinator::rollout::{Tally, TargetState};
+use proto::Command;
+use proto::command::{ApplyCredspec, EnableGmsa, GrantIdentity, IdentityChoice, ServiceAccountRef};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+use testkit::nats::NatsServer;
+use tests::fleet::{run_and_follow, start_coordinator};
+use tests::world::SimWorld;
+
+/// Run the fleet-wide gMSA setup against a simulated fleet with real NATS, agents and coordinator.
+#[derive(Parser)]
+struct Args {
+    /// Number of simulated clusters.
+    #[arg(long, default_value_t = 20)]
+    clusters: usize,
+    /// Clusters per Azure subscription (ARM throttles per subscription).
+    #[arg(long, default_value_t = 50)]
+    per_subscription: usize,
+    /// Log level of the components (RUST_LOG syntax); logs go to stderr.
+    #[arg(long, default_value = "warn")]
+    log: String,
+}
+
+/// The demo's Active Directory facts (what `ad::Directory::domain_facts` reads from a DC).
+const DOMAIN_SID: &str = "S-1-5-21-2126449477-2524075714-3094792973";
+const DOMAIN_GUID: &str = "244818ae-87ac-4fcd-92ec-e79e5252348a";
+
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?;
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(demo(args))
+}
+
+fn say(text: &str) {
+    eprintln!("fleet-demo: {text}");
+}
+
+async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
+    let started = Instant::now();
+    let server = NatsServer::start().context("starting nats-server (scripts/demo installs it)")?;
+    say(&format!("nats-server with JetStream on {}", server.url()));
+    let world = SimWorld::build("aks", args.clusters, args.per_subscription).await?;
+    say(&format!(
+        "simulated fleet: {} AKS clusters in {} subscriptions (Azure simulator {}, one Kubernetes API per cluster)",
+        args.clusters,
+        args.clusters.div_ceil(args.per_subscription.max(1)),
+        world.azure.arm_endpoint()
+    ));
+    let coordinator = start_coordinator(&server.url(), world.declared()).await?;
+    let agents = world.spawn_agents(&server.url(), |cluster: &str| agent::AgentSettings::new(cluster)).await?;
+    say(&format!("coordinator and {} agents running ({:.1}s)", agents.len(), started.elapsed().as_secs_f64()));
+
+    // 1. The coordinator stores the domain user's credential; only its URI travels.
+    let azure = world.coordinator_azure()?;
+    let vault = azure::VaultRef {
+        subscription_id: tests::world::VAULT_SUBSCRIPTION.into(),
+        resource_group: tests::world::VAULT_RESOURCE_GROUP.into(),
+        name: tests::world::VAULT_NAME.into(),
+        vault_uri: None,
+    };
+    let credential = azure::domain_user_credential("CONTOSO", "gmsa-user", &gmsa::SecretString::new(demo_password()))
+        .map_err(anyhow::Error::msg)?;
+    let written = azure.write_domain_user_secret(&vault, None, &credential).await?;
+    say(&format!(
+        "domain-user credential stored in Key Vault ({}): {}",
+        if written.outcome.is_changed() { "changed" } else { "unchanged" },
+        written.uri
+    ));
+
+    // The simulator serves the vault on loopback; the credspec carries the vault's DNS name, which
+    // is what the CCG plugin on Windows nodes resolves (the validator refuses IP-literal hosts).
+    let path = written
+        .uri
+        .0
+        .split_once("/secrets/")
+        .map(|(_, path)| path.to_string())
+        .context("secret URI without /secrets/")?;
+    let credspec_secret_uri = format!("https://{}.vault.azure.net/secrets/{path}", tests::world::VAULT_NAME);
+    let deadline = Duration::from_secs(600);
+    let steps: Vec<(&str, Command)> = vec![
+        (
+            "enable-gmsa",
+            Command::EnableGmsa(EnableGmsa {
+                dns_server: Some("10.1.0.4".into()),
+                root_domain: Some("contoso.com".into()),
+            }),
+        ),
+        (
+            "grant-identity",
+            Command::GrantIdentity(GrantIdentity {
+                vault: world.vault_ref(),
+                secret_name: "GMSADomainUserCred".into(),
+                identity: IdentityChoice::Kubelet,
+            }),
+        ),
+        (
+            "apply-credspec",
+            Command::ApplyCredspec(ApplyCredspec {
+                spec_name: "aks-gmsa-spec".into(),
+                gmsa_account: "WebApp01".into(),
+                netbios_domain: "CONTOSO".into(),
+                dns_domain: "contoso.com".into(),
+                dns_tree_root: "contoso.com".into(),
+                domain_guid: DOMAIN_GUID.into(),
+                domain_sid: DOMAIN_SID.into(),
+                secret_uri: credspec_secret_uri.clone(),
+                identity_object_id: None,
+                bindings: vec![ServiceAccountRef { namespace: "default".into(), name: "default".into() }],
+                owner: "default".into(),
+            }),
+        ),
+        (
+            "enable-gmsa (again)",
+            Command::EnableGmsa(EnableGmsa {
+                dns_server: Some("10.1.0.4".into()),
+                root_domain: Some("contoso.com".into()),
+            }),
+        ),
+    ];
+    let interactive = std::io::stderr().is_terminal();
+    let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut all_ok = true;
+    for (name, command) in steps {
+        let step_started = Instant::now();
+        let (rollout_id, states) = run_and_follow(&coordinator.bus, command, "env=demo", deadline, |tally| {
+            let line = progress_line(name, tally);
+            if interactive {
+                eprint!("\r{line}");
+            } else {
+                eprintln!("{line}");
+            }
+        })
+        .await?;
+        if interactive {
+            eprintln!();
+        }
+        let tally = Tally::of(states.iter().map(|(_, state)| state));
+        say(&format!("{name}: rollout {rollout_id} done in {:.1}s", step_started.elapsed().as_secs_f64()));
+        all_ok &= tally.all_succeeded();
+        for (target, state) in &states {
+            table.entry(target.cluster.clone()).or_default().push(cell(state));
+        }
+    }
+    println!(
+        "{:<10} {:<26} {:<26} {:<26} {:<26}",
+        "CLUSTER", "ENABLE-GMSA", "GRANT-IDENTITY", "APPLY-CREDSPEC", "ENABLE-GMSA (AGAIN)"
+    );
+    for (cluster, cells) in &table {
+        print!("{cluster:<10}");
+        for cell in cells {
+            print!(" {cell:<26}");
+        }
+        println!();
+    }
+    let mutations = world.azure.mutations().len();
+    say(&format!(
+        "{} clusters, {} Azure writes recorded by the simulator, {:.1}s in all",
+        table.len(),
+        mutations,
+        started.elapsed().as_secs_f64()
+    ));
+    for agent in agents {
+        let _ = agent.stop().await;
+    }
+    coordinator.stop().await;
+    if all_ok {
+        say("every cluster succeeded");
+        Ok(std::process::ExitCode::SUCCESS)
+    } else {
+        say("some clusters failed: see the table");
+        Ok(std::process::ExitCode::from(1))
+    }
+}
+
+fn progress_line(step: &str, tally: &Tally) -> String {
+    format!(
+        "fleet-demo: {step}: {}/{} done ({} changed, {} unchanged, {} failed, {} timed out)",
+        tally.targets - tally.pending,
+        tally.targets,
+        tally.succeeded,
+        tally.unchanged,
+        tally.failed,
+        tally.timed_out
+    )
+}
+
+fn cell(state: &TargetState) -> String {
+    match state {
+        TargetState::Done(result) => match &result.status {
+            proto::ResultStatus::Failed { code, .. } => format!("failed: {code}"),
+            status => {
+                let changed: Vec<&str> =
+                    result.steps.iter().filter(|s| s.is_changed()).map(|s| s.step.as_str()).collect();
+                if changed.is_empty() {
+                    status.label().to_string()
+                } else {
+                    format!("{} ({})", status.label(), changed.len())
+                }
+            }
+        },
+        other => other.label().to_string(),
+    }
+}
+
+/// A demo password, generated per run; it is written to the simulated Key Vault and nowhere else.
+fn demo_password() -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("Gm5a!{}", &random[..20])
+}
