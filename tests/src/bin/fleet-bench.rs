@@ -234,7 +234,10 @@ async fn measure(clusters: usize, compare_durables: bool) -> anyhow::Result<Figu
 
     // The coordinator watches results arrive (core copies of the result publishes).
     let mut results = bus.client().subscribe(proto::subjects::RESULT_ALL).await?;
+    eprintln!("fleet-bench: {clusters} agents ready in {:.1}s; reading the inventory", agents_start.as_secs_f64());
+    let inventory_started = Instant::now();
     let inventory = coordinator::inventory::load(&bus).await?;
+    eprintln!("fleet-bench: inventory of {} read in {:.1}s", inventory.len(), inventory_started.elapsed().as_secs_f64());
     let rollout_id = plan::new_rollout_id(time::OffsetDateTime::now_utc());
     let command = proto::Command::EnableGmsa(proto::command::EnableGmsa {
         dns_server: Some("10.1.0.4".into()),
@@ -257,22 +260,26 @@ async fn measure(clusters: usize, compare_durables: bool) -> anyhow::Result<Figu
         }
         Ok::<_, anyhow::Error>(arrived)
     });
-    // Publish as the coordinator does (many acknowledgements in flight), noting each send time.
+    // Publish as the coordinator does (512 acknowledgements in flight), noting each send time.
     let publisher = bus::commands::CommandPublisher::new(&bus);
     let traceparent = bus::headers::new_traceparent();
     let publish_started = Instant::now();
-    let mut sent_at: HashMap<String, Instant> = HashMap::with_capacity(clusters);
-    let mut acks = Vec::with_capacity(clusters);
-    for envelope in &planned.envelopes {
-        sent_at.insert(envelope.cluster.clone(), Instant::now());
-        acks.push(publisher.send(envelope, Some(&traceparent)).await?);
-    }
-    let mut confirmations = futures::stream::iter(acks)
-        .map(|ack| bus::commands::CommandPublisher::confirm("fleet.cmd", ack))
-        .buffer_unordered(512);
-    while let Some(confirmed) = confirmations.next().await {
-        confirmed?;
-    }
+    let sent_at: HashMap<String, Instant> = futures::stream::iter(planned.envelopes.iter().cloned())
+        .map(|envelope| {
+            let publisher = publisher.clone();
+            let traceparent = traceparent.clone();
+            async move {
+                let sent = Instant::now();
+                let ack = publisher.send(&envelope, Some(&traceparent)).await?;
+                bus::commands::CommandPublisher::confirm("fleet.cmd", ack).await?;
+                Ok::<_, anyhow::Error>((envelope.cluster, sent))
+            }
+        })
+        .buffer_unordered(512)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
     let arrivals = arrivals.await??;
     let mut latencies: Vec<Duration> = arrivals
         .iter()
