@@ -2,7 +2,7 @@
 //! One test binary for the whole suite keeps the build lean; each area is a module.
 
 mod e2e {
+    pub mod cloud;
     pub mod delivery;
-    pub mod fleetctl;
     pub mod support;
 }

@@ -237,7 +237,11 @@ async fn measure(clusters: usize, compare_durables: bool) -> anyhow::Result<Figu
     eprintln!("fleet-bench: {clusters} agents ready in {:.1}s; reading the inventory", agents_start.as_secs_f64());
     let inventory_started = Instant::now();
     let inventory = coordinator::inventory::load(&bus).await?;
-    eprintln!("fleet-bench: inventory of {} read in {:.1}s", inventory.len(), inventory_started.elapsed().as_secs_f64());
+    eprintln!(
+        "fleet-bench: inventory of {} read in {:.1}s",
+        inventory.len(),
+        inventory_started.elapsed().as_secs_f64()
+    );
     let rollout_id = plan::new_rollout_id(time::OffsetDateTime::now_utc());
     let command = proto::Command::EnableGmsa(proto::command::EnableGmsa {
         dns_server: Some("10.1.0.4".into()),

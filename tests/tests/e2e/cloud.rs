@@ -1,0 +1,108 @@
+//! The production executor end to end: commands cross a real nats-server to agents whose
+//! executor talks to the Azure simulator (ARM, Key Vault, Entra over HTTPS with the official SDK
+//! crates) and the Kubernetes API simulator (kube-rs), and the effects are read back from the
+//! simulators' state — not from what the agents report.
+
+use proto::Command;
+use proto::command::{ApplyCredspec, EnableGmsa, GrantIdentity, IdentityChoice, ServiceAccountRef};
+use std::time::Duration;
+use testkit::nats::NatsServer;
+use tests::fleet::{run_and_follow, start_coordinator, test_settings};
+use tests::world::SimWorld;
+
+const SID: &str = "S-1-5-21-2126449477-2524075714-3094792973";
+const GUID: &str = "244818ae-87ac-4fcd-92ec-e79e5252348a";
+
+fn mk_credspec(secret_uri: &str, spec_name: &str) -> Command {
+    Command::ApplyCredspec(ApplyCredspec {
+        spec_name: spec_name.into(),
+        gmsa_account: "WebApp01".into(),
+        netbios_domain: "CONTOSO".into(),
+        dns_domain: "contoso.com".into(),
+        dns_tree_root: "contoso.com".into(),
+        domain_guid: GUID.into(),
+        domain_sid: SID.into(),
+        secret_uri: secret_uri.into(),
+        identity_object_id: None,
+        bindings: vec![ServiceAccountRef { namespace: "default".into(), name: "default".into() }],
+        owner: "default".into(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gmsa_setup_reaches_azure_and_kubernetes_once_and_a_second_run_writes_nothing() {
+    let server = NatsServer::start().unwrap();
+    let world = SimWorld::build("e2e", 3, 2).await.unwrap();
+    let coordinator = start_coordinator(&server.url(), world.declared()).await.unwrap();
+    let agents = world.spawn_agents(&server.url(), |cluster: &str| test_settings(cluster, &[])).await.unwrap();
+    let deadline = Duration::from_secs(120);
+    let enable = Command::EnableGmsa(EnableGmsa {
+        dns_server: Some("10.1.0.4".into()),
+        root_domain: Some("contoso.com".into()),
+    });
+    let grant = Command::GrantIdentity(GrantIdentity {
+        vault: world.vault_ref(),
+        secret_name: "GMSADomainUserCred".into(),
+        identity: IdentityChoice::Kubelet,
+    });
+    let secret_uri =
+        "https://kv-gmsa-fleet.vault.azure.net/secrets/GMSADomainUserCred/0123456789abcdef0123456789abcdef";
+    for command in [enable.clone(), grant.clone(), mk_credspec(secret_uri, "aks-gmsa-spec")] {
+        let (_, states) = run_and_follow(&coordinator.bus, command, "env=demo", deadline, |_| {}).await.unwrap();
+        for (target, state) in &states {
+            assert!(state.is_success(), "{}: {state:?}", target.cluster);
+        }
+    }
+    // Effects, read from the simulators.
+    for cluster in &world.clusters {
+        let profile = world.azure.gmsa_profile(&cluster.arm_id).unwrap();
+        assert_eq!(profile.enabled, Some(true));
+        assert_eq!(profile.dns_server.as_deref(), Some("10.1.0.4"));
+        let credspec = cluster.kube.get("GMSACredentialSpec", None, "aks-gmsa-spec").expect("credspec installed");
+        assert_eq!(credspec["credspec"]["DomainJoinConfig"]["Sid"], SID);
+        assert!(cluster.kube.get("ClusterRole", None, "aks-gmsa-spec-role").is_some());
+    }
+    let policies = world.azure.access_policies(&world.vault_id);
+    // The coordinator's own policy plus exactly one per cluster's kubelet identity.
+    assert_eq!(policies.len(), 1 + world.clusters.len(), "{policies:?}");
+
+    // A second run of every step writes nothing anywhere.
+    let azure_writes = world.azure.mutations().iter().filter(|m| m.changed).count();
+    let kube_writes: Vec<usize> = world.clusters.iter().map(|c| c.kube.api_mutations().len()).collect();
+    for command in [enable, grant, mk_credspec(secret_uri, "aks-gmsa-spec")] {
+        let (_, states) = run_and_follow(&coordinator.bus, command, "env=demo", deadline, |_| {}).await.unwrap();
+        for (target, state) in &states {
+            assert_eq!(state.label(), "unchanged", "{}", target.cluster);
+        }
+    }
+    assert_eq!(world.azure.mutations().iter().filter(|m| m.changed).count(), azure_writes);
+    let kube_after: Vec<usize> = world.clusters.iter().map(|c| c.kube.api_mutations().len()).collect();
+    assert_eq!(kube_after, kube_writes);
+    for agent in agents {
+        agent.stop().await.unwrap();
+    }
+    coordinator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credspec_with_a_bad_field_fails_naming_it_and_installs_nothing() {
+    let server = NatsServer::start().unwrap();
+    let world = SimWorld::build("bad", 1, 1).await.unwrap();
+    let coordinator = start_coordinator(&server.url(), world.declared()).await.unwrap();
+    let agents = world.spawn_agents(&server.url(), |cluster: &str| test_settings(cluster, &[])).await.unwrap();
+    let mut command = mk_credspec("https://kv-gmsa-fleet.vault.azure.net/secrets/GMSADomainUserCred", "aks-gmsa-spec");
+    if let Command::ApplyCredspec(payload) = &mut command {
+        payload.domain_sid = "S-1-5-21-1-2-3-1104".into(); // a user's SID, not the domain's
+    }
+    let (_, states) = run_and_follow(&coordinator.bus, command, "", Duration::from_secs(60), |_| {}).await.unwrap();
+    let coordinator::rollout::TargetState::Done(result) = &states[0].1 else { panic!("{states:?}") };
+    let proto::ResultStatus::Failed { code, message } = &result.status else { panic!("{:?}", result.status) };
+    assert_eq!(code, "invalid_credspec");
+    assert!(message.to_lowercase().contains("sid"), "{message}");
+    assert!(world.clusters[0].kube.get("GMSACredentialSpec", None, "aks-gmsa-spec").is_none());
+    assert!(world.clusters[0].kube.api_mutations().is_empty());
+    for agent in agents {
+        agent.stop().await.unwrap();
+    }
+    coordinator.stop().await;
+}
