@@ -80,6 +80,17 @@ pub enum AgentError {
     },
 }
 
+/// Delay before catch-up attempt `failures + 1`: 200 ms doubling to 10 s, with a jitter of up to
+/// half the delay derived from the cluster id, so that 10,000 agents hit by the same server restart
+/// do not retry in lockstep.
+pub fn retry_delay(failures: u32, cluster: &str) -> Duration {
+    let base =
+        Duration::from_millis(200).saturating_mul(1 << failures.min(6).saturating_sub(1)).min(Duration::from_secs(10));
+    let spread = cluster.bytes().fold(failures as u64, |hash, byte| hash.wrapping_mul(31).wrapping_add(byte as u64));
+    let jitter_ms = spread % (base.as_millis() as u64 / 2 + 1);
+    base + Duration::from_millis(jitter_ms)
+}
+
 /// Everything one agent holds.
 pub struct Agent<E> {
     settings: AgentSettings,
@@ -148,19 +159,33 @@ impl<E: Executor> Agent<E> {
         let span = info_span!("agent", cluster = %self.settings.cluster);
         async move {
             let mut wakeups = self.inbox.wakeups(&self.bus).await.map_err(|err| self.bus_error(err))?;
-            self.announce().await?;
+            // A hello lost under load is not fatal: the heartbeat repeats it.
+            if let Err(err) = self.announce().await {
+                warn!(error = %err, "hello not stored; the next heartbeat repeats it");
+            }
             info!("agent started");
             let mut poll = tokio::time::interval(self.settings.poll_interval);
             let mut heartbeat = tokio::time::interval(self.settings.heartbeat_interval);
             heartbeat.tick().await;
+            // After a failed catch-up (a server restart, a request lost under load) the agent retries
+            // soon, with growing jittered delays, instead of waiting for the next wake-up or poll.
+            let mut failures: u32 = 0;
             loop {
                 if *shutdown.borrow() {
                     break;
                 }
-                // Transient bus errors (a server restart) are ridden out: the next tick retries.
-                if let Err(err) = self.catch_up(&mut shutdown).await {
-                    warn!(error = %err, "catch-up failed; retrying on the next wake-up or poll");
-                }
+                let retry = match self.catch_up(&mut shutdown).await {
+                    Ok(()) => {
+                        failures = 0;
+                        None
+                    }
+                    Err(err) => {
+                        failures = failures.saturating_add(1);
+                        let delay = retry_delay(failures, &self.settings.cluster);
+                        warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "catch-up failed; retrying");
+                        Some(delay)
+                    }
+                };
                 if *shutdown.borrow() {
                     break;
                 }
@@ -175,6 +200,7 @@ impl<E: Executor> Agent<E> {
                             warn!(error = %err, "heartbeat failed");
                         }
                     }
+                    _ = async { match retry { Some(delay) => tokio::time::sleep(delay).await, None => std::future::pending().await } } => {}
                     _ = shutdown.changed() => {}
                 }
             }

@@ -114,3 +114,14 @@ fn schema_is_read_from_header_then_body() {
     assert_eq!(declared_schema(Some("1.0"), &body).unwrap().unwrap(), SchemaVersion::CURRENT);
     assert!(declared_schema(None, &serde_json::json!({})).is_none());
 }
+
+#[test]
+fn catch_up_retries_grow_are_bounded_and_spread() {
+    use crate::worker::retry_delay;
+    let first = retry_delay(1, "aks-1");
+    assert!(first >= std::time::Duration::from_millis(200) && first <= std::time::Duration::from_millis(300));
+    assert!(retry_delay(4, "aks-1") > retry_delay(1, "aks-1"));
+    assert!(retry_delay(50, "aks-1") <= std::time::Duration::from_secs(15));
+    let spread: std::collections::BTreeSet<_> = (0..50).map(|i| retry_delay(3, &format!("aks-{i}"))).collect();
+    assert!(spread.len() > 10, "jitter spreads agents: {}", spread.len());
+}
