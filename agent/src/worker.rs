@@ -103,6 +103,14 @@ pub struct Agent<E> {
     started_at: OffsetDateTime,
 }
 
+/// What every result of one stored command shares.
+struct Ending<'a> {
+    head: &'a EnvelopeHead,
+    kind: &'a str,
+    sequence: u64,
+    traceparent: Option<&'a str>,
+}
+
 /// What ended a command run.
 enum RunEnd {
     Finished(Result<Vec<StepOutcome>, ExecError>),
@@ -267,6 +275,8 @@ impl<E: Executor> Agent<E> {
                 now: OffsetDateTime::now_utc(),
             });
             let kind = body.pointer("/command/kind").and_then(|kind| kind.as_str()).unwrap_or("unknown").to_string();
+            let ending =
+                Ending { head: &head, kind: &kind, sequence: stored.sequence, traceparent: traceparent.as_deref() };
             match action {
                 Action::AlreadyDone => {
                     info!("result already recorded; nothing applied");
@@ -277,17 +287,7 @@ impl<E: Executor> Agent<E> {
                     warn!(code = refusal.code, message = %refusal.message, "command refused");
                     let attempt = cursor.in_flight.as_ref().map_or(0, |in_flight| in_flight.attempts);
                     let status = ResultStatus::Failed { code: refusal.code.to_string(), message: refusal.message };
-                    self.finish(
-                        &head,
-                        &kind,
-                        status,
-                        Vec::new(),
-                        attempt,
-                        stored.sequence,
-                        revision,
-                        traceparent.as_deref(),
-                    )
-                    .await?;
+                    self.finish(&ending, status, Vec::new(), attempt, revision).await?;
                     Ok(false)
                 }
                 Action::Execute { attempt } => {
@@ -296,65 +296,25 @@ impl<E: Executor> Agent<E> {
                         decision::cursor_before_execute(&cursor, stored.sequence, head.command_id.as_str(), attempt);
                     let revision = self.store_cursor(&before, revision).await?;
                     info!(attempt, kind = %kind, "applying");
-                    match self.run_command(&envelope, shutdown).await {
+                    let (status, steps) = match self.run_command(&envelope, shutdown).await {
                         RunEnd::HandedBack => {
                             info!("shutdown: command handed back for the next start");
                             self.store_cursor(&decision::cursor_handed_back(&before), revision).await?;
-                            Ok(true)
+                            return Ok(true);
                         }
                         RunEnd::DeadlineExceeded => {
-                            let status = ResultStatus::Failed {
-                                code: "deadline_exceeded".into(),
-                                message: format!(
-                                    "the command did not finish before its deadline {}",
-                                    envelope.deadline
-                                ),
-                            };
-                            self.finish(
-                                &head,
-                                &kind,
-                                status,
-                                Vec::new(),
-                                attempt,
-                                stored.sequence,
-                                revision,
-                                traceparent.as_deref(),
-                            )
-                            .await?;
-                            Ok(false)
+                            let message =
+                                format!("the command did not finish before its deadline {}", envelope.deadline);
+                            (ResultStatus::Failed { code: "deadline_exceeded".into(), message }, Vec::new())
                         }
-                        RunEnd::Finished(Ok(steps)) => {
-                            let status = ResultStatus::from_steps(&steps);
-                            self.finish(
-                                &head,
-                                &kind,
-                                status,
-                                steps,
-                                attempt,
-                                stored.sequence,
-                                revision,
-                                traceparent.as_deref(),
-                            )
-                            .await?;
-                            Ok(false)
-                        }
+                        RunEnd::Finished(Ok(steps)) => (ResultStatus::from_steps(&steps), steps),
                         RunEnd::Finished(Err(err)) => {
                             warn!(code = %err.code, message = %err.message, "command failed");
-                            let status = ResultStatus::Failed { code: err.code, message: err.message };
-                            self.finish(
-                                &head,
-                                &kind,
-                                status,
-                                err.completed,
-                                attempt,
-                                stored.sequence,
-                                revision,
-                                traceparent.as_deref(),
-                            )
-                            .await?;
-                            Ok(false)
+                            (ResultStatus::Failed { code: err.code, message: err.message }, err.completed)
                         }
-                    }
+                    };
+                    self.finish(&ending, status, steps, attempt, revision).await?;
+                    Ok(false)
                 }
             }
         }
@@ -419,33 +379,29 @@ impl<E: Executor> Agent<E> {
     }
 
     /// Publishes the result, then advances the cursor past the command.
-    #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
-        head: &EnvelopeHead,
-        kind: &str,
+        ending: &Ending<'_>,
         status: ResultStatus,
         steps: Vec<StepOutcome>,
         attempt: u32,
-        sequence: u64,
         revision: u64,
-        traceparent: Option<&str>,
     ) -> Result<(), AgentError> {
         let result = CommandResult {
             schema: SchemaVersion::CURRENT,
-            command_id: head.command_id.clone(),
-            rollout_id: head.rollout_id.clone(),
+            command_id: ending.head.command_id.clone(),
+            rollout_id: ending.head.rollout_id.clone(),
             cluster: self.settings.cluster.clone(),
-            kind: kind.to_string(),
+            kind: ending.kind.to_string(),
             status,
             steps,
             attempt,
             finished_at: OffsetDateTime::now_utc(),
             agent_version: self.settings.agent_version.clone(),
         };
-        self.results.publish_result(&result, traceparent).await.map_err(|err| self.bus_error(err))?;
+        self.results.publish_result(&result, ending.traceparent).await.map_err(|err| self.bus_error(err))?;
         info!(status = result.status.label(), "result published");
-        self.store_cursor(&decision::cursor_after_done(sequence), revision).await?;
+        self.store_cursor(&decision::cursor_after_done(ending.sequence), revision).await?;
         Ok(())
     }
 
