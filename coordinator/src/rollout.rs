@@ -38,7 +38,7 @@ pub enum TargetState {
     /// No result and the deadline passed.
     TimedOut,
     /// A result arrived.
-    Done(CommandResult),
+    Done(Box<CommandResult>),
 }
 
 impl TargetState {
@@ -110,7 +110,7 @@ pub async fn target_states(
             async move {
                 let found = publisher.lookup(&target.cluster, target.command_id.as_str()).await?;
                 let state = match found {
-                    Some(result) => TargetState::Done(result),
+                    Some(result) => TargetState::Done(Box::new(result)),
                     None if now > rollout.deadline => TargetState::TimedOut,
                     None => TargetState::Pending,
                 };

@@ -94,7 +94,7 @@ mod tests {
             vec![crate::outcome::FieldChange { path: "/x".into(), before: None, after: Some(1.into()) }],
             serde_json::Value::Null,
         );
-        assert_eq!(ResultStatus::from_steps(&[unchanged.clone()]), ResultStatus::Unchanged);
+        assert_eq!(ResultStatus::from_steps(std::slice::from_ref(&unchanged)), ResultStatus::Unchanged);
         assert_eq!(ResultStatus::from_steps(&[unchanged, changed]), ResultStatus::Succeeded);
     }
 }

@@ -36,7 +36,20 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn every_source_file_opens_with_a_module_doc() {
     let root = workspace_root();
     let mut files = Vec::new();
-    for krate in ["proto", "gmsa", "bus", "azure", "cluster", "ad", "agent", "coordinator", "azsim", "kubesim", "testkit", "tests"] {
+    for krate in [
+        "proto",
+        "gmsa",
+        "bus",
+        "azure",
+        "cluster",
+        "ad",
+        "agent",
+        "coordinator",
+        "azsim",
+        "kubesim",
+        "testkit",
+        "tests",
+    ] {
         rust_files(&root.join(krate).join("src"), &mut files);
     }
     let missing: Vec<String> = files

@@ -139,11 +139,9 @@ impl NatsServer {
                     if let Some(port) = client_port(&line) {
                         found_port = Some(port);
                     }
-                    if line.contains("Server is ready") {
-                        if let Some(port) = found_port {
-                            self.port = port;
-                            return Ok(());
-                        }
+                    if let (true, Some(port)) = (line.contains("Server is ready"), found_port) {
+                        self.port = port;
+                        return Ok(());
                     }
                     last = line;
                 }

@@ -98,7 +98,7 @@ async fn run_agents(url: String, count: usize) -> anyhow::Result<()> {
                     .await
                     .map_err(|_| anyhow::anyhow!("agent {id} did not start within 60s"))??;
                 let count = started.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if count % 1000 == 0 {
+                if count.is_multiple_of(1000) {
                     eprintln!("fleet-bench: {count} agents started");
                 }
                 Ok::<_, anyhow::Error>(agent)
