@@ -62,6 +62,10 @@ pub(crate) struct WatchRecord {
     pub event_type: &'static str,
     pub key: ObjectKey,
     pub object: Value,
+    /// The object before a `MODIFIED` change: a watch with a selector turns a change that makes the
+    /// object stop matching into `DELETED` (of this previous object), as the API server's watch
+    /// cache does, and one that makes it start matching into `ADDED`.
+    pub previous: Option<Value>,
 }
 
 /// Retained changes after a resourceVersion, and the receiver of later ones.
@@ -272,8 +276,9 @@ impl Store {
         self.oldest_resumable = self.last_resource_version;
     }
 
-    fn record(&mut self, event_type: &'static str, key: ObjectKey, object: Value) {
-        let record = Arc::new(WatchRecord { resource_version: self.last_resource_version, event_type, key, object });
+    fn record(&mut self, event_type: &'static str, key: ObjectKey, object: Value, previous: Option<Value>) {
+        let record =
+            Arc::new(WatchRecord { resource_version: self.last_resource_version, event_type, key, object, previous });
         self.history.push_back(record.clone());
         while self.history.len() > HISTORY_LIMIT {
             if let Some(dropped) = self.history.pop_front() {
@@ -345,7 +350,7 @@ impl Store {
             return Ok(WriteResult { object: served, warnings, created: old.is_none() });
         }
         self.objects.insert(key.clone(), new.clone());
-        self.record(if old.is_none() { "ADDED" } else { "MODIFIED" }, key.clone(), new);
+        self.record(if old.is_none() { "ADDED" } else { "MODIFIED" }, key.clone(), new, old.clone());
         self.audit.push(AuditEntry {
             verb: verb.to_owned(),
             kind: resource_type.kind.clone(),
@@ -421,7 +426,7 @@ impl Store {
         let resource_version = self.next_resource_version();
         let mut gone = old.clone();
         gone["metadata"]["resourceVersion"] = Value::String(resource_version.to_string());
-        self.record("DELETED", key.clone(), gone.clone());
+        self.record("DELETED", key.clone(), gone.clone(), None);
         self.audit.push(AuditEntry {
             verb: "delete".into(),
             kind: resource_type.kind.clone(),
@@ -449,13 +454,14 @@ impl Store {
         if let Some(mut old) = self.objects.remove(key) {
             let resource_version = self.next_resource_version();
             old["metadata"]["resourceVersion"] = Value::String(resource_version.to_string());
-            self.record("DELETED", key.clone(), old);
+            self.record("DELETED", key.clone(), old, None);
         }
     }
 
     /// Store by the simulator itself (controllers): watched, not validated, not audited.
     pub(crate) fn store_silently(&mut self, key: ObjectKey, mut object: Value) {
-        let created = !self.objects.contains_key(&key);
+        let previous = self.objects.get(&key).cloned();
+        let created = previous.is_none();
         let resource_version = self.next_resource_version();
         object["metadata"]["resourceVersion"] = Value::String(resource_version.to_string());
         if created && object["metadata"].get("uid").is_none() {
@@ -463,7 +469,7 @@ impl Store {
             object["metadata"]["creationTimestamp"] = Value::String(now_rfc3339());
         }
         self.objects.insert(key.clone(), object.clone());
-        self.record(if created { "ADDED" } else { "MODIFIED" }, key, object);
+        self.record(if created { "ADDED" } else { "MODIFIED" }, key, object, previous);
     }
 }
 

@@ -30,12 +30,32 @@ pub(crate) struct WatchRequest {
 }
 
 impl WatchRequest {
-    fn wants(&self, record: &WatchRecord) -> bool {
-        record.key.group == self.resource_type.group
+    fn selects(&self, object: &Value) -> bool {
+        self.labels.matches(object) && self.fields.matches(object)
+    }
+
+    /// The event this watch sees for a change, if any. Like the API server's watch cache: a
+    /// modification that makes the object stop matching the selectors is `DELETED` (with the
+    /// previous object), one that makes it start matching is `ADDED`.
+    fn event(&self, record: &WatchRecord) -> Option<(&'static str, Value)> {
+        let same_resource = record.key.group == self.resource_type.group
             && record.key.plural == self.resource_type.plural
-            && self.namespace.as_deref().is_none_or(|ns| record.key.namespace == ns)
-            && self.labels.matches(&record.object)
-            && self.fields.matches(&record.object)
+            && self.namespace.as_deref().is_none_or(|ns| record.key.namespace == ns);
+        if !same_resource {
+            return None;
+        }
+        let now = self.selects(&record.object);
+        match (record.event_type, record.previous.as_ref().map(|previous| self.selects(previous))) {
+            ("MODIFIED", Some(true)) if !now => record.previous.as_ref().map(|previous| {
+                // The deletion is as of this change, so a client resuming from it does not replay it.
+                let mut gone = previous.clone();
+                gone["metadata"]["resourceVersion"] = Value::String(record.resource_version.to_string());
+                ("DELETED", gone)
+            }),
+            ("MODIFIED", Some(false)) if now => Some(("ADDED", record.object.clone())),
+            (event_type, _) if now => Some((event_type, record.object.clone())),
+            _ => None,
+        }
     }
 
     fn line(&self, event_type: &str, object: &Value) -> Bytes {
@@ -74,8 +94,10 @@ pub(crate) fn open(
         } else {
             match store.watch_from(request.resource_version.unwrap_or(0)) {
                 Ok((backlog, receiver)) => {
-                    for record in backlog.iter().filter(|record| request.wants(record)) {
-                        initial.push(request.line(record.event_type, &record.object));
+                    for record in &backlog {
+                        if let Some((event_type, object)) = request.event(record) {
+                            initial.push(request.line(event_type, &object));
+                        }
                     }
                     Some(receiver)
                 }
@@ -102,8 +124,8 @@ pub(crate) fn open(
                 },
                 () = tokio::time::sleep_until(deadline) => return None,
             };
-            if request.wants(&record) {
-                let line = request.line(record.event_type, &record.object);
+            if let Some((event_type, object)) = request.event(&record) {
+                let line = request.line(event_type, &object);
                 return Some((Ok(line), (initial, receiver, request)));
             }
         }

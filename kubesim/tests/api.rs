@@ -252,6 +252,47 @@ async fn watch_delivers_out_of_band_delete_and_expires_old_versions() {
 }
 
 #[tokio::test]
+async fn a_watch_sees_an_object_that_stops_and_starts_matching_its_selector_as_deleted_and_added() {
+    let sim = KubeSim::start();
+    let (cluster, client) = mk_cluster(&sim, "relabel", ClusterSeed::default()).await;
+    let maps: Api<ConfigMap> = Api::namespaced(client, "default");
+    let labelled: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "m", "labels": {"app.kubernetes.io/managed-by": "gmsa-fleet"}}}),
+    )
+    .unwrap();
+    maps.create(&PostParams::default(), &labelled).await.unwrap();
+    let config = watcher::Config::default().labels("app.kubernetes.io/managed-by=gmsa-fleet");
+    let mut events = watcher(maps.clone(), config).boxed();
+    loop {
+        if let watcher::Event::InitDone = events.try_next().await.unwrap().unwrap() {
+            break;
+        }
+    }
+    // Someone removes our label: to a selector watch the object is gone (as the API server's watch cache says).
+    cluster
+        .edit("ConfigMap", Some("default"), "m", |object| {
+            object["metadata"]["labels"] = json!({"owner": "someone-else"});
+        })
+        .unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), events.try_next()).await;
+    match next.expect("an event within 5s").unwrap().unwrap() {
+        watcher::Event::Delete(deleted) => assert_eq!(deleted.metadata.name.as_deref(), Some("m")),
+        other => panic!("expected a delete, got {other:?}"),
+    }
+    // The label comes back: the object appears again.
+    cluster
+        .edit("ConfigMap", Some("default"), "m", |object| {
+            object["metadata"]["labels"] = json!({"app.kubernetes.io/managed-by": "gmsa-fleet"});
+        })
+        .unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), events.try_next()).await;
+    match next.expect("an event within 5s").unwrap().unwrap() {
+        watcher::Event::Apply(added) => assert_eq!(added.metadata.name.as_deref(), Some("m")),
+        other => panic!("expected the object back, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn deployment_availability_follows_gmsa_preconditions() {
     let sim = KubeSim::start();
     let (cluster, client) = mk_cluster(&sim, "verify", ClusterSeed::default()).await;
