@@ -40,6 +40,10 @@ pub struct CloudConfig {
     /// Image of the verification workload (the seed's IIS image by default).
     #[serde(default = "default_image")]
     pub verify_image: String,
+    /// What to do when someone else edits or deletes what gmsa-fleet installed: `reapply` (the
+    /// default: the credspec is fleet-owned desired state) or `report-only`. Both report.
+    #[serde(default = "default_drift_policy")]
+    pub drift_policy: cluster::DriftPolicy,
     pub azure: AzureSection,
 }
 
@@ -95,6 +99,9 @@ fn default_location() -> String {
 fn default_image() -> String {
     "mcr.microsoft.com/windows/servercore/iis:windowsservercore-ltsc2019".into()
 }
+fn default_drift_policy() -> cluster::DriftPolicy {
+    cluster::DriftPolicy::Reapply
+}
 fn default_arm() -> String {
     azure::PUBLIC_ARM_ENDPOINT.into()
 }
@@ -122,6 +129,13 @@ pub struct CloudExecutor {
     kube: kube::Client,
     cluster: ClusterRef,
     config: CloudConfig,
+    /// The desired credspec objects the drift watch compares against; `None` until the first
+    /// successful preflight of an apply-credspec starts the watch.
+    desired: std::sync::Mutex<Option<tokio::sync::watch::Sender<cluster::ApplyRequest>>>,
+    /// Where the drift watch sends what it finds; [`CloudExecutor::take_drift_events`] hands out
+    /// the receiving end.
+    drift_sender: tokio::sync::mpsc::Sender<cluster::DriftEvent>,
+    drift_receiver: Option<tokio::sync::mpsc::Receiver<cluster::DriftEvent>>,
 }
 
 impl CloudExecutor {
@@ -189,7 +203,58 @@ impl CloudExecutor {
             resource_group: config.resource_group.clone(),
             name: config.cluster_name.clone(),
         };
-        Ok(CloudExecutor { azure, kube, cluster, config })
+        let (drift_sender, drift_receiver) = tokio::sync::mpsc::channel(256);
+        Ok(CloudExecutor {
+            azure,
+            kube,
+            cluster,
+            config,
+            desired: std::sync::Mutex::new(None),
+            drift_sender,
+            drift_receiver: Some(drift_receiver),
+        })
+    }
+
+    /// The drift events of this cluster (once): forward them with [`crate::drift::forward`].
+    pub fn take_drift_events(&mut self) -> Option<tokio::sync::mpsc::Receiver<cluster::DriftEvent>> {
+        self.drift_receiver.take()
+    }
+
+    /// Tells a running drift watch the new desired state. Called *before* applying it, so the
+    /// watch never mistakes our own change for someone else's. Returns false when no watch runs yet.
+    fn update_drift_watch(&self, request: &cluster::ApplyRequest) -> bool {
+        let desired = self.desired.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match desired.as_ref() {
+            Some(sender) => {
+                sender.send_replace(request.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Starts the drift watch. Called *after* the first successful apply: a watch that started
+    /// earlier would list before our objects exist and report them as deleted.
+    fn start_drift_watch(&self, request: &cluster::ApplyRequest, passed: cluster::Passed) {
+        let mut desired = self.desired.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if desired.is_some() {
+            return;
+        }
+        let (sender, receiver) = tokio::sync::watch::channel(request.clone());
+        let watch = cluster::watch_drift(
+            self.kube.clone(),
+            passed,
+            receiver,
+            self.config.drift_policy,
+            self.drift_sender.clone(),
+        );
+        tokio::spawn(async move {
+            match watch.await {
+                // The executor was dropped (agent shutdown): nothing left to watch for.
+                Ok(()) | Err(cluster::DriftError::DesiredClosed) => tracing::debug!("drift watch ended"),
+            }
+        });
+        *desired = Some(sender);
     }
 
     async fn grant(&self, payload: &GrantIdentity, progress: &Progress) -> Result<Vec<StepOutcome>, ExecError> {
@@ -257,9 +322,13 @@ impl CloudExecutor {
             owner: payload.owner.clone(),
             bindings: payload.bindings.iter().cloned().map(Into::into).collect(),
         };
+        let watching = self.update_drift_watch(&request);
         let outcome = cluster::apply(&self.kube, &request, &passed)
             .await
             .map_err(|err| ExecError::new("credspec_apply_failed", error_chain(&err)))?;
+        if !watching {
+            self.start_drift_watch(&request, passed);
+        }
         Ok(vec![outcome])
     }
 

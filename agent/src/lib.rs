@@ -13,6 +13,7 @@
 pub mod cloud;
 pub mod config;
 pub mod decision;
+pub mod drift;
 pub mod executor;
 pub mod runtime;
 pub mod worker;

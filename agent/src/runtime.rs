@@ -17,10 +17,15 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
     let config = AgentConfig::load(config_path)?;
     let executor_config: CloudConfig = serde_json::from_value(config.executor.clone())
         .context("executor: the section is incomplete or has unknown fields")?;
-    let executor = CloudExecutor::connect(executor_config).await?;
+    let mut executor = CloudExecutor::connect(executor_config).await?;
+    let drift_events = executor.take_drift_events();
     let (reconnected_tx, reconnected_rx) = mpsc::unbounded_channel();
     let name = format!("fleet-agent-{}", config.cluster_id);
     let bus = bus::Bus::connect_with_events(&config.nats.url, &name, Some(reconnected_tx)).await?;
+    if let Some(events) = drift_events {
+        let publisher = bus::results::ResultPublisher::open(&bus).await?;
+        tokio::spawn(crate::drift::forward(publisher, config.cluster_id.clone(), events));
+    }
     let agent = Agent::new(bus, config.settings(), executor).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(async move {

@@ -55,6 +55,21 @@ impl ResultPublisher {
             .map_err(|source| BusError::CorePublish { subject, source })
     }
 
+    /// Publishes a drift report and waits for JetStream's acknowledgement.
+    pub async fn publish_drift(&self, report: &proto::drift::DriftReport) -> Result<(), BusError> {
+        let subject = subjects::drift(&report.cluster);
+        let payload =
+            serde_json::to_vec(report).map_err(|source| BusError::Encode { subject: subject.clone(), source })?;
+        let ack = self
+            .bus
+            .jetstream()
+            .publish(subject.clone(), payload.into())
+            .await
+            .map_err(|source| BusError::Publish { subject: subject.clone(), source })?;
+        ack.await.map_err(|source| BusError::Publish { subject, source })?;
+        Ok(())
+    }
+
     /// The result already recorded for this command on this cluster, if any.
     pub async fn lookup(&self, cluster: &str, command_id: &str) -> Result<Option<CommandResult>, BusError> {
         let subject = subjects::result(cluster, command_id);

@@ -37,7 +37,7 @@ impl Default for Topology {
 }
 
 impl Topology {
-    /// The three streams, as configured.
+    /// The streams, as configured.
     pub fn streams(&self) -> Vec<stream::Config> {
         let base = |name: &str, subject: &str, max_age: Duration| stream::Config {
             name: name.to_string(),
@@ -55,6 +55,7 @@ impl Topology {
             base(subjects::COMMAND_STREAM, subjects::COMMAND_ALL, self.command_max_age),
             base(subjects::RESULT_STREAM, subjects::RESULT_ALL, self.result_max_age),
             base(subjects::PROGRESS_STREAM, subjects::PROGRESS_ALL, self.progress_max_age),
+            base(subjects::DRIFT_STREAM, subjects::DRIFT_ALL, self.result_max_age),
         ]
     }
 

@@ -6,6 +6,7 @@
 //!  coordinator ◄──CommandResult──── fleet.result.<cluster>.<command id> ◄── agent
 //!  coordinator ◄──ProgressEvent──── fleet.progress.<cluster>.<command id> ◄── agent
 //!  coordinator ◄──AgentInfo──────── KV fleet_agents/<cluster> ◄── agent (hello, heartbeat)
+//!  coordinator ◄──DriftReport────── fleet.drift.<cluster> ◄── agent (someone changed our objects)
 //! ```
 //!
 //! **Boundary:** this crate does no I/O and depends on serde, thiserror, uuid and time only (a test
@@ -14,6 +15,7 @@
 pub mod agent;
 pub mod command;
 pub mod control;
+pub mod drift;
 pub mod outcome;
 pub mod progress;
 pub mod result;

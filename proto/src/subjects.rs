@@ -8,6 +8,8 @@ pub const COMMAND_STREAM: &str = "FLEET_COMMANDS";
 pub const RESULT_STREAM: &str = "FLEET_RESULTS";
 /// Stream of progress events, subjects `fleet.progress.<cluster>.<command id>`; short retention.
 pub const PROGRESS_STREAM: &str = "FLEET_PROGRESS";
+/// Stream of drift reports, subjects `fleet.drift.<cluster>`.
+pub const DRIFT_STREAM: &str = "FLEET_DRIFT";
 /// The coordinator's one durable consumer on [`RESULT_STREAM`].
 pub const RESULT_CONSUMER: &str = "coordinator-results";
 /// KV bucket of agents' hellos and heartbeats, key `<cluster>`.
@@ -46,6 +48,14 @@ pub fn progress(cluster: &str, command_id: &str) -> String {
 
 /// Wildcard covering all progress events.
 pub const PROGRESS_ALL: &str = "fleet.progress.*.*";
+
+/// Subject of drift reports of one cluster.
+pub fn drift(cluster: &str) -> String {
+    format!("fleet.drift.{cluster}")
+}
+
+/// Wildcard covering all drift reports.
+pub const DRIFT_ALL: &str = "fleet.drift.*";
 
 /// Subject of one control-API verb (`run`, `status`, `clusters`).
 pub fn control(verb: &str) -> String {

@@ -137,6 +137,7 @@ impl SimWorld {
             kubeconfig: Some(cluster.kubeconfig.clone()),
             dns_forward: None,
             verify_image: "mcr.microsoft.com/windows/servercore/iis:windowsservercore-ltsc2019".into(),
+            drift_policy: cluster::DriftPolicy::Reapply,
             azure: AzureSection {
                 arm_endpoint: self.azure.arm_endpoint(),
                 arm_audience: Some(azure::PUBLIC_ARM_ENDPOINT.to_string()),
@@ -169,9 +170,14 @@ impl SimWorld {
     ) -> anyhow::Result<Vec<AgentHandle>> {
         let mut agents = Vec::with_capacity(self.clusters.len());
         for (index, cluster) in self.clusters.iter().enumerate() {
-            let executor = CloudExecutor::connect_with(self.cloud_config(index), self.agent_credential())
+            let mut executor = CloudExecutor::connect_with(self.cloud_config(index), self.agent_credential())
                 .await
                 .with_context(|| format!("building the executor of {}", cluster.id))?;
+            if let Some(events) = executor.take_drift_events() {
+                let bus = bus::Bus::connect(nats_url, &format!("drift-{}", cluster.id)).await?;
+                let publisher = bus::results::ResultPublisher::open(&bus).await?;
+                tokio::spawn(agent::drift::forward(publisher, cluster.id.clone(), events));
+            }
             agents.push(spawn_agent(nats_url, settings(&cluster.id), executor).await?);
         }
         Ok(agents)

@@ -106,3 +106,40 @@ async fn a_credspec_with_a_bad_field_fails_naming_it_and_installs_nothing() {
     }
     coordinator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolebinding_deleted_out_of_band_is_reported_to_the_coordinator_and_reapplied() {
+    let server = NatsServer::start().unwrap();
+    let world = SimWorld::build("drift", 1, 1).await.unwrap();
+    let coordinator = start_coordinator(&server.url(), world.declared()).await.unwrap();
+    let agents = world.spawn_agents(&server.url(), |cluster: &str| test_settings(cluster, &[])).await.unwrap();
+    let mut drift = coordinator.bus.client().subscribe(proto::subjects::DRIFT_ALL).await.unwrap();
+    let secret_uri = "https://kv-gmsa-fleet.vault.azure.net/secrets/GMSADomainUserCred";
+    let (_, states) =
+        run_and_follow(&coordinator.bus, mk_credspec(secret_uri, "aks-gmsa-spec"), "", Duration::from_secs(60), |_| {})
+            .await
+            .unwrap();
+    assert!(states[0].1.is_success(), "{states:?}");
+    let cluster = &world.clusters[0];
+    let binding = "allow-default-svc-account-read-on-aks-gmsa-spec";
+    assert!(cluster.kube.get("RoleBinding", Some("default"), binding).is_some());
+    // Give the drift watch its initial listing, then delete behind the agent's back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.kube.delete("RoleBinding", Some("default"), binding).unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(20), futures::StreamExt::next(&mut drift))
+        .await
+        .expect("a drift report within 20s")
+        .unwrap();
+    assert_eq!(message.subject.as_str(), "fleet.drift.drift-000");
+    let report: proto::drift::DriftReport = serde_json::from_slice(&message.payload).unwrap();
+    assert_eq!(
+        (report.kind.as_str(), report.name.as_str(), report.cause.as_str()),
+        ("RoleBinding", binding, "deleted")
+    );
+    assert_eq!(report.remedy, "reapplied");
+    assert!(cluster.kube.get("RoleBinding", Some("default"), binding).is_some(), "re-applied under the reapply policy");
+    for agent in agents {
+        agent.stop().await.unwrap();
+    }
+    coordinator.stop().await;
+}
