@@ -44,6 +44,19 @@ impl Bus {
         Self::connect_with_events(url, name, None).await
     }
 
+    /// Connects once, failing at once when no server answers: for command-line tools, where
+    /// "no NATS server at …" is a better answer than waiting for reconnects.
+    pub async fn connect_once(url: &str, name: &str) -> Result<Bus, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name(name)
+            .connection_timeout(std::time::Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|source| BusError::Connect { url: url.to_string(), source })?;
+        let jetstream = jetstream::new(client.clone());
+        Ok(Bus { client, jetstream })
+    }
+
     /// Like [`Bus::connect`], and sends `()` on `reconnected` each time the connection is
     /// (re-)established, so an agent can catch up on what it missed while away.
     pub async fn connect_with_events(

@@ -34,7 +34,13 @@ use time::OffsetDateTime;
 ///   fleetctl run apply-credspec --payload-file credspec.yaml --dry-run
 ///   fleetctl status r1732350000-1a2b3c4d -o json
 #[derive(Parser)]
-#[command(name = "fleetctl", version, verbatim_doc_comment)]
+#[command(
+    name = "fleetctl",
+    version,
+    verbatim_doc_comment,
+    after_help = "Exit codes: 0 every targeted cluster succeeded or was already as desired; 1 a cluster failed or missed \
+                  the deadline; 2 usage, configuration or refused request (nothing sent), or an internal error."
+)]
 pub struct Cli {
     /// NATS server URL(s), comma-separated.
     #[arg(long, global = true, env = "FLEET_NATS_URL", default_value = "nats://127.0.0.1:4222")]
@@ -173,7 +179,7 @@ pub async fn main() -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
-    let bus = tokio::time::timeout(Duration::from_secs(10), Bus::connect(&cli.nats, "fleetctl"))
+    let bus = tokio::time::timeout(Duration::from_secs(10), Bus::connect_once(&cli.nats, "fleetctl"))
         .await
         .with_context(|| format!("no NATS server answered at {} within 10s", cli.nats))??;
     match &cli.command {
