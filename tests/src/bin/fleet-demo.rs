@@ -7,6 +7,8 @@
 //! machine on process start-up, and nothing in an agent is shared but the runtime.
 //!
 //! The steps, each one fleet-wide rollout with progress on stderr:
+//! 0. with `--with-ad`: against a real Samba AD DC, the standard domain user and the gMSA are
+//!    created (or found), the KDS root key checked and the domain facts read for the credspec;
 //! 1. the coordinator writes the domain user's credential to Key Vault (value never leaves it);
 //! 2. `enable-gmsa` (windowsProfile.gmsaProfile on every managed cluster);
 //! 3. `grant-identity` (kubelet identity gets `get` on the secret);
@@ -39,6 +41,104 @@ struct Args {
     /// Log level of the components (RUST_LOG syntax); logs go to stderr.
     #[arg(long, default_value = "warn")]
     log: String,
+    /// Also do the Active Directory steps against a real Samba AD DC provisioned on loopback (needs
+    /// root and Samba; scripts/demo installs it): create the domain user and the gMSA, read the
+    /// domain facts the credspec is built from, and store the user's real credential in Key Vault.
+    #[arg(long)]
+    with_ad: bool,
+}
+
+/// What the Active Directory side gives the rollout.
+struct Domain {
+    netbios: String,
+    dns_domain: String,
+    dns_tree_root: String,
+    guid: String,
+    sid: String,
+    gmsa_account: String,
+    dns_server: String,
+    user: String,
+    password: gmsa::SecretString,
+    /// Keeps the Samba DC running while the demo needs it.
+    _dc: Option<testkit::samba::SambaDc>,
+}
+
+impl Domain {
+    /// Fixed facts of a domain we do not talk to (the default demo).
+    fn fixed() -> Domain {
+        Domain {
+            netbios: "CONTOSO".into(),
+            dns_domain: "contoso.com".into(),
+            dns_tree_root: "contoso.com".into(),
+            guid: DOMAIN_GUID.into(),
+            sid: DOMAIN_SID.into(),
+            gmsa_account: "WebApp01".into(),
+            dns_server: "10.1.0.4".into(),
+            user: "gmsa-user".into(),
+            password: gmsa::SecretString::new(demo_password()),
+            _dc: None,
+        }
+    }
+
+    /// New-GMSADomainUser, New-GMSA and the credspec's facts, against a real Samba AD DC.
+    async fn samba() -> anyhow::Result<Domain> {
+        use ad::Directory;
+        let dc =
+            tokio::task::spawn_blocking(|| testkit::samba::SambaDc::start(testkit::samba::SambaOptions::default()))
+                .await?
+                .context("provisioning a Samba AD DC")?;
+        let config =
+            ad::LdapConfig::new(dc.ldaps_url(), dc.admin_principal(), gmsa::SecretString::new(dc.admin_password()))
+                .with_ca_bundle(dc.ca_cert_path())?;
+        let directory = ad::LdapDirectory::new(config);
+        let user = ad::AccountName::new("gmsa-fleet-user")?;
+        let ensured = directory.ensure_user(&ad::UserSpec { name: user.clone() }).await?;
+        let password = match ensured.new_password {
+            Some(password) => password,
+            None => directory.rotate_password(&user).await?,
+        };
+        say(&format!("AD: standard domain user {} {}", user.as_str(), label(ensured.outcome.is_changed())));
+        let gmsa_name = ad::AccountName::gmsa("WebApp01")?;
+        let spec = ad::GmsaSpec {
+            name: gmsa_name.clone(),
+            dns_host_name: format!("webapp01.{}", dc.dns_domain()),
+            password_interval_days: 30,
+            allowed_principals: vec![user.clone()],
+        };
+        let gmsa_outcome = directory.ensure_gmsa(&spec).await?;
+        say(&format!(
+            "AD: gMSA {}$ {}, retrievable by {} only",
+            gmsa_name.as_str(),
+            label(gmsa_outcome.is_changed()),
+            user.as_str()
+        ));
+        let kds = directory.kds_status().await?;
+        say(&format!(
+            "AD: KDS root key present: {} (create it with Add-KdsRootKey; never done silently)",
+            kds.exists()
+        ));
+        let facts = directory.domain_facts(&gmsa_name).await?;
+        say(&format!(
+            "AD: domain {} ({}), SID {}, GUID {}",
+            facts.dns_name, facts.netbios_name, facts.domain_sid, facts.domain_guid
+        ));
+        Ok(Domain {
+            netbios: facts.netbios_name.clone(),
+            dns_domain: facts.dns_name.clone(),
+            dns_tree_root: facts.dns_tree_name.clone(),
+            guid: facts.domain_guid.to_string(),
+            sid: facts.domain_sid.to_string(),
+            gmsa_account: gmsa_name.as_str().to_string(),
+            dns_server: "127.0.0.1".into(),
+            user: user.as_str().to_string(),
+            password,
+            _dc: Some(dc),
+        })
+    }
+}
+
+fn label(changed: bool) -> &'static str {
+    if changed { "created" } else { "already present" }
 }
 
 /// The demo's Active Directory facts (what `ad::Directory::domain_facts` reads from a DC).
@@ -73,6 +173,8 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
     let agents = world.spawn_agents(&server.url(), |cluster: &str| agent::AgentSettings::new(cluster)).await?;
     say(&format!("coordinator and {} agents running ({:.1}s)", agents.len(), started.elapsed().as_secs_f64()));
 
+    let domain = if args.with_ad { Domain::samba().await? } else { Domain::fixed() };
+
     // 1. The coordinator stores the domain user's credential; only its URI travels.
     let azure = world.coordinator_azure()?;
     let vault = azure::VaultRef {
@@ -81,8 +183,8 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
         name: tests::world::VAULT_NAME.into(),
         vault_uri: None,
     };
-    let credential = azure::domain_user_credential("CONTOSO", "gmsa-user", &gmsa::SecretString::new(demo_password()))
-        .map_err(anyhow::Error::msg)?;
+    let credential =
+        azure::domain_user_credential(&domain.netbios, &domain.user, &domain.password).map_err(anyhow::Error::msg)?;
     let written = azure.write_domain_user_secret(&vault, None, &credential).await?;
     say(&format!(
         "domain-user credential stored in Key Vault ({}): {}",
@@ -104,8 +206,8 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
         (
             "enable-gmsa",
             Command::EnableGmsa(EnableGmsa {
-                dns_server: Some("10.1.0.4".into()),
-                root_domain: Some("contoso.com".into()),
+                dns_server: Some(domain.dns_server.clone()),
+                root_domain: Some(domain.dns_tree_root.clone()),
             }),
         ),
         (
@@ -120,12 +222,12 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
             "apply-credspec",
             Command::ApplyCredspec(ApplyCredspec {
                 spec_name: "aks-gmsa-spec".into(),
-                gmsa_account: "WebApp01".into(),
-                netbios_domain: "CONTOSO".into(),
-                dns_domain: "contoso.com".into(),
-                dns_tree_root: "contoso.com".into(),
-                domain_guid: DOMAIN_GUID.into(),
-                domain_sid: DOMAIN_SID.into(),
+                gmsa_account: domain.gmsa_account.clone(),
+                netbios_domain: domain.netbios.clone(),
+                dns_domain: domain.dns_domain.clone(),
+                dns_tree_root: domain.dns_tree_root.clone(),
+                domain_guid: domain.guid.clone(),
+                domain_sid: domain.sid.clone(),
                 secret_uri: credspec_secret_uri.clone(),
                 identity_object_id: None,
                 bindings: vec![ServiceAccountRef { namespace: "default".into(), name: "default".into() }],
@@ -135,8 +237,8 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
         (
             "enable-gmsa (again)",
             Command::EnableGmsa(EnableGmsa {
-                dns_server: Some("10.1.0.4".into()),
-                root_domain: Some("contoso.com".into()),
+                dns_server: Some(domain.dns_server.clone()),
+                root_domain: Some(domain.dns_tree_root.clone()),
             }),
         ),
     ];
