@@ -106,6 +106,19 @@ impl ReceivedResult {
     }
 }
 
+impl ReceivedResult {
+    /// Asks for the result again after `delay` (it could not be recorded now).
+    pub async fn retry_after(&self, delay: Duration) -> Result<(), BusError> {
+        self.message.ack_with(async_nats::jetstream::AckKind::Nak(Some(delay))).await.map_err(|source| {
+            BusError::Consumer {
+                stream: subjects::RESULT_STREAM.to_string(),
+                consumer: subjects::RESULT_CONSUMER.to_string(),
+                source,
+            }
+        })
+    }
+}
+
 impl ResultFeed {
     /// Creates (or reuses) the durable consumer and starts pulling.
     pub async fn open(bus: &Bus) -> Result<ResultFeed, BusError> {

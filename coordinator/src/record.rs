@@ -45,9 +45,26 @@ pub fn next_record(current: Option<ClusterRecord>, result: CommandResult) -> Clu
 }
 
 /// Records every result from the durable feed until `shutdown`.
+///
+/// # Guarantees
+/// A result is acknowledged only after its record is written. A failure to record (the server
+/// restarting, the bucket unavailable, a revision race lost three times) answers the result with a
+/// delayed negative acknowledgement: the consumer delivers it again, so the recorder rides out
+/// outages instead of stopping.
 pub async fn run_recorder(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
-    let bucket = records(&bus).await?;
-    let mut feed = ResultFeed::open(&bus).await?;
+    let (bucket, mut feed) = loop {
+        let opened = async { Ok::<_, BusError>((records(&bus).await?, ResultFeed::open(&bus).await?)) }.await;
+        match opened {
+            Ok(opened) => break opened,
+            Err(err) => {
+                warn!(error = %err, "result feed not available yet; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => return Ok(()),
+                }
+            }
+        }
+    };
     loop {
         let received = tokio::select! {
             received = feed.next() => received,
@@ -58,26 +75,40 @@ pub async fn run_recorder(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Resu
             Ok(received) => received,
             Err(err) => {
                 warn!(error = %err, "result feed error");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 continue;
             }
         };
         match &received.result {
             Ok(result) => {
-                // Read-modify-write with a revision check; on a race, read again.
-                loop {
-                    let current = bucket.get(&result.cluster).await?;
-                    let revision = current.as_ref().map_or(0, |(_, revision)| *revision);
-                    let record = next_record(current.map(|(record, _)| record), result.clone());
-                    match bucket.update(&result.cluster, &record, revision).await {
-                        Ok(_) => break,
-                        Err(err) => warn!(error = %err, cluster = %result.cluster, "record update raced; retrying"),
-                    }
+                if let Err(err) = record_one(&bucket, result).await {
+                    warn!(error = %err, cluster = %result.cluster, "result not recorded; asking for it again in 1s");
+                    // If even the negative ack is lost, the ack wait brings the result back.
+                    let _ = received.retry_after(std::time::Duration::from_secs(1)).await;
+                    continue;
                 }
                 info!(cluster = %result.cluster, command_id = %result.command_id, status = result.status.label(), "result recorded");
             }
             Err(err) => warn!(error = %err, "undecodable result dropped"),
         }
-        received.ack().await?;
+        if let Err(err) = received.ack().await {
+            warn!(error = %err, "result recorded but not acknowledged; a redelivery is recorded once");
+        }
+    }
+}
+
+/// Read-modify-write of one cluster's record with a revision check; a lost race reads again.
+async fn record_one(bucket: &Bucket<ClusterRecord>, result: &CommandResult) -> Result<(), BusError> {
+    let mut attempt = 0;
+    loop {
+        let current = bucket.get(&result.cluster).await?;
+        let revision = current.as_ref().map_or(0, |(_, revision)| *revision);
+        let record = next_record(current.map(|(record, _)| record), result.clone());
+        match bucket.update(&result.cluster, &record, revision).await {
+            Ok(_) => return Ok(()),
+            Err(err) if attempt >= 3 => return Err(err),
+            Err(_) => attempt += 1,
+        }
     }
 }
 

@@ -258,3 +258,68 @@ async fn an_agent_stopped_gracefully_mid_command_hands_it_back_without_using_an_
     assert_eq!(results[0].attempt, 1);
     agent.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordinator_keeps_recording_results_across_a_server_restart_and_a_lost_state_bucket() {
+    let mut server = NatsServer::start().unwrap();
+    let url = server.url();
+    let coordinator = start_coordinator(&url, declare("rec", 2)).await.unwrap();
+    let fleet = MemoryFleet::default();
+    let mut agents = Vec::new();
+    for index in 0..2 {
+        let cluster = format!("rec-{index:03}");
+        agents.push(
+            spawn_agent(&url, test_settings(&cluster, &[]), fleet.executor(&cluster, Pause::None)).await.unwrap(),
+        );
+    }
+    let publisher = CommandPublisher::new(&coordinator.bus);
+    let records = coordinator::record::records(&coordinator.bus).await.unwrap();
+    let wait_recorded = |command_id: String| {
+        let records = records.clone();
+        async move {
+            let started = std::time::Instant::now();
+            loop {
+                let recorded = records.get("rec-000").await.ok().flatten();
+                if recorded.is_some_and(|(record, _)| record.last_result.command_id.as_str() == command_id) {
+                    return;
+                }
+                assert!(started.elapsed() < Duration::from_secs(40), "{command_id} not recorded");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    publisher.publish(&mk_enable("rec-000", "before-restart"), None).await.unwrap();
+    wait_recorded("before-restart".into()).await;
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.restart().unwrap();
+    // The clients reconnect on their own; the recorder must still be there to record this one.
+    let started = std::time::Instant::now();
+    while publisher.publish(&mk_enable("rec-000", "after-restart"), None).await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "no reconnect");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    wait_recorded("after-restart".into()).await;
+
+    // The state bucket vanishes (an operator's mistake, a failed upgrade) while a result arrives:
+    // the recorder must keep the result and record it once the bucket is back.
+    coordinator.bus.jetstream().delete_key_value(proto::subjects::STATE_BUCKET).await.unwrap();
+    publisher.publish(&mk_enable("rec-000", "bucket-gone"), None).await.unwrap();
+    wait_for_results(&coordinator.bus, "rec-000", 3, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bus::topology::ensure(&coordinator.bus, &bus::topology::Topology::default()).await.unwrap();
+    let records = coordinator::record::records(&coordinator.bus).await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let recorded = records.get("rec-000").await.ok().flatten();
+        if recorded.is_some_and(|(record, _)| record.last_result.command_id.as_str() == "bucket-gone") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the result was lost while the bucket was gone");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for agent in agents {
+        agent.stop().await.unwrap();
+    }
+    coordinator.stop().await;
+}
