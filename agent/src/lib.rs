@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   FLEET_COMMANDS ──direct get after cursor──► worker ──decide──► executor ──► ARM / Key Vault / kube
-//!        ▲ wake-up (core copy of each publish)     │                                │
+//!        ▲ nudge on fleet.wake.<c> after the ack  │                                │
 //!        │                                         ▼                                ▼
 //!   coordinator ◄──────────── FLEET_RESULTS / FLEET_PROGRESS ◄──── result (changed / unchanged / failed)
 //! ```

@@ -178,12 +178,20 @@ impl<E: Executor> Agent<E> {
             // After a failed catch-up (a server restart, a request lost under load) the agent retries
             // soon, with growing jittered delays, instead of waiting for the next wake-up or poll.
             let mut failures: u32 = 0;
+            // True when this pass was started by a nudge. A nudge that finds nothing to read is
+            // re-checked once shortly after: in a replicated stream the direct get may be answered
+            // by a replica that has not applied the command yet.
+            let mut nudged = false;
             loop {
                 if *shutdown.borrow() {
                     break;
                 }
                 let retry = match self.catch_up(&mut shutdown).await {
-                    Ok(()) => {
+                    Ok(0) if nudged => {
+                        failures = 0;
+                        Some(Duration::from_millis(250))
+                    }
+                    Ok(_) => {
                         failures = 0;
                         None
                     }
@@ -197,8 +205,9 @@ impl<E: Executor> Agent<E> {
                 if *shutdown.borrow() {
                     break;
                 }
+                nudged = false;
                 tokio::select! {
-                    _ = wakeups.next() => {}
+                    _ = wakeups.next() => nudged = true,
                     _ = async { match reconnected.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                         info!("reconnected; catching up");
                     }
@@ -219,17 +228,19 @@ impl<E: Executor> Agent<E> {
         .await
     }
 
-    /// Applies every command after the cursor, in stream order.
-    async fn catch_up(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), AgentError> {
+    /// Applies every command after the cursor, in stream order; returns how many it handled.
+    async fn catch_up(&self, shutdown: &mut watch::Receiver<bool>) -> Result<usize, AgentError> {
+        let mut handled = 0;
         loop {
             let (cursor, revision) =
                 self.cursors.get(&self.settings.cluster).await.map_err(|err| self.bus_error(err))?.unwrap_or_default();
             let Some(stored) = self.inbox.next_after(cursor.last_done).await.map_err(|err| self.bus_error(err))? else {
-                return Ok(());
+                return Ok(handled);
             };
             let handed_back = self.handle(stored, cursor, revision, shutdown).await?;
+            handled += 1;
             if handed_back || *shutdown.borrow() {
-                return Ok(());
+                return Ok(handled);
             }
         }
     }

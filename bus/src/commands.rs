@@ -3,8 +3,9 @@
 //! Delivery to an agent, step by step:
 //! 1. The coordinator publishes the envelope to `fleet.cmd.<cluster>` with `Nats-Msg-Id` = command
 //!    id; JetStream stores it (a duplicate publish within the dedup window is dropped).
-//! 2. Because it is an ordinary publish, every core subscriber of `fleet.cmd.<cluster>` also gets a
-//!    copy. The agent treats that copy only as a **wake-up**.
+//! 2. Once JetStream has acknowledged it (it is stored), the coordinator sends a core-NATS
+//!    **nudge** on `fleet.wake.<cluster>`. (The core copy of the publish itself is not used: it can
+//!    reach a subscriber before the stream has stored the message, and a read then finds nothing.)
 //! 3. On a wake-up, on (re)connect and on a periodic poll, the agent asks the stream for the next
 //!    message on its subject after its cursor ([`CommandInbox::next_after`], a direct get), so it
 //!    reads in stream order, misses nothing while offline and needs no server-side consumer.
@@ -55,16 +56,23 @@ impl CommandPublisher {
             .map_err(|source| BusError::Publish { subject, source })
     }
 
-    /// Waits for the acknowledgement of a [`CommandPublisher::send`].
-    pub async fn confirm(subject: &str, ack: PublishAckFuture) -> Result<Published, BusError> {
-        let ack = ack.await.map_err(|source| BusError::Publish { subject: subject.to_string(), source })?;
+    /// Waits for the acknowledgement of a [`CommandPublisher::send`] to `cluster`, then nudges
+    /// the cluster's agent: the command is stored, so the agent's read will find it.
+    pub async fn confirm(&self, cluster: &str, ack: PublishAckFuture) -> Result<Published, BusError> {
+        let ack = ack.await.map_err(|source| BusError::Publish { subject: subjects::command(cluster), source })?;
+        let wake = subjects::wake(cluster);
+        self.bus
+            .client()
+            .publish(wake.clone(), bytes::Bytes::new())
+            .await
+            .map_err(|source| BusError::CorePublish { subject: wake, source })?;
         Ok(Published { sequence: ack.sequence, duplicate: ack.duplicate })
     }
 
-    /// Sends one command and waits for its acknowledgement.
+    /// Sends one command, waits for its acknowledgement and nudges the agent.
     pub async fn publish(&self, envelope: &CommandEnvelope, traceparent: Option<&str>) -> Result<Published, BusError> {
         let ack = self.send(envelope, traceparent).await?;
-        Self::confirm(&subjects::command(&envelope.cluster), ack).await
+        self.confirm(&envelope.cluster, ack).await
     }
 
     /// Publishes raw bytes as a command (for tests of malformed or future messages).
@@ -76,7 +84,7 @@ impl CommandPublisher {
             .publish_with_headers(subject.clone(), headers, payload)
             .await
             .map_err(|source| BusError::Publish { subject: subject.clone(), source })?;
-        Self::confirm(&subject, ack).await
+        self.confirm(cluster, ack).await
     }
 }
 
@@ -93,6 +101,7 @@ pub struct StoredCommand {
 pub struct CommandInbox {
     stream: Stream<()>,
     subject: String,
+    wake: String,
 }
 
 impl CommandInbox {
@@ -103,7 +112,7 @@ impl CommandInbox {
             .get_stream_no_info(subjects::COMMAND_STREAM)
             .await
             .map_err(|source| BusError::OpenStream { stream: subjects::COMMAND_STREAM.to_string(), source })?;
-        Ok(CommandInbox { stream, subject: subjects::command(cluster) })
+        Ok(CommandInbox { stream, subject: subjects::command(cluster), wake: subjects::wake(cluster) })
     }
 
     /// The first command on this cluster's subject with a sequence greater than `sequence`.
@@ -123,11 +132,11 @@ impl CommandInbox {
         }
     }
 
-    /// A core subscription to this cluster's command subject: each message is a wake-up.
+    /// A core subscription to this cluster's nudges (`fleet.wake.<cluster>`).
     pub async fn wakeups(&self, bus: &Bus) -> Result<Subscriber, BusError> {
         bus.client()
-            .subscribe(self.subject.clone())
+            .subscribe(self.wake.clone())
             .await
-            .map_err(|source| BusError::Subscribe { subject: self.subject.clone(), source })
+            .map_err(|source| BusError::Subscribe { subject: self.wake.clone(), source })
     }
 }

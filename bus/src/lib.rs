@@ -5,7 +5,7 @@
 //! ```text
 //!             publish (Nats-Msg-Id = command id)                direct get next_by_subj
 //! coordinator ───────────────► FLEET_COMMANDS  fleet.cmd.<c> ◄──────────────────────── agent <c>
-//!      │                             │ (core copy of each publish = wake-up) ─────────────► │
+//!      │ after the ack: core nudge on fleet.wake.<c> ──────────────────────────────────────► │
 //!      │  durable consumer           │                                                     │
 //!      └◄──────────── FLEET_RESULTS  fleet.result.<c>.<id> ◄────── publish (Msg-Id) ───────┤
 //!                     FLEET_PROGRESS fleet.progress.<c>.<id> ◄─────────────────────────────┤
@@ -15,7 +15,7 @@
 //! ```
 //!
 //! There is **no consumer per agent**: an agent reads its own subject with direct gets from the
-//! position it keeps in `fleet_cursors`, woken by the core-NATS copy of each command publish (and a
+//! position it keeps in `fleet_cursors`, woken by a core-NATS nudge sent once each command is stored (and a
 //! periodic poll). ARCHITECTURE.md, "Transport", gives the reasons and the measured cost.
 
 pub mod commands;

@@ -72,7 +72,7 @@ pub async fn publish(bus: &Bus, plan: &Plan) -> Result<(), BusError> {
             let traceparent = traceparent.clone();
             async move {
                 let ack = publisher.send(&envelope, Some(&traceparent)).await?;
-                CommandPublisher::confirm(&subjects::command(&envelope.cluster), ack).await
+                publisher.confirm(&envelope.cluster, ack).await
             }
         })
         .buffer_unordered(PUBLISH_WINDOW);

@@ -30,6 +30,13 @@ pub fn command(cluster: &str) -> String {
     format!("fleet.cmd.{cluster}")
 }
 
+/// Core-NATS subject (no stream) on which the coordinator nudges an agent once its command is
+/// stored: the agent then reads the stream. Sent after JetStream's acknowledgement, so the command
+/// is there to read; a lost nudge only delays the agent until its reconnect catch-up or poll.
+pub fn wake(cluster: &str) -> String {
+    format!("fleet.wake.{cluster}")
+}
+
 /// Wildcard covering all commands.
 pub const COMMAND_ALL: &str = "fleet.cmd.*";
 

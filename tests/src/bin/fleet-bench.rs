@@ -275,7 +275,7 @@ async fn measure(clusters: usize, compare_durables: bool) -> anyhow::Result<Figu
             async move {
                 let sent = Instant::now();
                 let ack = publisher.send(&envelope, Some(&traceparent)).await?;
-                bus::commands::CommandPublisher::confirm("fleet.cmd", ack).await?;
+                publisher.confirm(&envelope.cluster, ack).await?;
                 Ok::<_, anyhow::Error>((envelope.cluster, sent))
             }
         })
