@@ -1,6 +1,6 @@
-//! Progress of a long command, on `fleet.progress.<cluster>.<command id>`. Progress events are
-//! also the agent's proof of life for a command in flight: the coordinator extends its patience
-//! while they keep coming.
+//! Progress of a long command, on `fleet.progress.<cluster>.<command id>`: each step as it starts,
+//! and a heartbeat every few seconds while the command runs, so an operator can tell a slow command
+//! from a stuck one. A command's bound is its deadline, not its progress.
 
 use crate::command::CommandId;
 use crate::version::SchemaVersion;
