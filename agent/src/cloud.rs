@@ -269,7 +269,7 @@ impl CloudExecutor {
                 progress.report("vault-grant", "granting the kubelet identity get on secrets");
                 Ok(vec![self.azure.grant_kubelet_secret_get(&self.cluster, &vault).await.map_err(azure_error)?])
             }
-            IdentityChoice::UserAssigned { resource_group, name, .. } => {
+            IdentityChoice::UserAssigned { resource_group, name } => {
                 progress.report("identity-attach", "attaching the user-assigned identity to the Windows pools");
                 let identity = HostIdentityRef {
                     subscription_id: self.cluster.subscription_id.clone(),

@@ -37,6 +37,8 @@ pub struct WorldCluster {
     pub kube: kubesim::SimCluster,
     pub kubeconfig: PathBuf,
     pub arm_id: String,
+    /// ARM ids of the node pools' scale sets: the Linux system pool, then the Windows pool.
+    pub scale_sets: Vec<String>,
 }
 
 /// The simulated Azure and Kubernetes of a fleet.
@@ -105,6 +107,7 @@ impl SimWorld {
                 kube: sim_cluster,
                 kubeconfig,
                 arm_id: seeded.id,
+                scale_sets: seeded.scale_sets,
             });
         }
         Ok(SimWorld { azure, kube, clusters, vault_id: vault.id, ca_file, _dir: dir })

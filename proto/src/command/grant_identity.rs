@@ -50,9 +50,10 @@ impl VaultRef {
 pub enum IdentityChoice {
     /// The cluster's kubelet identity (`identityProfile.kubeletidentity`), as in the az CLI procedure.
     Kubelet,
-    /// A user-assigned identity attached to the Windows node pools' scale sets, as the PowerShell
-    /// module's `Grant-AkvAccessToAksWindowsHosts` does; created if absent.
-    UserAssigned { resource_group: String, name: String, node_pools: Vec<String> },
+    /// A user-assigned identity (in the cluster's subscription) attached to the scale sets of every
+    /// Windows node pool, as the PowerShell module's `Grant-AkvAccessToAksWindowsHosts` does;
+    /// created if absent.
+    UserAssigned { resource_group: String, name: String },
 }
 
 /// Payload of `grant-identity`.
@@ -80,18 +81,12 @@ impl GrantIdentity {
         if !is_secret_name(&self.secret_name) {
             return Err(ValidationError::new("payload.secret_name", "must be 1-127 letters, digits and '-'"));
         }
-        if let IdentityChoice::UserAssigned { resource_group, name, node_pools } = &self.identity {
+        if let IdentityChoice::UserAssigned { resource_group, name } = &self.identity {
             if resource_group.is_empty() {
                 return Err(ValidationError::new("payload.identity.resource_group", "must not be empty"));
             }
             if !(3..=128).contains(&name.len()) {
                 return Err(ValidationError::new("payload.identity.name", "must be 3-128 characters"));
-            }
-            if node_pools.is_empty() {
-                return Err(ValidationError::new(
-                    "payload.identity.node_pools",
-                    "must name at least one Windows node pool",
-                ));
             }
         }
         Ok(())
@@ -131,8 +126,7 @@ mod tests {
         grant.secret_name = "a_b".into();
         assert_eq!(grant.validate().unwrap_err().field, "payload.secret_name");
         let mut grant = mk_grant();
-        grant.identity =
-            IdentityChoice::UserAssigned { resource_group: "rg".into(), name: "mi-gmsa".into(), node_pools: vec![] };
-        assert_eq!(grant.validate().unwrap_err().field, "payload.identity.node_pools");
+        grant.identity = IdentityChoice::UserAssigned { resource_group: "rg".into(), name: "mi".into() };
+        assert_eq!(grant.validate().unwrap_err().field, "payload.identity.name");
     }
 }

@@ -143,3 +143,44 @@ async fn a_rolebinding_deleted_out_of_band_is_reported_to_the_coordinator_and_re
     }
     coordinator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_assigned_identity_is_created_attached_to_the_windows_pool_only_and_granted_once() {
+    let server = NatsServer::start().unwrap();
+    let world = SimWorld::build("uai", 1, 1).await.unwrap();
+    let coordinator = start_coordinator(&server.url(), world.declared()).await.unwrap();
+    let agents = world.spawn_agents(&server.url(), |cluster: &str| test_settings(cluster, &[])).await.unwrap();
+    let cluster = &world.clusters[0];
+    let grant = Command::GrantIdentity(GrantIdentity {
+        vault: world.vault_ref(),
+        secret_name: "GMSADomainUserCred".into(),
+        identity: IdentityChoice::UserAssigned {
+            resource_group: cluster.resource_group.clone(),
+            name: "mi-gmsa-hosts".into(),
+        },
+    });
+    let (_, states) =
+        run_and_follow(&coordinator.bus, grant.clone(), "", Duration::from_secs(60), |_| {}).await.unwrap();
+    assert!(states[0].1.is_success(), "{states:?}");
+    let identity_id = format!(
+        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi-gmsa-hosts",
+        cluster.subscription_id, cluster.resource_group
+    );
+    let identity = world.azure.identity(&identity_id).expect("the identity was created");
+    let attached = |scale_set: &str| {
+        world.azure.scale_set_identities(scale_set).iter().any(|id| id.eq_ignore_ascii_case(&identity_id))
+    };
+    assert!(!attached(&cluster.scale_sets[0]), "the Linux pool keeps its identities");
+    assert!(attached(&cluster.scale_sets[1]), "the Windows pool runs with the identity");
+    let grants = |object_id: &str| {
+        world.azure.access_policies(&world.vault_id).iter().filter(|policy| policy.object_id == object_id).count()
+    };
+    assert_eq!(grants(&identity.object_id), 1);
+    let (_, states) = run_and_follow(&coordinator.bus, grant, "", Duration::from_secs(60), |_| {}).await.unwrap();
+    assert_eq!(states[0].1.label(), "unchanged");
+    assert_eq!(grants(&identity.object_id), 1);
+    for agent in agents {
+        agent.stop().await.unwrap();
+    }
+    coordinator.stop().await;
+}
