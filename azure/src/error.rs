@@ -74,6 +74,8 @@ pub enum Operation {
     PollOperation,
     /// `GET vaults/{name}`.
     GetVault,
+    /// `PUT vaults/{name}` (create when absent).
+    PutVault,
     /// `PUT vaults/{name}/accessPolicies/add`.
     AddAccessPolicy,
     /// `GET` / `PUT roleAssignments/{name}`.

@@ -31,6 +31,7 @@ pub mod policy;
 pub mod resource;
 pub mod retry;
 pub mod secret;
+pub mod vault;
 pub mod vault_grant;
 
 pub use cluster::{KubeletIdentity, STEP_CLUSTER_UPDATE};
@@ -41,6 +42,7 @@ pub use host_identity::{HostIdentity, STEP_IDENTITY_ATTACH};
 pub use resource::{ClusterRef, HostIdentityRef, VaultRef};
 pub use retry::RetrySettings;
 pub use secret::{DEFAULT_SECRET_NAME, STEP_SECRET_WRITE, SecretUri, SecretWrite, domain_user_credential};
+pub use vault::{STEP_VAULT_CREATE, VaultSpec};
 pub use vault_grant::{KEY_VAULT_SECRETS_USER_ROLE, STEP_VAULT_GRANT};
 
 use arm::ArmClient;
@@ -124,6 +126,13 @@ impl Azure {
     pub async fn grant_secret_get(&self, vault: &VaultRef, principal_id: &str) -> Result<StepOutcome, Error> {
         vault_grant::require_principal(vault, principal_id)?;
         vault_grant::grant_secret_get(&self.arm, &self.config, vault, principal_id).await
+    }
+
+    /// Creates the vault if it does not exist (`New-GMSAAzureKeyVault`); an existing vault is left
+    /// exactly as it is, whatever its permission model.
+    #[tracing::instrument(skip(self, spec), fields(vault = %vault))]
+    pub async fn ensure_vault(&self, vault: &VaultRef, spec: &VaultSpec) -> Result<StepOutcome, Error> {
+        vault::ensure_vault(&self.arm, &self.config, vault, spec).await
     }
 
     /// The seed's grant: reads the cluster's kubelet identity and grants it secrets `get`.

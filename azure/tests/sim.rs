@@ -316,6 +316,49 @@ mod resilience {
     }
 }
 
+mod vault_create {
+    use super::*;
+    use azure::VaultSpec;
+
+    fn mk_spec(world: &World, rbac: bool) -> VaultSpec {
+        VaultSpec { location: "westeurope".into(), tenant_id: world.sim.tenant_id(), rbac }
+    }
+
+    #[tokio::test]
+    async fn an_absent_vault_is_created_once_across_repeated_runs() {
+        let world = mk_world().await;
+        let vault = VaultRef::new(SUBSCRIPTION, RESOURCE_GROUP, "kv-new-gmsa");
+        let first = world.azure.ensure_vault(&vault, &mk_spec(&world, false)).await.unwrap();
+        assert!(first.is_changed());
+        let created = world.sim.vault(&vault.id()).expect("the simulator holds the vault");
+        assert_eq!(created["properties"]["enableRbacAuthorization"], false);
+        let writes = world.sim.mutations().len();
+        for _ in 0..2 {
+            let again = world.azure.ensure_vault(&vault, &mk_spec(&world, false)).await.unwrap();
+            assert!(!again.is_changed());
+        }
+        assert_eq!(world.sim.mutations().len(), writes, "no write after the first run");
+    }
+
+    #[tokio::test]
+    async fn an_existing_vault_keeps_its_mode_and_policies() {
+        let world = mk_world().await;
+        let tenant = world.sim.tenant_id();
+        let other = mk_policy(&tenant, "99999999-0000-0000-0000-000000000000", &["get", "list"]);
+        let (vault, _) = mk_vault(
+            &world,
+            "kv-shared",
+            VaultSeed { enable_rbac_authorization: true, access_policies: vec![other], ..VaultSeed::default() },
+        )
+        .await;
+        let outcome = world.azure.ensure_vault(&vault, &mk_spec(&world, false)).await.unwrap();
+        assert!(!outcome.is_changed());
+        assert_eq!(outcome.observed["enableRbacAuthorization"], true);
+        assert!(world.sim.mutations().is_empty(), "{:?}", world.sim.mutations());
+        assert_eq!(world.sim.access_policies(&vault.id()).len(), 1);
+    }
+}
+
 mod vault_grant {
     use super::*;
 
