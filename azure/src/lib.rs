@@ -19,6 +19,7 @@
 //! Pure decisions — the gMSA profile plan, retry/backoff, LRO status reading, grant checks and
 //! role assignment names — are plain functions, unit-tested in their modules.
 
+pub mod access_audit;
 pub mod arm;
 pub mod cluster;
 pub mod config;
