@@ -1,0 +1,64 @@
+//! The reachability checks against a real Samba AD DC serving its internal DNS on 127.0.0.1:53:
+//! real SRV records, real ports.
+
+use ad::reachability::{ReachabilityConfig, Verdict, check};
+use std::time::Duration;
+use testkit::samba::{SambaDc, SambaOptions};
+
+fn verdict_of<'a>(report: &'a ad::reachability::ReachabilityReport, prefix: &str) -> Vec<&'a Verdict> {
+    report.checks.iter().filter(|c| c.name.starts_with(prefix)).map(|c| &c.verdict).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dc_is_found_over_udp_and_tcp_and_each_missing_piece_fails_its_own_check() {
+    let dc =
+        tokio::task::spawn_blocking(|| SambaDc::start(SambaOptions { internal_dns: true, ..SambaOptions::default() }))
+            .await
+            .unwrap()
+            .expect("a Samba DC with internal DNS");
+    // Samba does not register a loopback host address in its own zone (real DCs register their
+    // address themselves); add the DC's A record as an administrator would.
+    let domain = dc.dns_domain();
+    let password = format!("--password={}", dc.admin_password());
+    let added = dc
+        .samba_tool(&["dns", "add", "127.0.0.1", &domain, "dc1", "A", "127.0.0.1", "-U", "Administrator", &password])
+        .expect("samba-tool runs");
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let config = ReachabilityConfig {
+        dns_server: "127.0.0.1:53".parse().unwrap(),
+        domain: dc.dns_domain(),
+        adws_optional: true,
+        timeout: Duration::from_secs(3),
+    };
+    let report = check(&config).await;
+    for name in ["dns-srv-ldap-udp", "dns-srv-ldap-tcp", "dns-srv-kerberos-udp", "dns-srv-kerberos-tcp"] {
+        let found =
+            report.checks.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("{name} missing: {report:?}"));
+        assert_eq!(found.verdict, Verdict::Passed, "{found:?}");
+    }
+    assert_eq!(verdict_of(&report, "dc-kerberos-88"), [&Verdict::Passed]);
+    assert_eq!(verdict_of(&report, "dc-ldap-389"), [&Verdict::Passed]);
+    assert_eq!(verdict_of(&report, "dc-ldaps-636"), [&Verdict::Passed]);
+    // Samba serves no AD Web Services: a warning when the operator says so, a failure otherwise.
+    assert_eq!(verdict_of(&report, "dc-adws-9389"), [&Verdict::Warning]);
+    assert!(report.failed().is_empty(), "{:?}", report.failed());
+
+    let strict = check(&ReachabilityConfig { adws_optional: false, ..config.clone() }).await;
+    let failed: Vec<&str> = strict.failed().iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].starts_with("dc-adws-9389"));
+
+    // A domain without records: every SRV check fails with its own name, and no DC is probed.
+    let unknown = check(&ReachabilityConfig { domain: "nowhere.test".into(), ..config.clone() }).await;
+    let failed: Vec<&str> = unknown.failed().iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(failed, ["dns-srv-ldap-udp", "dns-srv-ldap-tcp", "dns-srv-kerberos-udp", "dns-srv-kerberos-tcp"]);
+
+    // A DNS server that does not answer: the same checks fail, with the timeout named.
+    let silent = check(&ReachabilityConfig {
+        dns_server: "127.0.0.1:5".parse().unwrap(),
+        timeout: Duration::from_millis(300),
+        ..config
+    })
+    .await;
+    assert_eq!(silent.failed().len(), 4);
+}
