@@ -8,6 +8,7 @@
 //! | grant-identity   | kubelet: `vault-grant`; user-assigned: `identity-attach` then `vault-grant`  |
 //! | apply-credspec   | preflight (named checks), then `credspec-apply` (credspec, ClusterRole, RoleBindings) |
 //! | verify           | `verify` (the seed's sample workload, removed afterwards)                    |
+//! | check-dc-connectivity | DC SRV records over UDP and TCP, A records, ports 88/389/636/9389 (`ad::reachability`) |
 //! | rotate-credential| not executed by the agent yet: answered `failed{unsupported_kind}`          |
 
 use crate::executor::{ExecError, Executor, Progress};
@@ -358,6 +359,32 @@ impl CloudExecutor {
     }
 }
 
+/// Runs the domain reachability checks from this agent's network; fails naming every failed check.
+async fn check_dc_connectivity(
+    payload: &proto::command::CheckDcConnectivity,
+    progress: &Progress,
+) -> Result<Vec<StepOutcome>, ExecError> {
+    let dns_server = payload
+        .dns_server_address()
+        .ok_or_else(|| ExecError::new("invalid_payload", format!("payload.dns_server: {:?}", payload.dns_server)))?;
+    progress.report("dc-connectivity", format!("resolving the DCs of {} through {dns_server}", payload.domain));
+    let config = ad::reachability::ReachabilityConfig {
+        dns_server,
+        domain: payload.domain.clone(),
+        adws_optional: payload.adws_optional,
+        timeout: Duration::from_secs(u64::from(payload.timeout_secs)),
+    };
+    let report = ad::reachability::check(&config).await;
+    let failed: Vec<String> =
+        report.failed().iter().map(|check| format!("{} ({})", check.name, check.detail)).collect();
+    if failed.is_empty() {
+        let observed = serde_json::to_value(&report).unwrap_or(serde_json::Value::Null);
+        Ok(vec![StepOutcome::unchanged("dc-connectivity", observed)])
+    } else {
+        Err(ExecError::new("dc_unreachable", format!("failed checks: {}", failed.join("; "))))
+    }
+}
+
 /// An error with its causes, for the result message (never holds a secret: adapters redact).
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
@@ -383,6 +410,7 @@ impl Executor for CloudExecutor {
             CommandKind::GrantIdentity,
             CommandKind::ApplyCredspec,
             CommandKind::Verify,
+            CommandKind::CheckDcConnectivity,
         ]
     }
 
@@ -403,6 +431,7 @@ impl Executor for CloudExecutor {
             Command::GrantIdentity(payload) => self.grant(payload, &progress).await,
             Command::ApplyCredspec(payload) => self.apply_credspec(payload, &progress).await,
             Command::Verify(payload) => self.verify(payload, &progress).await,
+            Command::CheckDcConnectivity(payload) => check_dc_connectivity(payload, &progress).await,
             Command::RotateCredential(_) => Err(ExecError::new(
                 "unsupported_kind",
                 "this agent does not execute rotate-credential yet; the coordinator rotates the secret",

@@ -50,7 +50,7 @@ mod tests {
     #[test]
     fn outgoing_headers_round_trip() {
         let headers = outgoing("cmd-1", Some("00-abc-def-01"));
-        assert_eq!(schema_of(&headers), Some("1.0"));
+        assert_eq!(schema_of(&headers), Some(proto::version::SchemaVersion::CURRENT.to_string().as_str()));
         assert_eq!(traceparent_of(&headers).as_deref(), Some("00-abc-def-01"));
     }
 }

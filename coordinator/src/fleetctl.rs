@@ -117,6 +117,19 @@ pub enum KindArgs {
     RotateCredential(PayloadFile),
     /// Run the sample workload with the credspec and report whether it comes up.
     Verify(PayloadFile),
+    /// From each cluster's network: find the DCs through DNS (SRV over UDP and TCP) and reach
+    /// Kerberos 88, LDAP 389, LDAPS 636 and ADWS 9389 (Confirm-AksADDCConnectivity).
+    CheckDcConnectivity {
+        /// The DNS server the clusters use for the domain: IP or IP:port.
+        #[arg(long)]
+        dns_server: String,
+        /// The AD DNS domain, e.g. contoso.com.
+        #[arg(long)]
+        domain: String,
+        /// The DCs serve no AD Web Services: port 9389 is a warning, not a failure.
+        #[arg(long)]
+        adws_optional: bool,
+    },
 }
 
 #[derive(Args)]
@@ -157,6 +170,14 @@ fn command_of(kind: &KindArgs) -> anyhow::Result<Command> {
         KindArgs::ApplyCredspec(file) => Command::ApplyCredspec(read_payload::<ApplyCredspec>(file)?),
         KindArgs::RotateCredential(file) => Command::RotateCredential(read_payload::<RotateCredential>(file)?),
         KindArgs::Verify(file) => Command::Verify(read_payload::<Verify>(file)?),
+        KindArgs::CheckDcConnectivity { dns_server, domain, adws_optional } => {
+            Command::CheckDcConnectivity(proto::command::CheckDcConnectivity {
+                dns_server: dns_server.clone(),
+                domain: domain.clone(),
+                adws_optional: *adws_optional,
+                timeout_secs: 3,
+            })
+        }
     })
 }
 

@@ -96,6 +96,7 @@ fn desired(command: &Command) -> (&'static str, &'static str, Value) {
         }
         Command::RotateCredential(payload) => ("secret-rotate", "secretVersion", json!(payload.secret_version)),
         Command::Verify(payload) => ("verify", "verified", json!(payload.spec_name)),
+        Command::CheckDcConnectivity(payload) => ("dc-connectivity", "dcReachable", json!(payload.domain)),
     }
 }
 

@@ -2,6 +2,7 @@
 //! validation; this module only dispatches.
 
 mod apply_credspec;
+mod check_dc_connectivity;
 mod disable_gmsa;
 mod enable_gmsa;
 mod grant_identity;
@@ -9,6 +10,7 @@ mod rotate_credential;
 mod verify;
 
 pub use apply_credspec::{ApplyCredspec, ServiceAccountRef};
+pub use check_dc_connectivity::CheckDcConnectivity;
 pub use disable_gmsa::DisableGmsa;
 pub use enable_gmsa::EnableGmsa;
 pub use grant_identity::{GrantIdentity, IdentityChoice, VaultRef};
@@ -67,6 +69,8 @@ pub enum Command {
     RotateCredential(RotateCredential),
     /// Run the seed's sample workload and report whether it came up.
     Verify(Verify),
+    /// Find the domain controllers through DNS and reach their ports (added in schema 1.1).
+    CheckDcConnectivity(CheckDcConnectivity),
 }
 
 /// The kind of a command without its payload: for selectors, capabilities and tables.
@@ -79,11 +83,13 @@ pub enum CommandKind {
     ApplyCredspec,
     RotateCredential,
     Verify,
+    CheckDcConnectivity,
 }
 
 impl CommandKind {
     /// Every kind, in the order of a first-time setup.
-    pub const ALL: [CommandKind; 6] = [
+    pub const ALL: [CommandKind; 7] = [
+        CommandKind::CheckDcConnectivity,
         CommandKind::EnableGmsa,
         CommandKind::GrantIdentity,
         CommandKind::ApplyCredspec,
@@ -101,6 +107,7 @@ impl CommandKind {
             CommandKind::ApplyCredspec => "apply-credspec",
             CommandKind::RotateCredential => "rotate-credential",
             CommandKind::Verify => "verify",
+            CommandKind::CheckDcConnectivity => "check-dc-connectivity",
         }
     }
 }
@@ -131,6 +138,7 @@ impl Command {
             Command::ApplyCredspec(_) => CommandKind::ApplyCredspec,
             Command::RotateCredential(_) => CommandKind::RotateCredential,
             Command::Verify(_) => CommandKind::Verify,
+            Command::CheckDcConnectivity(_) => CommandKind::CheckDcConnectivity,
         }
     }
 
@@ -143,6 +151,7 @@ impl Command {
             Command::ApplyCredspec(payload) => payload.validate(),
             Command::RotateCredential(payload) => payload.validate(),
             Command::Verify(payload) => payload.validate(),
+            Command::CheckDcConnectivity(payload) => payload.validate(),
         }
     }
 }

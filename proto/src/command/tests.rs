@@ -25,7 +25,7 @@ fn envelope_round_trips_with_kind_and_payload_tags() {
     let json = serde_json::to_value(&envelope).unwrap();
     assert_eq!(json["command"]["kind"], "enable-gmsa");
     assert_eq!(json["command"]["payload"]["dns_server"], "10.0.0.4");
-    assert_eq!(json["schema"], "1.0");
+    assert_eq!(json["schema"], SchemaVersion::CURRENT.to_string());
     assert_eq!(json["issued_at"], "2026-11-23T10:00:00Z");
     let back: CommandEnvelope = serde_json::from_value(json).unwrap();
     assert_eq!(back, envelope);

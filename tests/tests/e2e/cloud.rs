@@ -184,3 +184,54 @@ async fn a_user_assigned_identity_is_created_attached_to_the_windows_pool_only_a
     }
     coordinator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_dc_connectivity_runs_from_the_agent_against_a_real_dc_and_names_what_fails() {
+    let dc = tokio::task::spawn_blocking(|| {
+        testkit::samba::SambaDc::start(testkit::samba::SambaOptions { internal_dns: true, ..Default::default() })
+    })
+    .await
+    .unwrap()
+    .expect("a Samba DC with internal DNS");
+    let domain = dc.dns_domain();
+    // Samba does not register a loopback host address in its zone; a real DC registers its own.
+    let password = format!("--password={}", dc.admin_password());
+    let added = dc
+        .samba_tool(&["dns", "add", "127.0.0.1", &domain, "dc1", "A", "127.0.0.1", "-U", "Administrator", &password])
+        .unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+
+    let server = NatsServer::start().unwrap();
+    let world = SimWorld::build("dcc", 1, 1).await.unwrap();
+    let coordinator = start_coordinator(&server.url(), world.declared()).await.unwrap();
+    let agents = world.spawn_agents(&server.url(), |cluster: &str| test_settings(cluster, &[])).await.unwrap();
+    let check = |dns_server: &str, adws_optional: bool| {
+        Command::CheckDcConnectivity(proto::command::CheckDcConnectivity {
+            dns_server: dns_server.into(),
+            domain: domain.clone(),
+            adws_optional,
+            timeout_secs: 2,
+        })
+    };
+    let (_, states) =
+        run_and_follow(&coordinator.bus, check("127.0.0.1", true), "", Duration::from_secs(60), |_| {}).await.unwrap();
+    let coordinator::rollout::TargetState::Done(result) = &states[0].1 else { panic!("{states:?}") };
+    assert_eq!(result.status, proto::ResultStatus::Unchanged, "{result:?}");
+    let checks = result.steps[0].observed["checks"].as_array().unwrap();
+    assert!(checks.iter().any(|c| c["name"] == "dns-srv-kerberos-tcp" && c["verdict"] == "passed"));
+    assert!(
+        checks.iter().any(|c| c["name"].as_str().unwrap().starts_with("dc-adws-9389") && c["verdict"] == "warning")
+    );
+
+    // Samba has no AD Web Services: without the operator's word it is a failure, named.
+    let (_, states) =
+        run_and_follow(&coordinator.bus, check("127.0.0.1", false), "", Duration::from_secs(60), |_| {}).await.unwrap();
+    let coordinator::rollout::TargetState::Done(result) = &states[0].1 else { panic!("{states:?}") };
+    let proto::ResultStatus::Failed { code, message } = &result.status else { panic!("{:?}", result.status) };
+    assert_eq!(code, "dc_unreachable");
+    assert!(message.contains("dc-adws-9389") && !message.contains("dc-ldap-389"), "{message}");
+    for agent in agents {
+        agent.stop().await.unwrap();
+    }
+    coordinator.stop().await;
+}
