@@ -15,6 +15,11 @@
 //!   group, which ARM's role assignments alone do not say: such a grant is reported as
 //!   `unverified`, never silently counted or dropped.
 
+use crate::arm::ArmClient;
+use crate::config::AzureConfig;
+use crate::error::{Error, Operation};
+use crate::resource::VaultRef;
+use crate::vault_grant::read_vault;
 use serde::Serialize;
 
 /// Built-in roles whose data actions include reading secret values.
@@ -123,6 +128,47 @@ pub fn audit(access: &VaultAccess, secret_name: &str, expected: &[&str]) -> Vec<
             PrincipalAccess { principal_id, grants, over_broad }
         })
         .collect()
+}
+
+/// Reads what ARM says about the vault: its access policies and every role assignment at the
+/// vault's scope or above (`$filter=atScope()`, following `nextLink`).
+pub(crate) async fn read_access(arm: &ArmClient, config: &AzureConfig, vault: &VaultRef) -> Result<VaultAccess, Error> {
+    let vault_id = vault.id();
+    let current = read_vault(arm, config, vault).await?;
+    let policies = current
+        .properties
+        .access_policies
+        .iter()
+        .filter(|policy| policy.application_id.is_none())
+        .map(|policy| PolicyEntry {
+            object_id: policy.object_id.clone(),
+            secret_permissions: policy.permissions.secrets.clone(),
+        })
+        .collect();
+    let path = format!("{vault_id}/providers/Microsoft.Authorization/roleAssignments");
+    let mut url = arm.url(&path, &config.api_versions.authorization);
+    url.query_pairs_mut().append_pair("$filter", "atScope()");
+    let mut roles = Vec::new();
+    for _page in 0..100 {
+        let response = arm
+            .send(Operation::ListRoleAssignments, &path, azure_core::http::Method::Get, url.clone(), None, None)
+            .await?
+            .into_success(Operation::ListRoleAssignments, &path)?;
+        let page = response.json_value(Operation::ListRoleAssignments, &path)?;
+        for assignment in page["value"].as_array().into_iter().flatten() {
+            let properties = &assignment["properties"];
+            roles.push(RoleEntry {
+                principal_id: properties["principalId"].as_str().unwrap_or_default().to_string(),
+                role_definition_id: properties["roleDefinitionId"].as_str().unwrap_or_default().to_string(),
+                scope: properties["scope"].as_str().unwrap_or_default().to_string(),
+            });
+        }
+        match page["nextLink"].as_str() {
+            Some(next) if !next.is_empty() => url = arm.absolute(Operation::ListRoleAssignments, &path, next)?,
+            _ => break,
+        }
+    }
+    Ok(VaultAccess { vault_id, rbac: current.properties.enable_rbac_authorization == Some(true), policies, roles })
 }
 
 #[cfg(test)]

@@ -80,6 +80,8 @@ pub enum Operation {
     AddAccessPolicy,
     /// `GET` / `PUT roleAssignments/{name}`.
     PutRoleAssignment,
+    /// `GET roleAssignments?$filter=atScope()` at a vault.
+    ListRoleAssignments,
     /// `GET` / `PUT userAssignedIdentities/{name}`.
     PutIdentity,
     /// `GET` / `PATCH virtualMachineScaleSets`.

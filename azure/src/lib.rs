@@ -136,6 +136,19 @@ impl Azure {
         vault::ensure_vault(&self.arm, &self.config, vault, spec).await
     }
 
+    /// Who can read `secret_name` in the vault and why (access policies, or secret-reading roles at
+    /// the vault or above); principals not in `expected` are flagged over-broad.
+    #[tracing::instrument(skip(self, expected), fields(vault = %vault))]
+    pub async fn secret_access(
+        &self,
+        vault: &VaultRef,
+        secret_name: &str,
+        expected: &[&str],
+    ) -> Result<Vec<access_audit::PrincipalAccess>, Error> {
+        let access = access_audit::read_access(&self.arm, &self.config, vault).await?;
+        Ok(access_audit::audit(&access, secret_name, expected))
+    }
+
     /// The seed's grant: reads the cluster's kubelet identity and grants it secrets `get`.
     #[tracing::instrument(skip(self), fields(cluster = %cluster, vault = %vault))]
     pub async fn grant_kubelet_secret_get(&self, cluster: &ClusterRef, vault: &VaultRef) -> Result<StepOutcome, Error> {

@@ -359,6 +359,56 @@ mod vault_create {
     }
 }
 
+mod access_audit {
+    use super::*;
+
+    const TEAM: &str = "aaaaaaaa-0000-0000-0000-00000000000a";
+    const READER: &str = "bbbbbbbb-0000-0000-0000-00000000000b";
+    const ELSEWHERE: &str = "cccccccc-0000-0000-0000-00000000000c";
+    const READER_ROLE: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+
+    #[tokio::test]
+    async fn rbac_vault_reports_vault_and_resource_group_grants_and_flags_the_unexpected_one() {
+        let world = mk_world().await;
+        let (_, seeded) = mk_cluster(&world, "aks-audit", ClusterSeed::windows());
+        let (vault, _) =
+            mk_vault(&world, "kv-audit", VaultSeed { enable_rbac_authorization: true, ..VaultSeed::default() }).await;
+        let kubelet = seeded.kubelet.object_id.clone();
+        let resource_group = format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}");
+        world.sim.add_role_assignment(&vault.id(), &kubelet, azsim::KEY_VAULT_SECRETS_USER);
+        world.sim.add_role_assignment(&resource_group, TEAM, azsim::KEY_VAULT_SECRETS_OFFICER);
+        world.sim.add_role_assignment(&format!("/subscriptions/{SUBSCRIPTION}"), READER, READER_ROLE);
+        world.sim.add_resource_group(SUBSCRIPTION, "rg-elsewhere");
+        world.sim.add_role_assignment(
+            &format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-elsewhere"),
+            ELSEWHERE,
+            azsim::KEY_VAULT_SECRETS_USER,
+        );
+        let access = world.azure.secret_access(&vault, "GMSADomainUserCred", &[&kubelet]).await.unwrap();
+        let found: Vec<(String, bool)> = access.iter().map(|p| (p.principal_id.clone(), p.over_broad)).collect();
+        let mut expected = vec![(TEAM.to_string(), true), (kubelet.to_ascii_lowercase(), false)];
+        expected.sort();
+        assert_eq!(found, expected, "sorted by principal id; Reader and the other resource group do not count");
+    }
+
+    #[tokio::test]
+    async fn access_policy_vault_reports_policies_only() {
+        let world = mk_world().await;
+        let tenant = world.sim.tenant_id();
+        let policies = vec![
+            mk_policy(&tenant, "pool", &["get"]),
+            mk_policy(&tenant, TEAM, &["all"]),
+            mk_policy(&tenant, READER, &["set"]),
+        ];
+        let (vault, _) =
+            mk_vault(&world, "kv-audit-ap", VaultSeed { access_policies: policies, ..VaultSeed::default() }).await;
+        world.sim.add_role_assignment(&vault.id(), ELSEWHERE, azsim::KEY_VAULT_SECRETS_USER);
+        let access = world.azure.secret_access(&vault, "GMSADomainUserCred", &["pool"]).await.unwrap();
+        let found: Vec<(&str, bool)> = access.iter().map(|p| (p.principal_id.as_str(), p.over_broad)).collect();
+        assert_eq!(found, [(TEAM, true), ("pool", false)]);
+    }
+}
+
 mod vault_grant {
     use super::*;
 
