@@ -56,6 +56,9 @@ pub enum SambaError {
     #[error("samba did not accept LDAPS on 127.0.0.1:636 within {waited:?}; log tail: {log}")]
     NotReady { waited: Duration, log: String },
     /// Another process holds the DC ports without the harness lock.
+    /// The DC's own address could not be registered in its DNS zone.
+    #[error("samba-tool dns add of the DC's A record failed: {0}")]
+    DnsRegistration(String),
     #[error("port {0} on 127.0.0.1 is in use by another program; stop it (a system samba?) to run the DC tests")]
     PortBusy(u16),
 }
@@ -74,7 +77,8 @@ pub struct SambaOptions {
     pub netbios_domain: String,
     /// Host name of the DC (`DC1`); the certificate names `DC1.contoso.test`.
     pub host_name: String,
-    /// Serve DNS on 127.0.0.1:53 (`--dns-backend=SAMBA_INTERNAL`). Off by default: port 53 may be
+    /// Serve DNS on 127.0.0.1:53 (`--dns-backend=SAMBA_INTERNAL`), with the DC's own A record
+    /// registered so that its SRV targets resolve. Off by default: port 53 may be
     /// taken by the system resolver and no test here needs SRV records.
     pub internal_dns: bool,
 }
@@ -153,8 +157,38 @@ impl SambaDc {
         let stdin = child.stdin.take();
         let mut dc = SambaDc { options, dir, admin_password, domain_sid, child, stdin, _port_lock: port_lock };
         dc.wait_ready(START_TIMEOUT)?;
+        if dc.options.internal_dns {
+            dc.register_own_address()?;
+        }
         tracing::info!(elapsed = ?started.elapsed(), "samba DC accepting LDAPS");
         Ok(dc)
+    }
+
+    /// Adds the DC's A record (`<host>.<domain>` → 127.0.0.1) to its zone. A real DC registers its
+    /// own address; Samba skips loopback addresses, so without this the SRV targets would not resolve.
+    fn register_own_address(&self) -> Result<(), SambaError> {
+        let domain = self.dns_domain();
+        let host = self.options.host_name.to_lowercase();
+        let password = format!("--password={}", self.admin_password);
+        let output = self
+            .samba_tool(&[
+                "dns",
+                "add",
+                "127.0.0.1",
+                &domain,
+                &host,
+                "A",
+                "127.0.0.1",
+                "-U",
+                "Administrator",
+                &password,
+            ])
+            .map_err(io_error("run samba-tool dns add"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(SambaError::DnsRegistration(String::from_utf8_lossy(&output.stderr).trim().to_string()))
+        }
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), SambaError> {
