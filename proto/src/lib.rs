@@ -24,7 +24,7 @@ pub mod version;
 
 pub use agent::AgentInfo;
 pub use command::{Command, CommandEnvelope, CommandId, CommandKind};
-pub use outcome::{Change, FieldChange, StepOutcome};
+pub use outcome::{Change, FieldChange, Mode, StepOutcome};
 pub use progress::ProgressEvent;
 pub use result::{CommandResult, ResultStatus};
 

@@ -27,6 +27,25 @@ pub enum Change {
     Unchanged,
     /// The step wrote the fields listed in the diff.
     Changed,
+    /// Dry run (schema 1.2): the step would write the fields listed in the diff and wrote nothing.
+    Planned,
+}
+
+/// Whether a step writes or only plans (dry run: read, diff, report [`Change::Planned`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Read, diff, write the difference.
+    Apply,
+    /// Read and diff only; nothing is written.
+    DryRun,
+}
+
+impl Mode {
+    /// True when the step may write.
+    pub fn applies(self) -> bool {
+        self == Mode::Apply
+    }
 }
 
 /// The report of one step of a command (e.g. `cluster-update`, `vault-grant`, `credspec-apply`).
@@ -56,8 +75,24 @@ impl StepOutcome {
         StepOutcome { step: step.into(), change, diff, observed }
     }
 
+    /// A step that ran in `mode`: with [`Mode::Apply`] it wrote `diff` ([`StepOutcome::from_diff`]);
+    /// with [`Mode::DryRun`] it would have written it and wrote nothing.
+    pub fn in_mode(mode: Mode, step: impl Into<String>, diff: Vec<FieldChange>, observed: serde_json::Value) -> Self {
+        let change = match (mode, diff.is_empty()) {
+            (_, true) => Change::Unchanged,
+            (Mode::Apply, false) => Change::Changed,
+            (Mode::DryRun, false) => Change::Planned,
+        };
+        StepOutcome { step: step.into(), change, diff, observed }
+    }
+
     /// True when the step wrote something.
     pub fn is_changed(&self) -> bool {
         self.change == Change::Changed
+    }
+
+    /// True when a dry run found something to write.
+    pub fn is_planned(&self) -> bool {
+        self.change == Change::Planned
     }
 }
