@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
+use crate::out_of_band::InjectedEvent;
 use crate::seed::{self, ClusterSeed, CorednsForward, GmsaCrd};
 use crate::store::{AuditEntry, Origin, Store, lock};
 
@@ -188,6 +189,18 @@ impl SimCluster {
     /// Deletes an object out of band; `Ok(None)` if it did not exist.
     pub fn delete(&self, kind: &str, namespace: Option<&str>, name: &str) -> Result<Option<Value>, SimError> {
         lock(&self.inner.store).delete_out_of_band(kind, namespace, name)
+    }
+
+    /// Records an Event out of band, as a kubelet or controller would (validated like an API
+    /// create); returns the stored Event.
+    pub fn inject_event(&self, event: &InjectedEvent) -> Result<Value, SimError> {
+        lock(&self.inner.store).put_out_of_band(event.to_object())
+    }
+
+    /// Every stored object without volatile metadata, in a stable order: equal snapshots mean
+    /// equal cluster contents (see the `snapshot` module).
+    pub fn snapshot(&self) -> Value {
+        lock(&self.inner.store).snapshot()
     }
 
     /// Every mutation so far, API and out-of-band, in order.

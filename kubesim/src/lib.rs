@@ -26,7 +26,9 @@
 //! for custom resources)/server-side apply (managedFields, conflicts, force, no-op keeps the
 //! resourceVersion)/`dryRun=All`/watch (410 Expired after [`SimCluster::compact_history`]),
 //! CRD structural-schema pruning and `fieldValidation`, the built-in validation in
-//! `validation`, and Deployment availability from the gMSA preconditions (`controller`).
+//! `validation`, Deployment availability from the gMSA preconditions (`controller`), and
+//! core/v1 Events (create, list, and the Event field selectors `involvedObject.*`, `reason`,
+//! `type`, `source`, `reportingComponent`).
 //! Not modelled: authorization (one admin token), JSON patch, status-subresource writes,
 //! deletecollection, finalizers and graceful deletion, namespace termination, built-in type
 //! schemas (unknown fields of built-in kinds are kept), CEL rules, conversion webhooks,
@@ -34,7 +36,8 @@
 //!
 //! Flows in: a [`ClusterSeed`] per cluster, HTTP requests from kube clients, out-of-band
 //! edits from tests. Flows out: HTTP responses and watch streams, the per-cluster
-//! [`AuditEntry`] log, and object snapshots for assertions.
+//! [`AuditEntry`] log, and object snapshots for assertions ([`SimCluster::snapshot`]: the whole
+//! store without volatile metadata, to compare a cluster before setup and after teardown).
 
 mod apply;
 mod cluster;
@@ -47,6 +50,7 @@ mod schema;
 mod seed;
 mod selector;
 mod server;
+mod snapshot;
 mod status;
 mod store;
 mod validation;
@@ -54,5 +58,6 @@ mod watch;
 mod write;
 
 pub use cluster::{KubeSim, SimCluster, SimError};
+pub use out_of_band::InjectedEvent;
 pub use seed::{ClusterSeed, CorednsForward, GMSA_CRD_NAME, GMSA_WEBHOOK_NAME, GmsaCrd};
 pub use store::{AuditEntry, Origin};

@@ -6,7 +6,64 @@ use serde_json::Value;
 
 use crate::cluster::SimError;
 use crate::status::ApiError;
-use crate::store::{FieldValidation, Origin, Store, WriteOptions};
+use crate::store::{FieldValidation, Origin, Store, WriteOptions, now_rfc3339};
+
+/// An Event as a kubelet or controller records it, for [`crate::SimCluster::inject_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InjectedEvent {
+    /// Kind of the object the event is about (`Pod`, `Node`, …).
+    pub involved_kind: String,
+    /// Its namespace; `None` for cluster-scoped objects, whose events live in `default`.
+    pub involved_namespace: Option<String>,
+    /// Its name.
+    pub involved_name: String,
+    /// Machine-readable reason, e.g. `FailedCreatePodSandBox`.
+    pub reason: String,
+    /// Human-readable message.
+    pub message: String,
+    /// `Warning` or `Normal`.
+    pub event_type: String,
+    /// The reporting component, e.g. `kubelet`.
+    pub source_component: String,
+}
+
+impl InjectedEvent {
+    /// A `Warning` reported by the kubelet.
+    pub fn warning(
+        involved_kind: &str,
+        involved_namespace: Option<&str>,
+        involved_name: &str,
+        reason: &str,
+        message: &str,
+    ) -> Self {
+        InjectedEvent {
+            involved_kind: involved_kind.to_owned(),
+            involved_namespace: involved_namespace.map(str::to_owned),
+            involved_name: involved_name.to_owned(),
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+            event_type: "Warning".to_owned(),
+            source_component: "kubelet".to_owned(),
+        }
+    }
+
+    /// The core/v1 Event object, named `<involved name>.<random hex>` as client-go names them.
+    pub(crate) fn to_object(&self) -> Value {
+        let namespace = self.involved_namespace.clone().unwrap_or_else(|| "default".to_owned());
+        let now = now_rfc3339();
+        let mut involved = serde_json::json!({"kind": self.involved_kind, "name": self.involved_name});
+        if let Some(involved_namespace) = &self.involved_namespace {
+            involved["namespace"] = Value::String(involved_namespace.clone());
+        }
+        serde_json::json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{}.{}", self.involved_name, &uuid::Uuid::new_v4().simple().to_string()[..16]),
+                "namespace": namespace},
+            "involvedObject": involved,
+            "reason": self.reason, "message": self.message, "type": self.event_type,
+            "source": {"component": self.source_component}, "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now})
+    }
+}
 
 fn rejected(verb: &'static str, kind: &str, name: &str, error: ApiError) -> SimError {
     SimError::Rejected {

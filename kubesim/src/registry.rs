@@ -132,7 +132,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "Event",
         plural: "events",
         namespaced: true,
-        read_only: true,
+        read_only: false,
         short_names: &["ev"],
         status_subresource: false,
         has_generation: false,

@@ -22,6 +22,36 @@ pub(crate) struct LabelSelector(Vec<LabelRequirement>);
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct FieldSelector(Vec<(String, String, bool)>);
 
+/// The fields every type supports in a field selector.
+const METADATA_FIELDS: &[&str] = &["metadata.name", "metadata.namespace"];
+
+/// The extra selectable fields of core/v1 Event, as the API server registers them
+/// (`pkg/registry/core/event/strategy.go`), each with the JSON pointer it reads.
+const EVENT_FIELDS: &[(&str, &str)] = &[
+    ("involvedObject.kind", "/involvedObject/kind"),
+    ("involvedObject.namespace", "/involvedObject/namespace"),
+    ("involvedObject.name", "/involvedObject/name"),
+    ("involvedObject.uid", "/involvedObject/uid"),
+    ("involvedObject.apiVersion", "/involvedObject/apiVersion"),
+    ("involvedObject.resourceVersion", "/involvedObject/resourceVersion"),
+    ("involvedObject.fieldPath", "/involvedObject/fieldPath"),
+    ("reason", "/reason"),
+    ("reportingComponent", "/reportingComponent"),
+    ("source", "/source/component"),
+    ("type", "/type"),
+];
+
+/// Where a selectable field of `kind` lives in the object, `None` if the kind does not support it.
+fn field_pointer(kind: &str, field: &str) -> Option<String> {
+    if METADATA_FIELDS.contains(&field) {
+        return Some(format!("/{}", field.replace('.', "/")));
+    }
+    match kind {
+        "Event" => EVENT_FIELDS.iter().find(|(name, _)| *name == field).map(|(_, pointer)| (*pointer).to_owned()),
+        _ => None,
+    }
+}
+
 /// Splits on commas that are not inside parentheses.
 fn split_terms(text: &str) -> Vec<&str> {
     let mut terms = Vec::new();
@@ -90,9 +120,10 @@ impl LabelSelector {
 }
 
 impl FieldSelector {
-    /// Parses `metadata.name=x,metadata.namespace!=y`; only `metadata.name` and
-    /// `metadata.namespace` are supported, as for most types on the real server.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// Parses `metadata.name=x,metadata.namespace!=y` for objects of `kind`: `metadata.name`
+    /// and `metadata.namespace` for every kind, plus the Event fields (`involvedObject.kind`,
+    /// `reason`, …) for Events, as the real server; other fields are refused with its message.
+    pub fn parse(text: &str, kind: &str) -> Result<Self, String> {
         let mut terms = Vec::new();
         for term in split_terms(text) {
             let (field, value, equal) = if let Some((field, value)) = term.split_once("!=") {
@@ -103,21 +134,19 @@ impl FieldSelector {
                 return Err(format!("invalid selector: '{text}'; can't understand '{term}'"));
             };
             let field = field.trim();
-            if field != "metadata.name" && field != "metadata.namespace" {
+            let Some(pointer) = field_pointer(kind, field) else {
                 return Err(format!("field label not supported: {field}"));
-            }
-            terms.push((field.to_owned(), value.trim().to_owned(), equal));
+            };
+            terms.push((pointer, value.trim().to_owned(), equal));
         }
         Ok(Self(terms))
     }
 
     /// Whether the object satisfies every term.
     pub fn matches(&self, object: &Value) -> bool {
-        self.0.iter().all(|(field, wanted, equal)| {
-            let actual = match field.as_str() {
-                "metadata.name" => object["metadata"]["name"].as_str().unwrap_or(""),
-                _ => object["metadata"]["namespace"].as_str().unwrap_or(""),
-            };
+        // A missing field selects as the empty string, as on the real server.
+        self.0.iter().all(|(pointer, wanted, equal)| {
+            let actual = object.pointer(pointer).and_then(Value::as_str).unwrap_or("");
             (actual == wanted) == *equal
         })
     }
@@ -156,9 +185,28 @@ mod tests {
     #[test]
     fn field_selector_by_name() {
         let object = mk_object(json!({}));
-        assert!(FieldSelector::parse("metadata.name=n1").unwrap().matches(&object));
-        assert!(!FieldSelector::parse("metadata.name!=n1").unwrap().matches(&object));
-        assert!(FieldSelector::parse("metadata.namespace==default").unwrap().matches(&object));
-        assert_eq!(FieldSelector::parse("spec.nodeName=x").unwrap_err(), "field label not supported: spec.nodeName");
+        assert!(FieldSelector::parse("metadata.name=n1", "ConfigMap").unwrap().matches(&object));
+        assert!(!FieldSelector::parse("metadata.name!=n1", "ConfigMap").unwrap().matches(&object));
+        assert!(FieldSelector::parse("metadata.namespace==default", "ConfigMap").unwrap().matches(&object));
+        assert_eq!(
+            FieldSelector::parse("spec.nodeName=x", "ConfigMap").unwrap_err(),
+            "field label not supported: spec.nodeName"
+        );
+    }
+
+    #[test]
+    fn events_select_on_involved_object_reason_and_source() {
+        let event = json!({"metadata": {"name": "e1", "namespace": "default"},
+            "involvedObject": {"kind": "Node", "name": "akswin000000"}, "reason": "FailedCreatePodSandBox",
+            "type": "Warning", "source": {"component": "kubelet"}});
+        let select = |text| FieldSelector::parse(text, "Event").unwrap().matches(&event);
+        assert!(select("involvedObject.kind=Node,involvedObject.name=akswin000000"));
+        assert!(!select("involvedObject.kind=Pod"));
+        assert!(select("reason=FailedCreatePodSandBox,type=Warning,source=kubelet"));
+        assert!(select("involvedObject.namespace="));
+        assert_eq!(
+            FieldSelector::parse("involvedObject.kind=Node", "ConfigMap").unwrap_err(),
+            "field label not supported: involvedObject.kind"
+        );
     }
 }

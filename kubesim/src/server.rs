@@ -289,7 +289,8 @@ fn serve(
                 resource_type: resource_type.clone(),
                 namespace: target.namespace.clone(),
                 labels: LabelSelector::parse(query.get("labelSelector").unwrap_or("")).map_err(ApiError::BadRequest)?,
-                fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or("")).map_err(ApiError::BadRequest)?,
+                fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or(""), &resource_type.kind)
+                    .map_err(ApiError::BadRequest)?,
                 resource_version: match query.get("resourceVersion") {
                     None | Some("") => None,
                     Some(text) => Some(
@@ -355,7 +356,8 @@ fn list(
     query: &Query,
 ) -> Result<Response, ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or("")).map_err(ApiError::BadRequest)?;
-    let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or("")).map_err(ApiError::BadRequest)?;
+    let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or(""), &resource_type.kind)
+        .map_err(ApiError::BadRequest)?;
     let (items, resource_version) = {
         let store = lock(&state.store);
         (store.list(resource_type, namespace), store.resource_version())

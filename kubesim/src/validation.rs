@@ -52,6 +52,7 @@ pub(crate) fn validate(resource_type: &ResourceType, old: Option<&Value>, new: &
         "ConfigMap" => validate_configmap(new, &mut causes),
         "CustomResourceDefinition" => validate_crd(new, &mut causes),
         "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => validate_webhooks(new, &mut causes),
+        "Event" => validate_event(new, &mut causes),
         _ => {}
     }
     causes
@@ -296,6 +297,29 @@ fn validate_webhooks(object: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
+/// core/v1 Event: the event lives in its involved object's namespace; events about
+/// cluster-scoped objects (Nodes) live in `default` (`ValidateEventCreate`, legacy rules).
+fn validate_event(object: &Value, causes: &mut Vec<Cause>) {
+    let namespace = object["metadata"]["namespace"].as_str().unwrap_or("");
+    let involved = &object["involvedObject"];
+    let involved_namespace = involved["namespace"].as_str().unwrap_or("");
+    if involved["kind"].as_str().unwrap_or("").is_empty() {
+        causes.push(Cause::required("involvedObject.kind", ""));
+    }
+    let matches = if involved_namespace.is_empty() {
+        namespace == "default" || namespace.is_empty()
+    } else {
+        involved_namespace == namespace
+    };
+    if !matches {
+        causes.push(Cause::invalid(
+            "involvedObject.namespace",
+            &involved["namespace"],
+            "does not match event.namespace",
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +341,18 @@ mod tests {
         assert_eq!(causes[0].field, "metadata.name");
         assert!(causes[0].message.contains("RFC 1123 subdomain"));
         assert!(validate(&mk_type("ConfigMap"), None, &json!({"metadata": {"name": "aks-gmsa.spec"}})).is_empty());
+    }
+
+    #[test]
+    fn events_live_in_their_involved_objects_namespace() {
+        let event = |namespace: &str, involved: Value| json!({"metadata": {"name": "e.1", "namespace": namespace}, "involvedObject": involved, "reason": "R"});
+        let node = json!({"kind": "Node", "name": "akswin000000"});
+        let pod = json!({"kind": "Pod", "name": "p", "namespace": "web"});
+        assert!(validate(&mk_type("Event"), None, &event("default", node.clone())).is_empty());
+        assert!(validate(&mk_type("Event"), None, &event("web", pod.clone())).is_empty());
+        assert_eq!(validate(&mk_type("Event"), None, &event("web", node))[0].field, "involvedObject.namespace");
+        assert_eq!(validate(&mk_type("Event"), None, &event("default", pod))[0].field, "involvedObject.namespace");
+        assert_eq!(validate(&mk_type("Event"), None, &event("default", json!({})))[0].field, "involvedObject.kind");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Node};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{
     Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
@@ -13,7 +13,7 @@ use kube::core::{ApiResource, params::ValidationDirective};
 use kube::discovery::Discovery;
 use kube::runtime::watcher;
 use kube::{Client, Config};
-use kubesim::{ClusterSeed, GmsaCrd, KubeSim, SimCluster};
+use kubesim::{ClusterSeed, GmsaCrd, InjectedEvent, KubeSim, SimCluster};
 use serde_json::{Value, json};
 
 async fn mk_client(cluster: &SimCluster) -> Client {
@@ -340,4 +340,75 @@ async fn deployment_availability_follows_gmsa_preconditions() {
 
     deployments.delete("gmsa-demo", &DeleteParams::default()).await.unwrap();
     assert!(cluster.get("Deployment", Some("default"), "gmsa-demo").is_none());
+}
+
+#[tokio::test]
+async fn events_are_created_and_selected_by_involved_object_across_namespaces() {
+    let sim = KubeSim::start();
+    let (cluster, client) = mk_cluster(&sim, "events", ClusterSeed::default()).await;
+    let sandbox = InjectedEvent::warning(
+        "Node",
+        None,
+        "akswin000000",
+        "FailedCreatePodSandBox",
+        "ccg.exe: failed to retrieve credentials for credspec aks-gmsa-spec",
+    );
+    let injected = cluster.inject_event(&sandbox).unwrap();
+    assert_eq!(injected["metadata"]["namespace"], "default");
+    let in_default: Api<Event> = Api::namespaced(client.clone(), "default");
+    let pulled = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "web-0.pulled", "namespace": "default"},
+        "involvedObject": {"kind": "Pod", "name": "web-0", "namespace": "default"}, "reason": "Pulled",
+        "message": "Successfully pulled image nginx", "type": "Normal"});
+    in_default.create(&PostParams::default(), &serde_json::from_value(pulled).unwrap()).await.unwrap();
+    let in_kube_system: Api<Event> = Api::namespaced(client.clone(), "kube-system");
+    let webhook_event = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "gmsa-webhook.x", "namespace": "kube-system"},
+        "involvedObject": {"kind": "Pod", "name": "gmsa-webhook-0", "namespace": "kube-system"}, "reason": "BackOff", "type": "Warning"});
+    in_kube_system.create(&PostParams::default(), &serde_json::from_value(webhook_event).unwrap()).await.unwrap();
+
+    let everywhere: Api<Event> = Api::all(client.clone());
+    let names = |list: kube::core::ObjectList<Event>| -> Vec<String> {
+        list.items.into_iter().map(|e| e.metadata.name.unwrap()).collect()
+    };
+    assert_eq!(names(everywhere.list(&ListParams::default()).await.unwrap()).len(), 3);
+    let on_node = ListParams::default().fields("involvedObject.kind=Node,involvedObject.name=akswin000000");
+    assert_eq!(
+        names(everywhere.list(&on_node).await.unwrap()),
+        [injected["metadata"]["name"].as_str().unwrap().to_string()]
+    );
+    let warnings = ListParams::default().fields("type=Warning");
+    assert_eq!(names(in_kube_system.list(&warnings).await.unwrap()), ["gmsa-webhook.x"]);
+    assert_eq!(names(in_default.list(&ListParams::default().fields("reason=Pulled")).await.unwrap()), ["web-0.pulled"]);
+
+    let configmaps: Api<ConfigMap> = Api::all(client.clone());
+    let refused = configmaps.list(&ListParams::default().fields("involvedObject.kind=Node")).await.unwrap_err();
+    assert_eq!(api_error(refused).code, 400);
+    let misplaced = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "wrong", "namespace": "kube-system"},
+        "involvedObject": {"kind": "Pod", "name": "web-0", "namespace": "default"}, "reason": "X"});
+    let refused = in_kube_system.create(&PostParams::default(), &serde_json::from_value(misplaced).unwrap()).await;
+    assert_eq!(api_error(refused.unwrap_err()).code, 422);
+}
+
+#[tokio::test]
+async fn snapshot_returns_to_equal_after_create_and_delete_and_omits_volatile_metadata() {
+    let sim = KubeSim::start();
+    let (cluster, client) = mk_cluster(&sim, "snap", ClusterSeed::default()).await;
+    let before = cluster.snapshot();
+    assert_eq!(cluster.snapshot(), before);
+    assert!(before.to_string().contains("akswin000000"));
+    for volatile in ["resourceVersion", "\"uid\"", "creationTimestamp", "managedFields", "generation"] {
+        assert!(!before.to_string().contains(volatile), "{volatile} in snapshot");
+    }
+
+    let specs: Api<DynamicObject> = Api::all_with(client.clone(), &credspec_resource("v1"));
+    let params = PatchParams::apply("gmsa-fleet");
+    specs.patch("aks-gmsa-spec", &params, &Patch::Apply(mk_credspec("aks-gmsa-spec", "WebApp01"))).await.unwrap();
+    let during = cluster.snapshot();
+    assert_ne!(during, before);
+    assert!(during.to_string().contains("WebApp01"));
+    specs.delete("aks-gmsa-spec", &DeleteParams::default()).await.unwrap();
+    assert_eq!(cluster.snapshot(), before);
+
+    let configmaps: Api<ConfigMap> = Api::namespaced(client, "kube-system");
+    configmaps.patch("coredns", &PatchParams::default(), &Patch::Merge(json!({"data": {"extra": "1"}}))).await.unwrap();
+    assert_ne!(cluster.snapshot(), before);
 }
