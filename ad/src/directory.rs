@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use gmsa::SecretString;
-use proto::outcome::StepOutcome;
+use proto::outcome::{Mode, StepOutcome};
 
 use crate::account::AccountName;
 use crate::error::AdError;
@@ -17,6 +17,10 @@ use crate::sid::Sid;
 pub const STEP_DOMAIN_USER: &str = "ad-domain-user";
 /// Step name of [`Directory::ensure_gmsa`] in its [`StepOutcome`].
 pub const STEP_GMSA: &str = "ad-gmsa";
+/// Step name of [`Directory::delete_gmsa`] in its [`StepOutcome`].
+pub const STEP_GMSA_DELETE: &str = "gmsa-delete";
+/// Step name of [`Directory::delete_user`] in its [`StepOutcome`].
+pub const STEP_USER_DELETE: &str = "user-delete";
 
 /// What a credential spec needs to know about the domain and the gMSA
 /// (`DomainJoinConfig` and `ActiveDirectoryConfig.GroupManagedServiceAccounts`).
@@ -90,4 +94,15 @@ pub trait Directory {
     /// Sets a new generated password on the standard user, confirms it by binding as the user,
     /// and returns it (in memory only). Refused over plain LDAP.
     fn rotate_password(&self, user: &AccountName) -> impl Future<Output = Result<SecretString, AdError>> + Send;
+
+    /// Deletes the gMSA `name` (Remove-GMSA): `unchanged` when no account has its name; refused
+    /// with [`AdError::DeleteRefused`] when the account found is not a gMSA. In
+    /// [`Mode::DryRun`] nothing is written and the outcome is `planned` with the same diff
+    /// (one entry whose path is the DN).
+    fn delete_gmsa(&self, name: &AccountName, mode: Mode) -> impl Future<Output = Result<StepOutcome, AdError>> + Send;
+
+    /// Deletes the standard domain user `name` (Remove-GMSADomainUser), on the same terms as
+    /// [`Directory::delete_gmsa`]: refused for anything but a plain user (a computer, a gMSA, a
+    /// built-in or critical account).
+    fn delete_user(&self, name: &AccountName, mode: Mode) -> impl Future<Output = Result<StepOutcome, AdError>> + Send;
 }

@@ -68,6 +68,16 @@ pub enum AdError {
     /// The existing account has the name but is not the expected kind of object.
     #[error("{name} exists but is not a {expected}")]
     WrongObjectClass { name: String, expected: &'static str },
+    /// Deleting an object failed.
+    #[error("cannot delete {dn}: {source}")]
+    Delete {
+        dn: String,
+        #[source]
+        source: Box<ldap3::LdapError>,
+    },
+    /// A teardown step found an object it must not delete (wrong class, built-in, critical).
+    #[error("refusing to delete {dn}: {rule}")]
+    DeleteRefused { dn: String, rule: String },
     /// A name is not a valid account name.
     #[error(transparent)]
     Name(#[from] NameError),

@@ -25,11 +25,15 @@ pub mod kds;
 pub mod ldap;
 pub mod password;
 pub mod reachability;
+pub mod removal;
 pub mod security_descriptor;
 pub mod sid;
 
 pub use account::AccountName;
-pub use directory::{Directory, DomainFacts, EnsuredUser, GmsaSpec, STEP_DOMAIN_USER, STEP_GMSA, UserSpec};
+pub use directory::{
+    Directory, DomainFacts, EnsuredUser, GmsaSpec, STEP_DOMAIN_USER, STEP_GMSA, STEP_GMSA_DELETE, STEP_USER_DELETE,
+    UserSpec,
+};
 pub use error::AdError;
 pub use guid::Guid;
 pub use kds::KdsStatus;

@@ -1,7 +1,9 @@
 //! The `ad` adapter against a real Samba AD DC (testkit::samba): domain facts compared with what
 //! Samba reports through other channels (samba-tool, ldbsearch on the database, provisioning),
 //! idempotent user and gMSA creation, membership diffs, password rotation, injection and
-//! plain-LDAP refusal. All tests share the process's DC and use unique account names.
+//! plain-LDAP refusal, teardown. All tests share the process's DC and use unique account names;
+//! the teardown test, which compares the whole directory before and after, holds the DC
+//! exclusively ([`exclusive_dc`]) while the others share it ([`shared_dc`]).
 
 use std::sync::Arc;
 
@@ -9,10 +11,25 @@ use ad::escape::{dn_value, filter_value};
 use ad::{AccountName, AdError, Directory, GmsaSpec, LdapConfig, LdapDirectory, UserSpec};
 use gmsa::SecretString;
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
-use proto::outcome::Change;
+use proto::outcome::{Change, Mode};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use testkit::samba::{SambaDc, unique_name};
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Tests that write to the shared DC hold this for reading; a test that compares the whole
+/// directory before and after holds it for writing, so no other test's objects appear meanwhile.
+static DC_WRITERS: RwLock<()> = RwLock::const_new(());
+
+async fn shared_dc() -> (&'static SambaDc, RwLockReadGuard<'static, ()>) {
+    let guard = DC_WRITERS.read().await;
+    (SambaDc::shared(), guard)
+}
+
+async fn exclusive_dc() -> (&'static SambaDc, RwLockWriteGuard<'static, ()>) {
+    let guard = DC_WRITERS.write().await;
+    (SambaDc::shared(), guard)
+}
 
 fn mk_config(dc: &SambaDc) -> LdapConfig {
     LdapConfig::new(dc.ldaps_url(), dc.admin_principal(), SecretString::new(dc.admin_password()))
@@ -82,7 +99,7 @@ fn ldb_value(dc: &SambaDc, base: &str, scope: &str, filter: &str, attribute: &st
 
 #[tokio::test]
 async fn domain_facts_match_what_samba_reports_elsewhere() {
-    let dc = SambaDc::shared();
+    let (dc, _shared) = shared_dc().await;
     let directory = mk_directory(dc);
     let user = unique_name("fu");
     let gmsa = unique_name("fg");
@@ -105,7 +122,7 @@ async fn domain_facts_match_what_samba_reports_elsewhere() {
 
 #[tokio::test]
 async fn credspec_built_from_samba_facts_passes_the_validator() {
-    let dc = SambaDc::shared();
+    let (dc, _shared) = shared_dc().await;
     let directory = mk_directory(dc);
     let user = unique_name("cu");
     let gmsa = unique_name("cg");
@@ -131,7 +148,7 @@ async fn credspec_built_from_samba_facts_passes_the_validator() {
 
 #[tokio::test]
 async fn user_and_gmsa_are_created_once() {
-    let dc = SambaDc::shared();
+    let (dc, _shared) = shared_dc().await;
     let directory = mk_directory(dc);
     let spec = UserSpec { name: AccountName::new(unique_name("ou")).unwrap() };
 
@@ -165,7 +182,7 @@ async fn user_and_gmsa_are_created_once() {
 
 #[tokio::test]
 async fn allowed_principals_change_by_exactly_the_diff() {
-    let dc = SambaDc::shared();
+    let (dc, _shared) = shared_dc().await;
     let directory = mk_directory(dc);
     let first_user = unique_name("m1");
     let second_user = unique_name("m2");
@@ -208,7 +225,7 @@ async fn allowed_principals_change_by_exactly_the_diff() {
 
 #[tokio::test]
 async fn rotation_returns_a_working_password_and_retires_the_old_one() {
-    let dc = SambaDc::shared();
+    let (dc, _shared) = shared_dc().await;
     let directory = mk_directory(dc);
     let name = unique_name("ru");
     let old_password = mk_user(&directory, &name).await;
@@ -225,7 +242,7 @@ async fn rotation_returns_a_working_password_and_retires_the_old_one() {
 
 #[tokio::test]
 async fn injection_attempts_match_and_create_nothing() {
-    let dc = SambaDc::shared();
+    let (dc, _shared) = shared_dc().await;
     let directory = mk_directory(dc);
     let injection = "*)(objectClass=*";
 
@@ -260,7 +277,7 @@ async fn injection_attempts_match_and_create_nothing() {
 
 #[tokio::test]
 async fn password_operations_are_refused_over_plain_ldap_before_connecting() {
-    let dc = SambaDc::shared();
+    let (dc, _shared) = shared_dc().await;
     // Nothing listens on port 1: a connection attempt would fail with Connect, not PlaintextRefused.
     for url in [dc.ldap_url(), "ldap://127.0.0.1:1".to_string()] {
         let directory =
@@ -280,7 +297,7 @@ async fn password_operations_are_refused_over_plain_ldap_before_connecting() {
 #[tokio::test]
 async fn tls_verification_is_on_by_default() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dc = SambaDc::shared();
+    let (dc, _shared) = shared_dc().await;
     // System roots do not include the harness CA, so the DC's certificate must be rejected.
     let directory = LdapDirectory::new(LdapConfig::new(
         dc.ldaps_url(),
@@ -293,7 +310,7 @@ async fn tls_verification_is_on_by_default() {
 
 #[tokio::test]
 async fn kds_root_key_status_matches_the_database() {
-    let dc = SambaDc::shared();
+    let (dc, _shared) = shared_dc().await;
     let status = mk_directory(dc).kds_status().await.unwrap();
     let in_database = dc
         .ldbsearch(
@@ -307,4 +324,110 @@ async fn kds_root_key_status_matches_the_database() {
     // A freshly provisioned Samba 4.17 forest has no root key (and no KDS container).
     assert!(!status.exists());
     assert!(!status.is_effective(std::time::SystemTime::now()));
+}
+
+/// Every object of the domain partition as (DN, objectGUID), read over plain ldap3.
+async fn all_objects(dc: &SambaDc) -> std::collections::BTreeSet<(String, Vec<u8>)> {
+    let mut admin = raw_admin(dc).await;
+    let entries = raw_search(&mut admin, &dc.base_dn(), "(objectClass=*)", &["objectGUID"]).await;
+    entries.into_iter().map(|entry| (entry.dn.clone(), entry.bin_attrs["objectGUID"][0].clone())).collect()
+}
+
+/// The accounts as the database itself lists them (ldbsearch on sam.ldb, bypassing LDAP):
+/// every sAMAccountName and every objectSid.
+fn accounts_in_database(dc: &SambaDc) -> std::collections::BTreeSet<(String, String)> {
+    dc.ldbsearch(&dc.base_dn(), "sub", "(sAMAccountName=*)", &["sAMAccountName", "objectSid"])
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+#[tokio::test]
+async fn teardown_returns_the_directory_to_exactly_what_it_was() {
+    let (dc, _exclusive) = exclusive_dc().await;
+    let directory = mk_directory(dc);
+    let objects_before = all_objects(dc).await;
+    let accounts_before = accounts_in_database(dc);
+    assert!(accounts_before.iter().any(|(_, value)| value == "Administrator"), "{accounts_before:?}");
+
+    let user = AccountName::new(unique_name("tu")).unwrap();
+    let gmsa = AccountName::gmsa(unique_name("tg")).unwrap();
+    mk_user(&directory, user.as_str()).await;
+    directory.ensure_gmsa(&mk_gmsa_spec(dc, gmsa.as_str(), &[user.as_str()])).await.unwrap();
+    assert_eq!(all_objects(dc).await.len(), objects_before.len() + 2);
+
+    // Dry run: both planned, each diff names the object's DN, and nothing is deleted.
+    let planned_gmsa = directory.delete_gmsa(&gmsa, Mode::DryRun).await.unwrap();
+    let planned_user = directory.delete_user(&user, Mode::DryRun).await.unwrap();
+    assert_eq!((planned_gmsa.step.as_str(), planned_gmsa.change), ("gmsa-delete", Change::Planned));
+    assert_eq!((planned_user.step.as_str(), planned_user.change), ("user-delete", Change::Planned));
+    let gmsa_dn = format!("CN={gmsa},CN=Managed Service Accounts,{}", dc.base_dn());
+    let user_dn = format!("CN={user},CN=Users,{}", dc.base_dn());
+    assert_eq!(planned_gmsa.diff.len(), 1);
+    assert_eq!(planned_gmsa.diff[0].path, format!("/{gmsa_dn}"));
+    assert_eq!(planned_gmsa.diff[0].after, None);
+    assert_eq!(planned_user.diff[0].path, format!("/{user_dn}"));
+    assert_eq!(all_objects(dc).await.len(), objects_before.len() + 2, "a dry run deletes nothing");
+
+    // Reverse order of setup: the gMSA, then the user whose SID it names.
+    let deleted_gmsa = directory.delete_gmsa(&gmsa, Mode::Apply).await.unwrap();
+    let deleted_user = directory.delete_user(&user, Mode::Apply).await.unwrap();
+    assert_eq!(deleted_gmsa.change, Change::Changed);
+    assert_eq!(deleted_gmsa.diff, planned_gmsa.diff, "the dry run planned exactly what was done");
+    assert_eq!(deleted_user.change, Change::Changed);
+    assert_eq!(deleted_user.diff, planned_user.diff);
+
+    assert_eq!(all_objects(dc).await, objects_before, "every object and only those, same GUIDs");
+    assert_eq!(accounts_in_database(dc), accounts_before);
+
+    for outcome in [
+        directory.delete_gmsa(&gmsa, Mode::Apply).await.unwrap(),
+        directory.delete_user(&user, Mode::Apply).await.unwrap(),
+        directory.delete_gmsa(&gmsa, Mode::DryRun).await.unwrap(),
+    ] {
+        assert_eq!(outcome.change, Change::Unchanged, "{outcome:?}");
+        assert!(outcome.diff.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn teardown_refuses_objects_of_another_class() {
+    let (dc, _shared) = shared_dc().await;
+    let directory = mk_directory(dc);
+    let refused_dn = |result: Result<proto::outcome::StepOutcome, AdError>| match result {
+        Err(AdError::DeleteRefused { dn, rule }) => (dn, rule),
+        other => panic!("expected DeleteRefused, got {other:?}"),
+    };
+
+    // A plain user whose sAMAccountName is what a gMSA of that name would have.
+    let lookalike = unique_name("lk");
+    mk_user(&directory, &format!("{lookalike}$")).await;
+    let gmsa_name = AccountName::gmsa(&lookalike).unwrap();
+    for mode in [Mode::Apply, Mode::DryRun] {
+        let (dn, rule) = refused_dn(directory.delete_gmsa(&gmsa_name, mode).await);
+        assert_eq!(dn, format!("CN={lookalike}$,CN=Users,{}", dc.base_dn()));
+        assert!(rule.contains("gmsa-delete deletes only msDS-GroupManagedServiceAccount"), "{rule}");
+    }
+
+    // A gMSA and the DC's computer account through user-delete.
+    let gmsa = unique_name("lg");
+    directory.ensure_gmsa(&mk_gmsa_spec(dc, &gmsa, &[&format!("{lookalike}$")])).await.unwrap();
+    let (dn, rule) =
+        refused_dn(directory.delete_user(&AccountName::new(format!("{gmsa}$")).unwrap(), Mode::Apply).await);
+    assert!(dn.starts_with(&format!("CN={gmsa},CN=Managed Service Accounts")), "{dn}");
+    assert!(rule.contains("user-delete deletes only user objects"), "{rule}");
+    let (dn, _) = refused_dn(directory.delete_user(&AccountName::new("DC1$").unwrap(), Mode::Apply).await);
+    assert!(dn.contains("OU=Domain Controllers"), "{dn}");
+
+    // A built-in user.
+    let (dn, rule) = refused_dn(directory.delete_user(&AccountName::new("Administrator").unwrap(), Mode::Apply).await);
+    assert!(dn.starts_with("CN=Administrator,"), "{dn}");
+    assert!(rule.contains("isCriticalSystemObject") || rule.contains("RID 500"), "{rule}");
+
+    // Everything refused is still there.
+    let mut admin = raw_admin(dc).await;
+    for name in [format!("{lookalike}$"), format!("{gmsa}$"), "DC1$".to_string(), "Administrator".to_string()] {
+        let found = raw_search(&mut admin, &dc.base_dn(), &format!("(sAMAccountName={name})"), &["cn"]).await;
+        assert_eq!(found.len(), 1, "{name} still exists");
+    }
 }

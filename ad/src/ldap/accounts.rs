@@ -39,7 +39,7 @@ fn dns_name_of(domain_dn: &str) -> String {
 }
 
 /// The object whose `sAMAccountName` is `sam_account_name`, if any.
-async fn find_account(
+pub(super) async fn find_account(
     session: &mut Session,
     base: &str,
     sam_account_name: &str,

@@ -9,18 +9,20 @@
 mod accounts;
 mod facts;
 mod session;
+mod teardown;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use gmsa::SecretString;
-use proto::outcome::StepOutcome;
+use proto::outcome::{Mode, StepOutcome};
 
 use crate::account::AccountName;
-use crate::directory::{Directory, DomainFacts, EnsuredUser, GmsaSpec, UserSpec};
+use crate::directory::{Directory, DomainFacts, EnsuredUser, GmsaSpec, STEP_GMSA_DELETE, STEP_USER_DELETE, UserSpec};
 use crate::error::AdError;
 use crate::kds::KdsStatus;
+use crate::removal::Removable;
 use session::Session;
 
 /// How to reach and authenticate to a domain controller.
@@ -156,5 +158,24 @@ impl Directory for LdapDirectory {
         }
         tracing::info!("password rotated and confirmed by bind");
         Ok(password)
+    }
+
+    #[tracing::instrument(name = "ad.delete_gmsa", skip(self), fields(url = %self.config.url, gmsa = %name))]
+    async fn delete_gmsa(&self, name: &AccountName, mode: Mode) -> Result<StepOutcome, AdError> {
+        let mut session = self.admin_session("deleting a gMSA").await?;
+        let sam_account_name = name.machine_account();
+        let outcome =
+            teardown::delete_account(&mut session, Removable::Gmsa, &sam_account_name, STEP_GMSA_DELETE, mode).await;
+        session.close().await;
+        outcome
+    }
+
+    #[tracing::instrument(name = "ad.delete_user", skip(self), fields(url = %self.config.url, user = %name))]
+    async fn delete_user(&self, name: &AccountName, mode: Mode) -> Result<StepOutcome, AdError> {
+        let mut session = self.admin_session("deleting a domain user").await?;
+        let outcome =
+            teardown::delete_account(&mut session, Removable::DomainUser, name.as_str(), STEP_USER_DELETE, mode).await;
+        session.close().await;
+        outcome
     }
 }

@@ -131,6 +131,18 @@ impl Session {
         Ok(())
     }
 
+    /// Deletes one (leaf) object.
+    pub(super) async fn delete(&mut self, dn: &str) -> Result<(), AdError> {
+        let delete_error = |source| AdError::Delete { dn: dn.to_string(), source: Box::new(source) };
+        self.ldap
+            .with_timeout(self.operation_timeout)
+            .delete(dn)
+            .await
+            .and_then(|result| result.success())
+            .map_err(delete_error)?;
+        Ok(())
+    }
+
     /// Unbinds; errors are irrelevant once the work is done.
     pub(super) async fn close(mut self) {
         let _ = self.ldap.unbind().await;
