@@ -30,6 +30,8 @@ pub enum Operation {
     IdentityGet,
     /// `PUT .../userAssignedIdentities/{name}`.
     IdentityPut,
+    /// `DELETE .../userAssignedIdentities/{name}`.
+    IdentityDelete,
     /// `GET .../virtualMachineScaleSets[/{name}]`.
     ScaleSetGet,
     /// `PATCH`/`PUT .../virtualMachineScaleSets/{name}`.
@@ -38,8 +40,14 @@ pub enum Operation {
     SecretGet,
     /// Key Vault data plane `PUT /secrets/{name}`.
     SecretSet,
-    /// Key Vault data plane `GET /secrets/{name}/versions`.
+    /// Key Vault data plane `GET /secrets/{name}/versions` (and `GET /secrets`).
     SecretVersions,
+    /// Key Vault data plane `DELETE /secrets/{name}`.
+    SecretDelete,
+    /// Key Vault data plane `GET /deletedsecrets/{name}`.
+    DeletedSecretGet,
+    /// Key Vault data plane `DELETE /deletedsecrets/{name}` (purge).
+    DeletedSecretPurge,
 }
 
 impl Operation {
@@ -53,13 +61,27 @@ impl Operation {
                 | Operation::RoleAssignmentPut
                 | Operation::RoleAssignmentDelete
                 | Operation::IdentityPut
+                | Operation::IdentityDelete
                 | Operation::ScaleSetUpdate
         )
     }
 
     /// Whether this operation is served by ARM (as opposed to Key Vault's data plane or the token endpoint).
     pub fn is_arm(self) -> bool {
-        !matches!(self, Operation::Token | Operation::SecretGet | Operation::SecretSet | Operation::SecretVersions)
+        !matches!(self, Operation::Token) && !self.is_key_vault()
+    }
+
+    /// Whether this operation is served by a vault's data plane.
+    pub fn is_key_vault(self) -> bool {
+        matches!(
+            self,
+            Operation::SecretGet
+                | Operation::SecretSet
+                | Operation::SecretVersions
+                | Operation::SecretDelete
+                | Operation::DeletedSecretGet
+                | Operation::DeletedSecretPurge
+        )
     }
 }
 
@@ -116,9 +138,7 @@ impl Target {
         match self {
             Target::All => true,
             Target::Arm => operation.is_arm(),
-            Target::KeyVault => {
-                matches!(operation, Operation::SecretGet | Operation::SecretSet | Operation::SecretVersions)
-            }
+            Target::KeyVault => operation.is_key_vault(),
             Target::Only(operations) => operations.contains(&operation),
         }
     }

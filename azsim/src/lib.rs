@@ -42,7 +42,7 @@
 //!   [`AzureSim::tenant_id`].
 //! - seeding (not logged as mutations): [`AzureSim::add_managed_cluster`] (also creates the node
 //!   resource group, the kubelet identity `{name}-agentpool` and one scale set per pool, tagged
-//!   `aks-managed-poolName`), [`AzureSim::add_vault`], [`AzureSim::add_service_principal`],
+//!   `aks-managed-poolName` and carrying the kubelet identity, as AKS attaches it to every pool), [`AzureSim::add_vault`], [`AzureSim::add_service_principal`],
 //!   [`AzureSim::add_federated_principal`], [`AzureSim::add_role_assignment`],
 //!   [`AzureSim::add_resource_group`], [`AzureSim::issue_token`].
 //! - faults at runtime: [`AzureSim::set_faults`] ([`Faults`]: [`FaultRule`]s of latency, 429 with
@@ -53,7 +53,9 @@
 //! - effects: [`AzureSim::mutations`] (every successful write, body redacted, with `changed`),
 //!   [`AzureSim::managed_cluster`], [`AzureSim::gmsa_profile`], [`AzureSim::vault`],
 //!   [`AzureSim::access_policies`], [`AzureSim::role_assignments`], [`AzureSim::identity`],
-//!   [`AzureSim::scale_set_identities`], [`AzureSim::secret_versions`], [`AzureSim::secret_value`].
+//!   [`AzureSim::scale_set_identities`], [`AzureSim::secret_versions`], [`AzureSim::secret_value`],
+//!   [`AzureSim::deleted_secret_names`], and [`AzureSim::snapshot`] of the whole world (for
+//!   "teardown leaves exactly what existed before setup"; see its docs for what is normalized).
 //!
 //! # ARM behaviour a client can rely on
 //! - Paths and ids are case-insensitive; `api-version` is required (400
@@ -85,9 +87,10 @@
 //!
 //! # What it does not model
 //! ARM authorization (any valid management token may write anything), deletes other than role
-//! assignments, agent pool sub-resources, managed identity tokens from IMDS, Key Vault keys and
-//! certificates, soft-delete and recovery, private endpoints/firewalls, and tag-only PATCH of
-//! clusters. Throttling is per subscription only (ARM also throttles per principal and region).
+//! assignments and user-assigned identities, agent pool sub-resources, managed identity tokens
+//! from IMDS, Key Vault keys and certificates, secret recovery (delete, get-deleted and purge are
+//! modelled; a delete completes at once, where Azure finishes it asynchronously), vault
+//! soft-delete, private endpoints/firewalls, and tag-only PATCH of clusters. Throttling is per subscription only (ARM also throttles per principal and region).
 //!
 //! # Errors
 //! Setup failures are [`SimError`]; everything a client can do wrong is answered on the wire
@@ -102,6 +105,7 @@ mod rng;
 mod roles;
 mod seed;
 mod sim;
+mod snapshot;
 mod state;
 mod tls;
 mod token;

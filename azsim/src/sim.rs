@@ -284,6 +284,31 @@ impl AzureSim {
             .collect()
     }
 
+    /// Names of the soft-deleted (not yet purged) secrets of a vault, sorted.
+    pub fn deleted_secret_names(&self, vault_id: &str) -> Vec<String> {
+        let state = self.shared.lock();
+        state
+            .deleted_secrets
+            .get(&vault_id.to_ascii_lowercase())
+            .map(|deleted| deleted.values().map(|secret| secret.history.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The whole simulated state as one JSON value in a stable order, for `assert_eq!(sim.snapshot(), before)`.
+    ///
+    /// Holds clusters, vaults (with access policies), role assignments, user-assigned identities,
+    /// scale-set identities, secrets and soft-deleted secrets (each version's id, `enabled` and a
+    /// SHA-256 of the value — never the value), keyed by lower-cased ids.
+    ///
+    /// Normalized out: cluster and agent pool `eTag`s and `provisioningState`s, scale-set
+    /// `etag`s, role assignment timestamps and creators, vault `provisioningState`, secret
+    /// timestamps. **Not** normalized: after gMSA is disabled AKS reports
+    /// `windowsProfile.gmsaProfile: {"enabled": false}`, while a cluster that never had gMSA may
+    /// have no `gmsaProfile`; a before/after comparison must normalize that field explicitly.
+    pub fn snapshot(&self) -> Value {
+        crate::snapshot::snapshot(&self.shared.lock())
+    }
+
     /// A secret's value (latest version when `version` is `None`), for tests asserting it was written.
     pub fn secret_value(&self, vault_id: &str, secret_name: &str, version: Option<&str>) -> Option<String> {
         let state = self.shared.lock();

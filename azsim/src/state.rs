@@ -123,6 +123,16 @@ pub(crate) struct SecretHistory {
     pub(crate) versions: Vec<SecretVersion>,
 }
 
+/// A soft-deleted secret (Key Vault `DeletedSecretBundle`): every version, kept until purged.
+#[derive(Clone, Debug)]
+pub(crate) struct DeletedSecret {
+    pub(crate) history: SecretHistory,
+    /// `deletedDate`, Unix seconds.
+    pub(crate) deleted_date: i64,
+    /// `scheduledPurgeDate`, Unix seconds (deleted date + the vault's retention days).
+    pub(crate) scheduled_purge_date: i64,
+}
+
 /// The whole simulated world.
 pub(crate) struct State {
     pub(crate) tenant_id: String,
@@ -149,6 +159,8 @@ pub(crate) struct State {
     pub(crate) principals: HashSet<String>,
     /// Lower-cased vault id → lower-cased secret name → history.
     pub(crate) secrets: HashMap<String, BTreeMap<String, SecretHistory>>,
+    /// Lower-cased vault id → lower-cased secret name → soft-deleted secret.
+    pub(crate) deleted_secrets: HashMap<String, BTreeMap<String, DeletedSecret>>,
     pub(crate) issued_tokens: HashSet<String>,
     pub(crate) mutations: Vec<Mutation>,
 }
@@ -175,6 +187,7 @@ impl State {
             clients: HashMap::new(),
             principals: HashSet::new(),
             secrets: HashMap::new(),
+            deleted_secrets: HashMap::new(),
             issued_tokens: HashSet::new(),
             mutations: Vec::new(),
         }

@@ -515,10 +515,192 @@ mod identities_and_scale_sets {
             updated["identity"]["userAssignedIdentities"][identity_id]["principalId"],
             identity["properties"]["principalId"]
         );
+        let mut expected = vec![identity_id.to_string(), cluster.kubelet.resource_id.clone()];
+        expected.sort();
+        assert_eq!(fixture.sim.scale_set_identities(windows["id"].as_str().expect("id")), expected);
+
+        // Detaching by `null` keeps the kubelet identity; the type stays UserAssigned.
+        let detach = json!({"identity": {"type": "UserAssigned", "userAssignedIdentities": {identity_id: null}}});
+        let (status, _, updated) = fixture.arm(Method::PATCH, &scale_set_url, Some(detach)).await;
+        assert_eq!((status, updated["identity"]["type"].as_str()), (StatusCode::OK, Some("UserAssigned")));
         assert_eq!(
             fixture.sim.scale_set_identities(windows["id"].as_str().expect("id")),
-            vec![identity_id.to_string()]
+            vec![cluster.kubelet.resource_id.clone()]
         );
+    }
+
+    #[tokio::test]
+    async fn seeded_pools_carry_the_kubelet_identity_as_aks_attaches_it() {
+        let fixture = mk_fixture(mk_config()).await;
+        let cluster = fixture.mk_cluster("aks1");
+        for scale_set in &cluster.scale_sets {
+            assert_eq!(fixture.sim.scale_set_identities(scale_set), vec![cluster.kubelet.resource_id.clone()]);
+            let (status, _, body) =
+                fixture.arm(Method::GET, &format!("{scale_set}?api-version=2024-07-01"), None).await;
+            assert_eq!((status, body["identity"]["type"].as_str()), (StatusCode::OK, Some("UserAssigned")));
+            let attached = &body["identity"]["userAssignedIdentities"][&cluster.kubelet.resource_id];
+            assert_eq!(attached["principalId"].as_str(), Some(cluster.kubelet.object_id.as_str()));
+            assert_eq!(attached["clientId"].as_str(), Some(cluster.kubelet.client_id.as_str()));
+        }
+    }
+
+    #[tokio::test]
+    async fn identity_delete_answers_200_then_204_and_the_principal_is_gone() {
+        let fixture = mk_fixture(mk_config()).await;
+        fixture.sim.add_resource_group(SUBSCRIPTION, "rg1");
+        let identity_url = format!(
+            "/subscriptions/{SUBSCRIPTION}/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/gmsa-mi?api-version=2023-01-31"
+        );
+        let (_, _, identity) = fixture.arm(Method::PUT, &identity_url, Some(json!({"location": "eastus"}))).await;
+        let principal = identity["properties"]["principalId"].as_str().expect("principalId").to_string();
+        let before = fixture.sim.mutations().len();
+
+        let (status, _, body) = fixture.arm(Method::DELETE, &identity_url, None).await;
+        assert_eq!((status, body), (StatusCode::OK, Value::Null));
+        let (status, _, body) = fixture.arm(Method::DELETE, &identity_url, None).await;
+        assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
+        let (status, _, body) = fixture.arm(Method::GET, &identity_url, None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("ResourceNotFound")));
+        let deletes: Vec<Operation> = fixture.sim.mutations()[before..].iter().map(|m| m.operation).collect();
+        assert_eq!(deletes, vec![Operation::IdentityDelete], "only the real delete is a mutation");
+
+        // A deleted identity is no longer an Entra principal: role assignments to it are refused.
+        let assignment_url = format!(
+            "/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleAssignments/{}?api-version=2022-04-01",
+            "0b0c0d0e-0000-4000-8000-000000000001"
+        );
+        let properties = json!({"properties": {
+            "roleDefinitionId": azsim::role_definition_id(SUBSCRIPTION, azsim::KEY_VAULT_SECRETS_USER),
+            "principalId": principal}});
+        let (status, _, body) = fixture.arm(Method::PUT, &assignment_url, Some(properties)).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("PrincipalNotFound")));
+    }
+}
+
+mod soft_delete {
+    use super::*;
+
+    async fn mk_vault(fixture: &Fixture, seed: VaultSeed) -> azsim::SeededVault {
+        fixture.sim.add_vault(SUBSCRIPTION, "rg1", "kv1", seed).await.expect("vault")
+    }
+
+    fn mk_officer_policy(tenant_id: &str) -> AccessPolicyEntry {
+        AccessPolicyEntry {
+            tenant_id: tenant_id.to_string(),
+            object_id: AGENT_OBJECT.to_string(),
+            application_id: None,
+            permissions: Permissions {
+                secrets: ["get", "set", "list", "delete", "purge"].iter().map(|p| p.to_string()).collect(),
+                ..Permissions::default()
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn delete_keeps_a_deleted_secret_until_purge_and_blocks_the_name_meanwhile() {
+        let fixture = mk_fixture(mk_config()).await;
+        let tenant = fixture.sim.tenant_id();
+        let vault =
+            mk_vault(&fixture, VaultSeed { access_policies: vec![mk_officer_policy(&tenant)], ..VaultSeed::default() })
+                .await;
+        let token = request_token(&fixture.http, &fixture.sim, "https://vault.azure.net/.default").await;
+        let secret_url = format!("{}secrets/cred?api-version=7.5", vault.vault_uri);
+        let deleted_url = format!("{}deletedsecrets/cred?api-version=7.5", vault.vault_uri);
+        for value in ["CONTOSO\\svc:first", "CONTOSO\\svc:second"] {
+            let (status, _, _) =
+                fixture.call(Method::PUT, &secret_url, Some(&token), Some(json!({"value": value}))).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let latest = fixture.sim.secret_versions(&vault.id, "cred").last().expect("latest").id.clone();
+
+        let (status, _, body) = fixture.call(Method::DELETE, &secret_url, Some(&token), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["recoveryId"].as_str(), Some(format!("{}deletedsecrets/cred", vault.vault_uri).as_str()));
+        assert_eq!(body["id"].as_str(), Some(latest.as_str()));
+        assert!(body["deletedDate"].is_i64() && body["scheduledPurgeDate"].is_i64(), "{body}");
+        assert_eq!(body["attributes"]["recoveryLevel"], "Recoverable+Purgeable");
+        assert!(body.get("value").is_none(), "a deleted secret's value is never returned");
+        assert!(fixture.sim.secret_versions(&vault.id, "cred").is_empty());
+        assert_eq!(fixture.sim.deleted_secret_names(&vault.id), vec!["cred".to_string()]);
+
+        let (status, _, body) = fixture.call(Method::GET, &secret_url, Some(&token), None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("SecretNotFound")));
+        let (status, _, body) =
+            fixture.call(Method::PUT, &secret_url, Some(&token), Some(json!({"value": "again"}))).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("Conflict")));
+        let (status, _, body) = fixture.call(Method::GET, &deleted_url, Some(&token), None).await;
+        assert_eq!((status, body["recoveryId"].is_string()), (StatusCode::OK, true));
+        assert!(body.get("value").is_none());
+
+        let (status, _, body) = fixture.call(Method::DELETE, &deleted_url, Some(&token), None).await;
+        assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
+        assert!(fixture.sim.deleted_secret_names(&vault.id).is_empty());
+        let (status, _, body) = fixture.call(Method::DELETE, &deleted_url, Some(&token), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"], json!({"code": "SecretNotFound", "message": "Deleted Secret not found: cred"}));
+        let (status, _, body) = fixture.call(Method::DELETE, &secret_url, Some(&token), None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("SecretNotFound")));
+
+        let operations: Vec<Operation> = fixture.sim.mutations().iter().map(|m| m.operation).collect();
+        assert_eq!(
+            operations,
+            vec![Operation::SecretSet, Operation::SecretSet, Operation::SecretDelete, Operation::DeletedSecretPurge]
+        );
+        let (status, _, _) = fixture.call(Method::PUT, &secret_url, Some(&token), Some(json!({"value": "v"}))).await;
+        assert_eq!(status, StatusCode::OK, "the name is free again after the purge");
+    }
+
+    #[tokio::test]
+    async fn delete_and_purge_need_their_own_permissions() {
+        let fixture = mk_fixture(mk_config()).await;
+        let tenant = fixture.sim.tenant_id();
+        let mut policy = mk_officer_policy(&tenant);
+        policy.permissions.secrets = vec!["get".to_string(), "set".to_string()];
+        let vault = mk_vault(&fixture, VaultSeed { access_policies: vec![policy], ..VaultSeed::default() }).await;
+        let token = request_token(&fixture.http, &fixture.sim, "https://vault.azure.net/.default").await;
+        let secret_url = format!("{}secrets/cred?api-version=7.5", vault.vault_uri);
+        fixture.call(Method::PUT, &secret_url, Some(&token), Some(json!({"value": "v"}))).await;
+        let (status, _, body) = fixture.call(Method::DELETE, &secret_url, Some(&token), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("secrets delete permission")), "{body}");
+    }
+
+    #[tokio::test]
+    async fn snapshot_shows_secrets_by_hash_and_is_stable() {
+        let fixture = mk_fixture(mk_config()).await;
+        let tenant = fixture.sim.tenant_id();
+        let cluster = fixture.mk_cluster("aks1");
+        let vault =
+            mk_vault(&fixture, VaultSeed { access_policies: vec![mk_officer_policy(&tenant)], ..VaultSeed::default() })
+                .await;
+        let empty = fixture.sim.snapshot();
+        assert_eq!(empty, fixture.sim.snapshot(), "two snapshots of the same world are equal");
+        assert_eq!(empty["secrets"], json!({}));
+        assert!(empty["clusters"][cluster.id.to_ascii_lowercase()]["properties"].get("provisioningState").is_none());
+
+        let token = request_token(&fixture.http, &fixture.sim, "https://vault.azure.net/.default").await;
+        let secret_url = format!("{}secrets/cred?api-version=7.5", vault.vault_uri);
+        fixture.call(Method::PUT, &secret_url, Some(&token), Some(json!({"value": "hunter2-secret"}))).await;
+        let with_secret = fixture.sim.snapshot();
+        let text = with_secret.to_string();
+        assert!(!text.contains("hunter2"), "the snapshot never carries a value");
+        let versions = &with_secret["secrets"][vault.id.to_ascii_lowercase()]["cred"]["versions"];
+        assert!(versions[0]["valueHash"].as_str().is_some_and(|hash| hash.starts_with("sha256:")), "{versions}");
+        assert_ne!(with_secret, empty);
+
+        fixture.call(Method::DELETE, &secret_url, Some(&token), None).await;
+        let deleted = fixture.sim.snapshot();
+        assert_eq!(deleted["secrets"], json!({}));
+        assert!(deleted["deletedSecrets"][vault.id.to_ascii_lowercase()]["cred"].is_object());
+        fixture
+            .call(
+                Method::DELETE,
+                &format!("{}deletedsecrets/cred?api-version=7.5", vault.vault_uri),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(fixture.sim.snapshot(), empty, "delete + purge leaves the world as it was");
     }
 }
 

@@ -1,10 +1,13 @@
 //! User-assigned managed identities: PUT (201 new, 200 existing; `principalId`/`clientId` are
-//! assigned once and kept) and GET. Each identity becomes an Entra principal that role
-//! assignments and access policies may name.
+//! assigned once and kept), GET and DELETE (200 when it existed, 204 when it did not, no body).
+//! Each identity becomes an Entra principal that role assignments and access policies may name;
+//! deleting it removes the principal too. As in Azure, a delete does not touch what refers to the
+//! identity: scale sets keep naming it, role assignments and access policies stay (orphaned).
 //!
 //! Modelled on `specification/msi/resource-manager/Microsoft.ManagedIdentity/stable/2023-01-31/
-//! ManagedIdentity.json` (UserAssignedIdentities_CreateOrUpdate, UserAssignedIdentities_Get,
-//! `UserAssignedIdentityProperties`) and its examples `IdentityCreate.json`, `IdentityGet.json`.
+//! ManagedIdentity.json` (UserAssignedIdentities_CreateOrUpdate, _Get, _Delete,
+//! `UserAssignedIdentityProperties`) and its examples `IdentityCreate.json`, `IdentityGet.json`,
+//! `IdentityDelete.json`.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -41,7 +44,7 @@ pub(crate) fn create(
             client_id: state.new_guid(),
             principal_id: state.new_guid(),
         };
-        state.principals.insert(identity.principal_id.clone());
+        state.principals.insert(identity.principal_id.to_ascii_lowercase());
         state.identities.insert(key, identity);
     }
     id
@@ -106,4 +109,20 @@ pub(crate) fn put(
     let identity = state.identities.get(&key).map(|identity| render(identity, &state.tenant_id)).unwrap_or(Value::Null);
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok(ArmResponse::json(status, identity))
+}
+
+/// UserAssignedIdentities_Delete: 200 when the identity existed, 204 when it did not.
+pub(crate) fn delete(state: &mut State, subscription: &str, resource_group: &str, name: &str) -> ArmResult {
+    if !state.has_resource_group(subscription, resource_group) {
+        return Err(ArmError::resource_group_not_found(resource_group));
+    }
+    let key = identity_id(subscription, resource_group, name).to_ascii_lowercase();
+    match state.identities.remove(&key) {
+        Some(identity) => {
+            state.principals.remove(&identity.principal_id.to_ascii_lowercase());
+            state.record("DELETE", &identity.id, Operation::IdentityDelete, true, &Value::Null);
+            Ok(ArmResponse { status: StatusCode::OK, headers: Vec::new(), body: None })
+        }
+        None => Ok(ArmResponse { status: StatusCode::NO_CONTENT, headers: Vec::new(), body: None }),
+    }
 }

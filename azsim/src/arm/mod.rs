@@ -247,6 +247,7 @@ async fn dispatch(shared: &Arc<Shared>, route: &Route, operation: Operation, req
             let mut state = shared.lock();
             match operation {
                 Operation::IdentityPut => identities::put(&mut state, subscription, resource_group, name, request),
+                Operation::IdentityDelete => identities::delete(&mut state, subscription, resource_group, name),
                 _ => identities::get(&state, subscription, resource_group, name),
             }
         }

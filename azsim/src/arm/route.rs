@@ -143,6 +143,7 @@ impl Route {
             (Route::RoleAssignments { name: Some(_), .. }, "DELETE") => Operation::RoleAssignmentDelete,
             (Route::Identity { .. }, "GET") => Operation::IdentityGet,
             (Route::Identity { .. }, "PUT") => Operation::IdentityPut,
+            (Route::Identity { .. }, "DELETE") => Operation::IdentityDelete,
             (Route::ScaleSets { .. }, "GET") => Operation::ScaleSetGet,
             (Route::ScaleSets { name: Some(_), .. }, "PATCH" | "PUT") => Operation::ScaleSetUpdate,
             _ => {

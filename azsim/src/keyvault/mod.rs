@@ -8,6 +8,7 @@
 //! (and 7.6; the 1.x SDK's default `2025-07-01` is accepted too) and Key Vault's documented
 //! authentication flow (challenge `WWW-Authenticate: Bearer authorization="...", resource="https://vault.azure.net"`).
 
+mod deleted;
 mod secrets;
 
 use std::sync::Arc;
@@ -63,7 +64,12 @@ async fn handle(
 ) -> Response {
     let answer = serve(&shared, &vault_key, &method, &uri, &headers, &body).await;
     let request_id = shared.lock().new_guid();
-    let mut response = (answer.status, axum::Json(answer.body)).into_response();
+    // PurgeDeletedSecret answers 204 with no body at all.
+    let mut response = if answer.status == StatusCode::NO_CONTENT {
+        answer.status.into_response()
+    } else {
+        (answer.status, axum::Json(answer.body)).into_response()
+    };
     let response_headers = response.headers_mut();
     for (name, value) in answer
         .headers

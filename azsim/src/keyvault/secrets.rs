@@ -1,7 +1,8 @@
 //! Secret operations of the data plane — SetSecret (`PUT /secrets/{name}`, a new version each
-//! time), GetSecret (`GET /secrets/{name}/{version?}`), GetSecretVersions
-//! (`GET /secrets/{name}/versions`, paged with `maxresults`/`nextLink`), GetSecrets
-//! (`GET /secrets`) — and the access decision: access policy `permissions.secrets` on
+//! time; 409 while the name is soft-deleted), GetSecret (`GET /secrets/{name}/{version?}`),
+//! GetSecretVersions (`GET /secrets/{name}/versions`, paged with `maxresults`/`nextLink`),
+//! GetSecrets (`GET /secrets`); DeleteSecret, GetDeletedSecret and PurgeDeletedSecret live in
+//! `deleted.rs` — and the access decision: access policy `permissions.secrets` on
 //! access-policy vaults, Key Vault data roles at vault/resource-group/subscription scope on RBAC
 //! vaults. Shapes follow `keyvault/data-plane/Microsoft.KeyVault/stable/7.5/secrets.json`
 //! (`SecretBundle`, `SecretItem`, `SecretListResult`, `SecretAttributes` in Unix seconds).
@@ -24,6 +25,9 @@ const MAX_RESULTS: usize = 25;
 pub(crate) fn operation(method: &Method, segments: &[&str]) -> Option<Operation> {
     match (method.as_str(), segments) {
         ("PUT", ["secrets", _]) => Some(Operation::SecretSet),
+        ("DELETE", ["secrets", _]) => Some(Operation::SecretDelete),
+        ("GET", ["deletedsecrets", _]) => Some(Operation::DeletedSecretGet),
+        ("DELETE", ["deletedsecrets", _]) => Some(Operation::DeletedSecretPurge),
         ("GET", ["secrets"]) | ("GET", ["secrets", _, "versions"]) => Some(Operation::SecretVersions),
         ("GET", ["secrets", _]) | ("GET", ["secrets", _, _]) => Some(Operation::SecretGet),
         _ => None,
@@ -34,6 +38,8 @@ fn permission_of(operation: Operation) -> &'static str {
     match operation {
         Operation::SecretSet => "set",
         Operation::SecretVersions => "list",
+        Operation::SecretDelete => "delete",
+        Operation::DeletedSecretPurge => "purge",
         _ => "get",
     }
 }
@@ -42,6 +48,8 @@ fn data_action(permission: &str) -> &'static str {
     match permission {
         "set" => "Microsoft.KeyVault/vaults/secrets/setSecret/action",
         "list" => "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+        "delete" => "Microsoft.KeyVault/vaults/secrets/delete",
+        "purge" => "Microsoft.KeyVault/vaults/secrets/purge/action",
         _ => "Microsoft.KeyVault/vaults/secrets/getSecret/action",
     }
 }
@@ -134,6 +142,9 @@ pub(crate) fn execute(
     let skip = query_value("$skiptoken").and_then(|text| text.parse::<usize>().ok()).unwrap_or(0);
     match (operation, segments) {
         (Operation::SecretSet, [_, name]) => set(state, &vault, name, body),
+        (Operation::SecretDelete, [_, name]) => super::deleted::delete(state, &vault, name),
+        (Operation::DeletedSecretGet, [_, name]) => super::deleted::get(state, &vault, name),
+        (Operation::DeletedSecretPurge, [_, name]) => super::deleted::purge(state, &vault, name),
         (Operation::SecretGet, [_, name]) => get(state, &vault, name, None),
         (Operation::SecretGet, [_, name, version]) => get(state, &vault, name, Some(version)),
         (Operation::SecretVersions, [_, name, _]) => {
@@ -164,7 +175,7 @@ fn valid_name(name: &str) -> bool {
         && name.chars().all(|character| character.is_ascii_alphanumeric() || character == '-')
 }
 
-fn not_found(name: &str) -> VaultAnswer {
+pub(super) fn not_found(name: &str) -> VaultAnswer {
     VaultAnswer::error(
         StatusCode::NOT_FOUND,
         "SecretNotFound",
@@ -178,7 +189,7 @@ fn history<'a>(state: &'a State, vault: &Vault, name: &str) -> Option<&'a Secret
     state.secrets.get(&vault.id.to_ascii_lowercase())?.get(&name.to_ascii_lowercase())
 }
 
-fn attributes(version: &SecretVersion) -> Value {
+pub(super) fn attributes(version: &SecretVersion) -> Value {
     json!({
         "enabled": version.enabled,
         "created": version.created,
@@ -259,6 +270,15 @@ fn set(state: &mut State, vault: &Vault, name: &str, body: &[u8]) -> VaultAnswer
     let Some(value) = request["value"].as_str() else {
         return VaultAnswer::error(StatusCode::BAD_REQUEST, "BadParameter", "Property 'value' is required.");
     };
+    if super::deleted::is_deleted(state, vault, name) {
+        return VaultAnswer::error(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged."
+            ),
+        );
+    }
     let version = SecretVersion {
         version: state.rng.uuid().simple().to_string(),
         value: value.to_string(),
@@ -307,7 +327,10 @@ mod tests {
         assert_eq!(operation(&Method::GET, &["secrets", "s"]), Some(Operation::SecretGet));
         assert_eq!(operation(&Method::GET, &["secrets", "s", "abc"]), Some(Operation::SecretGet));
         assert_eq!(operation(&Method::GET, &["secrets", "s", "versions"]), Some(Operation::SecretVersions));
-        assert_eq!(operation(&Method::DELETE, &["secrets", "s"]), None);
+        assert_eq!(operation(&Method::DELETE, &["secrets", "s"]), Some(Operation::SecretDelete));
+        assert_eq!(operation(&Method::DELETE, &["deletedsecrets", "s"]), Some(Operation::DeletedSecretPurge));
+        assert_eq!(operation(&Method::GET, &["deletedsecrets", "s"]), Some(Operation::DeletedSecretGet));
+        assert_eq!(operation(&Method::POST, &["secrets", "s"]), None);
         assert!(valid_name("GMSADomainUserCred"));
         assert!(!valid_name("bad_name"));
     }

@@ -72,7 +72,14 @@ pub(crate) fn seed(
                 pool.count,
             )
         })
-        .collect();
+        .collect::<Vec<String>>();
+    // AKS attaches the kubelet identity to every pool's scale set (that is how kubelet gets its
+    // token from IMDS), Linux and Windows alike.
+    for scale_set_id in &scale_sets {
+        if let Some(scale_set) = state.scale_sets.get_mut(&scale_set_id.to_ascii_lowercase()) {
+            scale_set.user_assigned.insert(kubelet.resource_id.clone());
+        }
+    }
 
     let pools: Vec<Value> = seed
         .agent_pools
