@@ -24,13 +24,17 @@ pub mod drift;
 pub mod ops;
 pub mod plan;
 pub mod preflight;
+pub mod teardown;
 pub mod workload;
 
 pub use desired::{ApplyRequest, ObjectKind, ObjectRef, ServiceAccountRef};
 pub use drift::{DriftCause, DriftEvent, DriftPolicy, Remedy};
 pub use ops::apply::{APPLY_STEP, ApplyError, apply};
+pub use ops::credspec::{ReadCredspecError, read_credspec};
 pub use ops::preflight::{PreflightError, preflight};
+pub use ops::remove::{REMOVE_STEP, RemoveError, RemoveRequest, remove};
 pub use ops::verify::{VERIFY_STEP, VerifyError, VerifyReport, verify};
 pub use ops::watch::{DriftError, watch_drift};
 pub use preflight::{Check, CheckFailure, DnsForward, Passed, PreflightConfig, PreflightReport};
+pub use teardown::LeftReason;
 pub use workload::{VerifyConfig, WorkloadState};

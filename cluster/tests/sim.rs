@@ -376,3 +376,134 @@ mod verify {
         assert!(sim_cluster.get("ConfigMap", Some("default"), "gmsa-demo").is_none());
     }
 }
+
+mod remove {
+    use super::*;
+    use cluster::RemoveRequest;
+    use proto::outcome::Mode;
+
+    const BINDING: &str = "allow-default-svc-account-read-on-aks-gmsa-spec";
+
+    fn mk_remove_request() -> RemoveRequest {
+        RemoveRequest { spec_name: "aks-gmsa-spec".into(), owner: "webapp".into() }
+    }
+
+    /// A cluster with the spec applied, and its snapshot from before the apply.
+    async fn mk_applied() -> (KubeSim, SimCluster, Client, RequestLog, serde_json::Value) {
+        let (sim, sim_cluster, client, requests) = mk_cluster(ClusterSeed::default()).await;
+        let before_setup = sim_cluster.snapshot();
+        let passed = mk_passed(&client).await;
+        cluster::apply(&client, &mk_request(&mk_inputs("aks-gmsa-spec")), &passed).await.unwrap();
+        assert_ne!(sim_cluster.snapshot(), before_setup);
+        (sim, sim_cluster, client, requests, before_setup)
+    }
+
+    #[tokio::test]
+    async fn remove_after_apply_restores_the_pre_apply_snapshot_in_reverse_order() {
+        let (_sim, sim_cluster, client, _requests, before_setup) = mk_applied().await;
+        let writes_before = sim_cluster.api_mutations().len();
+
+        let outcome = cluster::remove(&client, &mk_remove_request(), Mode::Apply).await.unwrap();
+        assert_eq!(outcome.step, cluster::REMOVE_STEP);
+        assert_eq!(outcome.change, Change::Changed);
+        assert_eq!(
+            diff_paths(&outcome),
+            [
+                format!("/RoleBinding/default/{BINDING}"),
+                "/ClusterRole/aks-gmsa-spec-role".into(),
+                "/GMSACredentialSpec/aks-gmsa-spec".into()
+            ]
+        );
+        assert!(outcome.diff.iter().all(|change| change.before.is_some() && change.after.is_none()));
+        assert_eq!(outcome.diff[1].before.as_ref().unwrap()["rules"][0]["resourceNames"], json!(["aks-gmsa-spec"]));
+        let deletes: Vec<(String, String)> =
+            sim_cluster.api_mutations().into_iter().skip(writes_before).map(|entry| (entry.verb, entry.kind)).collect();
+        assert_eq!(
+            deletes,
+            [
+                ("delete".to_string(), "RoleBinding".to_string()),
+                ("delete".into(), "ClusterRole".into()),
+                ("delete".into(), "GMSACredentialSpec".into())
+            ]
+        );
+        assert_eq!(sim_cluster.snapshot(), before_setup);
+    }
+
+    #[tokio::test]
+    async fn second_remove_is_unchanged_and_writes_nothing() {
+        let (_sim, sim_cluster, client, requests, _before_setup) = mk_applied().await;
+        cluster::remove(&client, &mk_remove_request(), Mode::Apply).await.unwrap();
+        let writes_before = sim_cluster.api_mutations().len();
+        let requests_before = requests.len();
+        let again = cluster::remove(&client, &mk_remove_request(), Mode::Apply).await.unwrap();
+        assert_eq!(again.change, Change::Unchanged, "{:?}", again.diff);
+        assert!(again.diff.is_empty());
+        assert_eq!(sim_cluster.api_mutations().len(), writes_before);
+        assert_eq!(requests.writes_since(requests_before), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn dry_run_plans_the_removal_and_deletes_nothing() {
+        let (_sim, sim_cluster, client, requests, _before_setup) = mk_applied().await;
+        let snapshot_before = sim_cluster.snapshot();
+        let writes_before = sim_cluster.api_mutations().len();
+        let requests_before = requests.len();
+        let planned = cluster::remove(&client, &mk_remove_request(), Mode::DryRun).await.unwrap();
+        assert_eq!(planned.change, Change::Planned);
+        assert_eq!(planned.diff.len(), 3);
+        assert_eq!(planned.diff[2].path, "/GMSACredentialSpec/aks-gmsa-spec");
+        assert_eq!(sim_cluster.api_mutations().len(), writes_before);
+        assert_eq!(requests.writes_since(requests_before), Vec::<String>::new());
+        assert_eq!(sim_cluster.snapshot(), snapshot_before);
+        let applied = cluster::remove(&client, &mk_remove_request(), Mode::Apply).await.unwrap();
+        assert_eq!(applied.diff, planned.diff);
+    }
+
+    #[tokio::test]
+    async fn foreign_object_at_our_name_survives_and_is_reported_as_left() {
+        let (_sim, sim_cluster, client, _requests, _before_setup) = mk_applied().await;
+        // Someone replaced the ClusterRole with their own, without gmsa-fleet's labels.
+        let foreign = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "aks-gmsa-spec-role", "labels": {"team": "platform"}}, "rules": []});
+        sim_cluster.delete("ClusterRole", None, "aks-gmsa-spec-role").unwrap().unwrap();
+        sim_cluster.put(foreign).unwrap();
+        let foreign_before = sim_cluster.get("ClusterRole", None, "aks-gmsa-spec-role").unwrap();
+
+        let outcome = cluster::remove(&client, &mk_remove_request(), Mode::Apply).await.unwrap();
+        assert_eq!(
+            diff_paths(&outcome),
+            [format!("/RoleBinding/default/{BINDING}"), "/GMSACredentialSpec/aks-gmsa-spec".into()]
+        );
+        assert_eq!(
+            outcome.observed["left"],
+            json!([{"object": "ClusterRole/aks-gmsa-spec-role", "reason": "not ours"}])
+        );
+        assert_eq!(sim_cluster.get("ClusterRole", None, "aks-gmsa-spec-role").unwrap(), foreign_before);
+        assert!(sim_cluster.get("GMSACredentialSpec", None, "aks-gmsa-spec").is_none());
+        assert!(sim_cluster.get("RoleBinding", Some("default"), BINDING).is_none());
+    }
+
+    #[tokio::test]
+    async fn read_credspec_returns_what_apply_wrote_at_the_served_version() {
+        let (_sim, sim_cluster, client, _requests, _before_setup) = mk_applied().await;
+        let read = cluster::read_credspec(&client, "aks-gmsa-spec").await.unwrap().unwrap();
+        let built = mk_request(&mk_inputs("aks-gmsa-spec")).credspec.manifest(ApiVersion::V1);
+        assert_eq!(read["apiVersion"], "windows.k8s.io/v1");
+        assert_eq!(read["credspec"], built["credspec"]);
+        assert_eq!(read["metadata"]["labels"][OWNER_KEY], "webapp");
+        assert_eq!(read, sim_cluster.get("GMSACredentialSpec", None, "aks-gmsa-spec").unwrap());
+        assert_eq!(cluster::read_credspec(&client, "no-such-spec").await.unwrap(), None);
+
+        let seed = ClusterSeed { gmsa_crd: GmsaCrd::Served { v1: false, v1alpha1: true }, ..ClusterSeed::default() };
+        let (_old_sim, _old_cluster, old_client, _old_requests) = mk_cluster(seed).await;
+        let passed = mk_passed(&old_client).await;
+        cluster::apply(&old_client, &mk_request(&mk_inputs("aks-gmsa-spec")), &passed).await.unwrap();
+        let read = cluster::read_credspec(&old_client, "aks-gmsa-spec").await.unwrap().unwrap();
+        assert_eq!(read["apiVersion"], "windows.k8s.io/v1alpha1");
+        assert_eq!(read["credspec"], built["credspec"]);
+
+        let seed = ClusterSeed { gmsa_crd: GmsaCrd::Absent, ..ClusterSeed::default() };
+        let (_bare_sim, _bare_cluster, bare_client, _bare_requests) = mk_cluster(seed).await;
+        assert_eq!(cluster::read_credspec(&bare_client, "aks-gmsa-spec").await.unwrap(), None);
+    }
+}

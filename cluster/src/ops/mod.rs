@@ -3,7 +3,9 @@
 //! `workload`).
 
 pub mod apply;
+pub mod credspec;
 pub mod preflight;
+pub mod remove;
 pub(crate) mod resources;
 pub mod verify;
 pub mod watch;

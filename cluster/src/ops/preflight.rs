@@ -2,7 +2,6 @@
 //! configurations, Windows nodes, CoreDNS ConfigMaps) and return the report, or every failed
 //! check as its own error. Only reads; runs before any write.
 
-use gmsa::credspec;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, RuleWithOperations, ValidatingWebhookConfiguration,
 };
@@ -11,6 +10,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use tracing::{info, instrument};
 
+use crate::ops::credspec::credspec_versions;
 use crate::preflight::{
     Check, CheckFailure, Passed, PreflightConfig, PreflightFacts, PreflightReport, WINDOWS_NODE_SELECTOR, WebhookEntry,
     evaluate,
@@ -96,22 +96,6 @@ async fn read_facts(client: &Client, config: &PreflightConfig) -> Result<Preflig
         facts.corefiles = corefiles(client).await.map_err(read(Check::DnsForward))?;
     }
     Ok(facts)
-}
-
-/// The versions of `windows.k8s.io` whose discovery lists `gmsacredentialspecs`.
-async fn credspec_versions(client: &Client) -> Result<Vec<String>, kube::Error> {
-    let groups = client.list_api_groups().await?;
-    let Some(group) = groups.groups.iter().find(|group| group.name == credspec::API_GROUP) else {
-        return Ok(Vec::new());
-    };
-    let mut served = Vec::new();
-    for version in &group.versions {
-        let resources = client.list_api_group_resources(&version.group_version).await?;
-        if resources.resources.iter().any(|resource| resource.name == credspec::PLURAL) {
-            served.push(version.version.clone());
-        }
-    }
-    Ok(served)
 }
 
 fn webhook_entry(configuration: String, name: &str, rules: Option<&[RuleWithOperations]>) -> WebhookEntry {
