@@ -12,7 +12,9 @@
 
 pub mod credspec;
 pub mod diff;
+pub mod redact;
 pub mod secret;
 
 pub use diff::json_diff;
+pub use redact::Redactor;
 pub use secret::SecretString;
