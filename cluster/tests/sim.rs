@@ -507,3 +507,126 @@ mod remove {
         assert_eq!(cluster::read_credspec(&bare_client, "aks-gmsa-spec").await.unwrap(), None);
     }
 }
+
+mod diagnostics {
+    use super::*;
+    use cluster::{Diagnostics, DiagnosticsRequest};
+    use kubesim::InjectedEvent;
+
+    fn mk_diagnostics_request() -> DiagnosticsRequest {
+        DiagnosticsRequest { spec_name: "aks-gmsa-spec".into(), owner: "webapp".into(), since: None }
+    }
+
+    fn file(diagnostics: &Diagnostics, path: &str) -> serde_json::Value {
+        let (_, bytes) = diagnostics
+            .files
+            .iter()
+            .find(|(name, _)| name == path)
+            .unwrap_or_else(|| panic!("no {path} in {:?} (notes {:?})", diagnostics.files, diagnostics.notes));
+        serde_yaml::from_slice(bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn archive_holds_credspec_rbac_webhook_nodes_and_only_relevant_events() {
+        let (_sim, sim_cluster, client, _requests) = mk_cluster(ClusterSeed::default()).await;
+        let passed = mk_passed(&client).await;
+        cluster::apply(&client, &mk_request(&mk_inputs("aks-gmsa-spec")), &passed).await.unwrap();
+        sim_cluster
+            .put(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "gmsa-webhook", "namespace": "kube-system"},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "gmsa-webhook"}},
+                    "template": {"metadata": {"labels": {"app": "gmsa-webhook"}},
+                        "spec": {"containers": [{"name": "webhook", "image": "mcr.microsoft.com/aks/gmsa-webhook:v0.12",
+                            "env": [{"name": "TLS_KEY", "value": "not-for-support"}]}]}}}}))
+            .unwrap();
+        let sandbox = InjectedEvent::warning(
+            "Pod",
+            Some("default"),
+            "gmsa-demo-0",
+            "FailedCreatePodSandBox",
+            "Failed to create pod sandbox: ccg.exe could not retrieve credentials for credential spec aks-gmsa-spec",
+        );
+        let on_windows_node = InjectedEvent::warning("Node", None, "akswin000000", "NodeNotReady", "Node is not ready");
+        let pulled =
+            InjectedEvent::warning("Pod", Some("default"), "web-0", "Pulled", "Successfully pulled image nginx");
+        let on_linux_node = InjectedEvent::warning(
+            "Node",
+            None,
+            "aks-nodepool1-c1-vmss000000",
+            "NodeNotReady",
+            "Node is not ready (linux)",
+        );
+        for event in [&sandbox, &on_windows_node, &pulled, &on_linux_node] {
+            sim_cluster.inject_event(event).unwrap();
+        }
+
+        let diagnostics = cluster::collect_diagnostics(&client, &mk_diagnostics_request()).await.unwrap();
+
+        let credspec = file(&diagnostics, "kubernetes/credspec.yaml");
+        assert_eq!(
+            credspec["credspec"],
+            mk_request(&mk_inputs("aks-gmsa-spec")).credspec.manifest(ApiVersion::V1)["credspec"]
+        );
+        assert!(credspec["metadata"].get("managedFields").is_none());
+        assert_eq!(
+            file(&diagnostics, "kubernetes/clusterrole.yaml")["rules"][0]["resourceNames"],
+            json!(["aks-gmsa-spec"])
+        );
+        let bindings = file(&diagnostics, "kubernetes/rolebindings.yaml");
+        assert_eq!(bindings["items"][0]["metadata"]["name"], "allow-default-svc-account-read-on-aks-gmsa-spec");
+        let webhooks = file(&diagnostics, "kubernetes/webhook-configurations.yaml");
+        let kinds: Vec<&str> =
+            webhooks["items"].as_array().unwrap().iter().map(|c| c["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]);
+        assert_eq!(webhooks["items"][0]["webhooks"][0]["name"], "admission-webhook.windows-gmsa.sigs.k8s.io");
+        let deployment = file(&diagnostics, "kubernetes/webhook-deployment.yaml");
+        assert_eq!(deployment["images"], json!(["mcr.microsoft.com/aks/gmsa-webhook:v0.12"]));
+        let pods = file(&diagnostics, "kubernetes/webhook-pods.yaml");
+        assert_eq!(pods["items"][0]["status"]["phase"], "Running");
+        let nodes = file(&diagnostics, "kubernetes/windows-nodes.yaml");
+        assert_eq!(nodes["items"].as_array().unwrap().len(), 1);
+        assert_eq!(nodes["items"][0]["name"], "akswin000000");
+        assert_eq!(nodes["items"][0]["nodeInfo"]["operatingSystem"], "windows");
+
+        let events = file(&diagnostics, "kubernetes/events.yaml");
+        let mut reasons: Vec<(String, String)> = events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (e["reason"].as_str().unwrap().to_string(), e["involvedObject"]["name"].as_str().unwrap().to_string())
+            })
+            .collect();
+        reasons.sort();
+        assert_eq!(
+            reasons,
+            [
+                ("FailedCreatePodSandBox".to_string(), "gmsa-demo-0".to_string()),
+                ("NodeNotReady".into(), "akswin000000".into())
+            ]
+        );
+        let everything: String =
+            diagnostics.files.iter().map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned()).collect();
+        assert!(!everything.contains("nginx") && !everything.contains("(linux)"));
+        assert!(!everything.contains("not-for-support") && !everything.contains("kind: Secret"));
+        assert!(diagnostics.notes.is_empty(), "{:?}", diagnostics.notes);
+    }
+
+    #[tokio::test]
+    async fn missing_pieces_are_notes_not_errors() {
+        let seed = ClusterSeed { webhook: false, windows_nodes: 0, ..ClusterSeed::default() };
+        let (_sim, _sim_cluster, client, requests) = mk_cluster(seed).await;
+        let diagnostics = cluster::collect_diagnostics(&client, &mk_diagnostics_request()).await.unwrap();
+        assert!(diagnostics.files.is_empty(), "{:?}", diagnostics.files);
+        let notes = diagnostics.notes.join("\n");
+        for expected in [
+            "GMSACredentialSpec aks-gmsa-spec: not found",
+            "ClusterRole aks-gmsa-spec-role: not found",
+            "gMSA webhook",
+            "Windows nodes: none",
+            "Events: none",
+        ] {
+            assert!(notes.contains(expected), "{expected:?} missing in {notes}");
+        }
+        assert_eq!(requests.writes_since(0), Vec::<String>::new());
+    }
+}

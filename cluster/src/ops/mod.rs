@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod credspec;
+pub mod diagnostics;
 pub mod preflight;
 pub mod remove;
 pub(crate) mod resources;
