@@ -4,7 +4,8 @@
 //! Expected flow: GET the cluster → [`plan_cluster_update`] → nothing to do, or PUT the full
 //! body with `If-Match: <etag>` → follow the long-running operation to a terminal state.
 //!
-//! Guarantees: nothing is written when the plan is `Unchanged` or invalid; a 412 (someone
+//! Guarantees: nothing is written when the plan is `Unchanged` or invalid, nor in
+//! [`Mode::DryRun`] (the plan's diff is reported as `planned`); a 412 (someone
 //! wrote in between) re-reads and re-plans, at most `max_precondition_retries` times; a 409
 //! "operation in progress" waits inside the retry policy; the outcome is `changed` only after
 //! the operation reached `Succeeded`.
@@ -16,7 +17,7 @@ use crate::gmsa_profile::{ClusterPlan, GmsaChange, PlanError, plan_cluster_updat
 use crate::lro::{self, Terminal};
 use crate::resource::ClusterRef;
 use azure_core::http::Method;
-use proto::outcome::StepOutcome;
+use proto::outcome::{Mode, StepOutcome};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -83,6 +84,7 @@ pub(crate) async fn update_gmsa(
     config: &AzureConfig,
     cluster: &ClusterRef,
     change: &GmsaChange,
+    mode: Mode,
 ) -> Result<StepOutcome, Error> {
     let id = cluster.id();
     if let GmsaChange::Enable(settings) = change {
@@ -100,6 +102,10 @@ pub(crate) async fn update_gmsa(
             }
             ClusterPlan::Write { body, diff } => (body, diff),
         };
+        if !mode.applies() {
+            tracing::info!(cluster = %id, "dry run: gMSA profile would change; nothing written");
+            return Ok(StepOutcome::in_mode(mode, STEP_CLUSTER_UPDATE, diff, observed(&id, &current)));
+        }
         let url = arm.url(&id, api_version);
         let response =
             arm.send(Operation::PutCluster, &id, Method::Put, url.clone(), Some(&body), etag.as_deref()).await?;

@@ -90,6 +90,22 @@ pub enum Operation {
     GetSecret,
     /// Key Vault `PUT secrets/{name}`.
     SetSecret,
+    /// `GET virtualMachineScaleSets` of a node resource group (reading pool identities).
+    ListScaleSets,
+    /// `PUT vaults/{name}/accessPolicies/remove`.
+    RemoveAccessPolicy,
+    /// `GET` / `DELETE roleAssignments/{name}`.
+    DeleteRoleAssignment,
+    /// `PATCH virtualMachineScaleSets` removing a user-assigned identity.
+    DetachIdentity,
+    /// `GET` / `DELETE userAssignedIdentities/{name}`.
+    DeleteIdentity,
+    /// Key Vault `DELETE secrets/{name}` (and `GET deletedsecrets/{name}`).
+    DeleteSecret,
+    /// Key Vault `DELETE deletedsecrets/{name}`.
+    PurgeSecret,
+    /// Key Vault `GET secrets/{name}/versions`.
+    ListSecretVersions,
 }
 
 impl fmt::Display for Operation {

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 pub const STEP_IDENTITY_ATTACH: &str = "identity-attach";
 
 /// The tag AKS puts on a node pool's scale set.
-const POOL_NAME_TAG: &str = "aks-managed-poolName";
+pub(crate) const POOL_NAME_TAG: &str = "aks-managed-poolName";
 
 /// A user-assigned identity as the grant and the credspec need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +128,8 @@ pub(crate) async fn attach(
                 "cluster has no properties.nodeResourceGroup",
             )
         })?;
-    let scale_sets = list_scale_sets(arm, config, &cluster.subscription_id, node_resource_group).await?;
+    let scale_sets =
+        list_scale_sets(arm, config, Operation::AttachIdentity, &cluster.subscription_id, node_resource_group).await?;
     let windows_scale_sets = scale_sets_of_pools(&scale_sets, &pools);
     if windows_scale_sets.is_empty() {
         let detail = format!("no scale set of a Windows node pool ({pools:?}) in resource group {node_resource_group}");
@@ -198,9 +199,11 @@ async fn ensure_identity(
     Ok(HostIdentity { id, principal_id: resource.properties.principal_id, client_id: resource.properties.client_id })
 }
 
-async fn list_scale_sets(
+/// Every scale set of a resource group (following `nextLink`); failures are reported as `operation`.
+pub(crate) async fn list_scale_sets(
     arm: &ArmClient,
     config: &AzureConfig,
+    operation: Operation,
     subscription_id: &str,
     resource_group: &str,
 ) -> Result<Vec<ScaleSet>, Error> {
@@ -212,13 +215,13 @@ async fn list_scale_sets(
     // A resource group holds a handful of scale sets; the page bound only guards against a loop.
     for _page in 0..100 {
         let page: ScaleSetPage = arm
-            .send(Operation::AttachIdentity, &path, Method::Get, url, None, None)
+            .send(operation, &path, Method::Get, url, None, None)
             .await?
-            .into_success(Operation::AttachIdentity, &path)?
-            .json(Operation::AttachIdentity, &path)?;
+            .into_success(operation, &path)?
+            .json(operation, &path)?;
         scale_sets.extend(page.value);
         match page.next_link.filter(|link| !link.is_empty()) {
-            Some(link) => url = arm.absolute(Operation::AttachIdentity, &path, &link)?,
+            Some(link) => url = arm.absolute(operation, &path, &link)?,
             None => return Ok(scale_sets),
         }
     }

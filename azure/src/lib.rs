@@ -10,9 +10,12 @@
 //!
 //! In: an [`AzureConfig`] (endpoints, credential, trusted CA, retry), cluster / vault
 //! references and desired states. Out: one [`proto::outcome::StepOutcome`] per step
-//! (`cluster-update`, `vault-grant`, `identity-attach`, `secret-write`), each computed by
-//! reading, diffing and writing only the difference; or an [`Error`] naming the operation and
-//! the resource, with a [`ErrorKind`] to branch on.
+//! (`cluster-update`, `vault-grant`, `identity-attach`, `secret-write`, and for teardown
+//! `vault-revoke`, `identity-detach`, `identity-delete`, `secret-delete`), each computed by
+//! reading, diffing and writing only the difference — or, with [`Mode::DryRun`], reading and
+//! diffing only and reporting `planned`; or an [`Error`] naming the operation and the resource,
+//! with a [`ErrorKind`] to branch on. Read-only audits: [`Azure::windows_pool_identities`],
+//! [`Azure::secret_access`], [`Azure::secret_versions`].
 //!
 //! ARM calls are plain REST on `azure_core`'s pipeline with small serde models (the
 //! `azure_mgmt_*` crates stopped at azure_core 0.10); api-versions are in [`ApiVersions`].
@@ -27,24 +30,33 @@ pub mod credential;
 pub mod error;
 pub mod gmsa_profile;
 pub mod host_identity;
+pub mod identity_teardown;
 pub mod lro;
 pub mod policy;
+pub mod pool_identity;
 pub mod resource;
 pub mod retry;
 pub mod secret;
+pub mod secret_teardown;
 pub mod vault;
 pub mod vault_grant;
+pub mod vault_revoke;
 
 pub use cluster::{KubeletIdentity, STEP_CLUSTER_UPDATE};
 pub use config::{ApiVersions, AzureConfig, CredentialConfig, PUBLIC_ARM_ENDPOINT};
 pub use error::{Error, ErrorKind, Operation};
 pub use gmsa_profile::{GmsaChange, GmsaSettings};
 pub use host_identity::{HostIdentity, STEP_IDENTITY_ATTACH};
+pub use identity_teardown::{STEP_IDENTITY_DELETE, STEP_IDENTITY_DETACH};
+pub use pool_identity::{AttachedIdentity, PoolIdentity};
+pub use proto::outcome::Mode;
 pub use resource::{ClusterRef, HostIdentityRef, VaultRef};
 pub use retry::RetrySettings;
 pub use secret::{DEFAULT_SECRET_NAME, STEP_SECRET_WRITE, SecretUri, SecretWrite, domain_user_credential};
+pub use secret_teardown::{STEP_SECRET_DELETE, SecretVersion};
 pub use vault::{STEP_VAULT_CREATE, VaultSpec};
 pub use vault_grant::{KEY_VAULT_SECRETS_USER_ROLE, STEP_VAULT_GRANT};
+pub use vault_revoke::STEP_VAULT_REVOKE;
 
 use arm::ArmClient;
 use azure_core::credentials::TokenCredential;
@@ -106,13 +118,85 @@ impl Azure {
     /// idempotently (step `cluster-update`). See [`cluster`] for the flow and guarantees.
     #[tracing::instrument(skip(self, settings), fields(cluster = %cluster))]
     pub async fn enable_gmsa(&self, cluster: &ClusterRef, settings: GmsaSettings) -> Result<StepOutcome, Error> {
-        cluster::update_gmsa(&self.arm, &self.config, cluster, &GmsaChange::Enable(settings)).await
+        cluster::update_gmsa(&self.arm, &self.config, cluster, &GmsaChange::Enable(settings), Mode::Apply).await
     }
 
     /// `az aks update --disable-windows-gmsa`, idempotently (step `cluster-update`).
     #[tracing::instrument(skip(self), fields(cluster = %cluster))]
     pub async fn disable_gmsa(&self, cluster: &ClusterRef) -> Result<StepOutcome, Error> {
-        cluster::update_gmsa(&self.arm, &self.config, cluster, &GmsaChange::Disable).await
+        self.disable_gmsa_in(cluster, Mode::Apply).await
+    }
+
+    /// [`Azure::disable_gmsa`] in `mode`: a dry run reads and plans only (step `cluster-update`, `planned`).
+    #[tracing::instrument(skip(self), fields(cluster = %cluster))]
+    pub async fn disable_gmsa_in(&self, cluster: &ClusterRef, mode: Mode) -> Result<StepOutcome, Error> {
+        cluster::update_gmsa(&self.arm, &self.config, cluster, &GmsaChange::Disable, mode).await
+    }
+
+    /// Per Windows node pool, its scale set and the user-assigned identities on it, the kubelet
+    /// identity marked (read-only; see [`pool_identity`]).
+    #[tracing::instrument(skip(self), fields(cluster = %cluster))]
+    pub async fn windows_pool_identities(&self, cluster: &ClusterRef) -> Result<Vec<PoolIdentity>, Error> {
+        pool_identity::windows_pool_identities(&self.arm, &self.config, cluster).await
+    }
+
+    /// The reverse of [`Azure::grant_secret_get`] (step `vault-revoke`): removes secrets `get`
+    /// from the principal's access policy, or deletes the role assignment the grant created.
+    /// See [`vault_revoke`] for what is never touched.
+    #[tracing::instrument(skip(self), fields(vault = %vault))]
+    pub async fn revoke_secret_get(
+        &self,
+        vault: &VaultRef,
+        principal_id: &str,
+        mode: Mode,
+    ) -> Result<StepOutcome, Error> {
+        vault_grant::require_principal(vault, principal_id)?;
+        vault_revoke::revoke_secret_get(&self.arm, &self.config, vault, principal_id, mode).await
+    }
+
+    /// The reverse of [`Azure::attach_host_identity`]'s attachment (step `identity-detach`):
+    /// removes only this identity from every Windows pool's scale set; others stay.
+    #[tracing::instrument(skip(self), fields(cluster = %cluster, identity = %identity.id()))]
+    pub async fn detach_host_identity(
+        &self,
+        cluster: &ClusterRef,
+        identity: &HostIdentityRef,
+        mode: Mode,
+    ) -> Result<StepOutcome, Error> {
+        identity_teardown::detach(&self.arm, &self.config, cluster, identity, mode).await
+    }
+
+    /// Deletes the user-assigned identity (step `identity-delete`); absent → `unchanged`.
+    /// Detach it first: Azure leaves scale sets naming a deleted identity.
+    #[tracing::instrument(skip(self), fields(identity = %identity.id()))]
+    pub async fn delete_host_identity(&self, identity: &HostIdentityRef, mode: Mode) -> Result<StepOutcome, Error> {
+        identity_teardown::delete(&self.arm, &self.config, identity, mode).await
+    }
+
+    /// Deletes `secret_name` (default [`DEFAULT_SECRET_NAME`]) and purges it where the vault
+    /// allows (step `secret-delete`); the value is never read. See [`secret_teardown`].
+    #[tracing::instrument(skip(self), fields(vault = %vault))]
+    pub async fn delete_domain_user_secret(
+        &self,
+        vault: &VaultRef,
+        secret_name: Option<&str>,
+        mode: Mode,
+    ) -> Result<StepOutcome, Error> {
+        let properties = vault_grant::read_vault(&self.arm, &self.config, vault).await?.properties;
+        let (client, resource) = self.secret_client(vault, secret_name).await?;
+        secret_teardown::delete_secret(&client, &resource, &properties, &self.config, mode).await
+    }
+
+    /// The versions of `secret_name` (default [`DEFAULT_SECRET_NAME`]) without any value; empty
+    /// when the secret does not exist. Needs secrets `list`.
+    #[tracing::instrument(skip(self), fields(vault = %vault))]
+    pub async fn secret_versions(
+        &self,
+        vault: &VaultRef,
+        secret_name: Option<&str>,
+    ) -> Result<Vec<SecretVersion>, Error> {
+        let (client, resource) = self.secret_client(vault, secret_name).await?;
+        secret_teardown::list_versions(&client, &resource).await
     }
 
     /// The cluster's kubelet identity (`identityProfile.kubeletidentity`).

@@ -122,7 +122,7 @@ pub(crate) async fn write_secret(
 }
 
 /// `resource` is `{vault_url}/secrets/{name}`; the name is its last segment.
-fn secret_name_of(resource: &str) -> &str {
+pub(crate) fn secret_name_of(resource: &str) -> &str {
     resource.rsplit('/').next().unwrap_or(resource)
 }
 

@@ -50,6 +50,12 @@ pub struct VaultProperties {
     /// Access policies (access-policy model).
     #[serde(default)]
     pub access_policies: Vec<AccessPolicy>,
+    /// Soft delete (`None`: the service default, on).
+    #[serde(default)]
+    pub enable_soft_delete: Option<bool>,
+    /// Purge protection: deleted secrets cannot be purged before the retention ends.
+    #[serde(default)]
+    pub enable_purge_protection: Option<bool>,
 }
 
 /// One access policy entry.
@@ -70,26 +76,36 @@ pub struct AccessPolicy {
     pub permissions: Permissions,
 }
 
-/// Permissions of an access policy (only secrets matter here).
+/// Permissions of an access policy (secrets matter here; the others tell whether an entry
+/// would be left empty by a removal).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Permissions {
     /// Secret permissions (`get`, `list`, ...; case-insensitive, `all` grants everything).
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// Key permissions.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Certificate permissions.
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// Storage permissions.
+    #[serde(default)]
+    pub storage: Vec<String>,
+}
+
+/// The entry of `object_id` in `tenant_id` (its own entry, not compound), if it has one.
+pub fn access_policy_of<'v>(vault: &'v Vault, tenant_id: &str, object_id: &str) -> Option<&'v AccessPolicy> {
+    vault.properties.access_policies.iter().find(|policy| {
+        policy.object_id.eq_ignore_ascii_case(object_id)
+            && policy.tenant_id.eq_ignore_ascii_case(tenant_id)
+            && policy.application_id.as_deref().is_none_or(str::is_empty)
+    })
 }
 
 /// The secrets permissions `object_id` holds in `tenant_id` (its own entry, not compound), if it has an entry.
 pub fn secret_permissions_of<'v>(vault: &'v Vault, tenant_id: &str, object_id: &str) -> Option<&'v [String]> {
-    vault
-        .properties
-        .access_policies
-        .iter()
-        .find(|policy| {
-            policy.object_id.eq_ignore_ascii_case(object_id)
-                && policy.tenant_id.eq_ignore_ascii_case(tenant_id)
-                && policy.application_id.as_deref().is_none_or(str::is_empty)
-        })
-        .map(|policy| policy.permissions.secrets.as_slice())
+    access_policy_of(vault, tenant_id, object_id).map(|policy| policy.permissions.secrets.as_slice())
 }
 
 /// True when the access policies already let `object_id` get secrets.
