@@ -17,9 +17,10 @@
 //! ```
 //!
 //! Boundary: only `ops` talks to the API server; `desired`, `plan`, `preflight`, `corefile`,
-//! `drift`, `workload`, `teardown` and `diagnostics` are pure and unit-tested. Everything gmsa-fleet writes carries
-//! `app.kubernetes.io/managed-by=gmsa-fleet` and `gmsa-fleet.io/owner=<owner>`, and is written
-//! by server-side apply with field manager `gmsa-fleet`.
+//! `drift`, `workload`, `teardown` and `diagnostics` are pure and unit-tested. Everything
+//! gmsa-fleet writes carries `app.kubernetes.io/managed-by=gmsa-fleet` and
+//! `gmsa-fleet.io/owner=<owner>`, and is written by server-side apply with field manager
+//! `gmsa-fleet`; teardown deletes nothing that lacks both.
 
 pub mod corefile;
 pub mod desired;

@@ -18,12 +18,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::{info, instrument};
 
-use crate::desired::{cluster_role_name, is_label_value, owner_selector};
+use crate::desired::{cluster_role_name, is_label_value};
 use crate::diagnostics::{
     EventFilter, deployment_summary, is_since, list_document, node_summary, pod_summary, sort_events,
     strip_managed_fields, to_yaml,
 };
 use crate::ops::credspec::read_credspec;
+use crate::plan::{Ownership, ownership};
 use crate::preflight::WINDOWS_NODE_SELECTOR;
 
 /// Page size of the LISTs (events can be many).
@@ -73,8 +74,13 @@ where
     }
 }
 
+/// A typed object as JSON without managedFields (typed objects always serialize; `null` if not).
+fn to_clean_value<K: serde::Serialize>(item: K) -> Value {
+    strip_managed_fields(serde_json::to_value(item).unwrap_or(Value::Null))
+}
+
 fn to_values<K: serde::Serialize>(items: Vec<K>) -> Vec<Value> {
-    items.into_iter().filter_map(|item| serde_json::to_value(item).ok()).map(strip_managed_fields).collect()
+    items.into_iter().map(to_clean_value).collect()
 }
 
 /// Collects what support needs; see the module doc.
@@ -114,24 +120,18 @@ async fn collect_credspec(client: &Client, request: &DiagnosticsRequest, out: &m
 async fn collect_rbac(client: &Client, request: &DiagnosticsRequest, out: &mut Diagnostics) {
     let role_name = cluster_role_name(&request.spec_name);
     match Api::<ClusterRole>::all(client.clone()).get_opt(&role_name).await {
-        Ok(Some(role)) => {
-            out.files.push(("kubernetes/clusterrole.yaml".into(), to_yaml(&to_values(vec![role]).remove(0))))
-        }
+        Ok(Some(role)) => out.files.push(("kubernetes/clusterrole.yaml".into(), to_yaml(&to_clean_value(role)))),
         Ok(None) => out.notes.push(format!("ClusterRole {role_name}: not found")),
         Err(error) => out.notes.push(format!("ClusterRole {role_name}: {}", error_chain(&error))),
     }
     // Bindings labelled for the owner, and any other binding that grants our role.
     match list_all(&Api::<RoleBinding>::all(client.clone()), ListParams::default()).await {
         Ok(bindings) => {
-            let selector_owner = owner_selector(&request.owner);
             let ours: Vec<Value> = to_values(bindings)
                 .into_iter()
                 .filter(|binding| {
-                    let labels = &binding["metadata"]["labels"];
-                    let labelled = selector_owner.split(',').all(|term| {
-                        term.split_once('=').is_some_and(|(key, value)| labels[key].as_str() == Some(value))
-                    });
-                    labelled || (binding["roleRef"]["kind"] == "ClusterRole" && binding["roleRef"]["name"] == role_name)
+                    ownership(binding, &request.owner) == Ownership::Ours
+                        || (binding["roleRef"]["kind"] == "ClusterRole" && binding["roleRef"]["name"] == role_name)
                 })
                 .collect();
             if ours.is_empty() {
@@ -210,7 +210,7 @@ async fn collect_webhook_workload(client: &Client, namespace: &str, name: &str, 
         .into_iter()
         .map(|(key, value)| format!("{key}={value}"))
         .collect();
-    let deployment = to_values(vec![deployment]).remove(0);
+    let deployment = to_clean_value(deployment);
     out.files.push(("kubernetes/webhook-deployment.yaml".into(), to_yaml(&deployment_summary(&deployment))));
     if selector.is_empty() {
         out.notes.push(format!("gMSA webhook Deployment {namespace}/{name}: no matchLabels selector; pods not listed"));
