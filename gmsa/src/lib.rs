@@ -10,6 +10,7 @@
 //! [`proto::outcome::StepOutcome`]. Nothing here touches the network, a file or a clock, so it
 //! is unit- and property-tested without a runtime.
 
+pub mod archive;
 pub mod credspec;
 pub mod diff;
 pub mod redact;
