@@ -18,7 +18,7 @@ fn layout_is_header_padded_data_and_two_zero_blocks() {
     assert_eq!(&archive[124..136], b"00000000005\0");
     assert_eq!(&archive[136..148], b"00000000000\0");
     assert_eq!(archive[156], b'0');
-    assert_eq!(&archive[257..265], b"ustar\000");
+    assert_eq!(&archive[257..265], b"ustar\x0000");
     assert_eq!(&archive[BLOCK..BLOCK + 5], b"hello");
     assert!(archive[BLOCK + 5..2 * BLOCK].iter().all(|byte| *byte == 0));
     assert!(archive[3 * BLOCK..].iter().all(|byte| *byte == 0));
