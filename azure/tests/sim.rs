@@ -8,11 +8,11 @@ use azsim::{
     Operation as SimOp, Permissions, SimConfig, Target, VaultSeed,
 };
 use azure::{
-    Azure, AzureConfig, ClusterRef, CredentialConfig, ErrorKind, GmsaSettings, HostIdentityRef, Operation,
-    RetrySettings, VaultRef,
+    AttachedIdentity, Azure, AzureConfig, ClusterRef, CredentialConfig, ErrorKind, GmsaSettings, HostIdentityRef,
+    Operation, RetrySettings, VaultRef,
 };
 use gmsa::SecretString;
-use proto::outcome::Change;
+use proto::outcome::{Change, Mode, StepOutcome};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -509,6 +509,189 @@ mod vault_grant {
     }
 }
 
+/// Issue 11: the audit's pool identities, and teardown (revoke, detach, delete) in both modes.
+/// Every teardown test compares `sim.snapshot()` with the state before setup, and proves a dry
+/// run writes nothing by the unchanged mutation log.
+mod teardown {
+    use super::*;
+
+    const FOREIGN_PRINCIPAL: &str = "99999999-0000-0000-0000-000000000000";
+
+    fn mk_identity_ref(name: &str) -> HostIdentityRef {
+        HostIdentityRef {
+            subscription_id: SUBSCRIPTION.to_string(),
+            resource_group: RESOURCE_GROUP.to_string(),
+            name: name.to_string(),
+            location: "eastus".to_string(),
+        }
+    }
+
+    /// Asserts that a dry run planned `step` with a diff and left the mutation log as it was.
+    fn assert_planned_without_writes(world: &World, writes_before: usize, outcome: &StepOutcome, step: &str) {
+        assert_eq!((outcome.step.as_str(), outcome.change), (step, Change::Planned), "{outcome:?}");
+        assert!(!outcome.diff.is_empty());
+        assert_eq!(world.sim.mutations().len(), writes_before, "a dry run wrote: {:?}", world.sim.mutations());
+    }
+
+    #[tokio::test]
+    async fn windows_pools_report_kubelet_and_host_identity_and_linux_pools_are_ignored() {
+        let world = mk_world().await;
+        let (cluster, seeded) = mk_cluster(&world, "aks-pools", ClusterSeed::windows());
+        let (_, host) = world.azure.attach_host_identity(&cluster, &mk_identity_ref("gmsa-pools")).await.unwrap();
+
+        let pools = world.azure.windows_pool_identities(&cluster).await.unwrap();
+        assert_eq!(pools.len(), 1, "only the Windows pool: {pools:?}");
+        assert_eq!(pools[0].pool, "npwin");
+        assert!(seeded.scale_sets[1].ends_with(&format!("/{}", pools[0].scale_set)), "{pools:?}");
+        let mut identities = pools[0].identities.clone();
+        identities.sort_by_key(|identity| identity.kubelet);
+        let expected = [
+            AttachedIdentity {
+                id: host.id.clone(),
+                principal_id: host.principal_id.clone(),
+                client_id: host.client_id.clone(),
+                kubelet: false,
+            },
+            AttachedIdentity {
+                id: seeded.kubelet.resource_id.clone(),
+                principal_id: seeded.kubelet.object_id.clone(),
+                client_id: seeded.kubelet.client_id.clone(),
+                kubelet: true,
+            },
+        ];
+        assert_eq!(identities.len(), 2);
+        assert!(identities[0].id.eq_ignore_ascii_case(&expected[0].id));
+        assert_eq!(
+            (&identities[0].principal_id, &identities[0].client_id, identities[0].kubelet),
+            (&expected[0].principal_id, &expected[0].client_id, false)
+        );
+        assert_eq!(identities[1], expected[1]);
+        let json = serde_json::to_value(&pools).unwrap();
+        assert_eq!(json[0]["identities"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[tokio::test]
+    async fn revoke_on_an_access_policy_vault_restores_the_pre_grant_state_and_keeps_others() {
+        let world = mk_world().await;
+        let (cluster, seeded) = mk_cluster(&world, "aks-revoke-ap", ClusterSeed::windows());
+        let tenant = world.sim.tenant_id();
+        let foreign = mk_policy(&tenant, FOREIGN_PRINCIPAL, &["get", "list"]);
+        let (vault, seeded_vault) = mk_vault(
+            &world,
+            "kv-revoke-ap",
+            VaultSeed { access_policies: vec![foreign.clone()], ..VaultSeed::default() },
+        )
+        .await;
+        let before = world.sim.snapshot();
+        let principal = seeded.kubelet.object_id.clone();
+        assert_eq!(world.azure.grant_kubelet_secret_get(&cluster, &vault).await.unwrap().change, Change::Changed);
+
+        let writes = world.sim.mutations().len();
+        let planned = world.azure.revoke_secret_get(&vault, &principal, Mode::DryRun).await.unwrap();
+        assert_planned_without_writes(&world, writes, &planned, "vault-revoke");
+        assert_ne!(world.sim.snapshot(), before);
+
+        let revoked = world.azure.revoke_secret_get(&vault, &principal, Mode::Apply).await.unwrap();
+        assert_eq!((revoked.change, &revoked.diff), (Change::Changed, &planned.diff));
+        assert_eq!(world.sim.snapshot(), before, "exactly the pre-grant state");
+        assert_eq!(world.sim.access_policies(&seeded_vault.id), vec![foreign.clone()]);
+        let again = world.azure.revoke_secret_get(&vault, &principal, Mode::Apply).await.unwrap();
+        assert_eq!(again.change, Change::Unchanged);
+        let foreign_revoke = world.azure.revoke_secret_get(&vault, FOREIGN_PRINCIPAL, Mode::DryRun).await.unwrap();
+        assert_eq!(foreign_revoke.change, Change::Planned, "the foreign get is seen, and a dry run leaves it");
+        assert_eq!(world.sim.access_policies(&seeded_vault.id), vec![foreign]);
+    }
+
+    #[tokio::test]
+    async fn revoke_on_an_access_policy_vault_keeps_the_principals_other_permissions() {
+        let world = mk_world().await;
+        let (cluster, seeded) = mk_cluster(&world, "aks-revoke-list", ClusterSeed::windows());
+        let tenant = world.sim.tenant_id();
+        let own = mk_policy(&tenant, &seeded.kubelet.object_id, &["list"]);
+        let (vault, _) =
+            mk_vault(&world, "kv-revoke-list", VaultSeed { access_policies: vec![own], ..VaultSeed::default() }).await;
+        let before = world.sim.snapshot();
+        world.azure.grant_kubelet_secret_get(&cluster, &vault).await.unwrap();
+        let revoked = world.azure.revoke_secret_get(&vault, &seeded.kubelet.object_id, Mode::Apply).await.unwrap();
+        assert_eq!(revoked.change, Change::Changed);
+        assert_eq!(world.sim.snapshot(), before, "the entry keeps `list`, loses only `get`");
+    }
+
+    #[tokio::test]
+    async fn revoke_on_an_rbac_vault_deletes_only_the_grants_assignment() {
+        let world = mk_world().await;
+        let (cluster, seeded) = mk_cluster(&world, "aks-revoke-rbac", ClusterSeed::windows());
+        let (vault, seeded_vault) =
+            mk_vault(&world, "kv-revoke-rbac", VaultSeed { enable_rbac_authorization: true, ..VaultSeed::default() })
+                .await;
+        world.sim.add_role_assignment(&seeded_vault.id, FOREIGN_PRINCIPAL, azsim::KEY_VAULT_SECRETS_USER);
+        let before = world.sim.snapshot();
+        let principal = seeded.kubelet.object_id.clone();
+        assert_eq!(world.azure.grant_kubelet_secret_get(&cluster, &vault).await.unwrap().change, Change::Changed);
+
+        let writes = world.sim.mutations().len();
+        let planned = world.azure.revoke_secret_get(&vault, &principal, Mode::DryRun).await.unwrap();
+        assert_planned_without_writes(&world, writes, &planned, "vault-revoke");
+        let revoked = world.azure.revoke_secret_get(&vault, &principal, Mode::Apply).await.unwrap();
+        assert_eq!(revoked.change, Change::Changed);
+        assert_eq!(writes_of(&world.sim.mutations(), SimOp::RoleAssignmentDelete), 1);
+        assert_eq!(world.sim.snapshot(), before, "exactly the pre-grant state; the foreign assignment stays");
+        let again = world.azure.revoke_secret_get(&vault, &principal, Mode::Apply).await.unwrap();
+        assert_eq!(again.change, Change::Unchanged);
+        let foreign = world.azure.revoke_secret_get(&vault, FOREIGN_PRINCIPAL, Mode::Apply).await.unwrap();
+        assert_eq!(foreign.change, Change::Unchanged, "an assignment the grant did not create is never deleted");
+        assert_eq!(world.sim.snapshot(), before);
+    }
+
+    #[tokio::test]
+    async fn detach_keeps_other_identities_and_delete_is_idempotent() {
+        let world = mk_world().await;
+        let (cluster, seeded) = mk_cluster(&world, "aks-detach", ClusterSeed::windows());
+        let identity_ref = mk_identity_ref("gmsa-detach");
+        let before = world.sim.snapshot();
+        let (_, identity) = world.azure.attach_host_identity(&cluster, &identity_ref).await.unwrap();
+
+        let writes = world.sim.mutations().len();
+        let planned = world.azure.detach_host_identity(&cluster, &identity_ref, Mode::DryRun).await.unwrap();
+        assert_planned_without_writes(&world, writes, &planned, "identity-detach");
+        let detached = world.azure.detach_host_identity(&cluster, &identity_ref, Mode::Apply).await.unwrap();
+        assert_eq!((detached.change, detached.diff.len()), (Change::Changed, 1));
+        let windows_scale_set = &seeded.scale_sets[1];
+        assert_eq!(
+            world.sim.scale_set_identities(windows_scale_set),
+            vec![seeded.kubelet.resource_id.clone()],
+            "the kubelet identity stays attached"
+        );
+        let again = world.azure.detach_host_identity(&cluster, &identity_ref, Mode::Apply).await.unwrap();
+        assert_eq!(again.change, Change::Unchanged);
+
+        let writes = world.sim.mutations().len();
+        let planned = world.azure.delete_host_identity(&identity_ref, Mode::DryRun).await.unwrap();
+        assert_planned_without_writes(&world, writes, &planned, "identity-delete");
+        assert!(world.sim.identity(&identity.id).is_some());
+        let deleted = world.azure.delete_host_identity(&identity_ref, Mode::Apply).await.unwrap();
+        assert_eq!(deleted.change, Change::Changed);
+        assert!(world.sim.identity(&identity.id).is_none());
+        let again = world.azure.delete_host_identity(&identity_ref, Mode::Apply).await.unwrap();
+        assert_eq!(again.change, Change::Unchanged);
+        assert_eq!(writes_of(&world.sim.mutations(), SimOp::IdentityDelete), 1);
+        assert_eq!(world.sim.snapshot(), before, "attach undone completely");
+    }
+
+    #[tokio::test]
+    async fn disable_gmsa_dry_run_plans_without_writing() {
+        let world = mk_world().await;
+        let enabled = GmsaProfile { enabled: Some(true), ..GmsaProfile::default() };
+        let (cluster, seeded) = mk_cluster(&world, "aks-disable-dry", ClusterSeed::windows().with_gmsa(enabled));
+        let planned = world.azure.disable_gmsa_in(&cluster, Mode::DryRun).await.unwrap();
+        assert_planned_without_writes(&world, 0, &planned, "cluster-update");
+        assert_eq!(world.sim.gmsa_profile(&seeded.id).unwrap().enabled, Some(true));
+        let applied = world.azure.disable_gmsa_in(&cluster, Mode::Apply).await.unwrap();
+        assert_eq!((applied.change, &applied.diff), (Change::Changed, &planned.diff));
+        assert_eq!(world.azure.disable_gmsa_in(&cluster, Mode::DryRun).await.unwrap().change, Change::Unchanged);
+    }
+}
+
 mod secret {
     use super::*;
 
@@ -544,6 +727,79 @@ mod secret {
         assert_eq!(world.sim.secret_versions(&seeded.id, "GMSADomainUserCred").len(), 2);
         let diff_text = serde_json::to_string(&third.outcome).unwrap();
         assert!(diff_text.contains("<redacted>") && !diff_text.contains("Pa55"), "{diff_text}");
+    }
+
+    #[tokio::test]
+    async fn versions_are_listed_without_values() {
+        let world = mk_world().await;
+        let (vault, seeded) = mk_secret_vault(&world, "kv-versions").await;
+        assert!(world.azure.secret_versions(&vault, None).await.unwrap().is_empty(), "absent secret: no versions");
+        for value in ["CONTOSO\\gmsa-user:Pa55-one", "CONTOSO\\gmsa-user:Pa55-two"] {
+            world.azure.write_domain_user_secret(&vault, None, &SecretString::new(value)).await.unwrap();
+        }
+        let versions = world.azure.secret_versions(&vault, None).await.unwrap();
+        let simulated = world.sim.secret_versions(&seeded.id, "GMSADomainUserCred");
+        assert_eq!(versions.len(), 2);
+        for (listed, stored) in versions.iter().zip(&simulated) {
+            assert_eq!((&listed.version, &listed.uri, listed.enabled), (&stored.version, &stored.id, true));
+        }
+        let rendered = format!("{versions:?} {}", serde_json::to_string(&versions).unwrap());
+        assert!(!rendered.contains("Pa55"), "{rendered}");
+    }
+
+    #[tokio::test]
+    async fn delete_purges_the_secret_idempotently_and_a_dry_run_writes_nothing() {
+        let world = mk_world().await;
+        let agent = mk_policy(&world.sim.tenant_id(), AGENT_OBJECT_ID, &["get", "set", "list", "delete", "purge"]);
+        let (vault, seeded) =
+            mk_vault(&world, "kv-delete", VaultSeed { access_policies: vec![agent], ..VaultSeed::default() }).await;
+        let before = world.sim.snapshot();
+        for value in ["CONTOSO\\gmsa-user:Pa55-one", "CONTOSO\\gmsa-user:Pa55-two"] {
+            world.azure.write_domain_user_secret(&vault, None, &SecretString::new(value)).await.unwrap();
+        }
+
+        let writes = world.sim.mutations().len();
+        let planned = world.azure.delete_domain_user_secret(&vault, None, Mode::DryRun).await.unwrap();
+        assert_eq!((planned.step.as_str(), planned.change), ("secret-delete", Change::Planned));
+        assert_eq!(world.sim.mutations().len(), writes, "a dry run wrote");
+        assert_eq!(world.sim.secret_versions(&seeded.id, "GMSADomainUserCred").len(), 2);
+
+        let deleted = world.azure.delete_domain_user_secret(&vault, None, Mode::Apply).await.unwrap();
+        assert_eq!((deleted.change, &deleted.diff), (Change::Changed, &planned.diff));
+        let operations: Vec<SimOp> = world.sim.mutations()[writes..].iter().map(|m| m.operation).collect();
+        assert_eq!(operations, vec![SimOp::SecretDelete, SimOp::DeletedSecretPurge]);
+        assert!(world.sim.deleted_secret_names(&seeded.id).is_empty(), "purged, nothing left");
+        assert_eq!(world.sim.snapshot(), before);
+        let again = world.azure.delete_domain_user_secret(&vault, None, Mode::Apply).await.unwrap();
+        assert_eq!(again.change, Change::Unchanged);
+        let outcomes = serde_json::to_string(&[&planned, &deleted, &again]).unwrap();
+        assert!(!outcomes.contains("Pa55"), "{outcomes}");
+    }
+
+    #[tokio::test]
+    async fn a_deleted_secret_left_by_an_interrupted_run_is_purged() {
+        let world = mk_world().await;
+        let agent = mk_policy(&world.sim.tenant_id(), AGENT_OBJECT_ID, &["get", "set", "list", "delete", "purge"]);
+        let (vault, seeded) =
+            mk_vault(&world, "kv-leftover", VaultSeed { access_policies: vec![agent], ..VaultSeed::default() }).await;
+        world.azure.write_domain_user_secret(&vault, None, &SecretString::new("C\\u:Pa55-x")).await.unwrap();
+        // Only the delete happened (as if the agent died before purging).
+        let outcome = world.azure.delete_domain_user_secret(&vault, None, Mode::DryRun).await.unwrap();
+        assert_eq!(outcome.diff.len(), 2);
+        let secret_url = format!("{}secrets/GMSADomainUserCred?api-version=7.5", seeded.vault_uri);
+        let token = world.sim.issue_token(AGENT_OBJECT_ID, "https://vault.azure.net");
+        let http = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(world.sim.ca_pem().as_bytes()).unwrap()])
+            .build()
+            .unwrap();
+        let status = http.delete(&secret_url).bearer_auth(&token).send().await.unwrap().status();
+        assert_eq!(status.as_u16(), 200);
+        assert_eq!(world.sim.deleted_secret_names(&seeded.id), vec!["GMSADomainUserCred".to_string()]);
+
+        let purged = world.azure.delete_domain_user_secret(&vault, None, Mode::Apply).await.unwrap();
+        let paths: Vec<&str> = purged.diff.iter().map(|change| change.path.as_str()).collect();
+        assert_eq!((purged.change, paths), (Change::Changed, vec!["/deletedsecrets/GMSADomainUserCred"]));
+        assert!(world.sim.deleted_secret_names(&seeded.id).is_empty());
     }
 
     #[tokio::test]
