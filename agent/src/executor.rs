@@ -6,7 +6,8 @@
 //! it once (every step reads before it writes), and a command interrupted at any point converges when
 //! applied again. The worker relies on this for crash recovery.
 
-use proto::{CommandEnvelope, CommandKind, StepOutcome};
+use proto::resources::ResourceUse;
+use proto::{Command, CommandEnvelope, CommandKind, StepOutcome};
 use std::future::Future;
 use tokio::sync::mpsc;
 
@@ -38,17 +39,31 @@ impl ExecError {
 #[derive(Clone)]
 pub struct Progress {
     sender: mpsc::UnboundedSender<(String, String)>,
+    artifacts: Option<mpsc::UnboundedSender<Vec<u8>>>,
 }
 
 impl Progress {
     pub fn new(sender: mpsc::UnboundedSender<(String, String)>) -> Self {
-        Progress { sender }
+        Progress { sender, artifacts: None }
+    }
+
+    /// Also accept an artifact (see [`Progress::attach`]).
+    pub fn with_artifacts(mut self, artifacts: mpsc::UnboundedSender<Vec<u8>>) -> Self {
+        self.artifacts = Some(artifacts);
+        self
     }
 
     /// A progress sink that drops everything (for tests of executors).
     pub fn discard() -> Self {
         let (sender, _) = mpsc::unbounded_channel();
-        Progress { sender }
+        Progress { sender, artifacts: None }
+    }
+
+    /// Attaches the command's artifact (a diagnostics archive, already redacted): the worker stores
+    /// it on `fleet.artifact.<cluster>.<command id>` before it publishes the result. False when this
+    /// sink takes no artifacts.
+    pub fn attach(&self, bytes: Vec<u8>) -> bool {
+        self.artifacts.as_ref().is_some_and(|sender| sender.send(bytes).is_ok())
     }
 
     /// Reports that `step` is under way.
@@ -69,4 +84,11 @@ pub trait Executor: Send + Sync + 'static {
         envelope: &CommandEnvelope,
         progress: Progress,
     ) -> impl Future<Output = Result<Vec<StepOutcome>, ExecError>> + Send;
+
+    /// The shared resources a command that succeeded started or stopped using, for the
+    /// coordinator's in-use bookkeeping (see [`proto::resources`]). None by default.
+    fn resource_uses(&self, command: &Command, steps: &[StepOutcome]) -> Vec<ResourceUse> {
+        let _ = (command, steps);
+        Vec::new()
+    }
 }

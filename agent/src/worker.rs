@@ -25,6 +25,7 @@ use bus::results::ResultPublisher;
 use bus::{Bus, BusError, headers};
 use futures::StreamExt;
 use proto::command::EnvelopeHead;
+use proto::resources::ResourceUse;
 use proto::version::SchemaVersion;
 use proto::{AgentInfo, CommandEnvelope, CommandResult, ProgressEvent, ResultStatus, StepOutcome};
 use std::collections::BTreeMap;
@@ -298,7 +299,7 @@ impl<E: Executor> Agent<E> {
                     warn!(code = refusal.code, message = %refusal.message, "command refused");
                     let attempt = cursor.in_flight.as_ref().map_or(0, |in_flight| in_flight.attempts);
                     let status = ResultStatus::Failed { code: refusal.code.to_string(), message: refusal.message };
-                    self.finish(&ending, status, Vec::new(), attempt, revision).await?;
+                    self.finish(&ending, status, Vec::new(), Vec::new(), attempt, revision).await?;
                     Ok(false)
                 }
                 Action::Execute { attempt } => {
@@ -307,7 +308,7 @@ impl<E: Executor> Agent<E> {
                         decision::cursor_before_execute(&cursor, stored.sequence, head.command_id.as_str(), attempt);
                     let revision = self.store_cursor(&before, revision).await?;
                     info!(attempt, kind = %kind, "applying");
-                    let (status, steps) = match self.run_command(&envelope, shutdown).await {
+                    let (status, steps, resources) = match self.run_command(&envelope, shutdown).await {
                         RunEnd::HandedBack => {
                             info!("shutdown: command handed back for the next start");
                             self.store_cursor(&decision::cursor_handed_back(&before), revision).await?;
@@ -316,15 +317,18 @@ impl<E: Executor> Agent<E> {
                         RunEnd::DeadlineExceeded => {
                             let message =
                                 format!("the command did not finish before its deadline {}", envelope.deadline);
-                            (ResultStatus::Failed { code: "deadline_exceeded".into(), message }, Vec::new())
+                            (ResultStatus::Failed { code: "deadline_exceeded".into(), message }, Vec::new(), Vec::new())
                         }
-                        RunEnd::Finished(Ok(steps)) => (ResultStatus::from_steps(&steps), steps),
+                        RunEnd::Finished(Ok(steps)) => {
+                            let resources = self.executor.resource_uses(&envelope.command, &steps);
+                            (ResultStatus::from_steps(&steps), steps, resources)
+                        }
                         RunEnd::Finished(Err(err)) => {
                             warn!(code = %err.code, message = %err.message, "command failed");
-                            (ResultStatus::Failed { code: err.code, message: err.message }, err.completed)
+                            (ResultStatus::Failed { code: err.code, message: err.message }, err.completed, Vec::new())
                         }
                     };
-                    self.finish(&ending, status, steps, attempt, revision).await?;
+                    self.finish(&ending, status, steps, resources, attempt, revision).await?;
                     Ok(false)
                 }
             }
@@ -336,7 +340,8 @@ impl<E: Executor> Agent<E> {
     /// Runs the executor with progress heartbeats, the deadline and the shutdown grace.
     async fn run_command(&self, envelope: &CommandEnvelope, shutdown: &mut watch::Receiver<bool>) -> RunEnd {
         let (sender, mut receiver) = mpsc::unbounded_channel();
-        let progress = Progress::new(sender);
+        let (artifact_sender, mut artifacts) = mpsc::unbounded_channel();
+        let progress = Progress::new(sender).with_artifacts(artifact_sender);
         progress.report("started", "command started");
         let until_deadline = (envelope.deadline - OffsetDateTime::now_utc()).try_into().unwrap_or(Duration::ZERO);
         let execution = self.executor.execute(envelope, progress);
@@ -350,7 +355,11 @@ impl<E: Executor> Agent<E> {
             tokio::select! {
                 outcome = &mut execution => {
                     self.drain_progress(envelope, &mut receiver).await;
-                    return RunEnd::Finished(outcome);
+                    let mut artifact = None;
+                    while let Ok(bytes) = artifacts.try_recv() {
+                        artifact = Some(bytes);
+                    }
+                    return RunEnd::Finished(self.store_artifact(envelope, artifact, outcome).await);
                 }
                 _ = &mut deadline => return RunEnd::DeadlineExceeded,
                 Some((step, message)) = receiver.recv() => self.send_progress(envelope, step, message).await,
@@ -361,6 +370,27 @@ impl<E: Executor> Agent<E> {
                 _ = async { match grace.as_mut() { Some(sleep) => sleep.await, None => std::future::pending().await } } => {
                     return RunEnd::HandedBack;
                 }
+            }
+        }
+    }
+
+    /// Stores a successful command's artifact before its result is published; a command whose
+    /// artifact cannot be stored fails (`artifact_not_stored`) rather than pointing at nothing.
+    async fn store_artifact(
+        &self,
+        envelope: &CommandEnvelope,
+        artifact: Option<Vec<u8>>,
+        outcome: Result<Vec<StepOutcome>, ExecError>,
+    ) -> Result<Vec<StepOutcome>, ExecError> {
+        let (Some(bytes), Ok(steps)) = (artifact, &outcome) else { return outcome };
+        let size = bytes.len();
+        match self.results.publish_artifact(&envelope.cluster, envelope.command_id.as_str(), bytes).await {
+            Ok(()) => {
+                info!(size, "artifact stored");
+                outcome
+            }
+            Err(err) => {
+                Err(ExecError::new("artifact_not_stored", format!("{size} bytes: {err}")).with_completed(steps.clone()))
             }
         }
     }
@@ -395,6 +425,7 @@ impl<E: Executor> Agent<E> {
         ending: &Ending<'_>,
         status: ResultStatus,
         steps: Vec<StepOutcome>,
+        resources: Vec<ResourceUse>,
         attempt: u32,
         revision: u64,
     ) -> Result<(), AgentError> {
@@ -409,6 +440,7 @@ impl<E: Executor> Agent<E> {
             attempt,
             finished_at: OffsetDateTime::now_utc(),
             agent_version: self.settings.agent_version.clone(),
+            resources,
         };
         self.results.publish_result(&result, ending.traceparent).await.map_err(|err| self.bus_error(err))?;
         info!(status = result.status.label(), "result published");

@@ -70,6 +70,21 @@ impl ResultPublisher {
         Ok(())
     }
 
+    /// Publishes the artifact of a command (at most one per command: its id is the message id)
+    /// and waits for JetStream's acknowledgement.
+    pub async fn publish_artifact(&self, cluster: &str, command_id: &str, bytes: Vec<u8>) -> Result<(), BusError> {
+        let subject = subjects::artifact(cluster, command_id);
+        let message_id = format!("artifact-{cluster}-{command_id}");
+        let ack = self
+            .bus
+            .jetstream()
+            .publish_with_headers(subject.clone(), headers::outgoing(&message_id, None), bytes.into())
+            .await
+            .map_err(|source| BusError::Publish { subject: subject.clone(), source })?;
+        ack.await.map_err(|source| BusError::Publish { subject, source })?;
+        Ok(())
+    }
+
     /// The result already recorded for this command on this cluster, if any.
     pub async fn lookup(&self, cluster: &str, command_id: &str) -> Result<Option<CommandResult>, BusError> {
         let subject = subjects::result(cluster, command_id);
@@ -80,6 +95,21 @@ impl ResultPublisher {
             Err(err) if err.kind() == DirectGetErrorKind::NotFound => Ok(None),
             Err(source) => Err(BusError::DirectGet { stream: subjects::RESULT_STREAM.to_string(), subject, source }),
         }
+    }
+}
+
+/// The artifact an agent attached to a command, if any (fleetctl downloads diagnostics with it).
+pub async fn fetch_artifact(bus: &Bus, cluster: &str, command_id: &str) -> Result<Option<Vec<u8>>, BusError> {
+    let stream = bus
+        .jetstream()
+        .get_stream_no_info(subjects::ARTIFACT_STREAM)
+        .await
+        .map_err(|source| BusError::OpenStream { stream: subjects::ARTIFACT_STREAM.to_string(), source })?;
+    let subject = subjects::artifact(cluster, command_id);
+    match stream.direct_get_last_for_subject(subject.as_str()).await {
+        Ok(message) => Ok(Some(message.payload.to_vec())),
+        Err(err) if err.kind() == DirectGetErrorKind::NotFound => Ok(None),
+        Err(source) => Err(BusError::DirectGet { stream: subjects::ARTIFACT_STREAM.to_string(), subject, source }),
     }
 }
 

@@ -56,6 +56,9 @@ impl Topology {
             base(subjects::RESULT_STREAM, subjects::RESULT_ALL, self.result_max_age),
             base(subjects::PROGRESS_STREAM, subjects::PROGRESS_ALL, self.progress_max_age),
             base(subjects::DRIFT_STREAM, subjects::DRIFT_ALL, self.result_max_age),
+            // Diagnostics archives: kept a week, one per command; only the server's max payload
+            // (1 MiB by default) bounds an archive.
+            base(subjects::ARTIFACT_STREAM, subjects::ARTIFACT_ALL, self.command_max_age),
         ]
     }
 

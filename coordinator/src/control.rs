@@ -6,9 +6,9 @@
 //! derived from the rollout id and the cluster: re-publishing a rollout (after a crash mid-publish)
 //! is deduplicated by JetStream and, beyond its window, by the agents.
 
-use crate::inventory;
 use crate::plan::{self, Plan};
 use crate::rollout::{self, RolloutRecord};
+use crate::{inventory, record, teardown};
 use bus::commands::CommandPublisher;
 use bus::{Bus, BusError, headers};
 use futures::StreamExt;
@@ -43,6 +43,18 @@ pub async fn run(bus: &Bus, request: RunRequest) -> Result<RunReply, BusError> {
         Err(err) => return Ok(RunReply::Refused { code: "invalid_request".into(), message: err.to_string() }),
     };
     let targets = planned.targets();
+    if let proto::Command::Teardown(payload) = &request.command {
+        let selected: std::collections::BTreeSet<String> = targets.iter().map(|t| t.cluster.clone()).collect();
+        let records: Vec<_> = record::records(bus).await?.entries().await?.into_iter().map(|(_, r)| r).collect();
+        let found = teardown::conflicts(&records, &selected, payload);
+        if !found.is_empty() {
+            let message = found.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            return Ok(RunReply::Refused {
+                code: "in_use".into(),
+                message: format!("{message}; tear those clusters down too (widen the selector) or keep the resource"),
+            });
+        }
+    }
     if request.dry_run {
         return Ok(RunReply::Accepted { rollout_id, dry_run: true, targets });
     }

@@ -66,6 +66,28 @@ pub enum Verb {
         /// The rollout id printed by `fleetctl run`.
         rollout: Option<String>,
     },
+    /// Each Windows node pool's identity and who can `get` the domain-user secret, per cluster and
+    /// fleet-wide (Get-AksAgentPoolsAkvAccess). Exit 1 when any cluster has a finding.
+    ///
+    /// Example: fleetctl audit-access --vault SUB/rg-gmsa/kv1 --identity rg-gmsa/gmsa-mi -l env=prod
+    #[command(verbatim_doc_comment)]
+    AuditAccess(crate::verbs::AuditArgs),
+    /// Check each cluster's credspec against what AD reports now, the plugin identity's access to
+    /// the secret version, and (--run-workload) the sample workload (Start-GMSACredentialSpecValidation).
+    /// Exit 1 when any check failed.
+    ValidateCredspec(crate::verbs::ValidateArgs),
+    /// Undo the setup in reverse order: RoleBindings, ClusterRole, credspec, the Key Vault grant,
+    /// the identity on the Windows pools, gMSA on the cluster; with --delete-* also the shared
+    /// secret, identity, gMSA and domain user. A dry run unless --confirm. Refused (exit 2) while a
+    /// cluster outside the selector still uses a shared resource it would take away.
+    ///
+    /// Example: fleetctl teardown --vault SUB/rg-gmsa/kv1 -l env=dev            (dry run)
+    ///          fleetctl teardown --vault SUB/rg-gmsa/kv1 -l env=dev --confirm
+    #[command(verbatim_doc_comment)]
+    Teardown(crate::verbs::TeardownArgs),
+    /// Collect a redacted diagnostics archive per cluster into --out-dir/<cluster>.tar
+    /// (Copy-WindowsHostsLogs, through the Kubernetes and Azure APIs).
+    Diagnostics(crate::verbs::DiagnosticsArgs),
 }
 
 #[derive(Subcommand)]
@@ -139,7 +161,7 @@ pub struct PayloadFile {
     pub payload_file: PathBuf,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
     let value: u64 = number.parse().map_err(|_| format!("{text:?}: expected a number followed by s, m or h"))?;
     let seconds = match unit {
@@ -208,10 +230,14 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Verb::Run(args) => run(&bus, cli.output, args).await,
         Verb::Status { rollout: Some(rollout_id) } => rollout_status(&bus, cli.output, rollout_id).await,
         Verb::Status { rollout: None } => fleet_status(&bus, cli.output).await,
+        Verb::AuditAccess(args) => crate::verbs::audit_access(&bus, cli.output, args).await,
+        Verb::ValidateCredspec(args) => crate::verbs::validate_credspec(&bus, cli.output, args).await,
+        Verb::Teardown(args) => crate::verbs::teardown(&bus, cli.output, args).await,
+        Verb::Diagnostics(args) => crate::verbs::diagnostics(&bus, cli.output, args).await,
     }
 }
 
-fn print(format: Format, records: &[Record]) -> anyhow::Result<()> {
+pub(crate) fn print(format: Format, records: &[Record]) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     output::write(&mut lock, format, records)?;
@@ -240,16 +266,23 @@ async fn clusters_list(bus: &Bus, format: Format, selector: &str) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run(bus: &Bus, format: Format, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let command = command_of(&args.kind)?;
+/// Sends a command through the coordinator (refused input is an error: exit 2, nothing sent);
+/// returns the rollout id, whether it was a dry run, and the targets.
+pub(crate) async fn submit(
+    bus: &Bus,
+    command: Command,
+    selector: &str,
+    deadline: Duration,
+    dry_run: bool,
+) -> anyhow::Result<(String, bool, Vec<proto::control::Target>)> {
     // Refuse bad input here, before anything is sent, with the field's name.
     command.validate().context("the command is invalid; nothing was sent")?;
     let request = RunRequest {
         schema: SchemaVersion::CURRENT,
         command,
-        selector: args.selector.clone(),
-        deadline_secs: args.deadline.as_secs(),
-        dry_run: args.dry_run,
+        selector: selector.to_string(),
+        deadline_secs: deadline.as_secs(),
+        dry_run,
         requested_by: std::env::var("USER").ok(),
     };
     let subject = subjects::control(proto::control::RUN);
@@ -262,10 +295,15 @@ async fn run(bus: &Bus, format: Format, args: &RunArgs) -> anyhow::Result<ExitCo
     .with_context(|| format!("no coordinator answered on {subject}; is fleet-coordinator running?"))?;
     let reply: RunReply =
         serde_json::from_slice(&reply.payload).context("the coordinator's reply is not understood")?;
-    let (rollout_id, dry_run, targets) = match reply {
+    match reply {
         RunReply::Refused { code, message } => bail!("the coordinator refused the command ({code}): {message}"),
-        RunReply::Accepted { rollout_id, dry_run, targets } => (rollout_id, dry_run, targets),
-    };
+        RunReply::Accepted { rollout_id, dry_run, targets } => Ok((rollout_id, dry_run, targets)),
+    }
+}
+
+async fn run(bus: &Bus, format: Format, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let command = command_of(&args.kind)?;
+    let (rollout_id, dry_run, targets) = submit(bus, command, &args.selector, args.deadline, args.dry_run).await?;
     if dry_run || args.no_wait {
         let mut records: Vec<Record> = targets
             .iter()
@@ -298,6 +336,15 @@ async fn run(bus: &Bus, format: Format, args: &RunArgs) -> anyhow::Result<ExitCo
 
 /// Polls a rollout until every target is final, reporting progress on stderr, then prints it.
 async fn follow(bus: &Bus, format: Format, rollout_id: &str) -> anyhow::Result<ExitCode> {
+    let (rollout, states, tally) = follow_states(bus, rollout_id).await?;
+    report(format, &rollout, &states, &tally)
+}
+
+/// Polls a rollout until every target is final, reporting progress on stderr.
+pub(crate) async fn follow_states(
+    bus: &Bus,
+    rollout_id: &str,
+) -> anyhow::Result<(RolloutRecord, Vec<(proto::control::Target, TargetState)>, Tally)> {
     let bucket = rollout::rollouts(bus).await?;
     let (rollout, _) = bucket.get(rollout_id).await?.with_context(|| format!("rollout {rollout_id} not found"))?;
     let interactive = std::io::stderr().is_terminal();
@@ -326,7 +373,7 @@ async fn follow(bus: &Bus, format: Format, rollout_id: &str) -> anyhow::Result<E
             if interactive {
                 eprintln!();
             }
-            return report(format, &rollout, &states, &tally);
+            return Ok((rollout, states, tally));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -21,3 +21,5 @@ pub mod record;
 pub mod rollout;
 pub mod runtime;
 pub mod selector;
+pub mod teardown;
+pub mod verbs;

@@ -6,6 +6,12 @@
 //! - `{"type":"cluster","id","labels","declared","agent_version","online","last_kind","last_status"}`
 //! - `{"type":"target","rollout_id","cluster","command_id","state","code","message","changed_steps"}`
 //! - `{"type":"summary","rollout_id","dry_run","targets","succeeded","unchanged","failed","timed_out","pending"}`
+//! - `{"type":"access","cluster","pool","identity","principal_id","kubelet","expected","can_get","flagged","via"}`
+//! - `{"type":"finding","cluster","finding"}` (an access-audit finding; cluster `*` for fleet-wide ones)
+//! - `{"type":"access_summary","clusters","audited","with_findings","failed","expected_can_read","flagged_identities","over_broad_principals"}`
+//! - `{"type":"check","cluster","check","status","detail"}`
+//! - `{"type":"step","cluster","step","change","what"}` (teardown: what each step did or would do)
+//! - `{"type":"archive","cluster","path","bytes","files","redactions"}`
 //!
 //! Fields are only ever added within schema 1. `-o yaml` prints the same records as a YAML sequence;
 //! `-o table` is a view of the same records.
@@ -54,6 +60,49 @@ pub enum Record {
         timed_out: usize,
         pending: usize,
     },
+    Access {
+        cluster: String,
+        pool: String,
+        identity: String,
+        principal_id: String,
+        kubelet: bool,
+        expected: bool,
+        can_get: bool,
+        flagged: bool,
+        via: Vec<String>,
+    },
+    Finding {
+        cluster: String,
+        finding: String,
+    },
+    AccessSummary {
+        clusters: usize,
+        audited: usize,
+        with_findings: usize,
+        failed: usize,
+        expected_can_read: usize,
+        flagged_identities: usize,
+        over_broad_principals: Vec<String>,
+    },
+    Check {
+        cluster: String,
+        check: String,
+        status: String,
+        detail: String,
+    },
+    Step {
+        cluster: String,
+        step: String,
+        change: String,
+        what: String,
+    },
+    Archive {
+        cluster: String,
+        path: String,
+        bytes: u64,
+        files: usize,
+        redactions: u64,
+    },
 }
 
 fn labels_text(labels: &BTreeMap<String, String>) -> String {
@@ -100,13 +149,76 @@ fn cells(record: &Record) -> (&'static str, Vec<String>) {
                 pending.to_string(),
             ],
         ),
+        Record::Access { cluster, pool, identity, principal_id, kubelet, expected, can_get, flagged, via } => (
+            "access",
+            vec![
+                cluster.clone(),
+                pool.clone(),
+                identity.clone(),
+                principal_id.clone(),
+                yes_no(*kubelet),
+                yes_no(*expected),
+                yes_no(*can_get),
+                if *flagged { "OVER-BROAD".into() } else { "-".into() },
+                if via.is_empty() { "-".into() } else { via.join("; ") },
+            ],
+        ),
+        Record::Finding { cluster, finding } => ("finding", vec![cluster.clone(), finding.clone()]),
+        Record::AccessSummary {
+            clusters,
+            audited,
+            with_findings,
+            failed,
+            expected_can_read,
+            flagged_identities,
+            over_broad_principals,
+        } => (
+            "access_summary",
+            vec![
+                clusters.to_string(),
+                audited.to_string(),
+                expected_can_read.to_string(),
+                flagged_identities.to_string(),
+                with_findings.to_string(),
+                failed.to_string(),
+                if over_broad_principals.is_empty() { "-".into() } else { over_broad_principals.join(",") },
+            ],
+        ),
+        Record::Check { cluster, check, status, detail } => {
+            ("check", vec![cluster.clone(), check.clone(), status.clone(), detail.clone()])
+        }
+        Record::Step { cluster, step, change, what } => {
+            ("step", vec![cluster.clone(), step.clone(), change.clone(), what.clone()])
+        }
+        Record::Archive { cluster, path, bytes, files, redactions } => (
+            "archive",
+            vec![cluster.clone(), path.clone(), bytes.to_string(), files.to_string(), redactions.to_string()],
+        ),
     }
+}
+
+fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.into()
 }
 
 fn header(kind: &str) -> Vec<&'static str> {
     match kind {
         "cluster" => vec!["CLUSTER", "LABELS", "SOURCE", "AGENT", "STATE", "LAST COMMAND", "LAST STATUS"],
         "target" => vec!["CLUSTER", "STATUS", "CHANGED", "DETAIL"],
+        "access" => vec!["CLUSTER", "POOL", "IDENTITY", "PRINCIPAL", "KUBELET", "EXPECTED", "CAN GET", "FLAG", "VIA"],
+        "finding" => vec!["CLUSTER", "FINDING"],
+        "access_summary" => vec![
+            "CLUSTERS",
+            "AUDITED",
+            "EXPECTED CAN READ",
+            "OVER-BROAD IDENTITIES",
+            "WITH FINDINGS",
+            "FAILED",
+            "OVER-BROAD PRINCIPALS",
+        ],
+        "check" => vec!["CLUSTER", "CHECK", "STATUS", "DETAIL"],
+        "step" => vec!["CLUSTER", "STEP", "CHANGE", "WHAT"],
+        "archive" => vec!["CLUSTER", "ARCHIVE", "BYTES", "FILES", "REDACTED"],
         _ => vec!["ROLLOUT", "MODE", "TARGETS", "SUCCEEDED", "UNCHANGED", "FAILED", "TIMED OUT", "PENDING"],
     }
 }

@@ -5,8 +5,10 @@
 use bus::kv::Bucket;
 use bus::results::ResultFeed;
 use bus::{Bus, BusError};
+use proto::resources::SharedResource;
 use proto::{CommandResult, subjects};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -18,6 +20,9 @@ pub struct ClusterRecord {
     pub last_result: CommandResult,
     /// How many results were recorded for this cluster.
     pub results_recorded: u64,
+    /// Shared resources the cluster uses, from its results' `resources` (see [`proto::resources`]).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub in_use: BTreeSet<SharedResource>,
 }
 
 /// The `fleet_state` bucket.
@@ -27,21 +32,57 @@ pub async fn records(bus: &Bus) -> Result<Bucket<ClusterRecord>, BusError> {
 
 /// The record after `result` arrives: a result older than the one recorded does not replace it
 /// (results of different commands may arrive out of order), but is counted.
+///
+/// Resource uses are applied in arrival order: a cluster's commands that start and stop using a
+/// resource (grant, then teardown) are sequential on the agent, so their results arrive in order.
 pub fn next_record(current: Option<ClusterRecord>, result: CommandResult) -> ClusterRecord {
     match current {
-        None => ClusterRecord { cluster: result.cluster.clone(), last_result: result, results_recorded: 1 },
+        None => {
+            let mut in_use = BTreeSet::new();
+            apply_uses(&mut in_use, &result);
+            ClusterRecord { cluster: result.cluster.clone(), last_result: result, results_recorded: 1, in_use }
+        }
         Some(mut record) => {
             if record.last_result.command_id == result.command_id {
                 // A redelivery of a result already recorded: nothing new.
                 return record;
             }
             record.results_recorded += 1;
+            apply_uses(&mut record.in_use, &result);
             if result.finished_at >= record.last_result.finished_at {
                 record.last_result = result;
             }
             record
         }
     }
+}
+
+fn apply_uses(in_use: &mut BTreeSet<SharedResource>, result: &CommandResult) {
+    if !result.status.is_success() {
+        return;
+    }
+    for change in &result.resources {
+        if change.in_use {
+            in_use.insert(change.resource.clone());
+        } else {
+            in_use.remove(&change.resource);
+        }
+    }
+}
+
+/// The clusters (other than `except`) that use `resource`, sorted.
+pub fn users_of<'r>(
+    records: impl IntoIterator<Item = &'r ClusterRecord>,
+    resource: &SharedResource,
+    except: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut users: Vec<String> = records
+        .into_iter()
+        .filter(|record| !except.contains(&record.cluster) && record.in_use.contains(resource))
+        .map(|record| record.cluster.clone())
+        .collect();
+    users.sort();
+    users
 }
 
 /// Records every result from the durable feed until `shutdown`.
@@ -131,6 +172,7 @@ mod tests {
             attempt: 1,
             finished_at: OffsetDateTime::from_unix_timestamp(finished).unwrap(),
             agent_version: "t".into(),
+            resources: vec![],
         }
     }
 
@@ -143,5 +185,29 @@ mod tests {
         let record = next_record(Some(record), mk_result("3", 20));
         assert_eq!(record.last_result.command_id.as_str(), "2");
         assert_eq!(record.results_recorded, 3);
+    }
+    #[test]
+    fn uses_are_added_by_successes_and_released_by_later_ones_and_failures_change_nothing() {
+        use proto::resources::ResourceUse;
+        let gmsa = SharedResource::gmsa("WebApp01");
+        let with = |id: &str, at: i64, in_use: bool, status: ResultStatus| {
+            let mut result = mk_result(id, at);
+            result.status = status;
+            result.resources = vec![ResourceUse { resource: gmsa.clone(), in_use }];
+            result
+        };
+        let record = next_record(None, with("1", 10, true, ResultStatus::Succeeded));
+        assert!(record.in_use.contains(&gmsa));
+        let failed = ResultStatus::Failed { code: "x".into(), message: "y".into() };
+        let record = next_record(Some(record), with("2", 20, false, failed));
+        assert!(record.in_use.contains(&gmsa), "a failed teardown releases nothing");
+        let record = next_record(Some(record), with("3", 30, false, ResultStatus::Unchanged));
+        assert!(record.in_use.is_empty());
+        let mut other = record.clone();
+        other.cluster = "b".into();
+        other.in_use.insert(gmsa.clone());
+        let except: BTreeSet<String> = ["a".to_string()].into();
+        assert_eq!(users_of([&record, &other], &gmsa, &except), ["b"]);
+        assert!(users_of([&record, &other], &gmsa, &["b".to_string()].into()).is_empty());
     }
 }

@@ -18,6 +18,8 @@ pub mod control;
 pub mod drift;
 pub mod outcome;
 pub mod progress;
+pub mod report;
+pub mod resources;
 pub mod result;
 pub mod subjects;
 pub mod version;

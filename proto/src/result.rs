@@ -59,6 +59,9 @@ pub struct CommandResult {
     #[serde(with = "time::serde::rfc3339")]
     pub finished_at: OffsetDateTime,
     pub agent_version: String,
+    /// Shared resources this command started or stopped using (schema 1.2; empty before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<crate::resources::ResourceUse>,
 }
 
 #[cfg(test)]
@@ -79,6 +82,7 @@ mod tests {
             attempt: 1,
             finished_at: OffsetDateTime::UNIX_EPOCH,
             agent_version: "0.1.0".into(),
+            resources: vec![],
         };
         let json = serde_json::to_value(&result).unwrap();
         assert_eq!(json["status"], "failed");

@@ -10,6 +10,8 @@ pub const RESULT_STREAM: &str = "FLEET_RESULTS";
 pub const PROGRESS_STREAM: &str = "FLEET_PROGRESS";
 /// Stream of drift reports, subjects `fleet.drift.<cluster>`.
 pub const DRIFT_STREAM: &str = "FLEET_DRIFT";
+/// Stream of artifacts agents attach to a command's result (diagnostics archives), by command.
+pub const ARTIFACT_STREAM: &str = "FLEET_ARTIFACTS";
 /// The coordinator's one durable consumer on [`RESULT_STREAM`].
 pub const RESULT_CONSUMER: &str = "coordinator-results";
 /// KV bucket of agents' hellos and heartbeats, key `<cluster>`.
@@ -63,6 +65,14 @@ pub fn drift(cluster: &str) -> String {
 
 /// Wildcard covering all drift reports.
 pub const DRIFT_ALL: &str = "fleet.drift.*";
+
+/// Where an agent puts the artifact of one command (e.g. a diagnostics archive).
+pub fn artifact(cluster: &str, command_id: &str) -> String {
+    format!("fleet.artifact.{cluster}.{command_id}")
+}
+
+/// Every artifact (the artifact stream's subject filter).
+pub const ARTIFACT_ALL: &str = "fleet.artifact.*.*";
 
 /// Subject of one control-API verb (`run`, `status`, `clusters`).
 pub fn control(verb: &str) -> String {

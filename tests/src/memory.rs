@@ -97,12 +97,25 @@ fn desired(command: &Command) -> (&'static str, &'static str, Value) {
         Command::RotateCredential(payload) => ("secret-rotate", "secretVersion", json!(payload.secret_version)),
         Command::Verify(payload) => ("verify", "verified", json!(payload.spec_name)),
         Command::CheckDcConnectivity(payload) => ("dc-connectivity", "dcReachable", json!(payload.domain)),
+        Command::AuditAccess(payload) => ("access-audit", "audited", json!(payload.vault.name)),
+        Command::ValidateCredspec(payload) => ("credspec-validate", "validated", json!(payload.spec_name)),
+        Command::Teardown(payload) => {
+            ("credspec-remove", "credspec", json!({"removed": payload.spec_name, "mode": payload.mode}))
+        }
+        Command::CollectDiagnostics(payload) => ("diagnostics", "diagnosed", json!(payload.spec_name)),
     }
 }
+
+/// The subscription every memory cluster is in (for resource ids).
+pub const MEMORY_SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000feed";
 
 impl Executor for MemoryExecutor {
     fn capabilities(&self) -> Vec<CommandKind> {
         CommandKind::ALL.to_vec()
+    }
+
+    fn resource_uses(&self, command: &Command, steps: &[StepOutcome]) -> Vec<proto::resources::ResourceUse> {
+        proto::resources::uses_of(command, MEMORY_SUBSCRIPTION, steps)
     }
 
     async fn execute(&self, envelope: &CommandEnvelope, progress: Progress) -> Result<Vec<StepOutcome>, ExecError> {

@@ -9,13 +9,23 @@
 //! | apply-credspec   | preflight (named checks), then `credspec-apply` (credspec, ClusterRole, RoleBindings) |
 //! | verify           | `verify` (the seed's sample workload, removed afterwards)                    |
 //! | check-dc-connectivity | DC SRV records over UDP and TCP, A records, ports 88/389/636/9389 (`ad::reachability`) |
+//! | audit-access     | `access-audit` (reads only; [`audit`])                                        |
+//! | validate-credspec| `credspec-validate`: named checks ([`validate`])                              |
+//! | teardown         | `credspec-remove`, `vault-revoke`, `identity-detach`, `cluster-update` ([`teardown`]) |
+//! | collect-diagnostics | `diagnostics`: a redacted tar archive attached to the command ([`diagnostics`]) |
 //! | rotate-credential| not executed by the agent yet: answered `failed{unsupported_kind}`          |
+
+pub mod audit;
+pub mod diagnostics;
+pub mod teardown;
+pub mod validate;
 
 use crate::executor::{ExecError, Executor, Progress};
 use azure::{Azure, ClusterRef, CredentialConfig, GmsaSettings, HostIdentityRef, VaultRef};
 use gmsa::SecretString;
 use gmsa::credspec::{CredSpec, CredSpecInputs};
 use proto::command::{ApplyCredspec, Command, GrantIdentity, IdentityChoice, Verify};
+use proto::resources::ResourceUse;
 use proto::{CommandEnvelope, CommandKind, StepOutcome};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -124,6 +134,12 @@ pub enum CloudError {
     Kube(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// A running drift watch: the desired state it compares against, and its task.
+struct DriftWatch {
+    desired: tokio::sync::watch::Sender<cluster::ApplyRequest>,
+    task: tokio::task::JoinHandle<()>,
+}
+
 /// The production executor.
 pub struct CloudExecutor {
     azure: Azure,
@@ -132,7 +148,9 @@ pub struct CloudExecutor {
     config: CloudConfig,
     /// The desired credspec objects the drift watch compares against; `None` until the first
     /// successful preflight of an apply-credspec starts the watch.
-    desired: std::sync::Mutex<Option<tokio::sync::watch::Sender<cluster::ApplyRequest>>>,
+    desired: std::sync::Mutex<Option<DriftWatch>>,
+    /// The agent's view of its recent commands, for diagnostics.
+    journal: std::sync::Mutex<diagnostics::Journal>,
     /// Where the drift watch sends what it finds; [`CloudExecutor::take_drift_events`] hands out
     /// the receiving end.
     drift_sender: tokio::sync::mpsc::Sender<cluster::DriftEvent>,
@@ -211,6 +229,7 @@ impl CloudExecutor {
             cluster,
             config,
             desired: std::sync::Mutex::new(None),
+            journal: std::sync::Mutex::new(diagnostics::Journal::default()),
             drift_sender,
             drift_receiver: Some(drift_receiver),
         })
@@ -226,12 +245,27 @@ impl CloudExecutor {
     fn update_drift_watch(&self, request: &cluster::ApplyRequest) -> bool {
         let desired = self.desired.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         match desired.as_ref() {
-            Some(sender) => {
-                sender.send_replace(request.clone());
+            Some(watch) => {
+                watch.desired.send_replace(request.clone());
                 true
             }
             None => false,
         }
+    }
+
+    /// Stops the drift watch, if one runs, and waits until it has stopped: after this, nothing
+    /// re-applies what a teardown removes. The next apply-credspec starts a new watch.
+    async fn stop_drift_watch(&self) {
+        let watch = self.desired.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(watch) = watch {
+            watch.task.abort();
+            // Cancelled (or already finished): either way it no longer runs.
+            let _ = watch.task.await;
+        }
+    }
+
+    fn journal(&self) -> std::sync::MutexGuard<'_, diagnostics::Journal> {
+        self.journal.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts the drift watch. Called *after* the first successful apply: a watch that started
@@ -249,13 +283,45 @@ impl CloudExecutor {
             self.config.drift_policy,
             self.drift_sender.clone(),
         );
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             match watch.await {
                 // The executor was dropped (agent shutdown): nothing left to watch for.
                 Ok(()) | Err(cluster::DriftError::DesiredClosed) => tracing::debug!("drift watch ended"),
             }
         });
-        *desired = Some(sender);
+        *desired = Some(DriftWatch { desired: sender, task });
+    }
+
+    /// Dispatches one command to its steps.
+    async fn dispatch(&self, envelope: &CommandEnvelope, progress: Progress) -> Result<Vec<StepOutcome>, ExecError> {
+        match &envelope.command {
+            Command::EnableGmsa(payload) => {
+                progress.report(azure::STEP_CLUSTER_UPDATE, "enabling gMSA on the managed cluster");
+                let settings = GmsaSettings {
+                    dns_server: payload.dns_server.clone(),
+                    root_domain_name: payload.root_domain.clone(),
+                };
+                Ok(vec![self.azure.enable_gmsa(&self.cluster, settings).await.map_err(azure_error)?])
+            }
+            Command::DisableGmsa(_) => {
+                progress.report(azure::STEP_CLUSTER_UPDATE, "disabling gMSA on the managed cluster");
+                Ok(vec![self.azure.disable_gmsa(&self.cluster).await.map_err(azure_error)?])
+            }
+            Command::GrantIdentity(payload) => self.grant(payload, &progress).await,
+            Command::ApplyCredspec(payload) => self.apply_credspec(payload, &progress).await,
+            Command::Verify(payload) => self.verify(payload, &progress).await,
+            Command::CheckDcConnectivity(payload) => check_dc_connectivity(payload, &progress).await,
+            Command::AuditAccess(payload) => self.audit_access(payload, &progress).await,
+            Command::ValidateCredspec(payload) => self.validate_credspec(payload, &progress).await,
+            Command::Teardown(payload) => self.teardown(payload, &progress).await,
+            Command::CollectDiagnostics(payload) => {
+                self.collect_diagnostics(&envelope.cluster, envelope.command_id.as_str(), payload, &progress).await
+            }
+            Command::RotateCredential(_) => Err(ExecError::new(
+                "unsupported_kind",
+                "this agent does not execute rotate-credential yet; the coordinator rotates the secret",
+            )),
+        }
     }
 
     async fn grant(&self, payload: &GrantIdentity, progress: &Progress) -> Result<Vec<StepOutcome>, ExecError> {
@@ -411,31 +477,31 @@ impl Executor for CloudExecutor {
             CommandKind::ApplyCredspec,
             CommandKind::Verify,
             CommandKind::CheckDcConnectivity,
+            CommandKind::AuditAccess,
+            CommandKind::ValidateCredspec,
+            CommandKind::Teardown,
+            CommandKind::CollectDiagnostics,
         ]
     }
 
     async fn execute(&self, envelope: &CommandEnvelope, progress: Progress) -> Result<Vec<StepOutcome>, ExecError> {
-        match &envelope.command {
-            Command::EnableGmsa(payload) => {
-                progress.report(azure::STEP_CLUSTER_UPDATE, "enabling gMSA on the managed cluster");
-                let settings = GmsaSettings {
-                    dns_server: payload.dns_server.clone(),
-                    root_domain_name: payload.root_domain.clone(),
-                };
-                Ok(vec![self.azure.enable_gmsa(&self.cluster, settings).await.map_err(azure_error)?])
+        let outcome = self.dispatch(envelope, progress).await;
+        let summary = match &outcome {
+            Ok(steps) => serde_json::json!({ "status": "ok", "steps": steps }),
+            Err(err) => {
+                serde_json::json!({ "status": "failed", "code": err.code, "message": err.message, "steps": err.completed })
             }
-            Command::DisableGmsa(_) => {
-                progress.report(azure::STEP_CLUSTER_UPDATE, "disabling gMSA on the managed cluster");
-                Ok(vec![self.azure.disable_gmsa(&self.cluster).await.map_err(azure_error)?])
-            }
-            Command::GrantIdentity(payload) => self.grant(payload, &progress).await,
-            Command::ApplyCredspec(payload) => self.apply_credspec(payload, &progress).await,
-            Command::Verify(payload) => self.verify(payload, &progress).await,
-            Command::CheckDcConnectivity(payload) => check_dc_connectivity(payload, &progress).await,
-            Command::RotateCredential(_) => Err(ExecError::new(
-                "unsupported_kind",
-                "this agent does not execute rotate-credential yet; the coordinator rotates the secret",
-            )),
-        }
+        };
+        self.journal().record(diagnostics::JournalEntry {
+            command_id: envelope.command_id.to_string(),
+            kind: envelope.command.kind().to_string(),
+            finished_at: time::OffsetDateTime::now_utc(),
+            outcome: summary,
+        });
+        outcome
+    }
+
+    fn resource_uses(&self, command: &Command, steps: &[StepOutcome]) -> Vec<ResourceUse> {
+        proto::resources::uses_of(command, &self.cluster.subscription_id, steps)
     }
 }

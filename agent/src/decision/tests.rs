@@ -32,6 +32,7 @@ fn mk_result() -> CommandResult {
         attempt: 1,
         finished_at: datetime!(2026-11-23 10:01 UTC),
         agent_version: "test".into(),
+        resources: vec![],
     }
 }
 

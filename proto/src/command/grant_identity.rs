@@ -81,12 +81,18 @@ impl GrantIdentity {
         if !is_secret_name(&self.secret_name) {
             return Err(ValidationError::new("payload.secret_name", "must be 1-127 letters, digits and '-'"));
         }
-        if let IdentityChoice::UserAssigned { resource_group, name } = &self.identity {
+        self.identity.validate("payload.identity")
+    }
+}
+
+impl IdentityChoice {
+    pub(crate) fn validate(&self, field: &str) -> Result<(), ValidationError> {
+        if let IdentityChoice::UserAssigned { resource_group, name } = self {
             if resource_group.is_empty() {
-                return Err(ValidationError::new("payload.identity.resource_group", "must not be empty"));
+                return Err(ValidationError::new(format!("{field}.resource_group"), "must not be empty"));
             }
             if !(3..=128).contains(&name.len()) {
-                return Err(ValidationError::new("payload.identity.name", "must be 3-128 characters"));
+                return Err(ValidationError::new(format!("{field}.name"), "must be 3-128 characters"));
             }
         }
         Ok(())

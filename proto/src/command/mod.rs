@@ -2,19 +2,27 @@
 //! validation; this module only dispatches.
 
 mod apply_credspec;
+mod audit_access;
 mod check_dc_connectivity;
+mod collect_diagnostics;
 mod disable_gmsa;
 mod enable_gmsa;
 mod grant_identity;
 mod rotate_credential;
+mod teardown;
+mod validate_credspec;
 mod verify;
 
 pub use apply_credspec::{ApplyCredspec, ServiceAccountRef};
+pub use audit_access::AuditAccess;
 pub use check_dc_connectivity::CheckDcConnectivity;
+pub use collect_diagnostics::CollectDiagnostics;
 pub use disable_gmsa::DisableGmsa;
 pub use enable_gmsa::EnableGmsa;
 pub use grant_identity::{GrantIdentity, IdentityChoice, VaultRef};
 pub use rotate_credential::RotateCredential;
+pub use teardown::{SharedDeletes, Teardown};
+pub use validate_credspec::{DomainFacts, ValidateCredspec};
 pub use verify::Verify;
 
 use crate::version::SchemaVersion;
@@ -71,6 +79,14 @@ pub enum Command {
     Verify(Verify),
     /// Find the domain controllers through DNS and reach their ports (added in schema 1.1).
     CheckDcConnectivity(CheckDcConnectivity),
+    /// Report each Windows pool's identity and who can read the secret (schema 1.2).
+    AuditAccess(AuditAccess),
+    /// Check the installed credspec against AD, the identity's access and the workload (schema 1.2).
+    ValidateCredspec(ValidateCredspec),
+    /// Undo the setup in reverse order; dry run unless `mode: apply` (schema 1.2).
+    Teardown(Teardown),
+    /// Collect a redacted diagnostics archive (schema 1.2).
+    CollectDiagnostics(CollectDiagnostics),
 }
 
 /// The kind of a command without its payload: for selectors, capabilities and tables.
@@ -84,18 +100,26 @@ pub enum CommandKind {
     RotateCredential,
     Verify,
     CheckDcConnectivity,
+    AuditAccess,
+    ValidateCredspec,
+    Teardown,
+    CollectDiagnostics,
 }
 
 impl CommandKind {
     /// Every kind, in the order of a first-time setup.
-    pub const ALL: [CommandKind; 7] = [
+    pub const ALL: [CommandKind; 11] = [
         CommandKind::CheckDcConnectivity,
         CommandKind::EnableGmsa,
         CommandKind::GrantIdentity,
         CommandKind::ApplyCredspec,
         CommandKind::Verify,
+        CommandKind::AuditAccess,
+        CommandKind::ValidateCredspec,
         CommandKind::RotateCredential,
+        CommandKind::CollectDiagnostics,
         CommandKind::DisableGmsa,
+        CommandKind::Teardown,
     ];
 
     /// The kebab-case name used on the wire and on fleetctl's command line.
@@ -108,6 +132,10 @@ impl CommandKind {
             CommandKind::RotateCredential => "rotate-credential",
             CommandKind::Verify => "verify",
             CommandKind::CheckDcConnectivity => "check-dc-connectivity",
+            CommandKind::AuditAccess => "audit-access",
+            CommandKind::ValidateCredspec => "validate-credspec",
+            CommandKind::Teardown => "teardown",
+            CommandKind::CollectDiagnostics => "collect-diagnostics",
         }
     }
 }
@@ -139,6 +167,10 @@ impl Command {
             Command::RotateCredential(_) => CommandKind::RotateCredential,
             Command::Verify(_) => CommandKind::Verify,
             Command::CheckDcConnectivity(_) => CommandKind::CheckDcConnectivity,
+            Command::AuditAccess(_) => CommandKind::AuditAccess,
+            Command::ValidateCredspec(_) => CommandKind::ValidateCredspec,
+            Command::Teardown(_) => CommandKind::Teardown,
+            Command::CollectDiagnostics(_) => CommandKind::CollectDiagnostics,
         }
     }
 
@@ -152,6 +184,10 @@ impl Command {
             Command::RotateCredential(payload) => payload.validate(),
             Command::Verify(payload) => payload.validate(),
             Command::CheckDcConnectivity(payload) => payload.validate(),
+            Command::AuditAccess(payload) => payload.validate(),
+            Command::ValidateCredspec(payload) => payload.validate(),
+            Command::Teardown(payload) => payload.validate(),
+            Command::CollectDiagnostics(payload) => payload.validate(),
         }
     }
 }
