@@ -19,7 +19,8 @@ use std::time::Duration;
 pub const AGENT_CLIENT_ID: &str = "6d1c3c1e-0000-4000-8000-00000000a9e1";
 const AGENT_OBJECT_ID: &str = "6d1c3c1e-0000-4000-8000-00000000a9e2";
 /// The agents' client secret (a simulator credential, not a real one).
-const AGENT_SECRET: &str = "sim-agent-secret";
+/// The agent principal's client secret (tests check it never leaks).
+pub const AGENT_SECRET: &str = "sim-agent-secret";
 /// The coordinator's principal, which writes the domain-user secret.
 const COORDINATOR_CLIENT_ID: &str = "6d1c3c1e-0000-4000-8000-00000000c001";
 const COORDINATOR_OBJECT_ID: &str = "6d1c3c1e-0000-4000-8000-00000000c002";
@@ -71,15 +72,25 @@ impl SimWorld {
                 VaultSeed {
                     location: None,
                     enable_rbac_authorization: false,
-                    access_policies: vec![AccessPolicyEntry {
-                        tenant_id: azure.tenant_id(),
-                        object_id: COORDINATOR_OBJECT_ID.to_string(),
-                        application_id: None,
-                        permissions: Permissions {
-                            secrets: vec!["get".into(), "set".into(), "list".into()],
-                            ..Permissions::default()
+                    // The coordinator writes, rotates and (teardown) deletes and purges the secret;
+                    // agents may only list its versions (validate-credspec), never read a value.
+                    access_policies: vec![
+                        AccessPolicyEntry {
+                            tenant_id: azure.tenant_id(),
+                            object_id: COORDINATOR_OBJECT_ID.to_string(),
+                            application_id: None,
+                            permissions: Permissions {
+                                secrets: ["get", "set", "list", "delete", "purge"].map(String::from).to_vec(),
+                                ..Permissions::default()
+                            },
                         },
-                    }],
+                        AccessPolicyEntry {
+                            tenant_id: azure.tenant_id(),
+                            object_id: AGENT_OBJECT_ID.to_string(),
+                            application_id: None,
+                            permissions: Permissions { secrets: vec!["list".into()], ..Permissions::default() },
+                        },
+                    ],
                 },
             )
             .await

@@ -4,5 +4,6 @@
 mod e2e {
     pub mod cloud;
     pub mod delivery;
+    pub mod lifecycle;
     pub mod support;
 }

@@ -63,8 +63,8 @@ async fn the_gmsa_setup_reaches_azure_and_kubernetes_once_and_a_second_run_write
         assert!(cluster.kube.get("ClusterRole", None, "aks-gmsa-spec-role").is_some());
     }
     let policies = world.azure.access_policies(&world.vault_id);
-    // The coordinator's own policy plus exactly one per cluster's kubelet identity.
-    assert_eq!(policies.len(), 1 + world.clusters.len(), "{policies:?}");
+    // The coordinator's and the agents' own policies plus exactly one per cluster's kubelet identity.
+    assert_eq!(policies.len(), 2 + world.clusters.len(), "{policies:?}");
 
     // A second run of every step writes nothing anywhere.
     let azure_writes = world.azure.mutations().iter().filter(|m| m.changed).count();
