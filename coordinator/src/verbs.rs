@@ -431,13 +431,13 @@ pub async fn teardown(bus: &Bus, format: Format, args: &TeardownArgs) -> anyhow:
         }
         None => None,
     };
-    if mode.applies() && !payload.delete.is_empty() && shared.is_none() {
-        bail!("deleting shared resources needs --shared-config; nothing was sent");
-    }
     // Which clusters, and which identities they hold, before they release them.
     let (_, _, targets) =
         submit(bus, Command::Teardown(payload.clone()), &args.common.selector, args.common.deadline, true).await?;
     let selected: BTreeSet<String> = targets.iter().map(|target| target.cluster.clone()).collect();
+    if mode.applies() && !payload.delete.is_empty() && shared.is_none() {
+        bail!("deleting shared resources needs --shared-config; nothing was sent");
+    }
     let before = all_records(bus).await?;
     let identities: Vec<(String, String, String)> =
         teardown::target_identities(&before, &selected, &payload).iter().filter_map(teardown::identity_parts).collect();

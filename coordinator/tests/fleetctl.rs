@@ -27,7 +27,44 @@ impl Executor for TestExecutor {
             return Err(ExecError::new("cluster_not_windows", "managed cluster bad has no Windows node pool"));
         }
         let change = proto::FieldChange { path: "/enabled".into(), before: None, after: Some(true.into()) };
-        Ok(vec![StepOutcome::from_diff(envelope.command.kind().name(), vec![change], Value::Null)])
+        match &envelope.command {
+            proto::Command::AuditAccess(_) => {
+                // The kubelet identity reads the secret; on p2 it should not (a dedicated identity is configured).
+                let expected = self.cluster != "p2";
+                let report = proto::report::AccessReport {
+                    secret: "s".into(),
+                    expected_principal: expected.then(|| format!("kubelet-{}", self.cluster)),
+                    rows: vec![proto::report::AccessRow {
+                        pool: "win1".into(),
+                        identity: "aks-agentpool".into(),
+                        identity_id: "/subscriptions/s/x/aks-agentpool".into(),
+                        principal_id: format!("kubelet-{}", self.cluster),
+                        kubelet: true,
+                        expected,
+                        can_get: true,
+                        via: vec!["access-policy".into()],
+                        flagged: !expected,
+                    }],
+                    others: vec![],
+                    findings: if expected { vec![] } else { vec!["the kubelet identity can read the secret".into()] },
+                };
+                let observed = serde_json::to_value(report).unwrap();
+                Ok(vec![StepOutcome::unchanged(proto::report::STEP_ACCESS_AUDIT, observed)])
+            }
+            proto::Command::Teardown(payload) => {
+                let removed = proto::FieldChange {
+                    path: "/GMSACredentialSpec/aks-gmsa-spec".into(),
+                    before: Some(true.into()),
+                    after: None,
+                };
+                Ok(vec![StepOutcome::in_mode(payload.mode, "credspec-remove", vec![removed], Value::Null)])
+            }
+            command => Ok(vec![StepOutcome::from_diff(command.kind().name(), vec![change], Value::Null)]),
+        }
+    }
+
+    fn resource_uses(&self, command: &proto::Command, steps: &[StepOutcome]) -> Vec<proto::resources::ResourceUse> {
+        proto::resources::uses_of(command, "00000000-0000-0000-0000-000000000001", steps)
     }
 }
 
@@ -191,5 +228,60 @@ async fn dry_run_lists_the_targets_and_publishes_nothing_and_clusters_list_shows
     let table = String::from_utf8(output.stdout).unwrap();
     assert!(table.starts_with("CLUSTER"), "{table}");
     assert!(table.contains("p1") && !table.contains("d1"), "{table}");
+    let _ = fleet.shutdown.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_access_prints_pools_findings_and_a_summary_and_teardown_is_a_dry_run_refused_while_shared() {
+    let fleet = mk_fleet(&[("p1", "prod"), ("p2", "staging")]).await;
+    let vault = "00000000-0000-0000-0000-00000000000a/rg-gmsa/kv-gmsa";
+    let (code, records, stderr) = fleetctl(&fleet, &["audit-access", "--vault", vault, "-o", "json"]).await;
+    assert_eq!(code, 1, "a finding makes the exit code 1: {stderr}");
+    assert_eq!(of_type(&records, "access").len(), 2);
+    let findings = of_type(&records, "finding");
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0]["cluster"], "p2");
+    let summary = of_type(&records, "access_summary")[0];
+    assert_eq!((summary["audited"].as_u64(), summary["flagged_identities"].as_u64()), (Some(2), Some(1)));
+
+    // Both clusters use the secret once they are granted.
+    let payload = std::env::temp_dir().join(format!("grant-{}.yaml", std::process::id()));
+    std::fs::write(
+        &payload,
+        "vault: {subscription_id: 00000000-0000-0000-0000-00000000000a, resource_group: rg-gmsa, name: kv-gmsa}\nidentity: {type: kubelet}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) =
+        fleetctl(&fleet, &["run", "grant-identity", "--payload-file", payload.to_str().unwrap(), "-o", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    // Deleting the secret while p2 still uses it is refused, naming p2; nothing is sent.
+    let bus = bus::Bus::connect(&fleet.server.url(), "check").await.unwrap();
+    let records_bucket = coordinator::record::records(&bus).await.unwrap();
+    for _ in 0..100 {
+        let recorded = records_bucket.entries().await.unwrap();
+        if recorded.len() == 2 && recorded.iter().all(|(_, record)| !record.in_use.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut stream = bus.jetstream().get_stream(proto::subjects::COMMAND_STREAM).await.unwrap();
+    let sent = stream.info().await.unwrap().state.messages;
+    let (code, records, stderr) = fleetctl(
+        &fleet,
+        &["teardown", "--vault", vault, "-l", "env=prod", "--delete-secret", "--confirm", "-o", "json"],
+    )
+    .await;
+    assert!(records.is_empty());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("in_use") && stderr.contains("still used by p2"), "{stderr}");
+    assert_eq!(stream.info().await.unwrap().state.messages, sent);
+    // Without --confirm, a dry run: every step planned, and it says so.
+    let (code, records, stderr) = fleetctl(&fleet, &["teardown", "--vault", vault, "-o", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let steps = of_type(&records, "step");
+    assert_eq!(steps.len(), 2);
+    assert!(steps.iter().all(|s| s["change"] == "planned" && s["step"] == "credspec-remove"), "{steps:?}");
+    assert!(stderr.contains("dry run: nothing was changed"), "{stderr}");
+    let _ = std::fs::remove_file(payload);
     let _ = fleet.shutdown.send(true);
 }
