@@ -79,6 +79,10 @@ pub struct AuditArgs {
     pub common: Common,
     #[command(flatten)]
     pub secret: SecretArgs,
+    /// A principal (object id) that may read the secret besides the clusters' identities — the
+    /// coordinator that writes it, a break-glass admin. Repeat for several.
+    #[arg(long = "allow")]
+    pub allowed: Vec<String>,
 }
 
 /// `fleetctl validate-credspec`.
@@ -187,18 +191,20 @@ pub async fn audit_access(bus: &Bus, format: Format, args: &AuditArgs) -> anyhow
             (cluster.clone(), report)
         })
         .collect();
-    let records = access_records(&reports);
+    let records = access_records(&reports, &args.allowed);
     print(format, &records)?;
     let clean = records.iter().all(|record| !matches!(record, Record::Finding { .. }));
     Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// The audit's records (pure): rows, findings (failed clusters are findings too), the summary.
-pub fn access_records(reports: &[(String, Result<AccessReport, String>)]) -> Vec<Record> {
+/// `allowed` principals may read the secret without being a cluster's identity.
+pub fn access_records(reports: &[(String, Result<AccessReport, String>)], allowed: &[String]) -> Vec<Record> {
     let mut records = Vec::new();
     let mut findings = Vec::new();
-    let expected: BTreeSet<String> =
+    let mut expected: BTreeSet<String> =
         reports.iter().filter_map(|(_, r)| r.as_ref().ok()?.expected_principal.clone()).collect();
+    expected.extend(allowed.iter().map(|principal| principal.to_ascii_lowercase()));
     let mut over_broad: BTreeSet<String> = BTreeSet::new();
     let (mut audited, mut failed, mut with_findings, mut can_read, mut flagged) = (0, 0, 0, 0, 0);
     for (cluster, report) in reports {
@@ -390,7 +396,8 @@ pub fn shared_adapters(config: &SharedConfig) -> anyhow::Result<(Option<azure::A
     Ok((azure, directory))
 }
 
-fn step_record(cluster: &str, outcome: &StepOutcome) -> Record {
+/// One step of a cluster as a record (teardown output).
+pub fn step_record(cluster: &str, outcome: &StepOutcome) -> Record {
     let change = match outcome.change {
         Change::Changed => "changed",
         Change::Unchanged => "unchanged",

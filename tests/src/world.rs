@@ -23,7 +23,8 @@ const AGENT_OBJECT_ID: &str = "6d1c3c1e-0000-4000-8000-00000000a9e2";
 pub const AGENT_SECRET: &str = "sim-agent-secret";
 /// The coordinator's principal, which writes the domain-user secret.
 const COORDINATOR_CLIENT_ID: &str = "6d1c3c1e-0000-4000-8000-00000000c001";
-const COORDINATOR_OBJECT_ID: &str = "6d1c3c1e-0000-4000-8000-00000000c002";
+/// The coordinator principal's object id (it writes the secret, so it may read it).
+pub const COORDINATOR_OBJECT_ID: &str = "6d1c3c1e-0000-4000-8000-00000000c002";
 const COORDINATOR_SECRET: &str = "sim-coordinator-secret";
 /// The shared vault's coordinates.
 pub const VAULT_SUBSCRIPTION: &str = "00000000-0000-4000-8000-000000000000";

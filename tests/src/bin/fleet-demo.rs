@@ -13,7 +13,10 @@
 //! 2. `enable-gmsa` (windowsProfile.gmsaProfile on every managed cluster);
 //! 3. `grant-identity` (kubelet identity gets `get` on the secret);
 //! 4. `apply-credspec` (GMSACredentialSpec + ClusterRole + RoleBinding, after preflight);
-//! 5. `enable-gmsa` again, to show that a second run changes nothing.
+//! 5. `enable-gmsa` again, to show that a second run changes nothing;
+//! 6. `audit-access`: each Windows pool's identity and who can read the secret, as a table with a
+//!    fleet summary;
+//! 7. `teardown`, dry run: what removing everything would change, per cluster (nothing is written).
 //!
 //! Exits 0 only if every cluster succeeded at every step.
 
@@ -277,6 +280,7 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
         }
         println!();
     }
+    all_ok &= audit_and_plan_teardown(&coordinator.bus, &world, deadline).await?;
     let mutations = world.azure.mutations().len();
     say(&format!(
         "{} clusters, {} Azure writes recorded by the simulator, {:.1}s in all",
@@ -295,6 +299,80 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
         say("some clusters failed: see the table");
         Ok(std::process::ExitCode::from(1))
     }
+}
+
+/// Steps 6 and 7: the access audit table and the teardown dry run, printed as fleetctl prints them.
+async fn audit_and_plan_teardown(bus: &bus::Bus, world: &SimWorld, deadline: Duration) -> anyhow::Result<bool> {
+    use coordinator::output::{Record, render_table};
+    let audit = Command::AuditAccess(proto::command::AuditAccess {
+        vault: world.vault_ref(),
+        secret_name: "GMSADomainUserCred".into(),
+        identity: IdentityChoice::Kubelet,
+    });
+    let (rollout_id, states) = run_and_follow(bus, audit, "env=demo", deadline, |_| {}).await?;
+    say(&format!("audit-access: rollout {rollout_id}"));
+    let reports: Vec<(String, Result<proto::report::AccessReport, String>)> = states
+        .iter()
+        .map(|(target, state)| {
+            let report = match state {
+                TargetState::Done(result) => result
+                    .steps
+                    .iter()
+                    .find(|step| step.step == proto::report::STEP_ACCESS_AUDIT)
+                    .and_then(|step| serde_json::from_value(step.observed.clone()).ok())
+                    .ok_or_else(|| format!("{:?}", result.status)),
+                other => Err(other.label().to_string()),
+            };
+            (target.cluster.clone(), report)
+        })
+        .collect();
+    // The coordinator writes the secret (and reads it to compare): it may read it.
+    let records = coordinator::verbs::access_records(&reports, &[tests::world::COORDINATOR_OBJECT_ID.to_string()]);
+    let clean = !records.iter().any(|record| matches!(record, Record::Finding { .. }));
+    println!(
+        "\nACCESS AUDIT (fleetctl audit-access --vault {}/{}/{} --allow <coordinator>)",
+        tests::world::VAULT_SUBSCRIPTION,
+        tests::world::VAULT_RESOURCE_GROUP,
+        tests::world::VAULT_NAME
+    );
+    print!("{}", render_table(&records));
+
+    let teardown = Command::Teardown(proto::command::Teardown {
+        spec_name: "aks-gmsa-spec".into(),
+        owner: "default".into(),
+        vault: world.vault_ref(),
+        secret_name: "GMSADomainUserCred".into(),
+        identity: IdentityChoice::Kubelet,
+        disable_gmsa: true,
+        delete: proto::command::SharedDeletes::default(),
+        mode: proto::Mode::DryRun,
+    });
+    let writes_before = world.azure.mutations().len();
+    let (rollout_id, states) = run_and_follow(bus, teardown, "env=demo", deadline, |_| {}).await?;
+    say(&format!("teardown (dry run): rollout {rollout_id}"));
+    let mut records = Vec::new();
+    let mut planned_ok = true;
+    for (target, state) in &states {
+        match state {
+            TargetState::Done(result) if result.status.is_success() => {
+                records.extend(result.steps.iter().map(|step| coordinator::verbs::step_record(&target.cluster, step)))
+            }
+            other => {
+                planned_ok = false;
+                records.push(Record::Step {
+                    cluster: target.cluster.clone(),
+                    step: "-".into(),
+                    change: other.label().into(),
+                    what: format!("{other:?}"),
+                });
+            }
+        }
+    }
+    println!("\nTEARDOWN DRY RUN (fleetctl teardown --vault ...; add --confirm to act)");
+    print!("{}", render_table(&records));
+    let untouched = world.azure.mutations().len() == writes_before;
+    say(&format!("teardown dry run wrote nothing to Azure: {untouched}"));
+    Ok(clean && planned_ok && untouched)
 }
 
 fn progress_line(step: &str, tally: &Tally) -> String {
