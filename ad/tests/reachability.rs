@@ -49,8 +49,31 @@ async fn the_dc_is_found_over_udp_and_tcp_and_each_missing_piece_fails_its_own_c
     let silent = check(&ReachabilityConfig {
         dns_server: "127.0.0.1:5".parse().unwrap(),
         timeout: Duration::from_millis(300),
-        ..config
+        ..config.clone()
     })
     .await;
     assert_eq!(silent.failed().len(), 4);
+
+    // Records taken away from the real zone, one at a time: only their own checks fail.
+    let domain = dc.dns_domain();
+    let host = format!("{}.{domain}", SambaOptions::default().host_name.to_lowercase());
+    let password = format!("--password={}", dc.admin_password());
+    let dns = |args: &[&str]| {
+        let mut all = vec!["dns"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-U", "Administrator", &password]);
+        let output = dc.samba_tool(&all).unwrap();
+        assert!(output.status.success(), "samba-tool {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    let srv = format!("{host} 88 0 100");
+    dns(&["delete", "127.0.0.1", &domain, "_kerberos._tcp", "SRV", &srv]);
+    let no_kerberos = check(&config).await;
+    let failed: Vec<&str> = no_kerberos.failed().iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(failed, ["dns-srv-kerberos-udp", "dns-srv-kerberos-tcp"], "{no_kerberos:?}");
+    let short = host.trim_end_matches(&format!(".{domain}")).to_string();
+    dns(&["delete", "127.0.0.1", &domain, &short, "A", "127.0.0.1"]);
+    let no_address = check(&config).await;
+    let failed: Vec<&str> = no_address.failed().iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(failed.len(), 3, "{no_address:?}");
+    assert!(failed.contains(&format!("dns-a:{host}").as_str()), "the A check names the DC: {failed:?}");
 }
