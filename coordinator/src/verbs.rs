@@ -631,8 +631,14 @@ mod tests {
             others: vec![OtherReader { principal_id: "pa".into(), via: vec![], over_broad: true }],
             findings: vec![],
         };
-        let records =
-            access_records(&[("a".into(), Ok(a)), ("b".into(), Ok(b)), ("c".into(), Err("timed out".into()))]);
+        let reports =
+            [("a".to_string(), Ok(a)), ("b".to_string(), Ok(b)), ("c".to_string(), Err("timed out".to_string()))];
+        let allowed = access_records(&reports, &["STRANGER".into()]);
+        assert!(
+            matches!(allowed.last(), Some(Record::AccessSummary { over_broad_principals, .. }) if over_broad_principals.is_empty()),
+            "an allowed principal is not over-broad"
+        );
+        let records = access_records(&reports, &[]);
         let summary = records.last().unwrap();
         assert_eq!(
             summary,

@@ -141,7 +141,7 @@ mod tests {
         assert!(used.iter().all(|u| u.in_use));
         assert!(matches!(&used[1].resource, SharedResource::Identity { id } if id.starts_with("/subscriptions/s1/")));
         let removed = StepOutcome::unchanged("credspec-remove", serde_json::json!({ OBSERVED_GMSA: "WebApp01" }));
-        let released = uses_of(&teardown(Mode::Apply), "s1", &[removed.clone()]);
+        let released = uses_of(&teardown(Mode::Apply), "s1", std::slice::from_ref(&removed));
         assert!(released.iter().all(|u| !u.in_use));
         let mut resources: Vec<SharedResource> = released.into_iter().map(|u| u.resource).collect();
         resources.sort();

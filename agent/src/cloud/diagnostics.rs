@@ -120,10 +120,10 @@ impl CloudExecutor {
     /// Secret values this agent holds, redacted wherever they might appear.
     fn known_secrets(&self) -> Vec<gmsa::SecretString> {
         let mut secrets = Vec::new();
-        if let super::CredentialSection::ClientSecret { secret_env, .. } = &self.config.azure.credential {
-            if let Ok(value) = std::env::var(secret_env) {
-                secrets.push(gmsa::SecretString::new(value));
-            }
+        if let super::CredentialSection::ClientSecret { secret_env, .. } = &self.config.azure.credential
+            && let Ok(value) = std::env::var(secret_env)
+        {
+            secrets.push(gmsa::SecretString::new(value));
         }
         secrets
     }

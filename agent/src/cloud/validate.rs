@@ -56,7 +56,7 @@ fn compare(name: &str, found: &[&str], expected: &str, case_insensitive: bool) -
         |value: &&str| if case_insensitive { value.eq_ignore_ascii_case(expected) } else { *value == expected };
     let passed = !found.is_empty() && found.iter().all(matches);
     let detail = if passed {
-        format!("{expected}")
+        expected.to_string()
     } else {
         format!("credspec has {}, Active Directory reports {expected}", found.join(", "))
     };
