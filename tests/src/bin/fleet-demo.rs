@@ -186,6 +186,15 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
         name: tests::world::VAULT_NAME.into(),
         vault_uri: None,
     };
+    // New-GMSAAzureKeyVault: created once, shared by every cluster that names it; an existing vault
+    // (as here) is left exactly as it is.
+    let spec = azure::VaultSpec { location: "westeurope".into(), tenant_id: world.azure.tenant_id(), rbac: false };
+    let ensured = azure.ensure_vault(&vault, &spec).await?;
+    say(&format!(
+        "Key Vault {}: {}",
+        tests::world::VAULT_NAME,
+        if ensured.is_changed() { "created" } else { "exists, left as it is" }
+    ));
     let credential =
         azure::domain_user_credential(&domain.netbios, &domain.user, &domain.password).map_err(anyhow::Error::msg)?;
     let written = azure.write_domain_user_secret(&vault, None, &credential).await?;
