@@ -65,6 +65,26 @@ async fn the_dc_is_found_over_udp_and_tcp_and_each_missing_piece_fails_its_own_c
         let output = dc.samba_tool(&all).unwrap();
         assert!(output.status.success(), "samba-tool {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     };
+    // A second DC (127.0.0.3) published in the real zone, whose ports are test listeners: with one
+    // port taken away at a time, exactly that port's check fails.
+    let dc2 = format!("dc2.{domain}");
+    dns(&["add", "127.0.0.1", &domain, "dc2", "A", "127.0.0.3"]);
+    dns(&["add", "127.0.0.1", &format!("_msdcs.{domain}"), "_ldap._tcp.dc", "SRV", &format!("{dc2} 389 0 100")]);
+    let strict = ReachabilityConfig { adws_optional: false, ..config.clone() };
+    for (closed, service) in [(88u16, "kerberos"), (389, "ldap"), (636, "ldaps"), (9389, "adws")] {
+        let mut listeners = Vec::new();
+        for port in [88u16, 389, 636, 9389].into_iter().filter(|port| *port != closed) {
+            listeners.push(tokio::net::TcpListener::bind(("127.0.0.3", port)).await.unwrap());
+        }
+        let report = check(&strict).await;
+        let failed: Vec<&str> =
+            report.failed().iter().map(|c| c.name.as_str()).filter(|name| name.ends_with(&dc2)).collect();
+        assert_eq!(failed, [format!("dc-{service}-{closed}:{dc2}")], "{report:?}");
+        drop(listeners);
+    }
+    dns(&["delete", "127.0.0.1", &format!("_msdcs.{domain}"), "_ldap._tcp.dc", "SRV", &format!("{dc2} 389 0 100")]);
+    dns(&["delete", "127.0.0.1", &domain, "dc2", "A", "127.0.0.3"]);
+
     let srv = format!("{host} 88 0 100");
     dns(&["delete", "127.0.0.1", &domain, "_kerberos._tcp", "SRV", &srv]);
     let no_kerberos = check(&config).await;
