@@ -117,38 +117,18 @@ pub(crate) async fn attach(
     let mut diff = Vec::new();
     let identity = ensure_identity(arm, config, identity_ref, &mut diff).await?;
 
-    let (cluster_body, _) = read_cluster(arm, config, cluster).await?;
+    let (cluster_body, scale_sets) = cluster_and_scale_sets(arm, config, cluster, Operation::AttachIdentity).await?;
     let pools: Vec<&str> = windows_node_pools(&cluster_body).collect();
-    let node_resource_group =
-        cluster_body.pointer("/properties/nodeResourceGroup").and_then(Value::as_str).ok_or_else(|| {
-            Error::new(
-                Operation::GetCluster,
-                cluster.id(),
-                ErrorKind::Decode,
-                "cluster has no properties.nodeResourceGroup",
-            )
-        })?;
-    let scale_sets =
-        list_scale_sets(arm, config, Operation::AttachIdentity, &cluster.subscription_id, node_resource_group).await?;
     let windows_scale_sets = scale_sets_of_pools(&scale_sets, &pools);
     if windows_scale_sets.is_empty() {
+        let node_resource_group = cluster_body.pointer("/properties/nodeResourceGroup").and_then(Value::as_str);
+        let node_resource_group = node_resource_group.unwrap_or_default();
         let detail = format!("no scale set of a Windows node pool ({pools:?}) in resource group {node_resource_group}");
         return Err(Error::new(Operation::AttachIdentity, cluster.id(), ErrorKind::Validation, detail));
     }
     for scale_set in windows_scale_sets {
         let Some(patch) = identity_patch(scale_set.identity.as_ref(), &identity.id) else { continue };
-        let url = arm.url(&scale_set.id, &config.api_versions.compute);
-        let body = json!({"identity": patch});
-        let response = arm
-            .send(Operation::AttachIdentity, &scale_set.id, Method::Patch, url.clone(), Some(&body), None)
-            .await?
-            .into_success(Operation::AttachIdentity, &scale_set.id)?;
-        if let Terminal::Failed { state, code, message } =
-            lro::follow(arm, &scale_set.id, url, &response, config.lro_poll_interval, config.lro_timeout).await?
-        {
-            let detail = format!("scale set update ended {state}: {code}: {message}");
-            return Err(Error::new(Operation::AttachIdentity, &scale_set.id, ErrorKind::Failed, detail));
-        }
+        patch_identity(arm, config, Operation::AttachIdentity, scale_set, patch).await?;
         tracing::info!(scale_set = %scale_set.id, identity = %identity.id, "attached host identity");
         diff.push(FieldChange {
             path: format!(
@@ -197,6 +177,51 @@ async fn ensure_identity(
         ));
     }
     Ok(HostIdentity { id, principal_id: resource.properties.principal_id, client_id: resource.properties.client_id })
+}
+
+/// The cluster body and every scale set of its node resource group.
+pub(crate) async fn cluster_and_scale_sets(
+    arm: &ArmClient,
+    config: &AzureConfig,
+    cluster: &ClusterRef,
+    operation: Operation,
+) -> Result<(Value, Vec<ScaleSet>), Error> {
+    let (cluster_body, _) = read_cluster(arm, config, cluster).await?;
+    let node_resource_group =
+        cluster_body.pointer("/properties/nodeResourceGroup").and_then(Value::as_str).ok_or_else(|| {
+            Error::new(
+                Operation::GetCluster,
+                cluster.id(),
+                ErrorKind::Decode,
+                "cluster has no properties.nodeResourceGroup",
+            )
+        })?;
+    let scale_sets = list_scale_sets(arm, config, operation, &cluster.subscription_id, node_resource_group).await?;
+    Ok((cluster_body, scale_sets))
+}
+
+/// PATCHes a scale set's `identity` and follows the operation to its end; failures are reported
+/// as `operation`.
+pub(crate) async fn patch_identity(
+    arm: &ArmClient,
+    config: &AzureConfig,
+    operation: Operation,
+    scale_set: &ScaleSet,
+    patch: Value,
+) -> Result<(), Error> {
+    let url = arm.url(&scale_set.id, &config.api_versions.compute);
+    let body = json!({"identity": patch});
+    let response = arm
+        .send(operation, &scale_set.id, Method::Patch, url.clone(), Some(&body), None)
+        .await?
+        .into_success(operation, &scale_set.id)?;
+    if let Terminal::Failed { state, code, message } =
+        lro::follow(arm, &scale_set.id, url, &response, config.lro_poll_interval, config.lro_timeout).await?
+    {
+        let detail = format!("scale set update ended {state}: {code}: {message}");
+        return Err(Error::new(operation, &scale_set.id, ErrorKind::Failed, detail));
+    }
+    Ok(())
 }
 
 /// Every scale set of a resource group (following `nextLink`); failures are reported as `operation`.

@@ -16,11 +16,9 @@
 
 use crate::arm::ArmClient;
 use crate::config::AzureConfig;
-use crate::error::{Error, ErrorKind, Operation};
+use crate::error::{Error, Operation};
 use crate::gmsa_profile::windows_node_pools;
-use crate::host_identity::scale_sets_of_pools;
-use crate::lro::{self, Terminal};
-use crate::pool_identity::cluster_and_scale_sets;
+use crate::host_identity::{cluster_and_scale_sets, patch_identity, scale_sets_of_pools};
 use crate::resource::{ClusterRef, HostIdentityRef};
 use azure_core::http::Method;
 use proto::outcome::{FieldChange, Mode, StepOutcome};
@@ -66,18 +64,7 @@ pub(crate) async fn detach(
     for scale_set in scale_sets_of_pools(&scale_sets, &pools) {
         let Some(patch) = detach_patch(scale_set.identity.as_ref(), &identity_id) else { continue };
         if mode.applies() {
-            let url = arm.url(&scale_set.id, &config.api_versions.compute);
-            let body = json!({"identity": patch});
-            let response = arm
-                .send(Operation::DetachIdentity, &scale_set.id, Method::Patch, url.clone(), Some(&body), None)
-                .await?
-                .into_success(Operation::DetachIdentity, &scale_set.id)?;
-            if let Terminal::Failed { state, code, message } =
-                lro::follow(arm, &scale_set.id, url, &response, config.lro_poll_interval, config.lro_timeout).await?
-            {
-                let detail = format!("scale set update ended {state}: {code}: {message}");
-                return Err(Error::new(Operation::DetachIdentity, &scale_set.id, ErrorKind::Failed, detail));
-            }
+            patch_identity(arm, config, Operation::DetachIdentity, scale_set, patch).await?;
             tracing::info!(scale_set = %scale_set.id, identity = %identity_id, "detached host identity");
         }
         detached_from.push(scale_set.name.clone());

@@ -13,11 +13,11 @@
 //! `VirtualMachines`, or a node resource group being rebuilt), so an audit still shows it.
 
 use crate::arm::ArmClient;
-use crate::cluster::{kubelet_identity_of, read_cluster};
+use crate::cluster::kubelet_identity_of;
 use crate::config::AzureConfig;
-use crate::error::{Error, ErrorKind, Operation};
+use crate::error::{Error, Operation};
 use crate::gmsa_profile::windows_node_pools;
-use crate::host_identity::{ScaleSet, list_scale_sets, scale_sets_of_pools};
+use crate::host_identity::{ScaleSet, cluster_and_scale_sets, scale_sets_of_pools};
 use crate::resource::ClusterRef;
 use serde::Serialize;
 use serde_json::Value;
@@ -81,27 +81,6 @@ pub fn pool_identities_of(cluster: &Value, scale_sets: &[ScaleSet]) -> Vec<PoolI
             None => PoolIdentity { pool: pool.to_string(), scale_set: String::new(), identities: Vec::new() },
         })
         .collect()
-}
-
-/// The cluster body and every scale set of its node resource group.
-pub(crate) async fn cluster_and_scale_sets(
-    arm: &ArmClient,
-    config: &AzureConfig,
-    cluster: &ClusterRef,
-    operation: Operation,
-) -> Result<(Value, Vec<ScaleSet>), Error> {
-    let (cluster_body, _) = read_cluster(arm, config, cluster).await?;
-    let node_resource_group =
-        cluster_body.pointer("/properties/nodeResourceGroup").and_then(Value::as_str).ok_or_else(|| {
-            Error::new(
-                Operation::GetCluster,
-                cluster.id(),
-                ErrorKind::Decode,
-                "cluster has no properties.nodeResourceGroup",
-            )
-        })?;
-    let scale_sets = list_scale_sets(arm, config, operation, &cluster.subscription_id, node_resource_group).await?;
-    Ok((cluster_body, scale_sets))
 }
 
 /// Reads the Windows pools' identities; see the module docs.
