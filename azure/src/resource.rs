@@ -67,6 +67,13 @@ impl VaultRef {
     }
 }
 
+/// A vault as commands name it on the wire; its data-plane URL is read from ARM when needed.
+impl From<&proto::command::VaultRef> for VaultRef {
+    fn from(vault: &proto::command::VaultRef) -> Self {
+        VaultRef::new(&vault.subscription_id, &vault.resource_group, &vault.name)
+    }
+}
+
 impl fmt::Display for VaultRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.id())

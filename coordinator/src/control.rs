@@ -45,7 +45,7 @@ pub async fn run(bus: &Bus, request: RunRequest) -> Result<RunReply, BusError> {
     let targets = planned.targets();
     if let proto::Command::Teardown(payload) = &request.command {
         let selected: std::collections::BTreeSet<String> = targets.iter().map(|t| t.cluster.clone()).collect();
-        let records: Vec<_> = record::records(bus).await?.entries().await?.into_iter().map(|(_, r)| r).collect();
+        let records = record::all(bus).await?;
         let found = teardown::conflicts(&records, &selected, payload);
         if !found.is_empty() {
             let message = found.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");

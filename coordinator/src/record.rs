@@ -30,6 +30,11 @@ pub async fn records(bus: &Bus) -> Result<Bucket<ClusterRecord>, BusError> {
     Bucket::open(bus, subjects::STATE_BUCKET).await
 }
 
+/// Every cluster's record.
+pub async fn all(bus: &Bus) -> Result<Vec<ClusterRecord>, BusError> {
+    Ok(records(bus).await?.entries().await?.into_iter().map(|(_, record)| record).collect())
+}
+
 /// The record after `result` arrives: a result older than the one recorded does not replace it
 /// (results of different commands may arrive out of order), but is counted.
 ///

@@ -176,8 +176,7 @@ pub async fn delete_shared(
             .ok_or(SharedError::NotConfigured { what: "deleting Azure resources", needs: "an Azure credential" })
     };
     if payload.delete.secret {
-        let vault =
-            azure::VaultRef::new(&payload.vault.subscription_id, &payload.vault.resource_group, &payload.vault.name);
+        let vault = azure::VaultRef::from(&payload.vault);
         let outcome = azure()?
             .delete_domain_user_secret(&vault, Some(&payload.secret_name), mode)
             .await

@@ -183,18 +183,25 @@ pub async fn audit_access(bus: &Bus, format: Format, args: &AuditArgs) -> anyhow
         identity: args.secret.identity.clone(),
     });
     let (_, states) = run_to_end(bus, command, &args.common).await?;
-    let reports: Vec<(String, Result<AccessReport, String>)> = states
-        .iter()
-        .map(|(cluster, state)| {
-            let report = observed::<AccessReport>(state, proto::report::STEP_ACCESS_AUDIT)
-                .ok_or_else(|| failure(state).unwrap_or_else(|| "no report".into()));
-            (cluster.clone(), report)
-        })
-        .collect();
+    let reports = access_reports(states.iter().map(|(cluster, state)| (cluster.as_str(), state)));
     let records = access_records(&reports, &args.allowed);
     print(format, &records)?;
     let clean = records.iter().all(|record| !matches!(record, Record::Finding { .. }));
     Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Each cluster's access report, or why it has none.
+pub fn access_reports<'s>(
+    states: impl IntoIterator<Item = (&'s str, &'s TargetState)>,
+) -> Vec<(String, Result<AccessReport, String>)> {
+    states
+        .into_iter()
+        .map(|(cluster, state)| {
+            let report = observed::<AccessReport>(state, proto::report::STEP_ACCESS_AUDIT)
+                .ok_or_else(|| failure(state).unwrap_or_else(|| "no report".into()));
+            (cluster.to_string(), report)
+        })
+        .collect()
 }
 
 /// The audit's records (pure): rows, findings (failed clusters are findings too), the summary.
@@ -445,7 +452,7 @@ pub async fn teardown(bus: &Bus, format: Format, args: &TeardownArgs) -> anyhow:
     if mode.applies() && !payload.delete.is_empty() && shared.is_none() {
         bail!("deleting shared resources needs --shared-config; nothing was sent");
     }
-    let before = all_records(bus).await?;
+    let before = record::all(bus).await?;
     let identities: Vec<(String, String, String)> =
         teardown::target_identities(&before, &selected, &payload).iter().filter_map(teardown::identity_parts).collect();
     let (_, states) = run_to_end(bus, Command::Teardown(payload.clone()), &args.common).await?;
@@ -521,10 +528,6 @@ fn toml_from(text: &str) -> anyhow::Result<SharedConfig> {
     Ok(config.try_deserialize()?)
 }
 
-async fn all_records(bus: &Bus) -> anyhow::Result<Vec<ClusterRecord>> {
-    Ok(record::records(bus).await?.entries().await?.into_iter().map(|(_, record)| record).collect())
-}
-
 /// The records once the recorder has seen the targets release what the teardown released (it
 /// records results asynchronously); gives up after 30 s and returns what it has.
 async fn released(bus: &Bus, selected: &BTreeSet<String>, payload: &Teardown) -> anyhow::Result<Vec<ClusterRecord>> {
@@ -532,7 +535,7 @@ async fn released(bus: &Bus, selected: &BTreeSet<String>, payload: &Teardown) ->
         proto::resources::SharedResource::secret(&proto::resources::vault_id(&payload.vault), &payload.secret_name);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let records = all_records(bus).await?;
+        let records = record::all(bus).await?;
         let pending = records.iter().any(|r| selected.contains(&r.cluster) && r.in_use.contains(&secret));
         if !pending || tokio::time::Instant::now() >= deadline {
             return Ok(records);

@@ -140,42 +140,32 @@ impl CloudExecutor {
         progress: &Progress,
     ) -> Result<Vec<StepOutcome>, ExecError> {
         progress.report(STEP_ACCESS_AUDIT, "reading the Windows pools' identities and the vault's grants");
+        let pools = self.azure.windows_pool_identities(&self.cluster).await.map_err(azure_error)?;
         let report = self
-            .access_report(&payload.vault.clone().into_azure(), &payload.secret_name, &self.expected(&payload.identity))
+            .access_report(
+                &pools,
+                &VaultRef::from(&payload.vault),
+                &payload.secret_name,
+                &self.expected(&payload.identity),
+            )
             .await?;
         let observed = serde_json::to_value(&report).map_err(|err| ExecError::new("encode_failed", err.to_string()))?;
         Ok(vec![StepOutcome::unchanged(STEP_ACCESS_AUDIT, observed)])
     }
 
-    /// The access report of this cluster for one secret.
+    /// The access report of this cluster for one secret, given its Windows pools' identities (read once by the caller).
     pub(super) async fn access_report(
         &self,
+        pools: &[PoolIdentity],
         vault: &VaultRef,
         secret_name: &str,
         expected: &Expected,
     ) -> Result<AccessReport, ExecError> {
-        let pools = self.azure.windows_pool_identities(&self.cluster).await.map_err(azure_error)?;
-        let principal = expected_principal(&pools, expected);
+        let principal = expected_principal(pools, expected);
         let expected_ids: Vec<&str> = principal.as_deref().into_iter().collect();
         let readers = self.azure.secret_access(vault, secret_name, &expected_ids).await.map_err(azure_error)?;
         let secret = format!("{}/secrets/{secret_name}", vault.id());
-        Ok(access_report(secret, &pools, &readers, expected))
-    }
-}
-
-/// The wire's vault reference as the Azure adapter takes it.
-pub(super) trait IntoAzure {
-    fn into_azure(self) -> VaultRef;
-}
-
-impl IntoAzure for proto::command::VaultRef {
-    fn into_azure(self) -> VaultRef {
-        VaultRef {
-            subscription_id: self.subscription_id,
-            resource_group: self.resource_group,
-            name: self.name,
-            vault_uri: None,
-        }
+        Ok(access_report(secret, pools, &readers, expected))
     }
 }
 

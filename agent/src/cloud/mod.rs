@@ -325,12 +325,7 @@ impl CloudExecutor {
     }
 
     async fn grant(&self, payload: &GrantIdentity, progress: &Progress) -> Result<Vec<StepOutcome>, ExecError> {
-        let vault = VaultRef {
-            subscription_id: payload.vault.subscription_id.clone(),
-            resource_group: payload.vault.resource_group.clone(),
-            name: payload.vault.name.clone(),
-            vault_uri: None,
-        };
+        let vault = VaultRef::from(&payload.vault);
         match &payload.identity {
             IdentityChoice::Kubelet => {
                 progress.report("vault-grant", "granting the kubelet identity get on secrets");

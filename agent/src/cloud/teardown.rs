@@ -4,7 +4,7 @@
 //! reports `planned` and writes nothing. Shared resources are not deleted here: the coordinator
 //! does that once no cluster uses them.
 
-use super::audit::{Expected, IntoAzure, expected_principal};
+use super::audit::{Expected, expected_principal};
 use super::{CloudExecutor, azure_error, error_chain};
 use crate::executor::{ExecError, Progress};
 use proto::StepOutcome;
@@ -51,7 +51,7 @@ impl CloudExecutor {
         done.push(removed);
 
         progress.report(STEP_VAULT_REVOKE, "revoking the identity's get on the secret");
-        let vault = payload.vault.clone().into_azure();
+        let vault = azure::VaultRef::from(&payload.vault);
         let revoked = match self.granted_principal(&payload.identity).await {
             Ok(Some(principal)) => self.azure.revoke_secret_get(&vault, &principal, mode).await,
             Ok(None) => Ok(StepOutcome::unchanged(

@@ -3,7 +3,7 @@
 //! `PluginInput` names (it must run on a Windows pool and be able to read the secret version), and
 //! optionally of the sample workload. [`credspec_checks`] is the pure part, unit-tested below.
 
-use super::audit::{Expected, IntoAzure};
+use super::audit::Expected;
 use super::{CloudExecutor, azure_error, error_chain};
 use crate::executor::{ExecError, Progress};
 use proto::StepOutcome;
@@ -179,8 +179,9 @@ impl CloudExecutor {
         ));
         let Some((_, secret_name, version)) = secret_path(&plugin.secret_uri) else { return Ok(checks) };
         if let Some(identity) = identity {
-            let vault = payload.vault.clone().into_azure();
-            let report = self.access_report(&vault, &secret_name, &Expected::Identity(identity.id.clone())).await?;
+            let vault = azure::VaultRef::from(&payload.vault);
+            let report =
+                self.access_report(&pools, &vault, &secret_name, &Expected::Identity(identity.id.clone())).await?;
             let row = report.rows.iter().find(|row| row.identity_id.eq_ignore_ascii_case(&identity.id));
             let can_get = row.is_some_and(|row| row.can_get);
             checks.push(Check::of(
@@ -192,7 +193,7 @@ impl CloudExecutor {
                 },
             ));
         }
-        let vault = payload.vault.clone().into_azure();
+        let vault = azure::VaultRef::from(&payload.vault);
         let versions = self.azure.secret_versions(&vault, Some(&secret_name)).await.map_err(azure_error)?;
         let check = match &version {
             Some(pinned) => {

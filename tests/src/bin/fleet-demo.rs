@@ -320,21 +320,8 @@ async fn audit_and_plan_teardown(bus: &bus::Bus, world: &SimWorld, deadline: Dur
     });
     let (rollout_id, states) = run_and_follow(bus, audit, "env=demo", deadline, |_| {}).await?;
     say(&format!("audit-access: rollout {rollout_id}"));
-    let reports: Vec<(String, Result<proto::report::AccessReport, String>)> = states
-        .iter()
-        .map(|(target, state)| {
-            let report = match state {
-                TargetState::Done(result) => result
-                    .steps
-                    .iter()
-                    .find(|step| step.step == proto::report::STEP_ACCESS_AUDIT)
-                    .and_then(|step| serde_json::from_value(step.observed.clone()).ok())
-                    .ok_or_else(|| format!("{:?}", result.status)),
-                other => Err(other.label().to_string()),
-            };
-            (target.cluster.clone(), report)
-        })
-        .collect();
+    let reports =
+        coordinator::verbs::access_reports(states.iter().map(|(target, state)| (target.cluster.as_str(), state)));
     // The coordinator writes the secret (and reads it to compare): it may read it.
     let records = coordinator::verbs::access_records(&reports, &[tests::world::COORDINATOR_OBJECT_ID.to_string()]);
     let clean = !records.iter().any(|record| matches!(record, Record::Finding { .. }));

@@ -300,8 +300,7 @@ async fn audit_validate_diagnose_and_tear_down_leaving_azure_kubernetes_and_ad_a
     assert_eq!(world.azure.mutations().len(), azure_setup, "a refused teardown sends nothing");
 
     // The whole fleet: the agents' part, then the shared resources, centrally.
-    let records_before: Vec<_> =
-        coordinator::record::records(bus).await.unwrap().entries().await.unwrap().into_iter().map(|(_, r)| r).collect();
+    let records_before = coordinator::record::all(bus).await.unwrap();
     let all: std::collections::BTreeSet<String> = world.clusters.iter().map(|c| c.id.clone()).collect();
     let Command::Teardown(payload) = teardown(Mode::Apply, delete_all) else { unreachable!() };
     let identities: Vec<_> = coordinator::teardown::target_identities(&records_before, &all, &payload)
@@ -339,15 +338,7 @@ async fn audit_validate_diagnose_and_tear_down_leaving_azure_kubernetes_and_ad_a
 /// The coordinator's records once no cluster uses anything (the recorder is asynchronous).
 async fn wait_released(bus: &bus::Bus) -> Vec<coordinator::record::ClusterRecord> {
     for _ in 0..100 {
-        let records: Vec<_> = coordinator::record::records(bus)
-            .await
-            .unwrap()
-            .entries()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect();
+        let records = coordinator::record::all(bus).await.unwrap();
         if records.iter().all(|r| r.in_use.is_empty()) {
             return records;
         }
