@@ -10,6 +10,24 @@ use serde::{Deserialize, Serialize};
 /// Verb of [`RunRequest`].
 pub const RUN: &str = "run";
 
+/// The longest deadline a command may carry: 30 days. Longer ones are refused (by fleetctl before
+/// sending, by the coordinator when planning), so no deadline arithmetic can overflow.
+pub const MAX_DEADLINE_SECS: u64 = 30 * 24 * 3600;
+
+/// Checks a deadline in seconds against `1..=MAX_DEADLINE_SECS`; the error names the field.
+pub fn check_deadline_secs(field: &str, seconds: u64) -> Result<(), crate::command::ValidationError> {
+    if seconds == 0 {
+        return Err(crate::command::ValidationError::new(field, "must be at least 1 second"));
+    }
+    if seconds > MAX_DEADLINE_SECS {
+        return Err(crate::command::ValidationError::new(
+            field,
+            format!("must be at most {MAX_DEADLINE_SECS} seconds (30 days), got {seconds}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Send one command to every cluster a label selector picks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRequest {
