@@ -4,10 +4,11 @@
 //! The handler never asks *why* a command arrived (first delivery, wake-up, poll, redelivery after a
 //! crash, a duplicate publish beyond the dedup window): the same inputs give the same action, which
 //! is what makes the agent idempotent by construction.
+#![deny(clippy::arithmetic_side_effects)]
 
 use bus::kv::{Cursor, InFlight};
-use proto::version::SchemaVersion;
-use proto::{CommandEnvelope, CommandResult};
+pub use proto::decode::{Code, Refusal};
+use proto::{CommandEnvelope, CommandResult, StepOutcome};
 use time::OffsetDateTime;
 
 /// What the agent knows about one stored command.
@@ -24,20 +25,6 @@ pub struct Inputs<'a> {
     pub cursor: &'a Cursor,
     pub max_attempts: u32,
     pub now: OffsetDateTime,
-}
-
-/// A reason to answer a command with `failed` without applying anything.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// Stable machine-readable code.
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl Refusal {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Refusal { code, message: message.into() }
-    }
 }
 
 /// The action for one stored command.
@@ -61,42 +48,107 @@ pub fn decide(inputs: &Inputs<'_>) -> Action {
         Err(refusal) => return Action::Refuse(refusal.clone()),
     };
     if let Err(err) = envelope.schema.check_supported() {
-        return Action::Refuse(Refusal::new("unsupported_schema", err.to_string()));
+        return Action::Refuse(Refusal::new(Code::UnsupportedSchema, err.to_string()));
     }
     if envelope.cluster != inputs.cluster {
         return Action::Refuse(Refusal::new(
-            "wrong_cluster",
-            format!("command addressed to {:?} arrived at agent of {:?}", envelope.cluster, inputs.cluster),
+            Code::WrongCluster,
+            format!(
+                "command addressed to {:?} arrived at agent of {:?}",
+                proto::decode::bounded(&envelope.cluster, 80),
+                inputs.cluster
+            ),
         ));
     }
     if let Err(err) = envelope.command.validate() {
-        return Action::Refuse(Refusal::new("invalid_payload", err.to_string()));
+        return Action::Refuse(Refusal::new(Code::InvalidPayload, err.to_string()));
+    }
+    // A deadline further from its issue than any command may run is refused, whatever the clock
+    // says: bounded deadlines keep every duration the agent derives from them in range.
+    let longest = time::Duration::seconds(i64::try_from(proto::control::MAX_DEADLINE_SECS).unwrap_or(i64::MAX));
+    if envelope.issued_at.checked_add(longest).is_none_or(|latest| envelope.deadline > latest) {
+        return Action::Refuse(Refusal::new(
+            Code::InvalidPayload,
+            format!(
+                "deadline: {} is more than {} seconds after issued_at {}",
+                envelope.deadline,
+                proto::control::MAX_DEADLINE_SECS,
+                envelope.issued_at
+            ),
+        ));
     }
     if inputs.now > envelope.deadline {
         return Action::Refuse(Refusal::new(
-            "deadline_exceeded",
+            Code::DeadlineExceeded,
             format!("deadline {} passed before the command started", envelope.deadline),
         ));
     }
-    let attempt = match &inputs.cursor.in_flight {
-        Some(in_flight) if in_flight.sequence == inputs.sequence => in_flight.attempts + 1,
-        _ => 1,
+    let earlier_attempts = match &inputs.cursor.in_flight {
+        Some(in_flight) if in_flight.sequence == inputs.sequence => in_flight.attempts,
+        _ => 0,
     };
+    let attempt = earlier_attempts.saturating_add(1);
     if attempt > inputs.max_attempts {
         return Action::Refuse(Refusal::new(
-            "attempts_exhausted",
-            format!("the agent stopped during this command {} times; giving up", attempt - 1),
+            Code::AttemptsExhausted,
+            format!("the agent stopped during this command {earlier_attempts} times; giving up"),
         ));
     }
     Action::Execute { attempt }
 }
 
-/// The cursor to store before applying: records the attempt, so a crash mid-command counts.
+/// The cursor to store before applying: records the attempt, so a crash mid-command counts, and
+/// keeps the steps earlier attempts of the same command recorded.
 pub fn cursor_before_execute(cursor: &Cursor, sequence: u64, command_id: &str, attempt: u32) -> Cursor {
     Cursor {
         last_done: cursor.last_done,
-        in_flight: Some(InFlight { sequence, command_id: command_id.to_string(), attempts: attempt }),
+        in_flight: Some(InFlight {
+            sequence,
+            command_id: command_id.to_string(),
+            attempts: attempt,
+            steps: earlier_steps(cursor, sequence).to_vec(),
+        }),
     }
+}
+
+/// The steps earlier attempts of the command at `sequence` recorded in the cursor.
+pub fn earlier_steps(cursor: &Cursor, sequence: u64) -> &[StepOutcome] {
+    match &cursor.in_flight {
+        Some(in_flight) if in_flight.sequence == sequence => &in_flight.steps,
+        _ => &[],
+    }
+}
+
+/// The cursor after one more step of the running attempt finished.
+pub fn cursor_with_step(cursor: &Cursor, outcome: StepOutcome) -> Cursor {
+    let mut next = cursor.clone();
+    if let Some(in_flight) = next.in_flight.as_mut() {
+        in_flight.steps.push(outcome);
+    }
+    next
+}
+
+/// The steps a result reports after a re-run: what this attempt found, with what earlier attempts
+/// changed put back. A step this attempt found `unchanged` that an earlier attempt `changed` is
+/// reported as the earlier change (with its diff): the command did change it. Steps only an
+/// earlier attempt reached (this one failed before them) are kept. Order: this attempt's steps,
+/// then the earlier-only ones in their order.
+pub fn merge_steps(earlier: &[StepOutcome], current: Vec<StepOutcome>) -> Vec<StepOutcome> {
+    let earlier_change = |name: &str| earlier.iter().rev().find(|step| step.step == name && step.is_changed());
+    let mut merged: Vec<StepOutcome> = current
+        .into_iter()
+        .map(|step| match earlier_change(&step.step) {
+            // The earlier change with what this attempt observed (the fresher state).
+            Some(changed) if !step.is_changed() => StepOutcome { observed: step.observed, ..changed.clone() },
+            _ => step,
+        })
+        .collect();
+    for step in earlier {
+        if !merged.iter().any(|kept| kept.step == step.step) {
+            merged.push(step.clone());
+        }
+    }
+    merged
 }
 
 /// The cursor to store once the command's result is published.
@@ -112,13 +164,6 @@ pub fn cursor_handed_back(cursor: &Cursor) -> Cursor {
         (in_flight.attempts > 0).then_some(in_flight)
     });
     Cursor { last_done: cursor.last_done, in_flight }
-}
-
-/// Reads the schema version a message declares (header first, then body).
-pub fn declared_schema(header: Option<&str>, body: &serde_json::Value) -> Option<Result<SchemaVersion, Refusal>> {
-    let text =
-        header.map(str::to_string).or_else(|| body.get("schema").and_then(|v| v.as_str()).map(str::to_string))?;
-    Some(text.parse::<SchemaVersion>().map_err(|err| Refusal::new("unsupported_schema", err.to_string())))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use proto::resources::ResourceUse;
 use proto::{Command, CommandEnvelope, CommandKind, StepOutcome};
 use std::future::Future;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Why a command failed on this cluster.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -40,11 +40,33 @@ impl ExecError {
 pub struct Progress {
     sender: mpsc::UnboundedSender<(String, String)>,
     artifacts: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    /// Where finished steps go to be recorded in the cursor; the sender of each waits for the
+    /// record (see [`Progress::step_done`]).
+    steps: Option<mpsc::UnboundedSender<(StepOutcome, oneshot::Sender<()>)>>,
 }
 
 impl Progress {
     pub fn new(sender: mpsc::UnboundedSender<(String, String)>) -> Self {
-        Progress { sender, artifacts: None }
+        Progress { sender, artifacts: None, steps: None }
+    }
+
+    /// Also record finished steps (see [`Progress::step_done`]).
+    pub fn with_steps(mut self, steps: mpsc::UnboundedSender<(StepOutcome, oneshot::Sender<()>)>) -> Self {
+        self.steps = Some(steps);
+        self
+    }
+
+    /// Says that a step finished, and waits until the worker has recorded it durably (in the
+    /// cursor's in-flight entry). An executor calls it after each step that may have written,
+    /// before the next: if the agent dies later in the command, the re-run's result still reports
+    /// what this step changed. Returns at once where nothing records steps.
+    pub async fn step_done(&self, outcome: &StepOutcome) {
+        let Some(steps) = &self.steps else { return };
+        let (recorded, wait) = oneshot::channel();
+        if steps.send((outcome.clone(), recorded)).is_ok() {
+            // A dropped sender means the command ended; nothing left to wait for.
+            let _ = wait.await;
+        }
     }
 
     /// Also accept an artifact (see [`Progress::attach`]).
@@ -56,7 +78,7 @@ impl Progress {
     /// A progress sink that drops everything (for tests of executors).
     pub fn discard() -> Self {
         let (sender, _) = mpsc::unbounded_channel();
-        Progress { sender, artifacts: None }
+        Progress { sender, artifacts: None, steps: None }
     }
 
     /// Attaches the command's artifact (a diagnostics archive, already redacted): the worker stores

@@ -21,10 +21,12 @@ use crate::decision::{self, Action, Inputs, Refusal};
 use crate::executor::{ExecError, Executor, Progress};
 use bus::commands::{CommandInbox, StoredCommand};
 use bus::kv::{Bucket, Cursor};
-use bus::results::ResultPublisher;
+use bus::results::{Lookup, ResultPublisher};
 use bus::{Bus, BusError, headers};
 use futures::StreamExt;
 use proto::command::EnvelopeHead;
+use proto::deadletter::DeadLetter;
+use proto::decode::{self, CommandMessage};
 use proto::resources::ResourceUse;
 use proto::version::SchemaVersion;
 use proto::{AgentInfo, CommandEnvelope, CommandResult, ProgressEvent, ResultStatus, StepOutcome};
@@ -34,6 +36,12 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, info, info_span, warn};
+
+/// Room left in a message for headers and the subject when a result is fitted to the server's
+/// maximum payload.
+const RESULT_HEADROOM: usize = 8 * 1024;
+/// The smallest bound a result is fitted to, whatever the server announces.
+const MIN_RESULT_BYTES: usize = 16 * 1024;
 
 /// Settings of one agent.
 #[derive(Debug, Clone)]
@@ -199,7 +207,7 @@ impl<E: Executor> Agent<E> {
                     Err(err) => {
                         failures = failures.saturating_add(1);
                         let delay = retry_delay(failures, &self.settings.cluster);
-                        warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "catch-up failed; retrying");
+                        warn!(error = %bus::chain(&err), retry_in_ms = delay.as_millis() as u64, "catch-up failed; retrying");
                         Some(delay)
                     }
                 };
@@ -233,8 +241,7 @@ impl<E: Executor> Agent<E> {
     async fn catch_up(&self, shutdown: &mut watch::Receiver<bool>) -> Result<usize, AgentError> {
         let mut handled = 0;
         loop {
-            let (cursor, revision) =
-                self.cursors.get(&self.settings.cluster).await.map_err(|err| self.bus_error(err))?.unwrap_or_default();
+            let (cursor, revision) = self.read_cursor().await?;
             let Some(stored) = self.inbox.next_after(cursor.last_done).await.map_err(|err| self.bus_error(err))? else {
                 return Ok(handled);
             };
@@ -246,7 +253,55 @@ impl<E: Executor> Agent<E> {
         }
     }
 
+    /// Reads the agent's cursor. A cursor that cannot be decoded (an edit by hand, a hostile
+    /// client) is reset to the start of the stream — safe, because every command is looked up by
+    /// id before it is applied, so replaying finished ones applies nothing — and reported as a
+    /// dead letter.
+    async fn read_cursor(&self) -> Result<(Cursor, u64), AgentError> {
+        let cluster = self.settings.cluster.as_str();
+        let Some((bytes, revision)) = self.cursors.get_raw(cluster).await.map_err(|err| self.bus_error(err))? else {
+            return Ok((Cursor::default(), 0));
+        };
+        match bus::kv::decode_cursor(&bytes) {
+            Ok(cursor) => Ok((cursor, revision)),
+            Err(refusal) => {
+                let action = "reset to the start of the stream; each command is looked up by id before it is applied";
+                warn!(code = %refusal.code, message = %refusal.message, "cursor cannot be decoded; {action}");
+                let source = format!("kv:{}/{cluster}", self.cursors.name());
+                self.dead_letter(source, None, &refusal, action, &format!("cursor-{cluster}-{revision}")).await?;
+                let reset = Cursor::default();
+                let revision = self.store_cursor(&reset, revision).await?;
+                Ok((reset, revision))
+            }
+        }
+    }
+
+    /// Records a dead letter for something this agent read and could not act on.
+    async fn dead_letter(
+        &self,
+        source: String,
+        sequence: Option<u64>,
+        refusal: &Refusal,
+        action: &str,
+        message_id: &str,
+    ) -> Result<(), AgentError> {
+        let letter = DeadLetter {
+            schema: SchemaVersion::CURRENT,
+            reporter: self.settings.cluster.clone(),
+            source,
+            sequence,
+            code: refusal.code.as_str().to_string(),
+            message: refusal.message.clone(),
+            action: action.to_string(),
+            at: OffsetDateTime::now_utc(),
+        };
+        bus::deadletters::publish(&self.bus, &letter, message_id).await.map_err(|err| self.bus_error(err))
+    }
+
     /// Handles one stored command. Returns true when it was handed back at shutdown.
+    ///
+    /// Every message ends in a published result (under its id) or, when it has no usable id, a
+    /// dead letter — and the cursor moves past it: no message can stop the cursor.
     async fn handle(
         &self,
         stored: StoredCommand,
@@ -256,37 +311,43 @@ impl<E: Executor> Agent<E> {
     ) -> Result<bool, AgentError> {
         let cluster = self.settings.cluster.as_str();
         let traceparent = headers::traceparent_of(&stored.headers);
-        let body: serde_json::Value = serde_json::from_slice(&stored.payload).unwrap_or(serde_json::Value::Null);
-        let Ok(head) = serde_json::from_value::<EnvelopeHead>(body.clone()) else {
-            // Without a command id there is nobody to answer: skip it, loudly.
-            warn!(sequence = stored.sequence, "command without a readable envelope head; skipped");
-            self.store_cursor(&decision::cursor_after_done(stored.sequence), revision).await?;
-            return Ok(false);
+        let (head, kind, envelope) = match decode::command(headers::schema_of(&stored.headers), &stored.payload) {
+            CommandMessage::Valid(envelope) => {
+                (EnvelopeHead::from(&*envelope), envelope.command.kind().name().to_string(), Ok(envelope))
+            }
+            CommandMessage::Refused { head, kind, refusal } => (head, kind, Err(refusal)),
+            CommandMessage::Unanswerable(refusal) => {
+                // Without a usable command id there is nobody to answer: record it, move on.
+                warn!(sequence = stored.sequence, code = %refusal.code, message = %refusal.message, "command cannot be answered; recorded as a dead letter and skipped");
+                let source = proto::subjects::command(cluster);
+                let message_id = format!("cmd-{cluster}-{}", stored.sequence);
+                self.dead_letter(source, Some(stored.sequence), &refusal, "skipped", &message_id).await?;
+                self.store_cursor(&decision::cursor_after_done(stored.sequence), revision).await?;
+                return Ok(false);
+            }
         };
         let span = info_span!("command", command_id = %head.command_id, sequence = stored.sequence, traceparent = traceparent.as_deref().unwrap_or(""));
         async {
             let recorded =
-                self.results.lookup(cluster, head.command_id.as_str()).await.map_err(|err| self.bus_error(err))?;
-            let declared = decision::declared_schema(headers::schema_of(&stored.headers), &body);
-            let envelope: Result<CommandEnvelope, Refusal> = match declared {
-                Some(Err(refusal)) => Err(refusal),
-                Some(Ok(version)) if version.check_supported().is_err() => Err(Refusal::new(
-                    "unsupported_schema",
-                    version.check_supported().err().map(|err| err.to_string()).unwrap_or_default(),
-                )),
-                _ => serde_json::from_value(body.clone())
-                    .map_err(|err| Refusal::new("undecodable_command", format!("cannot decode the command: {err}"))),
-            };
+                match self.results.lookup(cluster, head.command_id.as_str()).await.map_err(|err| self.bus_error(err))? {
+                    Lookup::Found(result) => Some(*result),
+                    Lookup::Absent => None,
+                    Lookup::Undecodable(refusal) => {
+                        // Not this command's result: apply (idempotently) and publish the real one,
+                        // which becomes the last message on the subject.
+                        warn!(code = %refusal.code, message = %refusal.message, "the command's result subject holds something else; applying");
+                        None
+                    }
+                };
             let action = decision::decide(&Inputs {
                 sequence: stored.sequence,
                 cluster,
-                envelope: envelope.as_ref().map_err(Clone::clone),
+                envelope: envelope.as_deref().map_err(Clone::clone),
                 recorded: recorded.as_ref(),
                 cursor: &cursor,
                 max_attempts: self.settings.max_attempts,
                 now: OffsetDateTime::now_utc(),
             });
-            let kind = body.pointer("/command/kind").and_then(|kind| kind.as_str()).unwrap_or("unknown").to_string();
             let ending =
                 Ending { head: &head, kind: &kind, sequence: stored.sequence, traceparent: traceparent.as_deref() };
             match action {
@@ -296,19 +357,21 @@ impl<E: Executor> Agent<E> {
                     Ok(false)
                 }
                 Action::Refuse(refusal) => {
-                    warn!(code = refusal.code, message = %refusal.message, "command refused");
+                    warn!(code = %refusal.code, message = %refusal.message, "command refused");
                     let attempt = cursor.in_flight.as_ref().map_or(0, |in_flight| in_flight.attempts);
-                    let status = ResultStatus::Failed { code: refusal.code.to_string(), message: refusal.message };
-                    self.finish(&ending, status, Vec::new(), Vec::new(), attempt, revision).await?;
+                    let earlier = decision::earlier_steps(&cursor, stored.sequence).to_vec();
+                    let status = ResultStatus::Failed { code: refusal.code.as_str().to_string(), message: refusal.message };
+                    self.finish(&ending, status, earlier, Vec::new(), attempt, revision).await?;
                     Ok(false)
                 }
                 Action::Execute { attempt } => {
                     let Ok(envelope) = envelope else { return Ok(false) };
-                    let before =
+                    let earlier = decision::earlier_steps(&cursor, stored.sequence).to_vec();
+                    let mut before =
                         decision::cursor_before_execute(&cursor, stored.sequence, head.command_id.as_str(), attempt);
-                    let revision = self.store_cursor(&before, revision).await?;
+                    let mut revision = self.store_cursor(&before, revision).await?;
                     info!(attempt, kind = %kind, "applying");
-                    let (status, steps, resources) = match self.run_command(&envelope, shutdown).await {
+                    let (status, steps, resources) = match self.run_command(&envelope, &mut before, &mut revision, shutdown).await {
                         RunEnd::HandedBack => {
                             info!("shutdown: command handed back for the next start");
                             self.store_cursor(&decision::cursor_handed_back(&before), revision).await?;
@@ -317,15 +380,19 @@ impl<E: Executor> Agent<E> {
                         RunEnd::DeadlineExceeded => {
                             let message =
                                 format!("the command did not finish before its deadline {}", envelope.deadline);
-                            (ResultStatus::Failed { code: "deadline_exceeded".into(), message }, Vec::new(), Vec::new())
+                            let steps = decision::earlier_steps(&before, stored.sequence).to_vec();
+                            let code = decode::Code::DeadlineExceeded.as_str().to_string();
+                            (ResultStatus::Failed { code, message }, steps, Vec::new())
                         }
                         RunEnd::Finished(Ok(steps)) => {
+                            let steps = decision::merge_steps(&earlier, steps);
                             let resources = self.executor.resource_uses(&envelope.command, &steps);
                             (ResultStatus::from_steps(&steps), steps, resources)
                         }
                         RunEnd::Finished(Err(err)) => {
-                            warn!(code = %err.code, message = %err.message, "command failed");
-                            (ResultStatus::Failed { code: err.code, message: err.message }, err.completed, Vec::new())
+                            warn!(code = %err.code, message = %decode::bounded(&err.message, decode::MAX_MESSAGE_BYTES), "command failed");
+                            let steps = decision::merge_steps(&earlier, err.completed);
+                            (ResultStatus::Failed { code: err.code, message: err.message }, steps, Vec::new())
                         }
                     };
                     self.finish(&ending, status, steps, resources, attempt, revision).await?;
@@ -337,11 +404,20 @@ impl<E: Executor> Agent<E> {
         .await
     }
 
-    /// Runs the executor with progress heartbeats, the deadline and the shutdown grace.
-    async fn run_command(&self, envelope: &CommandEnvelope, shutdown: &mut watch::Receiver<bool>) -> RunEnd {
+    /// Runs the executor with progress heartbeats, the deadline and the shutdown grace. Each step
+    /// the executor reports done is recorded in the in-flight cursor (`before`, at `revision`)
+    /// before the executor goes on.
+    async fn run_command(
+        &self,
+        envelope: &CommandEnvelope,
+        before: &mut Cursor,
+        revision: &mut u64,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> RunEnd {
         let (sender, mut receiver) = mpsc::unbounded_channel();
         let (artifact_sender, mut artifacts) = mpsc::unbounded_channel();
-        let progress = Progress::new(sender).with_artifacts(artifact_sender);
+        let (step_sender, mut finished_steps) = mpsc::unbounded_channel();
+        let progress = Progress::new(sender).with_artifacts(artifact_sender).with_steps(step_sender);
         progress.report("started", "command started");
         let until_deadline = (envelope.deadline - OffsetDateTime::now_utc()).try_into().unwrap_or(Duration::ZERO);
         let execution = self.executor.execute(envelope, progress);
@@ -363,6 +439,19 @@ impl<E: Executor> Agent<E> {
                 }
                 _ = &mut deadline => return RunEnd::DeadlineExceeded,
                 Some((step, message)) = receiver.recv() => self.send_progress(envelope, step, message).await,
+                Some((outcome, recorded)) = finished_steps.recv() => {
+                    let next = decision::cursor_with_step(before, outcome);
+                    match self.store_cursor(&next, *revision).await {
+                        Ok(stored) => {
+                            *before = next;
+                            *revision = stored;
+                        }
+                        // Not fatal: the step is still reported by this attempt's result; only a
+                        // crash before that result would lose it.
+                        Err(err) => warn!(error = %bus::chain(&err), "finished step not recorded in the cursor"),
+                    }
+                    let _ = recorded.send(());
+                }
                 _ = beat.tick() => self.send_progress(envelope, "heartbeat".into(), "still working".into()).await,
                 _ = shutdown.changed(), if grace.is_none() => {
                     grace = Some(Box::pin(tokio::time::sleep(self.settings.shutdown_grace)));
@@ -410,8 +499,8 @@ impl<E: Executor> Agent<E> {
             schema: SchemaVersion::CURRENT,
             command_id: envelope.command_id.clone(),
             cluster: self.settings.cluster.clone(),
-            step,
-            message,
+            step: decode::bounded(&step, 128),
+            message: decode::bounded(&message, decode::MAX_MESSAGE_BYTES),
             at: OffsetDateTime::now_utc(),
         };
         if let Err(err) = self.results.publish_progress(&event).await {
@@ -442,6 +531,9 @@ impl<E: Executor> Agent<E> {
             agent_version: self.settings.agent_version.clone(),
             resources,
         };
+        // A result must fit in one message, whatever the executor or the refusal put in it.
+        let max_payload = usize::try_from(self.bus.client().server_info().max_payload).unwrap_or(1 << 20);
+        let result = result.fit(max_payload.saturating_sub(RESULT_HEADROOM).max(MIN_RESULT_BYTES));
         self.results.publish_result(&result, ending.traceparent).await.map_err(|err| self.bus_error(err))?;
         info!(status = result.status.label(), "result published");
         self.store_cursor(&decision::cursor_after_done(ending.sequence), revision).await?;

@@ -120,3 +120,20 @@ pub enum BusError {
         source: serde_json::Error,
     },
 }
+
+/// An error and every cause below it, `outer: inner: innermost`, for log lines: a bus failure is
+/// logged with its cause chain, not only its top line.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Some errors repeat their source's text in their own; say it once.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

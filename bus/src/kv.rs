@@ -39,16 +39,33 @@ impl<T: Serialize + DeserializeOwned> Bucket<T> {
         BusError::KvWrite { bucket: self.name.to_string(), key: key.to_string(), source: source.into() }
     }
 
-    /// The value and its revision, or `None` when the key is absent or deleted.
+    /// The value and its revision, or `None` when the key is absent or deleted. An entry that
+    /// does not decode is an error; readers that must ride over bad entries use
+    /// [`Bucket::get_raw`] with their own pure decoder.
     pub async fn get(&self, key: &str) -> Result<Option<(T, u64)>, BusError> {
+        match self.get_raw(key).await? {
+            Some((bytes, revision)) => {
+                let value = serde_json::from_slice(&bytes).map_err(|err| self.read_error(key, err))?;
+                Ok(Some((value, revision)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The stored bytes and their revision, undecoded; `None` when absent or deleted.
+    pub async fn get_raw(&self, key: &str) -> Result<Option<(bytes::Bytes, u64)>, BusError> {
         let entry = self.store.entry(key).await.map_err(|err| self.read_error(key, err))?;
         match entry {
             Some(entry) if entry.operation == async_nats::jetstream::kv::Operation::Put => {
-                let value = serde_json::from_slice(&entry.value).map_err(|err| self.read_error(key, err))?;
-                Ok(Some((value, entry.revision)))
+                Ok(Some((entry.value, entry.revision)))
             }
             _ => Ok(None),
         }
+    }
+
+    /// The bucket's name.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// Writes unconditionally; returns the new revision.
@@ -67,8 +84,19 @@ impl<T: Serialize + DeserializeOwned> Bucket<T> {
         }
     }
 
-    /// Every key and value. Cost: one read per key; fine for inventories of ~10^4.
+    /// Every key and value. Cost: one read per key; fine for inventories of ~10^4. One entry
+    /// that does not decode fails the whole read: fleet-wide views use [`Bucket::entries_raw`].
     pub async fn entries(&self) -> Result<Vec<(String, T)>, BusError> {
+        let mut out = Vec::new();
+        for (key, bytes) in self.entries_raw().await? {
+            let value = serde_json::from_slice(&bytes).map_err(|err| self.read_error(&key, err))?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// Every key and its stored bytes, undecoded, so the caller can skip and report bad entries.
+    pub async fn entries_raw(&self) -> Result<Vec<(String, bytes::Bytes)>, BusError> {
         let keys: Vec<String> = self
             .store
             .keys()
@@ -79,8 +107,8 @@ impl<T: Serialize + DeserializeOwned> Bucket<T> {
             .map_err(|err| self.read_error("*", err))?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            if let Some((value, _)) = self.get(&key).await? {
-                out.push((key, value));
+            if let Some((bytes, _)) = self.get_raw(&key).await? {
+                out.push((key, bytes));
             }
         }
         Ok(out)
@@ -105,6 +133,18 @@ pub struct InFlight {
     pub command_id: String,
     /// How many times it was started, this one included.
     pub attempts: u32,
+    /// The steps earlier attempts completed, recorded as each finished (schema 1.3): a re-run
+    /// after a crash reports what the first attempt changed, not only what was left to change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<proto::StepOutcome>,
+}
+
+/// Decodes a stored cursor (pure): a cursor that is not one is refused with
+/// [`proto::decode::Code::UndecodableCursor`]; the agent then resets it (see `agent::worker`).
+pub fn decode_cursor(bytes: &[u8]) -> Result<Cursor, proto::decode::Refusal> {
+    serde_json::from_slice(bytes).map_err(|err| {
+        proto::decode::Refusal::new(proto::decode::Code::UndecodableCursor, format!("not a cursor: {err}"))
+    })
 }
 
 /// The agents' cursors.

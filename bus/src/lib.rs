@@ -19,13 +19,14 @@
 //! periodic poll). ARCHITECTURE.md, "Transport", gives the reasons and the measured cost.
 
 pub mod commands;
+pub mod deadletters;
 pub mod error;
 pub mod headers;
 pub mod kv;
 pub mod results;
 pub mod topology;
 
-pub use error::BusError;
+pub use error::{BusError, chain};
 
 use async_nats::jetstream;
 

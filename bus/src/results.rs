@@ -85,15 +85,36 @@ impl ResultPublisher {
         Ok(())
     }
 
-    /// The result already recorded for this command on this cluster, if any.
-    pub async fn lookup(&self, cluster: &str, command_id: &str) -> Result<Option<CommandResult>, BusError> {
+    /// The result stored for this command on this cluster: found, absent, or something on its
+    /// subject that is not its result (decoded by [`proto::decode::result`]).
+    pub async fn lookup(&self, cluster: &str, command_id: &str) -> Result<Lookup, BusError> {
         let subject = subjects::result(cluster, command_id);
         match self.results.direct_get_last_for_subject(subject.as_str()).await {
-            Ok(message) => serde_json::from_slice(&message.payload)
-                .map(Some)
-                .map_err(|source| BusError::Decode { subject, source }),
-            Err(err) if err.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Ok(message) => Ok(match proto::decode::result(Some((cluster, command_id)), &message.payload) {
+                Ok(result) => Lookup::Found(Box::new(result)),
+                Err(refusal) => Lookup::Undecodable(refusal),
+            }),
+            Err(err) if err.kind() == DirectGetErrorKind::NotFound => Ok(Lookup::Absent),
             Err(source) => Err(BusError::DirectGet { stream: subjects::RESULT_STREAM.to_string(), subject, source }),
+        }
+    }
+}
+
+/// What [`ResultPublisher::lookup`] found under a command's result subject.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    Found(Box<CommandResult>),
+    Absent,
+    /// Something is stored there that is not this command's result.
+    Undecodable(proto::decode::Refusal),
+}
+
+impl Lookup {
+    /// The result, when one was found.
+    pub fn found(self) -> Option<CommandResult> {
+        match self {
+            Lookup::Found(result) => Some(*result),
+            Lookup::Absent | Lookup::Undecodable(_) => None,
         }
     }
 }
@@ -121,7 +142,14 @@ pub struct ResultFeed {
 
 /// A result with the handle to acknowledge it once recorded.
 pub struct ReceivedResult {
-    pub result: Result<CommandResult, BusError>,
+    /// The result, or why it was refused ([`proto::decode::result`] against its subject).
+    pub result: Result<CommandResult, proto::decode::Refusal>,
+    /// The subject it arrived on.
+    pub subject: String,
+    /// Its sequence in the result stream.
+    pub sequence: u64,
+    /// How many times the consumer delivered it (1 the first time).
+    pub deliveries: i64,
     message: async_nats::jetstream::Message,
 }
 
@@ -185,9 +213,16 @@ impl ResultFeed {
         Some(match message {
             Ok(message) => {
                 let subject = message.subject.to_string();
-                let result =
-                    serde_json::from_slice(&message.payload).map_err(|source| BusError::Decode { subject, source });
-                Ok(ReceivedResult { result, message })
+                let (sequence, deliveries) =
+                    message.info().map_or((0, 1), |info| (info.stream_sequence, info.delivered));
+                let result = match subjects::parse_result(&subject) {
+                    Some(expected) => proto::decode::result(Some(expected), &message.payload),
+                    None => Err(proto::decode::Refusal::new(
+                        proto::decode::Code::UndecodableResult,
+                        "the subject is not fleet.result.<cluster>.<command id> with token ids",
+                    )),
+                };
+                Ok(ReceivedResult { result, subject, sequence, deliveries, message })
             }
             Err(err) => Err(BusError::Consumer {
                 stream: subjects::RESULT_STREAM.to_string(),

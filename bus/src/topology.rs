@@ -59,6 +59,8 @@ impl Topology {
             // Diagnostics archives: kept a week, one per command; only the server's max payload
             // (1 MiB by default) bounds an archive.
             base(subjects::ARTIFACT_STREAM, subjects::ARTIFACT_ALL, self.command_max_age),
+            // What readers could not act on (proto::deadletter): kept as long as results.
+            base(subjects::DEAD_STREAM, subjects::DEAD_ALL, self.result_max_age),
         ]
     }
 

@@ -28,9 +28,12 @@ pub async fn run(bus: &Bus, request: RunRequest) -> Result<RunReply, BusError> {
     }
     let now = OffsetDateTime::now_utc();
     let inventory = inventory::load(bus).await?;
+    for entry in &inventory.invalid {
+        warn!(bucket = %entry.bucket, key = %entry.key, code = %entry.code, message = %entry.message, "inventory entry skipped");
+    }
     let rollout_id = plan::new_rollout_id(now);
     let planned = plan::plan(
-        &inventory,
+        &inventory.entries,
         &request.selector,
         &request.command,
         &rollout_id,
@@ -55,8 +58,10 @@ pub async fn run(bus: &Bus, request: RunRequest) -> Result<RunReply, BusError> {
             });
         }
     }
+    let skipped = planned.skipped.clone();
+    let invalid = inventory.invalid;
     if request.dry_run {
-        return Ok(RunReply::Accepted { rollout_id, dry_run: true, targets });
+        return Ok(RunReply::Accepted { rollout_id, dry_run: true, targets, skipped, invalid });
     }
     let deadline = planned.envelopes.first().map_or(now, |envelope| envelope.deadline);
     let record = RolloutRecord {
@@ -71,7 +76,7 @@ pub async fn run(bus: &Bus, request: RunRequest) -> Result<RunReply, BusError> {
     rollout::rollouts(bus).await?.put(&rollout_id, &record).await?;
     publish(bus, &planned).await?;
     info!(rollout_id = %rollout_id, targets = targets.len(), kind = %request.command.kind(), "rollout published");
-    Ok(RunReply::Accepted { rollout_id, dry_run: false, targets })
+    Ok(RunReply::Accepted { rollout_id, dry_run: false, targets, skipped, invalid })
 }
 
 /// Publishes every envelope of a plan, [`PUBLISH_WINDOW`] acknowledgements in flight.
@@ -95,6 +100,9 @@ pub async fn publish(bus: &Bus, plan: &Plan) -> Result<(), BusError> {
 }
 
 /// Serves `fleet.ctl.run` until `shutdown`.
+///
+/// Each request is decoded by [`proto::decode::run_request`] and answered in a task of its own:
+/// a request that fails — or a bug that panics on one — ends that request, never the server.
 pub async fn serve(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
     let subject = subjects::control(proto::control::RUN);
     let mut requests = bus
@@ -109,25 +117,34 @@ pub async fn serve(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Result<(), 
         };
         let Some(message) = message else { return Ok(()) };
         let Some(reply_to) = message.reply.clone() else { continue };
-        let span = info_span!("control.run");
-        let reply = async {
-            match serde_json::from_slice::<RunRequest>(&message.payload) {
-                Ok(request) => run(&bus, request).await.unwrap_or_else(|err| RunReply::Refused {
-                    code: "bus_error".into(),
-                    message: format!(
-                        "{err}: {}",
-                        std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default()
-                    ),
-                }),
-                Err(err) => RunReply::Refused { code: "malformed_request".into(), message: err.to_string() },
+        let request_bus = bus.clone();
+        let answer = tokio::spawn(
+            async move { answer(&request_bus, &message.payload).await }.instrument(info_span!("control.run")),
+        );
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            let reply = answer.await.unwrap_or_else(|err| RunReply::Refused {
+                code: "internal_error".into(),
+                message: format!("the coordinator failed on this request ({err}); it keeps serving others"),
+            });
+            match serde_json::to_vec(&reply) {
+                Ok(body) => {
+                    if let Err(err) = bus.client().publish(reply_to, body.into()).await {
+                        warn!(error = %err, "control reply not sent");
+                    }
+                }
+                Err(err) => warn!(error = %err, "control reply not encoded"),
             }
-        }
-        .instrument(span)
-        .await;
-        let body =
-            serde_json::to_vec(&reply).map_err(|source| BusError::Encode { subject: subject.clone(), source })?;
-        if let Err(err) = bus.client().publish(reply_to, body.into()).await {
-            warn!(error = %err, "control reply not sent");
-        }
+        });
+    }
+}
+
+/// The reply to one raw request.
+async fn answer(bus: &Bus, payload: &[u8]) -> RunReply {
+    match proto::decode::run_request(payload) {
+        Ok(request) => run(bus, request)
+            .await
+            .unwrap_or_else(|err| RunReply::Refused { code: "bus_error".into(), message: bus::chain(&err) }),
+        Err(refusal) => RunReply::Refused { code: refusal.code.as_str().into(), message: refusal.message },
     }
 }

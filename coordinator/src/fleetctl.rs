@@ -246,12 +246,17 @@ pub(crate) fn print(format: Format, records: &[Record]) -> anyhow::Result<()> {
 
 async fn clusters_list(bus: &Bus, format: Format, selector: &str) -> anyhow::Result<ExitCode> {
     let selector = Selector::parse(selector)?;
-    let entries = inventory::load(bus).await.context("reading the inventory")?;
+    let inventory = inventory::load(bus).await.context("reading the inventory")?;
     let records_bucket = record::records(bus).await?;
     let now = OffsetDateTime::now_utc();
     let mut records = Vec::new();
-    for entry in entries.into_iter().filter(|entry| selector.matches(&entry.labels)) {
-        let last = records_bucket.get(&entry.id).await?.map(|(record, _)| record.last_result);
+    for entry in inventory.entries.into_iter().filter(|entry| selector.matches(&entry.labels)) {
+        // A record that cannot be read leaves the cluster listed, without a last command.
+        let last = records_bucket
+            .get_raw(&entry.id)
+            .await?
+            .and_then(|(bytes, _)| record::decode_record(&entry.id, &bytes).ok())
+            .map(|record| record.last_result);
         records.push(Record::Cluster {
             online: entry.agent_online(now, time::Duration::seconds(90)),
             agent_version: entry.agent.as_ref().map(|agent| agent.agent_version.clone()),
@@ -262,19 +267,31 @@ async fn clusters_list(bus: &Bus, format: Format, selector: &str) -> anyhow::Res
             declared: entry.declared,
         });
     }
+    records.extend(inventory.invalid.into_iter().map(Record::from));
     print(format, &records)?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the coordinator accepted: the rollout, its targets, and what it planned around.
+pub(crate) struct Submitted {
+    pub rollout_id: String,
+    pub dry_run: bool,
+    pub targets: Vec<proto::control::Target>,
+    /// Selected clusters not sent the command (their agent lacks the kind).
+    pub skipped: Vec<proto::control::Skipped>,
+    /// Inventory entries that could not be read.
+    pub invalid: Vec<proto::control::InvalidEntry>,
+}
+
 /// Sends a command through the coordinator (refused input is an error: exit 2, nothing sent);
-/// returns the rollout id, whether it was a dry run, and the targets.
+/// says on stderr which clusters and entries it planned around.
 pub(crate) async fn submit(
     bus: &Bus,
     command: Command,
     selector: &str,
     deadline: Duration,
     dry_run: bool,
-) -> anyhow::Result<(String, bool, Vec<proto::control::Target>)> {
+) -> anyhow::Result<Submitted> {
     // Refuse bad input here, before anything is sent, with the field's name.
     command.validate().context("the command is invalid; nothing was sent")?;
     let request = RunRequest {
@@ -297,13 +314,48 @@ pub(crate) async fn submit(
         serde_json::from_slice(&reply.payload).context("the coordinator's reply is not understood")?;
     match reply {
         RunReply::Refused { code, message } => bail!("the coordinator refused the command ({code}): {message}"),
-        RunReply::Accepted { rollout_id, dry_run, targets } => Ok((rollout_id, dry_run, targets)),
+        RunReply::Accepted { rollout_id, dry_run, targets, skipped, invalid } => {
+            for entry in &invalid {
+                eprintln!(
+                    "fleetctl: inventory entry {}/{} skipped ({}): {}",
+                    entry.bucket, entry.key, entry.code, entry.message
+                );
+            }
+            for skip in &skipped {
+                eprintln!("fleetctl: {} skipped ({}): {}", skip.cluster, skip.code, skip.message);
+            }
+            Ok(Submitted { rollout_id, dry_run, targets, skipped, invalid })
+        }
+        RunReply::Unknown => {
+            bail!("the coordinator's reply is of a newer kind than this fleetctl knows; upgrade fleetctl")
+        }
     }
+}
+
+/// The records of clusters a rollout planned around: `skipped` targets (exit 1: they did not get
+/// the desired state) and unreadable inventory entries.
+fn planned_around(
+    rollout_id: &str,
+    submitted_skipped: &[proto::control::Skipped],
+    invalid: Vec<proto::control::InvalidEntry>,
+) -> Vec<Record> {
+    let skipped = submitted_skipped.iter().map(|skip| Record::Target {
+        rollout_id: rollout_id.to_string(),
+        cluster: skip.cluster.clone(),
+        command_id: "-".into(),
+        state: "skipped".into(),
+        code: Some(skip.code.clone()),
+        message: Some(skip.message.clone()),
+        changed_steps: vec![],
+    });
+    skipped.chain(invalid.into_iter().map(Record::from)).collect()
 }
 
 async fn run(bus: &Bus, format: Format, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let command = command_of(&args.kind)?;
-    let (rollout_id, dry_run, targets) = submit(bus, command, &args.selector, args.deadline, args.dry_run).await?;
+    let submitted = submit(bus, command, &args.selector, args.deadline, args.dry_run).await?;
+    let Submitted { rollout_id, dry_run, targets, skipped, invalid } = submitted;
+    let around = planned_around(&rollout_id, &skipped, invalid);
     if dry_run || args.no_wait {
         let mut records: Vec<Record> = targets
             .iter()
@@ -317,6 +369,7 @@ async fn run(bus: &Bus, format: Format, args: &RunArgs) -> anyhow::Result<ExitCo
                 changed_steps: vec![],
             })
             .collect();
+        records.extend(around);
         records.push(Record::Summary {
             rollout_id: rollout_id.clone(),
             dry_run,
@@ -328,16 +381,12 @@ async fn run(bus: &Bus, format: Format, args: &RunArgs) -> anyhow::Result<ExitCo
             pending: targets.len(),
         });
         print(format, &records)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(if skipped.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
     eprintln!("fleetctl: rollout {rollout_id}: {} clusters", targets.len());
-    follow(bus, format, &rollout_id).await
-}
-
-/// Polls a rollout until every target is final, reporting progress on stderr, then prints it.
-async fn follow(bus: &Bus, format: Format, rollout_id: &str) -> anyhow::Result<ExitCode> {
-    let (rollout, states, tally) = follow_states(bus, rollout_id).await?;
-    report(format, &rollout, &states, &tally)
+    let (rollout, states, tally) = follow_states(bus, &rollout_id).await?;
+    let code = report(format, &rollout, &states, &tally, around)?;
+    Ok(if skipped.is_empty() { code } else { ExitCode::from(1) })
 }
 
 /// Polls a rollout until every target is final, reporting progress on stderr.
@@ -384,6 +433,7 @@ fn report(
     rollout: &RolloutRecord,
     states: &[(proto::control::Target, TargetState)],
     tally: &Tally,
+    around: Vec<Record>,
 ) -> anyhow::Result<ExitCode> {
     let mut records: Vec<Record> = states
         .iter()
@@ -411,6 +461,7 @@ fn report(
             }
         })
         .collect();
+    records.extend(around);
     records.push(Record::Summary {
         rollout_id: rollout.rollout_id.clone(),
         dry_run: false,
@@ -436,14 +487,14 @@ async fn rollout_status(bus: &Bus, format: Format, rollout_id: &str) -> anyhow::
     let (rollout, _) = bucket.get(rollout_id).await?.with_context(|| format!("rollout {rollout_id} not found"))?;
     let states = rollout::target_states(bus, &rollout, OffsetDateTime::now_utc()).await?;
     let tally = Tally::of(states.iter().map(|(_, state)| state));
-    report(format, &rollout, &states, &tally)
+    report(format, &rollout, &states, &tally, Vec::new())
 }
 
 async fn fleet_status(bus: &Bus, format: Format) -> anyhow::Result<ExitCode> {
-    let records_bucket = record::records(bus).await?;
+    let records_bucket = record::all(bus).await?;
     let mut records = Vec::new();
     let mut any_failed = false;
-    for (_, record) in records_bucket.entries().await? {
+    for record in records_bucket {
         let result = record.last_result;
         let (code, message) = match &result.status {
             proto::ResultStatus::Failed { code, message } => {

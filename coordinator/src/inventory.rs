@@ -1,9 +1,14 @@
 //! The fleet inventory: clusters declared in the coordinator's configuration and clusters whose
 //! agents said hello, merged into one view. Labels from configuration win over an agent's own
 //! labels (the operator's word over the cluster's), and an agent adds the labels it alone knows.
+//!
+//! An entry that cannot be decoded, names another cluster than its key, or is not a subject token
+//! is skipped and reported by key ([`Inventory::invalid`]): one bad entry never hides the fleet.
 
 use bus::kv::Bucket;
 use bus::{Bus, BusError};
+use proto::control::InvalidEntry;
+use proto::decode::{Code, Refusal};
 use proto::{AgentInfo, subjects};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -63,13 +68,58 @@ pub fn merge(declared: Vec<DeclaredCluster>, agents: Vec<AgentInfo>) -> Vec<Clus
     entries.into_values().collect()
 }
 
-/// Reads the inventory from the bus.
-pub async fn load(bus: &Bus) -> Result<Vec<ClusterEntry>, BusError> {
+/// The merged inventory and the entries that could not be read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inventory {
+    pub entries: Vec<ClusterEntry>,
+    /// Skipped entries, by bucket and key, with why.
+    pub invalid: Vec<InvalidEntry>,
+}
+
+/// Decodes a declared cluster stored under `key` (pure): its id must be a subject token equal
+/// to the key.
+pub fn decode_declared(key: &str, bytes: &[u8]) -> Result<DeclaredCluster, Refusal> {
+    let cluster: DeclaredCluster = serde_json::from_slice(bytes)
+        .map_err(|err| Refusal::new(Code::InvalidEntry, format!("not a declared cluster: {err}")))?;
+    if !subjects::is_valid_token(&cluster.id) || cluster.id != key {
+        return Err(Refusal::new(
+            Code::InvalidEntry,
+            format!("the entry under key {key:?} declares cluster {:?}", proto::decode::bounded(&cluster.id, 80)),
+        ));
+    }
+    Ok(cluster)
+}
+
+/// Decodes every raw entry with `decode`, sorting the good from the bad (pure).
+pub fn sort_entries<T>(
+    bucket: &str,
+    raw: Vec<(String, bytes::Bytes)>,
+    decode: impl Fn(&str, &[u8]) -> Result<T, Refusal>,
+    invalid: &mut Vec<InvalidEntry>,
+) -> Vec<T> {
+    let mut good = Vec::with_capacity(raw.len());
+    for (key, bytes) in raw {
+        match decode(&key, &bytes) {
+            Ok(value) => good.push(value),
+            Err(refusal) => invalid.push(InvalidEntry {
+                bucket: bucket.to_string(),
+                key,
+                code: refusal.code.as_str().to_string(),
+                message: refusal.message,
+            }),
+        }
+    }
+    good
+}
+
+/// Reads the inventory from the bus, skipping (and reporting) entries that cannot be read.
+pub async fn load(bus: &Bus) -> Result<Inventory, BusError> {
     let declared: Bucket<DeclaredCluster> = Bucket::open(bus, subjects::INVENTORY_BUCKET).await?;
     let agents = bus::kv::agents(bus).await?;
-    let declared = declared.entries().await?.into_iter().map(|(_, cluster)| cluster).collect();
-    let agents = agents.entries().await?.into_iter().map(|(_, agent)| agent).collect();
-    Ok(merge(declared, agents))
+    let mut invalid = Vec::new();
+    let declared = sort_entries(declared.name(), declared.entries_raw().await?, decode_declared, &mut invalid);
+    let agents = sort_entries(agents.name(), agents.entries_raw().await?, proto::decode::agent_info, &mut invalid);
+    Ok(Inventory { entries: merge(declared, agents), invalid })
 }
 
 /// Writes the declared clusters to the bus (coordinator start-up), writing only what changed.
@@ -117,5 +167,21 @@ mod tests {
         assert!(merged[0].declared && merged[0].agent.is_some());
         assert!(!merged[1].declared);
         assert!(merged[2].agent.is_none());
+    }
+
+    #[test]
+    fn bad_entries_are_skipped_and_reported_by_key() {
+        let good = serde_json::to_vec(&DeclaredCluster { id: "a".into(), labels: BTreeMap::new() }).unwrap();
+        let raw = vec![
+            ("a".to_string(), bytes::Bytes::from(good.clone())),
+            ("b".to_string(), bytes::Bytes::from_static(b"\x00garbage")),
+            ("c".to_string(), bytes::Bytes::from(good)),
+        ];
+        let mut invalid = Vec::new();
+        let declared = sort_entries("fleet_inventory", raw, decode_declared, &mut invalid);
+        assert_eq!(declared.len(), 1);
+        let keys: Vec<&str> = invalid.iter().map(|entry| entry.key.as_str()).collect();
+        assert_eq!(keys, ["b", "c"], "garbage and an entry naming another cluster");
+        assert!(invalid.iter().all(|entry| entry.code == "invalid_entry"));
     }
 }

@@ -12,6 +12,8 @@
 //! - `{"type":"check","cluster","check","status","detail"}`
 //! - `{"type":"step","cluster","step","change","what"}` (teardown: what each step did or would do)
 //! - `{"type":"archive","cluster","path","bytes","files","redactions"}`
+//! - `{"type":"invalid","bucket","key","code","message"}` (an inventory entry that cannot be read:
+//!   skipped, never planned)
 //!
 //! Fields are only ever added within schema 1. `-o yaml` prints the same records as a YAML sequence;
 //! `-o table` is a view of the same records.
@@ -103,6 +105,18 @@ pub enum Record {
         files: usize,
         redactions: u64,
     },
+    Invalid {
+        bucket: String,
+        key: String,
+        code: String,
+        message: String,
+    },
+}
+
+impl From<proto::control::InvalidEntry> for Record {
+    fn from(entry: proto::control::InvalidEntry) -> Self {
+        Record::Invalid { bucket: entry.bucket, key: entry.key, code: entry.code, message: entry.message }
+    }
 }
 
 fn labels_text(labels: &BTreeMap<String, String>) -> String {
@@ -194,6 +208,9 @@ fn cells(record: &Record) -> (&'static str, Vec<String>) {
             "archive",
             vec![cluster.clone(), path.clone(), bytes.to_string(), files.to_string(), redactions.to_string()],
         ),
+        Record::Invalid { bucket, key, code, message } => {
+            ("invalid", vec![format!("{bucket}/{key}"), code.clone(), message.clone()])
+        }
     }
 }
 
@@ -219,6 +236,7 @@ fn header(kind: &str) -> Vec<&'static str> {
         "check" => vec!["CLUSTER", "CHECK", "STATUS", "DETAIL"],
         "step" => vec!["CLUSTER", "STEP", "CHANGE", "WHAT"],
         "archive" => vec!["CLUSTER", "ARCHIVE", "BYTES", "FILES", "REDACTED"],
+        "invalid" => vec!["INVALID ENTRY", "CODE", "WHY (SKIPPED)"],
         _ => vec!["ROLLOUT", "MODE", "TARGETS", "SUCCEEDED", "UNCHANGED", "FAILED", "TIMED OUT", "PENDING"],
     }
 }

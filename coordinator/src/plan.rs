@@ -1,10 +1,15 @@
 //! Planning a fleet command: which clusters get it and with which envelope. Pure: the inventory and
 //! the clock come in, envelopes go out.
+//!
+//! A cluster whose agent announced its capabilities without the command's kind is not sent the
+//! command: it is reported as skipped (`unsupported_kind`) before anything is sent. A cluster with
+//! no hello yet is planned (its agent reads the command when it starts).
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::inventory::ClusterEntry;
 use crate::selector::{Selector, SelectorError};
 use proto::command::CommandEnvelope;
-use proto::control::Target;
+use proto::control::{Skipped, Target};
 use proto::version::SchemaVersion;
 use proto::{Command, CommandId};
 use time::{Duration, OffsetDateTime};
@@ -14,6 +19,8 @@ use time::{Duration, OffsetDateTime};
 pub struct Plan {
     pub rollout_id: String,
     pub envelopes: Vec<CommandEnvelope>,
+    /// Selected clusters not sent the command, and why.
+    pub skipped: Vec<Skipped>,
 }
 
 impl Plan {
@@ -34,9 +41,9 @@ pub enum PlanError {
     /// The command's payload breaks a rule.
     #[error("invalid command: {0}")]
     Invalid(#[from] proto::command::ValidationError),
-    /// The deadline is zero.
-    #[error("deadline_secs: must be at least 1")]
-    Deadline,
+    /// The deadline is out of `1..=MAX_DEADLINE_SECS`, or beyond the calendar from `now`.
+    #[error(transparent)]
+    Deadline(proto::command::ValidationError),
 }
 
 /// Plans `command` for every cluster of `inventory` that `selector` picks.
@@ -51,13 +58,29 @@ pub fn plan(
 ) -> Result<Plan, PlanError> {
     let selector = Selector::parse(selector)?;
     command.validate()?;
-    if deadline_secs == 0 {
-        return Err(PlanError::Deadline);
-    }
-    let deadline = now + Duration::seconds(i64::try_from(deadline_secs).unwrap_or(i64::MAX / 2));
-    let envelopes = inventory
+    proto::control::check_deadline_secs("deadline_secs", deadline_secs).map_err(PlanError::Deadline)?;
+    let deadline =
+        i64::try_from(deadline_secs).ok().and_then(|seconds| now.checked_add(Duration::seconds(seconds))).ok_or_else(
+            || PlanError::Deadline(proto::command::ValidationError::new("deadline_secs", "is beyond the calendar")),
+        )?;
+    let kind = command.kind();
+    let (selected, unable): (Vec<&ClusterEntry>, Vec<&ClusterEntry>) = inventory
         .iter()
         .filter(|entry| selector.matches(&entry.labels))
+        .partition(|entry| entry.agent.as_ref().is_none_or(|agent| agent.capabilities.contains(&kind)));
+    let skipped = unable
+        .into_iter()
+        .map(|entry| Skipped {
+            cluster: entry.id.clone(),
+            code: proto::decode::Code::UnsupportedKind.as_str().to_string(),
+            message: format!(
+                "its agent ({}) did not announce {kind}",
+                entry.agent.as_ref().map_or("no version", |agent| agent.agent_version.as_str())
+            ),
+        })
+        .collect();
+    let envelopes = selected
+        .into_iter()
         .map(|entry| CommandEnvelope {
             schema: SchemaVersion::CURRENT,
             command_id: CommandId::for_rollout(rollout_id, &entry.id),
@@ -70,7 +93,7 @@ pub fn plan(
             command: command.clone(),
         })
         .collect();
-    Ok(Plan { rollout_id: rollout_id.to_string(), envelopes })
+    Ok(Plan { rollout_id: rollout_id.to_string(), envelopes, skipped })
 }
 
 /// A new rollout id: sortable by time, unique, a subject token.
@@ -117,6 +140,59 @@ mod tests {
             plan(&[], "env=", &ok, "r", OffsetDateTime::UNIX_EPOCH, 60, None),
             Err(PlanError::Selector(_))
         ));
-        assert_eq!(plan(&[], "", &ok, "r", OffsetDateTime::UNIX_EPOCH, 0, None), Err(PlanError::Deadline));
+        assert!(matches!(plan(&[], "", &ok, "r", OffsetDateTime::UNIX_EPOCH, 0, None), Err(PlanError::Deadline(_))));
+    }
+
+    #[test]
+    fn a_huge_deadline_is_refused_not_a_panic() {
+        let ok = Command::EnableGmsa(EnableGmsa::default());
+        for seconds in [proto::control::MAX_DEADLINE_SECS + 1, 10_000_000_000_000, u64::MAX] {
+            let err =
+                plan(&[mk_cluster("a", "prod")], "", &ok, "r", OffsetDateTime::now_utc(), seconds, None).unwrap_err();
+            assert!(err.to_string().starts_with("deadline_secs:"), "{err}");
+        }
+        // Within bounds but beyond the calendar from a far-future now.
+        let late = OffsetDateTime::new_utc(time::Date::MAX, time::Time::from_hms(23, 59, 30).unwrap());
+        assert!(matches!(plan(&[], "", &ok, "r", late, 60, None), Err(PlanError::Deadline(_))));
+    }
+
+    #[test]
+    fn clusters_whose_agent_lacks_the_kind_are_skipped_before_sending() {
+        use proto::AgentInfo;
+        use proto::version::SchemaVersion;
+        let with_agent = |id: &str, capabilities: Vec<proto::CommandKind>| ClusterEntry {
+            agent: Some(AgentInfo {
+                schema: SchemaVersion::CURRENT,
+                cluster: id.into(),
+                agent_version: "9.9".into(),
+                capabilities,
+                labels: BTreeMap::new(),
+                started_at: OffsetDateTime::UNIX_EPOCH,
+                last_seen: OffsetDateTime::UNIX_EPOCH,
+            }),
+            ..mk_cluster(id, "prod")
+        };
+        let inventory = vec![
+            with_agent("new", vec![proto::CommandKind::RotateCredential, proto::CommandKind::Unknown]),
+            with_agent("old", vec![proto::CommandKind::EnableGmsa]),
+            mk_cluster("no-hello-yet", "prod"),
+        ];
+        let command = Command::RotateCredential(proto::command::RotateCredential {
+            vault: proto::command::VaultRef {
+                subscription_id: "00000000-0000-0000-0000-000000000001".into(),
+                resource_group: "rg".into(),
+                name: "kv1".into(),
+            },
+            secret_name: "GMSADomainUserCred".into(),
+            secret_version: "0123456789abcdef0123456789abcdef".into(),
+        });
+        let planned = plan(&inventory, "", &command, "r1", OffsetDateTime::UNIX_EPOCH, 60, None).unwrap();
+        let sent: Vec<&str> = planned.envelopes.iter().map(|e| e.cluster.as_str()).collect();
+        assert_eq!(sent, ["new", "no-hello-yet"]);
+        assert_eq!(planned.skipped.len(), 1);
+        assert_eq!(
+            (planned.skipped[0].cluster.as_str(), planned.skipped[0].code.as_str()),
+            ("old", "unsupported_kind")
+        );
     }
 }

@@ -30,9 +30,26 @@ pub async fn records(bus: &Bus) -> Result<Bucket<ClusterRecord>, BusError> {
     Bucket::open(bus, subjects::STATE_BUCKET).await
 }
 
-/// Every cluster's record.
+/// Every cluster's record; a record that cannot be decoded is skipped (and logged by key).
 pub async fn all(bus: &Bus) -> Result<Vec<ClusterRecord>, BusError> {
-    Ok(records(bus).await?.entries().await?.into_iter().map(|(_, record)| record).collect())
+    let bucket = records(bus).await?;
+    let mut invalid = Vec::new();
+    let good = crate::inventory::sort_entries(bucket.name(), bucket.entries_raw().await?, decode_record, &mut invalid);
+    for entry in invalid {
+        warn!(bucket = %entry.bucket, key = %entry.key, message = %entry.message, "record skipped");
+    }
+    Ok(good)
+}
+
+/// Decodes a record stored under `key` (pure): it must be the record of the cluster it is stored under.
+pub fn decode_record(key: &str, bytes: &[u8]) -> Result<ClusterRecord, proto::decode::Refusal> {
+    use proto::decode::{Code, Refusal};
+    let record: ClusterRecord = serde_json::from_slice(bytes)
+        .map_err(|err| Refusal::new(Code::InvalidEntry, format!("not a cluster record: {err}")))?;
+    if record.cluster != key {
+        return Err(Refusal::new(Code::InvalidEntry, format!("the record under key {key:?} is another cluster's")));
+    }
+    Ok(record)
 }
 
 /// The record after `result` arrives: a result older than the one recorded does not replace it
@@ -128,17 +145,60 @@ pub async fn run_recorder(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Resu
         match &received.result {
             Ok(result) => {
                 if let Err(err) = record_one(&bucket, result).await {
-                    warn!(error = %err, cluster = %result.cluster, "result not recorded; asking for it again in 1s");
-                    // If even the negative ack is lost, the ack wait brings the result back.
-                    let _ = received.retry_after(std::time::Duration::from_secs(1)).await;
+                    if received.deliveries < MAX_RECORD_DELIVERIES {
+                        warn!(error = %bus::chain(&err), cluster = %result.cluster, deliveries = received.deliveries, "result not recorded; asking for it again in 1s");
+                        // If even the negative ack is lost, the ack wait brings the result back.
+                        let _ = received.retry_after(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    let refusal = proto::decode::Refusal::new(
+                        proto::decode::Code::InvalidEntry,
+                        format!("not recorded after {} deliveries: {}", received.deliveries, bus::chain(&err)),
+                    );
+                    if !dead_letter(&bus, &received, &refusal).await {
+                        continue;
+                    }
+                } else {
+                    info!(cluster = %result.cluster, command_id = %result.command_id, status = result.status.label(), "result recorded");
+                }
+            }
+            Err(refusal) => {
+                warn!(subject = %proto::decode::bounded(&received.subject, 200), code = %refusal.code, message = %refusal.message, "result refused; recorded as a dead letter");
+                if !dead_letter(&bus, &received, refusal).await {
                     continue;
                 }
-                info!(cluster = %result.cluster, command_id = %result.command_id, status = result.status.label(), "result recorded");
             }
-            Err(err) => warn!(error = %err, "undecodable result dropped"),
         }
         if let Err(err) = received.ack().await {
             warn!(error = %err, "result recorded but not acknowledged; a redelivery is recorded once");
+        }
+    }
+}
+
+/// How many times the recorder tries to record one result before it gives up on it and records a
+/// dead letter instead (about a minute of one-second retries: longer than a server restart).
+const MAX_RECORD_DELIVERIES: i64 = 60;
+
+/// Reports a result the recorder cannot record as a dead letter; false (and a delayed redelivery)
+/// when even that fails, so nothing is acknowledged unreported.
+async fn dead_letter(bus: &Bus, received: &bus::results::ReceivedResult, refusal: &proto::decode::Refusal) -> bool {
+    let letter = proto::deadletter::DeadLetter {
+        schema: proto::version::SchemaVersion::CURRENT,
+        reporter: proto::deadletter::COORDINATOR.to_string(),
+        source: proto::decode::bounded(&received.subject, 256),
+        sequence: Some(received.sequence),
+        code: refusal.code.as_str().to_string(),
+        message: refusal.message.clone(),
+        action: "acknowledged without recording".to_string(),
+        at: time::OffsetDateTime::now_utc(),
+    };
+    let message_id = format!("result-seq-{}", received.sequence);
+    match bus::deadletters::publish(bus, &letter, &message_id).await {
+        Ok(()) => true,
+        Err(err) => {
+            warn!(error = %bus::chain(&err), "dead letter not stored; asking for the result again");
+            let _ = received.retry_after(std::time::Duration::from_secs(1)).await;
+            false
         }
     }
 }

@@ -81,7 +81,8 @@ impl Tally {
                 TargetState::Done(result) => match result.status {
                     ResultStatus::Succeeded => tally.succeeded += 1,
                     ResultStatus::Unchanged => tally.unchanged += 1,
-                    ResultStatus::Failed { .. } => tally.failed += 1,
+                    // A status this build does not know is not a success.
+                    ResultStatus::Failed { .. } | ResultStatus::Unknown => tally.failed += 1,
                 },
             }
         }
@@ -110,9 +111,9 @@ pub async fn target_states(
             async move {
                 let found = publisher.lookup(&target.cluster, target.command_id.as_str()).await?;
                 let state = match found {
-                    Some(result) => TargetState::Done(Box::new(result)),
-                    None if now > rollout.deadline => TargetState::TimedOut,
-                    None => TargetState::Pending,
+                    bus::results::Lookup::Found(result) => TargetState::Done(result),
+                    _ if now > rollout.deadline => TargetState::TimedOut,
+                    _ => TargetState::Pending,
                 };
                 Ok::<_, BusError>((target, state))
             }

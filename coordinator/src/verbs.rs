@@ -409,6 +409,7 @@ pub fn step_record(cluster: &str, outcome: &StepOutcome) -> Record {
         Change::Changed => "changed",
         Change::Unchanged => "unchanged",
         Change::Planned => "planned",
+        Change::Unknown => "unknown",
     };
     let what: Vec<String> = outcome.diff.iter().map(|change| change.path.clone()).collect();
     Record::Step {
@@ -446,8 +447,9 @@ pub async fn teardown(bus: &Bus, format: Format, args: &TeardownArgs) -> anyhow:
         None => None,
     };
     // Which clusters, and which identities they hold, before they release them.
-    let (_, _, targets) =
-        submit(bus, Command::Teardown(payload.clone()), &args.common.selector, args.common.deadline, true).await?;
+    let targets = submit(bus, Command::Teardown(payload.clone()), &args.common.selector, args.common.deadline, true)
+        .await?
+        .targets;
     let selected: BTreeSet<String> = targets.iter().map(|target| target.cluster.clone()).collect();
     if mode.applies() && !payload.delete.is_empty() && shared.is_none() {
         bail!("deleting shared resources needs --shared-config; nothing was sent");
@@ -589,7 +591,8 @@ async fn run_to_end(
     command: Command,
     common: &Common,
 ) -> anyhow::Result<(Vec<String>, Vec<(String, TargetState)>)> {
-    let (rollout_id, _, targets) = submit(bus, command, &common.selector, common.deadline, false).await?;
+    let submitted = submit(bus, command, &common.selector, common.deadline, false).await?;
+    let (rollout_id, targets) = (submitted.rollout_id, submitted.targets);
     eprintln!("fleetctl: rollout {rollout_id}: {} clusters", targets.len());
     let (_, states, _) = follow_states(bus, &rollout_id).await?;
     let ids = states.iter().map(|(target, _)| target.command_id.to_string()).collect();

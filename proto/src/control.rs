@@ -53,12 +53,43 @@ pub struct Target {
     pub command_id: CommandId,
 }
 
+/// A selected cluster that was not sent the command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub cluster: String,
+    /// Stable: `unsupported_kind` (its agent did not announce the command's kind).
+    pub code: String,
+    pub message: String,
+}
+
+/// A KV entry that could not be decoded, or does not match its key: skipped, and reported by key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvalidEntry {
+    pub bucket: String,
+    pub key: String,
+    pub code: String,
+    pub message: String,
+}
+
 /// The coordinator's answer to a [`RunRequest`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum RunReply {
     /// The rollout was planned (and, unless dry run, its commands published).
-    Accepted { rollout_id: String, dry_run: bool, targets: Vec<Target> },
+    Accepted {
+        rollout_id: String,
+        dry_run: bool,
+        targets: Vec<Target>,
+        /// Selected clusters that were not sent the command, and why (schema 1.3).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skipped: Vec<Skipped>,
+        /// Inventory entries that could not be read and were planned around (schema 1.3).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        invalid: Vec<InvalidEntry>,
+    },
     /// The request was refused; nothing was sent.
     Refused { code: String, message: String },
+    /// An outcome a newer coordinator sends that this build does not know.
+    #[serde(other)]
+    Unknown,
 }

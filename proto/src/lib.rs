@@ -15,6 +15,8 @@
 pub mod agent;
 pub mod command;
 pub mod control;
+pub mod deadletter;
+pub mod decode;
 pub mod drift;
 pub mod outcome;
 pub mod progress;

@@ -29,6 +29,10 @@ pub enum Change {
     Changed,
     /// Dry run (schema 1.2): the step would write the fields listed in the diff and wrote nothing.
     Planned,
+    /// A change a newer agent reports that this build does not know; counted as neither changed
+    /// nor planned.
+    #[serde(other)]
+    Unknown,
 }
 
 /// Whether a step writes or only plans (dry run: read, diff, report [`Change::Planned`]).
@@ -39,6 +43,10 @@ pub enum Mode {
     Apply,
     /// Read and diff only; nothing is written.
     DryRun,
+    /// A mode a newer writer added: never applies, and payload validation refuses it (a mode
+    /// this build does not understand must not be taken for `apply`).
+    #[serde(other)]
+    Unknown,
 }
 
 impl Mode {
@@ -81,7 +89,7 @@ impl StepOutcome {
         let change = match (mode, diff.is_empty()) {
             (_, true) => Change::Unchanged,
             (Mode::Apply, false) => Change::Changed,
-            (Mode::DryRun, false) => Change::Planned,
+            (Mode::DryRun | Mode::Unknown, false) => Change::Planned,
         };
         StepOutcome { step: step.into(), change, diff, observed }
     }

@@ -66,6 +66,9 @@ pub enum CheckStatus {
     Fail,
     Warn,
     Skipped,
+    /// A status a newer agent reports that this build does not know.
+    #[serde(other)]
+    Unknown,
 }
 
 /// One named check (`domain-sid`, `plugin-identity`, `secret-readable`, `workload`, …).

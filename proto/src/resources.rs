@@ -18,6 +18,10 @@ pub enum SharedResource {
     Identity { id: String },
     /// A gMSA by account name (without `$`), as credspecs name it.
     Gmsa { account: String },
+    /// A resource type a newer agent reports that this build does not know: kept out of the
+    /// in-use bookkeeping (see `proto::resources::ResourceUse`'s readers).
+    #[serde(other)]
+    Unknown,
 }
 
 impl std::fmt::Display for SharedResource {
@@ -26,6 +30,7 @@ impl std::fmt::Display for SharedResource {
             SharedResource::Secret { vault_id, name } => write!(f, "secret {vault_id}/secrets/{name}"),
             SharedResource::Identity { id } => write!(f, "identity {id}"),
             SharedResource::Gmsa { account } => write!(f, "gMSA {account}"),
+            SharedResource::Unknown => f.write_str("a resource of an unknown type"),
         }
     }
 }
@@ -79,7 +84,7 @@ pub fn identity_id(subscription_id: &str, resource_group: &str, name: &str) -> S
 /// (noted by the agent in `steps` under [`OBSERVED_GMSA`]). A dry run changes nothing.
 pub fn uses_of(command: &Command, subscription_id: &str, steps: &[StepOutcome]) -> Vec<ResourceUse> {
     let identity = |choice: &IdentityChoice| match choice {
-        IdentityChoice::Kubelet => None,
+        IdentityChoice::Kubelet | IdentityChoice::Unknown => None,
         IdentityChoice::UserAssigned { resource_group, name } => {
             Some(SharedResource::identity(&identity_id(subscription_id, resource_group, name)))
         }

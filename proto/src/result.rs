@@ -18,11 +18,14 @@ pub enum ResultStatus {
     /// (`invalid_payload`, `unsupported_schema`, `deadline_exceeded`, `attempts_exhausted`,
     /// `executor_error`, …); `message` is for people and never holds a secret.
     Failed { code: String, message: String },
+    /// A status a newer agent reports that this build does not know: not a success.
+    #[serde(other)]
+    Unknown,
 }
 
 impl ResultStatus {
     pub fn is_success(&self) -> bool {
-        !matches!(self, ResultStatus::Failed { .. })
+        matches!(self, ResultStatus::Succeeded | ResultStatus::Unchanged)
     }
 
     /// The status of a command whose steps all succeeded.
@@ -35,6 +38,7 @@ impl ResultStatus {
             ResultStatus::Succeeded => "succeeded",
             ResultStatus::Unchanged => "unchanged",
             ResultStatus::Failed { .. } => "failed",
+            ResultStatus::Unknown => "unknown",
         }
     }
 }
@@ -64,6 +68,56 @@ pub struct CommandResult {
     pub resources: Vec<crate::resources::ResourceUse>,
 }
 
+impl CommandResult {
+    /// This result made to fit in `max_bytes` of JSON, so it can always be published: the failure
+    /// message is bounded first ([`crate::decode::MAX_MESSAGE_BYTES`]); if that is not enough the
+    /// steps' observed state, then their diffs, are replaced by markers saying what was cut. The
+    /// status, the step names and their changes are always kept.
+    pub fn fit(mut self, max_bytes: usize) -> CommandResult {
+        use crate::decode::{MAX_MESSAGE_BYTES, bounded};
+        if let ResultStatus::Failed { code, message } = &mut self.status {
+            *code = bounded(code, 64);
+            *message = bounded(message, MAX_MESSAGE_BYTES);
+        }
+        self.kind = bounded(&self.kind, 64);
+        let fits = |result: &CommandResult| serde_json::to_vec(result).is_ok_and(|bytes| bytes.len() <= max_bytes);
+        if fits(&self) {
+            return self;
+        }
+        for step in &mut self.steps {
+            if !step.observed.is_null() {
+                step.observed = serde_json::json!({ "cut": "observed state too large for one message" });
+            }
+        }
+        if fits(&self) {
+            return self;
+        }
+        for step in &mut self.steps {
+            if !step.diff.is_empty() {
+                let cut = format!("{} field changes cut: too large for one message", step.diff.len());
+                step.diff =
+                    vec![crate::outcome::FieldChange { path: "/".into(), before: None, after: Some(cut.into()) }];
+            }
+            step.step = bounded(&step.step, 128);
+        }
+        if fits(&self) {
+            return self;
+        }
+        // Thousands of steps: keep the first ones that fit, and say so.
+        let total = self.steps.len();
+        while !fits(&self) && !self.steps.is_empty() {
+            let keep = self.steps.len() / 2;
+            self.steps.truncate(keep);
+        }
+        if self.steps.len() < total {
+            let cut =
+                format!("{} of {total} steps cut: too large for one message", total.saturating_sub(self.steps.len()));
+            self.steps.push(crate::outcome::StepOutcome::unchanged("cut", cut.into()));
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +142,33 @@ mod tests {
         assert_eq!(json["status"], "failed");
         assert_eq!(json["code"], "invalid_payload");
         assert_eq!(serde_json::from_value::<CommandResult>(json).unwrap(), result);
+    }
+
+    #[test]
+    fn an_oversized_result_is_fitted_keeping_status_and_steps() {
+        let huge = "x".repeat(600 * 1024);
+        let change =
+            crate::outcome::FieldChange { path: "/dns".into(), before: None, after: Some(huge.clone().into()) };
+        let result = CommandResult {
+            schema: SchemaVersion::CURRENT,
+            command_id: CommandId("c1".into()),
+            rollout_id: None,
+            cluster: "aks-1".into(),
+            kind: "enable-gmsa".into(),
+            status: ResultStatus::Failed { code: "x".into(), message: huge.clone() },
+            steps: vec![StepOutcome::from_diff("cluster-update", vec![change], huge.clone().into())],
+            attempt: 1,
+            finished_at: OffsetDateTime::UNIX_EPOCH,
+            agent_version: "0.1.0".into(),
+            resources: vec![],
+        };
+        let fitted = result.fit(64 * 1024);
+        assert!(serde_json::to_vec(&fitted).unwrap().len() <= 64 * 1024);
+        assert_eq!(fitted.steps[0].step, "cluster-update");
+        assert!(fitted.steps[0].is_changed());
+        assert!(matches!(&fitted.status, ResultStatus::Failed { message, .. } if message.ends_with("bytes cut]")));
+        let small = CommandResult { status: ResultStatus::Succeeded, steps: vec![], ..fitted.clone() };
+        assert_eq!(small.clone().fit(64 * 1024), small);
     }
 
     #[test]

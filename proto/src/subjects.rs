@@ -12,6 +12,8 @@ pub const PROGRESS_STREAM: &str = "FLEET_PROGRESS";
 pub const DRIFT_STREAM: &str = "FLEET_DRIFT";
 /// Stream of artifacts agents attach to a command's result (diagnostics archives), by command.
 pub const ARTIFACT_STREAM: &str = "FLEET_ARTIFACTS";
+/// Stream of dead letters (`proto::deadletter`), subjects `fleet.dead.<reporter>`.
+pub const DEAD_STREAM: &str = "FLEET_DEAD";
 /// The coordinator's one durable consumer on [`RESULT_STREAM`].
 pub const RESULT_CONSUMER: &str = "coordinator-results";
 /// KV bucket of agents' hellos and heartbeats, key `<cluster>`.
@@ -73,6 +75,21 @@ pub fn artifact(cluster: &str, command_id: &str) -> String {
 
 /// Every artifact (the artifact stream's subject filter).
 pub const ARTIFACT_ALL: &str = "fleet.artifact.*.*";
+
+/// Where `reporter` (a cluster id, or `coordinator`) puts the dead letters it records.
+pub fn dead(reporter: &str) -> String {
+    format!("fleet.dead.{reporter}")
+}
+
+/// Every dead letter (the dead-letter stream's subject filter).
+pub const DEAD_ALL: &str = "fleet.dead.*";
+
+/// The cluster and command id of a result subject `fleet.result.<cluster>.<command id>`.
+pub fn parse_result(subject: &str) -> Option<(&str, &str)> {
+    let rest = subject.strip_prefix("fleet.result.")?;
+    let (cluster, command_id) = rest.split_once('.')?;
+    (is_valid_token(cluster) && is_valid_token(command_id)).then_some((cluster, command_id))
+}
 
 /// Subject of one control-API verb (`run`, `status`, `clusters`).
 pub fn control(verb: &str) -> String {

@@ -16,8 +16,9 @@ pub const SCHEMA_MAJOR: u16 = 1;
 /// The minor version this build writes.
 /// 1.1 added the `check-dc-connectivity` command kind; 1.2 added `audit-access`,
 /// `validate-credspec`, `teardown` and `collect-diagnostics`, the `planned` step change, and the
-/// result's `resources`.
-pub const SCHEMA_MINOR: u16 = 2;
+/// result's `resources`; 1.3 added tolerant enums (`unknown` variants), dead letters
+/// (`FLEET_DEAD`), a run reply's `skipped` and `invalid`, and the in-flight steps of a cursor.
+pub const SCHEMA_MINOR: u16 = 3;
 /// The NATS header that repeats the body's schema version, so a receiver can refuse a message
 /// without parsing its body.
 pub const SCHEMA_HEADER: &str = "Gmsa-Schema";

@@ -112,6 +112,7 @@ pub async fn run_and_follow(
     let rollout_id = match reply {
         proto::control::RunReply::Accepted { rollout_id, .. } => rollout_id,
         proto::control::RunReply::Refused { code, message } => anyhow::bail!("refused ({code}): {message}"),
+        proto::control::RunReply::Unknown => anyhow::bail!("a reply this build does not know"),
     };
     let (record, _) =
         rollout::rollouts(bus).await?.get(&rollout_id).await?.ok_or_else(|| anyhow::anyhow!("rollout vanished"))?;

@@ -138,6 +138,8 @@ impl Executor for MemoryExecutor {
             }
             StepOutcome::from_diff(step, diff, json!({ field: want }))
         };
+        // Recorded before anything else happens, as the cloud executor does after each write.
+        progress.step_done(&outcome).await;
         if let Pause::AfterWrite(pause) = self.pause {
             tokio::time::sleep(pause).await;
         }

@@ -4,6 +4,7 @@
 mod e2e {
     pub mod cloud;
     pub mod delivery;
+    pub mod hardening;
     pub mod lifecycle;
     pub mod support;
 }

@@ -122,6 +122,8 @@ impl CloudExecutor {
             IdentityChoice::UserAssigned { resource_group, name } => {
                 Expected::Identity(self.host_identity_ref(resource_group, name).id())
             }
+            // Refused by validation before any executor runs; an id no pool carries.
+            IdentityChoice::Unknown => Expected::Identity("unknown identity type".into()),
         }
     }
 

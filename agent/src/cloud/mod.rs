@@ -341,6 +341,8 @@ impl CloudExecutor {
                 };
                 let (attached, host) =
                     self.azure.attach_host_identity(&self.cluster, &identity).await.map_err(azure_error)?;
+                // Recorded before the grant: a crash during the grant still reports the attach.
+                progress.step_done(&attached).await;
                 progress.report("vault-grant", "granting the identity get on secrets");
                 let granted = self
                     .azure
@@ -348,6 +350,9 @@ impl CloudExecutor {
                     .await
                     .map_err(|err| azure_error(err).with_completed(vec![attached.clone()]))?;
                 Ok(vec![attached, granted])
+            }
+            IdentityChoice::Unknown => {
+                Err(ExecError::new("invalid_payload", "payload.identity.type: unknown identity type"))
             }
         }
     }

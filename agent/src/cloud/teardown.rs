@@ -48,6 +48,7 @@ impl CloudExecutor {
         } else if let Some(account) = &gmsa_account {
             removed.observed = serde_json::json!({ OBSERVED_GMSA: account });
         }
+        progress.step_done(&removed).await;
         done.push(removed);
 
         progress.report(STEP_VAULT_REVOKE, "revoking the identity's get on the secret");
@@ -61,6 +62,7 @@ impl CloudExecutor {
             Err(err) => Err(err),
         }
         .map_err(|err| azure_error(err).with_completed(done.clone()))?;
+        progress.step_done(&revoked).await;
         done.push(revoked);
 
         if let IdentityChoice::UserAssigned { resource_group, name } = &payload.identity {
@@ -71,6 +73,7 @@ impl CloudExecutor {
                 .detach_host_identity(&self.cluster, &identity, mode)
                 .await
                 .map_err(|err| azure_error(err).with_completed(done.clone()))?;
+            progress.step_done(&detached).await;
             done.push(detached);
         }
         if payload.disable_gmsa {
@@ -80,6 +83,7 @@ impl CloudExecutor {
                 .disable_gmsa_in(&self.cluster, mode)
                 .await
                 .map_err(|err| azure_error(err).with_completed(done.clone()))?;
+            progress.step_done(&disabled).await;
             done.push(disabled);
         }
         Ok(done)
@@ -97,6 +101,8 @@ impl CloudExecutor {
                 let pools = self.azure.windows_pool_identities(&self.cluster).await?;
                 Ok(expected_principal(&pools, &Expected::Identity(reference.id())))
             }
+            // Refused by validation before any executor runs; nothing of ours to revoke.
+            IdentityChoice::Unknown => Ok(None),
         }
     }
 }

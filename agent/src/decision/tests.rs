@@ -1,5 +1,6 @@
 use super::*;
 use proto::command::{Command, EnableGmsa};
+use proto::version::SchemaVersion;
 use proto::{CommandId, ResultStatus};
 use time::macros::datetime;
 
@@ -64,7 +65,7 @@ fn other_major_is_refused() {
     let mut envelope = mk_envelope("aks-1");
     envelope.schema = SchemaVersion { major: 2, minor: 0 };
     let Action::Refuse(refusal) = decide_with(&envelope, None, &Cursor::default()) else { panic!() };
-    assert_eq!(refusal.code, "unsupported_schema");
+    assert_eq!(refusal.code.as_str(), "unsupported_schema");
 }
 
 #[test]
@@ -73,18 +74,18 @@ fn invalid_payload_is_refused_naming_the_field() {
     envelope.command =
         Command::EnableGmsa(EnableGmsa { dns_server: Some("x".into()), root_domain: Some("contoso.com".into()) });
     let Action::Refuse(refusal) = decide_with(&envelope, None, &Cursor::default()) else { panic!() };
-    assert_eq!(refusal.code, "invalid_payload");
+    assert_eq!(refusal.code.as_str(), "invalid_payload");
     assert!(refusal.message.contains("payload.dns_server"), "{}", refusal.message);
 }
 
 #[test]
 fn wrong_cluster_and_deadline_are_refused() {
     let Action::Refuse(refusal) = decide_with(&mk_envelope("aks-2"), None, &Cursor::default()) else { panic!() };
-    assert_eq!(refusal.code, "wrong_cluster");
+    assert_eq!(refusal.code.as_str(), "wrong_cluster");
     let mut late = mk_envelope("aks-1");
     late.deadline = datetime!(2026-11-23 10:10 UTC);
     let Action::Refuse(refusal) = decide_with(&late, None, &Cursor::default()) else { panic!() };
-    assert_eq!(refusal.code, "deadline_exceeded");
+    assert_eq!(refusal.code.as_str(), "deadline_exceeded");
 }
 
 #[test]
@@ -97,7 +98,7 @@ fn crashes_count_attempts_until_exhausted() {
         cursor = cursor_before_execute(&cursor, 7, "cmd-1", attempt);
     }
     let Action::Refuse(refusal) = decide_with(&envelope, None, &cursor) else { panic!() };
-    assert_eq!(refusal.code, "attempts_exhausted");
+    assert_eq!(refusal.code.as_str(), "attempts_exhausted");
 }
 
 #[test]
@@ -110,10 +111,57 @@ fn a_handed_back_command_does_not_use_up_an_attempt() {
 
 #[test]
 fn schema_is_read_from_header_then_body() {
+    use proto::decode::declared_schema;
     let body = serde_json::json!({"schema": "2.1"});
     assert_eq!(declared_schema(None, &body).unwrap().unwrap(), SchemaVersion { major: 2, minor: 1 });
     assert_eq!(declared_schema(Some("1.0"), &body).unwrap().unwrap(), SchemaVersion { major: 1, minor: 0 });
     assert!(declared_schema(None, &serde_json::json!({})).is_none());
+}
+
+#[test]
+fn a_deadline_beyond_the_longest_a_command_may_run_is_refused() {
+    let mut envelope = mk_envelope("aks-1");
+    envelope.deadline = envelope.issued_at + time::Duration::days(31);
+    let Action::Refuse(refusal) = decide_with(&envelope, None, &Cursor::default()) else { panic!() };
+    assert_eq!(refusal.code.as_str(), "invalid_payload");
+    assert!(refusal.message.starts_with("deadline:"), "{}", refusal.message);
+    envelope.deadline = time::OffsetDateTime::new_utc(time::Date::MAX, time::Time::MIDNIGHT);
+    assert!(matches!(decide_with(&envelope, None, &Cursor::default()), Action::Refuse(_)));
+}
+
+fn mk_step(name: &str, changed: bool) -> StepOutcome {
+    let diff = if changed {
+        vec![proto::FieldChange { path: format!("/{name}"), before: None, after: Some(true.into()) }]
+    } else {
+        vec![]
+    };
+    StepOutcome::from_diff(name, diff, serde_json::json!({"seen": name}))
+}
+
+#[test]
+fn a_rerun_reports_what_the_first_attempt_changed() {
+    // The first attempt changed identity-attach, then the agent died; the second finds it in place.
+    let earlier = vec![mk_step("identity-attach", true)];
+    let merged = merge_steps(&earlier, vec![mk_step("identity-attach", false), mk_step("vault-grant", true)]);
+    assert_eq!(merged.len(), 2);
+    assert!(merged[0].is_changed(), "{merged:?}");
+    assert_eq!(merged[0].diff, earlier[0].diff);
+    assert!(merged[1].is_changed());
+    // A step only the earlier attempt reached is kept; nothing earlier changes nothing.
+    let merged = merge_steps(&earlier, vec![]);
+    assert_eq!(merged, earlier);
+    let fresh = vec![mk_step("cluster-update", false)];
+    assert_eq!(merge_steps(&[], fresh.clone()), fresh);
+}
+
+#[test]
+fn recorded_steps_survive_into_the_next_attempt_and_only_of_the_same_command() {
+    let cursor = cursor_before_execute(&Cursor::default(), 7, "cmd-1", 1);
+    let cursor = cursor_with_step(&cursor, mk_step("identity-attach", true));
+    let next = cursor_before_execute(&cursor, 7, "cmd-1", 2);
+    assert_eq!(earlier_steps(&next, 7).len(), 1);
+    let other = cursor_before_execute(&cursor, 8, "cmd-2", 1);
+    assert!(earlier_steps(&other, 8).is_empty());
 }
 
 #[test]

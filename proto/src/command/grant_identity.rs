@@ -54,6 +54,9 @@ pub enum IdentityChoice {
     /// Windows node pool, as the PowerShell module's `Grant-AkvAccessToAksWindowsHosts` does;
     /// created if absent.
     UserAssigned { resource_group: String, name: String },
+    /// An identity type a newer coordinator added: decoded, then refused by validation.
+    #[serde(other)]
+    Unknown,
 }
 
 /// Payload of `grant-identity`.
@@ -87,6 +90,12 @@ impl GrantIdentity {
 
 impl IdentityChoice {
     pub(crate) fn validate(&self, field: &str) -> Result<(), ValidationError> {
+        if *self == IdentityChoice::Unknown {
+            return Err(ValidationError::new(
+                format!("{field}.type"),
+                "unknown identity type; this build knows `kubelet` and `user-assigned`",
+            ));
+        }
         if let IdentityChoice::UserAssigned { resource_group, name } = self {
             if resource_group.is_empty() {
                 return Err(ValidationError::new(format!("{field}.resource_group"), "must not be empty"));

@@ -104,6 +104,10 @@ pub enum CommandKind {
     ValidateCredspec,
     Teardown,
     CollectDiagnostics,
+    /// A kind this build does not know (a newer agent's capability, a newer coordinator's
+    /// command): decoded rather than failing the whole message; never planned or executed.
+    #[serde(other)]
+    Unknown,
 }
 
 impl CommandKind {
@@ -136,6 +140,7 @@ impl CommandKind {
             CommandKind::ValidateCredspec => "validate-credspec",
             CommandKind::Teardown => "teardown",
             CommandKind::CollectDiagnostics => "collect-diagnostics",
+            CommandKind::Unknown => "unknown",
         }
     }
 }
@@ -238,11 +243,22 @@ pub struct CommandEnvelope {
 /// payload of a newer major): enough to answer with a `failed` result.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct EnvelopeHead {
-    pub schema: Option<serde_json::Value>,
     pub command_id: CommandId,
     #[serde(default)]
     pub rollout_id: Option<String>,
+    /// Empty when missing: the agent then answers `wrong_cluster` under its own cluster.
+    #[serde(default)]
     pub cluster: String,
+}
+
+impl From<&CommandEnvelope> for EnvelopeHead {
+    fn from(envelope: &CommandEnvelope) -> Self {
+        EnvelopeHead {
+            command_id: envelope.command_id.clone(),
+            rollout_id: envelope.rollout_id.clone(),
+            cluster: envelope.cluster.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

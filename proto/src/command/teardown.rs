@@ -83,6 +83,9 @@ impl Teardown {
             return Err(ValidationError::new("payload.secret_name", "must be 1-127 letters, digits and '-'"));
         }
         self.identity.validate("payload.identity")?;
+        if self.mode == Mode::Unknown {
+            return Err(ValidationError::new("payload.mode", "unknown mode; this build knows `apply` and `dry-run`"));
+        }
         if self.delete.identity && self.identity == IdentityChoice::Kubelet {
             return Err(ValidationError::new(
                 "payload.delete.identity",

@@ -236,7 +236,7 @@ async fn measure(clusters: usize, compare_durables: bool) -> anyhow::Result<Figu
     let mut results = bus.client().subscribe(proto::subjects::RESULT_ALL).await?;
     eprintln!("fleet-bench: {clusters} agents ready in {:.1}s; reading the inventory", agents_start.as_secs_f64());
     let inventory_started = Instant::now();
-    let inventory = coordinator::inventory::load(&bus).await?;
+    let inventory = coordinator::inventory::load(&bus).await?.entries;
     eprintln!(
         "fleet-bench: inventory of {} read in {:.1}s",
         inventory.len(),
