@@ -19,6 +19,7 @@ pub mod credspec;
 pub mod diff;
 pub mod redact;
 pub mod secret;
+pub mod selector;
 
 pub use diff::json_diff;
 pub use redact::Redactor;
