@@ -18,6 +18,7 @@ pub mod archive;
 pub mod credspec;
 pub mod diff;
 pub mod redact;
+pub mod rollout;
 pub mod secret;
 pub mod selector;
 
