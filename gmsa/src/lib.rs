@@ -18,7 +18,9 @@ pub mod archive;
 pub mod credspec;
 pub mod diff;
 pub mod redact;
+pub mod rollout;
 pub mod secret;
+pub mod selector;
 
 pub use diff::json_diff;
 pub use redact::Redactor;

@@ -23,6 +23,7 @@ pub mod progress;
 pub mod report;
 pub mod resources;
 pub mod result;
+pub mod rollout;
 pub mod subjects;
 pub mod version;
 

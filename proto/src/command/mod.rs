@@ -25,6 +25,10 @@ pub use teardown::{SharedDeletes, Teardown};
 pub use validate_credspec::{DomainFacts, ValidateCredspec};
 pub use verify::Verify;
 
+// Field rules the rollout file (`crate::rollout`) shares with the payloads.
+pub(crate) use enable_gmsa::is_dns_name;
+pub(crate) use grant_identity::{default_secret_name, is_secret_name};
+
 use crate::version::SchemaVersion;
 use serde::{Deserialize, Serialize};
 use std::fmt;
