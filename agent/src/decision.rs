@@ -69,7 +69,7 @@ pub fn decide(inputs: &Inputs<'_>) -> Action {
             format!("command addressed to {:?} arrived at agent of {:?}", envelope.cluster, inputs.cluster),
         ));
     }
-    if let Err(err) = envelope.command.validate() {
+    if let Err(err) = gmsa::validate::command(&envelope.command) {
         return Action::Refuse(Refusal::new("invalid_payload", err.to_string()));
     }
     if inputs.now > envelope.deadline {
