@@ -416,5 +416,7 @@ async fn oversized_payloads_and_deadlines_are_refused_clearly_and_nothing_is_sen
     assert!(!stderr.contains("panicked"), "{stderr}");
 
     assert_eq!(sent(&fleet).await, (0, 0));
+    let _ = std::fs::remove_file(huge);
+    let _ = std::fs::remove_file(large);
     let _ = fleet.shutdown.send(true);
 }
