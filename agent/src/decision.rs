@@ -60,7 +60,7 @@ pub fn decide(inputs: &Inputs<'_>) -> Action {
             ),
         ));
     }
-    if let Err(err) = envelope.command.validate() {
+    if let Err(err) = gmsa::validate::command(&envelope.command) {
         return Action::Refuse(Refusal::new(Code::InvalidPayload, err.to_string()));
     }
     // A deadline further from its issue than any command may run is refused, whatever the clock

@@ -6,7 +6,8 @@
 //! the previous apply created under the old name are found (by label) and pruned, while objects
 //! of other owners and unlabelled objects are never touched.
 
-use gmsa::credspec::{self, ApiVersion, CredSpec, ObjectName};
+use gmsa::credspec::{self, ApiVersion, CredSpec};
+use gmsa::kube_names;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -100,53 +101,10 @@ pub struct ApplyRequest {
     pub bindings: Vec<ServiceAccountRef>,
 }
 
-/// A request that cannot be turned into valid Kubernetes objects.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DesiredError {
-    /// The owner is not a valid label value.
-    #[error(
-        "owner label value {value:?} is invalid: must be 1-63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric"
-    )]
-    Owner { value: String },
-    /// A derived or given object name is not a DNS-1123 subdomain.
-    #[error("{kind} name {value:?} is invalid: {rule}")]
-    Name { kind: &'static str, value: String, rule: credspec::Rule },
-    /// A binding's namespace is not a DNS-1123 label.
-    #[error(
-        "RoleBinding namespace {value:?} is invalid: must be a DNS-1123 label (1-63 lowercase alphanumerics or '-')"
-    )]
-    Namespace { value: String },
-}
-
-/// The ClusterRole's name for a spec.
-pub fn cluster_role_name(spec_name: &str) -> String {
-    format!("{spec_name}-role")
-}
-
-/// The RoleBinding's name for a service account, in the seed's pattern
-/// (`allow-default-svc-account-read-on-aks-gmsa-spec`).
-pub fn role_binding_name(service_account: &str, spec_name: &str) -> String {
-    format!("allow-{service_account}-svc-account-read-on-{spec_name}")
-}
-
-/// True for a valid label value (`[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`, ≤ 63).
-pub fn is_label_value(value: &str) -> bool {
-    let alnum = |c: char| c.is_ascii_alphanumeric();
-    !value.is_empty()
-        && value.len() <= 63
-        && value.starts_with(alnum)
-        && value.ends_with(alnum)
-        && value.chars().all(|c| alnum(c) || matches!(c, '-' | '_' | '.'))
-}
-
-fn is_dns_label(value: &str) -> bool {
-    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !value.is_empty()
-        && value.len() <= 63
-        && value.starts_with(alnum)
-        && value.ends_with(alnum)
-        && value.chars().all(|c| alnum(c) || c == '-')
-}
+/// A request that cannot be turned into valid Kubernetes objects. The name rules live in the
+/// pure core (`gmsa::kube_names`), so that fleetctl checks them before sending with the same code.
+pub use gmsa::kube_names::NameError as DesiredError;
+pub use gmsa::kube_names::{cluster_role_name, is_label_value, role_binding_name};
 
 /// The label selector that finds every object of one owner.
 pub fn owner_selector(owner: &str) -> String {
@@ -157,16 +115,9 @@ fn labels(owner: &str) -> Value {
     json!({ MANAGED_BY_KEY: MANAGED_BY_VALUE, OWNER_KEY: owner })
 }
 
-fn checked_name(kind: &'static str, value: String) -> Result<String, DesiredError> {
-    ObjectName::parse(&value).map_err(|rule| DesiredError::Name { kind, value: value.clone(), rule })?;
-    Ok(value)
-}
-
 /// Builds the objects of one request, in apply order.
 pub fn desired_objects(request: &ApplyRequest, version: ApiVersion) -> Result<Vec<DesiredObject>, DesiredError> {
-    if !is_label_value(&request.owner) {
-        return Err(DesiredError::Owner { value: request.owner.clone() });
-    }
+    kube_names::check_owner(&request.owner)?;
     let spec_name = request.credspec.name.as_str();
     let mut credspec_manifest = request.credspec.manifest(version);
     credspec_manifest["metadata"]["labels"] = labels(&request.owner);
@@ -175,7 +126,7 @@ pub fn desired_objects(request: &ApplyRequest, version: ApiVersion) -> Result<Ve
         manifest: credspec_manifest,
     }];
 
-    let role_name = checked_name("ClusterRole", cluster_role_name(spec_name))?;
+    let role_name = kube_names::checked_cluster_role_name(spec_name)?;
     objects.push(DesiredObject {
         object: ObjectRef { kind: ObjectKind::ClusterRole, namespace: None, name: role_name.clone() },
         manifest: json!({
@@ -192,11 +143,7 @@ pub fn desired_objects(request: &ApplyRequest, version: ApiVersion) -> Result<Ve
     });
 
     for binding in &request.bindings {
-        if !is_dns_label(&binding.namespace) {
-            return Err(DesiredError::Namespace { value: binding.namespace.clone() });
-        }
-        let service_account = checked_name("ServiceAccount", binding.name.clone())?;
-        let binding_name = checked_name("RoleBinding", role_binding_name(&service_account, spec_name))?;
+        let binding_name = kube_names::checked_binding(spec_name, &binding.namespace, &binding.name)?;
         objects.push(DesiredObject {
             object: ObjectRef {
                 kind: ObjectKind::RoleBinding,
@@ -207,7 +154,7 @@ pub fn desired_objects(request: &ApplyRequest, version: ApiVersion) -> Result<Ve
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "RoleBinding",
                 "metadata": { "name": binding_name, "namespace": binding.namespace, "labels": labels(&request.owner) },
-                "subjects": [{ "kind": "ServiceAccount", "name": service_account, "namespace": binding.namespace }],
+                "subjects": [{ "kind": "ServiceAccount", "name": binding.name, "namespace": binding.namespace }],
                 "roleRef": { "kind": "ClusterRole", "name": role_name, "apiGroup": "rbac.authorization.k8s.io" },
             }),
         });

@@ -161,25 +161,59 @@ pub struct PayloadFile {
     pub payload_file: PathBuf,
 }
 
+/// Parses `90`, `90s`, `10m` or `1h` into a deadline within `1s..=30 days`
+/// ([`proto::control::MAX_DEADLINE_SECS`], the bound the coordinator applies too).
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let value: u64 = number.parse().map_err(|_| format!("{text:?}: expected a number followed by s, m or h"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "m" => value * 60,
-        "h" => value * 3600,
-        _ => return Err(format!("{text:?}: unit must be s, m or h")),
+    let too_long = || {
+        format!(
+            "{text:?} is too long: the deadline must be at most {} seconds (30 days)",
+            proto::control::MAX_DEADLINE_SECS
+        )
     };
-    if seconds == 0 {
-        return Err("the deadline must be at least 1s".into());
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let value: u64 = number.parse().map_err(|error: std::num::ParseIntError| match error.kind() {
+        std::num::IntErrorKind::PosOverflow => too_long(),
+        _ => format!("{text:?}: expected a number followed by s, m or h"),
+    })?;
+    let seconds = match unit {
+        "" | "s" => Some(value),
+        "m" => value.checked_mul(60),
+        "h" => value.checked_mul(3600),
+        _ => return Err(format!("{text:?}: unit must be s, m or h")),
     }
+    .ok_or_else(too_long)?;
+    proto::control::check_deadline_secs("deadline", seconds).map_err(|error| error.to_string())?;
     Ok(Duration::from_secs(seconds))
 }
 
-fn read_payload<T: serde::de::DeserializeOwned>(file: &PayloadFile) -> anyhow::Result<T> {
-    let text = std::fs::read_to_string(&file.payload_file)
-        .with_context(|| format!("reading {}", file.payload_file.display()))?;
-    serde_yaml::from_str(&text).with_context(|| format!("{}: not a valid payload", file.payload_file.display()))
+/// The largest operator file (payload, facts) fleetctl reads: a payload is a few hundred bytes,
+/// and a larger file could not be sent anyway (the NATS server's default `max_payload` is 1 MiB).
+pub(crate) const MAX_OPERATOR_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads an operator file (YAML or JSON) strictly: larger than [`MAX_OPERATOR_FILE_BYTES`] is
+/// refused before parsing, and an unknown key is refused with its path and the nearest field
+/// ([`gmsa::strict`]). The type is the tolerant wire type itself.
+pub(crate) fn read_operator_file<T: serde::de::DeserializeOwned + serde::Serialize>(
+    path: &std::path::Path,
+) -> anyhow::Result<T> {
+    use std::io::Read;
+    let shown = path.display();
+    let file = std::fs::File::open(path).with_context(|| format!("reading {shown}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_OPERATOR_FILE_BYTES + 1).read_to_end(&mut bytes).with_context(|| format!("reading {shown}"))?;
+    if bytes.len() as u64 > MAX_OPERATOR_FILE_BYTES {
+        bail!(
+            "{shown} is larger than {MAX_OPERATOR_FILE_BYTES} bytes (1 MiB), the limit of a payload file; nothing was sent"
+        );
+    }
+    let text = String::from_utf8(bytes).with_context(|| format!("{shown} is not UTF-8 text; nothing was sent"))?;
+    let document: serde_json::Value =
+        serde_yaml::from_str(&text).with_context(|| format!("{shown} is not YAML or JSON; nothing was sent"))?;
+    gmsa::strict::from_value(document).map_err(|error| anyhow::anyhow!("{shown}: {error}; nothing was sent"))
+}
+
+fn read_payload<T: serde::de::DeserializeOwned + serde::Serialize>(file: &PayloadFile) -> anyhow::Result<T> {
+    read_operator_file(&file.payload_file)
 }
 
 fn command_of(kind: &KindArgs) -> anyhow::Result<Command> {
@@ -292,8 +326,9 @@ pub(crate) async fn submit(
     deadline: Duration,
     dry_run: bool,
 ) -> anyhow::Result<Submitted> {
-    // Refuse bad input here, before anything is sent, with the field's name.
-    command.validate().context("the command is invalid; nothing was sent")?;
+    // Refuse bad input here, before anything is sent, with the field's name and the agent's rules.
+    let kind = command.kind();
+    gmsa::validate::command(&command).context("the command is invalid; nothing was sent")?;
     let request = RunRequest {
         schema: SchemaVersion::CURRENT,
         command,
@@ -303,13 +338,21 @@ pub(crate) async fn submit(
         requested_by: std::env::var("USER").ok(),
     };
     let subject = subjects::control(proto::control::RUN);
-    let reply = tokio::time::timeout(
-        Duration::from_secs(60),
-        bus.client().request(subject.clone(), serde_json::to_vec(&request)?.into()),
-    )
-    .await
-    .context("the coordinator did not answer within 60s")?
-    .with_context(|| format!("no coordinator answered on {subject}; is fleet-coordinator running?"))?;
+    let body = serde_json::to_vec(&request)?;
+    // A request over the server's limit is refused by the client library with an error that reads
+    // like an absent coordinator; say what is too large instead.
+    let max_payload = bus.client().server_info().max_payload;
+    if max_payload > 0 && body.len() > max_payload {
+        bail!(
+            "the {kind} request is {} bytes, more than the NATS server accepts (max_payload {max_payload} bytes); \
+             make the payload smaller; nothing was sent",
+            body.len()
+        );
+    }
+    let reply = tokio::time::timeout(Duration::from_secs(60), bus.client().request(subject.clone(), body.into()))
+        .await
+        .context("the coordinator did not answer within 60s")?
+        .with_context(|| format!("no coordinator answered on {subject}; is fleet-coordinator running?"))?;
     let reply: RunReply =
         serde_json::from_slice(&reply.payload).context("the coordinator's reply is not understood")?;
     match reply {
@@ -528,6 +571,10 @@ mod tests {
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5d").unwrap_err().contains("unit"));
+        assert_eq!(parse_duration("720h").unwrap(), Duration::from_secs(proto::control::MAX_DEADLINE_SECS));
+        for too_long in ["721h", "99999999999999999h", "99999999999999999999999s", "18446744073709551615m"] {
+            assert!(parse_duration(too_long).unwrap_err().contains("at most 2592000 seconds"), "{too_long}");
+        }
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub fn plan(
     issuer: Option<String>,
 ) -> Result<Plan, PlanError> {
     let selector = Selector::parse(selector)?;
-    command.validate()?;
+    gmsa::validate::command(command)?;
     proto::control::check_deadline_secs("deadline_secs", deadline_secs).map_err(PlanError::Deadline)?;
     let deadline =
         i64::try_from(deadline_secs).ok().and_then(|seconds| now.checked_add(Duration::seconds(seconds))).ok_or_else(

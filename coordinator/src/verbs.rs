@@ -274,10 +274,7 @@ pub fn access_records(reports: &[(String, Result<AccessReport, String>)], allowe
 
 /// `validate-credspec`: every check of every cluster.
 pub async fn validate_credspec(bus: &Bus, format: Format, args: &ValidateArgs) -> anyhow::Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(&args.facts_file).with_context(|| format!("reading {}", args.facts_file.display()))?;
-    let expected: DomainFacts = serde_yaml::from_str(&text)
-        .with_context(|| format!("{}: not the domain facts (see --help)", args.facts_file.display()))?;
+    let expected: DomainFacts = crate::fleetctl::read_operator_file(&args.facts_file)?;
     let command = Command::ValidateCredspec(ValidateCredspec {
         spec_name: args.spec_name.clone(),
         expected,

@@ -285,3 +285,138 @@ async fn audit_access_prints_pools_findings_and_a_summary_and_teardown_is_a_dry_
     let _ = std::fs::remove_file(payload);
     let _ = fleet.shutdown.send(true);
 }
+
+/// A good `apply-credspec` payload as a JSON value, to be written as YAML and spoilt by a test.
+fn mk_credspec_payload() -> Value {
+    serde_json::json!({
+        "spec_name": "aks-gmsa-spec",
+        "gmsa_account": "WebApp01",
+        "netbios_domain": "CONTOSO",
+        "dns_domain": "contoso.com",
+        "dns_tree_root": "contoso.com",
+        "domain_guid": "6a7e7a3c-0b1f-4c8e-9a55-2f1d0c3b4e5f",
+        "domain_sid": "S-1-5-21-3623811015-3361044348-30300820",
+        "secret_uri": "https://mygmsavault.vault.azure.net/secrets/GMSADomainUserCred",
+        "identity_object_id": "0f3c2a1b-9d8e-4f7a-b6c5-d4e3f2a1b0c9",
+        "bindings": [{ "namespace": "default", "name": "default" }],
+    })
+}
+
+/// Writes `text` to a payload file of this test process; returns its path.
+fn mk_payload_file(name: &str, text: &str) -> String {
+    let path = std::env::temp_dir().join(format!("fleetctl-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// What has been sent so far: commands in `FLEET_COMMANDS` and rollouts recorded.
+async fn sent(fleet: &Fleet) -> (u64, usize) {
+    let bus = bus::Bus::connect(&fleet.server.url(), "check").await.unwrap();
+    let mut stream = bus.jetstream().get_stream(proto::subjects::COMMAND_STREAM).await.unwrap();
+    let commands = stream.info().await.unwrap().state.messages;
+    let rollouts = coordinator::rollout::rollouts(&bus).await.unwrap().entries().await.unwrap().len();
+    (commands, rollouts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelt_payload_field_is_refused_with_the_nearest_name_and_reaches_no_agent() {
+    let fleet = mk_fleet(&[("p1", "prod")]).await;
+    let good = mk_payload_file("good.yaml", &serde_yaml::to_string(&mk_credspec_payload()).unwrap());
+    let (code, _, stderr) = fleetctl(&fleet, &["run", "apply-credspec", "--payload-file", &good, "-o", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let before = sent(&fleet).await;
+    assert_eq!(before, (1, 1));
+    let bus = bus::Bus::connect(&fleet.server.url(), "check").await.unwrap();
+    let records_bucket = coordinator::record::records(&bus).await.unwrap();
+    let applied = records_bucket.get("p1").await.unwrap().unwrap().0.last_result;
+
+    // `bindngs:` would leave the payload without bindings: applied, it prunes the RoleBinding.
+    let mut misspelt = mk_credspec_payload();
+    let bindings = misspelt.as_object_mut().unwrap().remove("bindings").unwrap();
+    misspelt["bindngs"] = bindings;
+    let file = mk_payload_file("bindngs.yaml", &serde_yaml::to_string(&misspelt).unwrap());
+    let (code, records, stderr) =
+        fleetctl(&fleet, &["run", "apply-credspec", "--payload-file", &file, "-o", "json"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(records.is_empty());
+    assert!(stderr.contains("bindngs: unknown field; did you mean bindings?"), "{stderr}");
+    // Nested keys are named by their path.
+    let mut nested = mk_credspec_payload();
+    nested["bindings"] = serde_json::json!([{ "namspace": "default", "name": "default" }]);
+    let file = mk_payload_file("namspace.yaml", &serde_yaml::to_string(&nested).unwrap());
+    let (code, _, stderr) = fleetctl(&fleet, &["run", "apply-credspec", "--payload-file", &file]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("bindings[0].namspace: unknown field; did you mean namespace?"), "{stderr}");
+
+    // Nothing was sent, so no agent applied anything: the RoleBinding the first apply made stays.
+    assert_eq!(sent(&fleet).await, before);
+    let last = records_bucket.get("p1").await.unwrap().unwrap().0.last_result;
+    assert_eq!(last.command_id, applied.command_id);
+    let _ = fleet.shutdown.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_bad_payload_value_is_refused_with_the_agents_rules_naming_the_field() {
+    let fleet = mk_fleet(&[("p1", "prod"), ("p2", "prod")]).await;
+    let cases = [
+        ("spec_name", serde_json::json!("a.b*"), "payload.spec_name"),
+        (
+            "bindings",
+            serde_json::json!([{ "namespace": "kube system", "name": "default" }]),
+            "payload.bindings[0].namespace",
+        ),
+        (
+            "secret_uri",
+            serde_json::json!("http://mygmsavault.vault.azure.net/secrets/GMSADomainUserCred"),
+            "payload.secret_uri",
+        ),
+        ("domain_sid", serde_json::json!("S-1-5-21-3623811015-3361044348-30300820-1105"), "payload.domain_sid"),
+        ("netbios_domain", serde_json::json!("CONTOSOCONTOSO123"), "payload.netbios_domain"),
+    ];
+    for (field, value, named) in cases {
+        let mut payload = mk_credspec_payload();
+        payload[field] = value;
+        let file = mk_payload_file(&format!("bad-{field}.yaml"), &serde_yaml::to_string(&payload).unwrap());
+        let (code, records, stderr) =
+            fleetctl(&fleet, &["run", "apply-credspec", "--payload-file", &file, "-o", "json"]).await;
+        assert_eq!(code, 2, "{field}: {stderr}");
+        assert!(records.is_empty());
+        assert!(stderr.contains(named) && stderr.contains("nothing was sent"), "{field}: {stderr}");
+    }
+    assert_eq!(sent(&fleet).await, (0, 0));
+    let _ = fleet.shutdown.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_payloads_and_deadlines_are_refused_clearly_and_nothing_is_sent() {
+    let fleet = mk_fleet(&[("p1", "prod")]).await;
+    // A file over 1 MiB is refused before it is parsed.
+    let huge = mk_payload_file("huge.yaml", &format!("spec_name: {}\n", "a".repeat(1024 * 1024)));
+    let (code, _, stderr) = fleetctl(&fleet, &["run", "apply-credspec", "--payload-file", &huge]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("larger than 1048576 bytes"), "{stderr}");
+
+    // A file under 1 MiB whose request is over the server's max_payload (1 MiB by default): JSON
+    // spends 3 more bytes per binding than the YAML flow style.
+    let mut payload = mk_credspec_payload();
+    payload.as_object_mut().unwrap().remove("bindings");
+    let mut text = serde_yaml::to_string(&payload).unwrap() + "bindings:\n";
+    text.push_str(&"- {namespace: ns, name: sa}\n".repeat(36_000));
+    assert!(text.len() < 1024 * 1024);
+    let large = mk_payload_file("large.yaml", &text);
+    let (code, _, stderr) = fleetctl(&fleet, &["run", "apply-credspec", "--payload-file", &large]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("the apply-credspec request is") && stderr.contains("max_payload 1048576"), "{stderr}");
+    assert!(!stderr.contains("is fleet-coordinator running"), "{stderr}");
+
+    // A deadline beyond 30 days is a usage error naming the flag, not an overflow panic.
+    let (code, _, stderr) = fleetctl(&fleet, &["run", "disable-gmsa", "--deadline", "99999999999999999h"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--deadline") && stderr.contains("at most 2592000 seconds"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    assert_eq!(sent(&fleet).await, (0, 0));
+    let _ = std::fs::remove_file(huge);
+    let _ = std::fs::remove_file(large);
+    let _ = fleet.shutdown.send(true);
+}

@@ -13,14 +13,22 @@
 //! Besides credspecs and diffs it holds what the diagnostics bundle needs before it leaves the
 //! agent: [`redact`] removes secret values from text and JSON, [`archive`] packs the files into
 //! one ustar archive.
+//!
+//! What an operator writes passes through two gates here before fleetctl sends it: [`strict`]
+//! decodes a payload file into the (tolerant) wire type but refuses unknown keys, naming their path;
+//! [`validate::command`] checks every field with the rules the agent applies ([`credspec`],
+//! [`kube_names`]) — the agent calls the same function before it executes.
 
 pub mod archive;
 pub mod credspec;
 pub mod diff;
+pub mod kube_names;
 pub mod redact;
 pub mod rollout;
 pub mod secret;
 pub mod selector;
+pub mod strict;
+pub mod validate;
 
 pub use diff::json_diff;
 pub use redact::Redactor;

@@ -97,7 +97,10 @@ async fn a_credspec_with_a_bad_field_fails_naming_it_and_installs_nothing() {
     let (_, states) = run_and_follow(&coordinator.bus, command, "", Duration::from_secs(60), |_| {}).await.unwrap();
     let coordinator::rollout::TargetState::Done(result) = &states[0].1 else { panic!("{states:?}") };
     let proto::ResultStatus::Failed { code, message } = &result.status else { panic!("{:?}", result.status) };
-    assert_eq!(code, "invalid_credspec");
+    // The agent's decision refuses it with the validator fleetctl runs too (gmsa::validate), before
+    // any Azure or Kubernetes call; a client that bypasses fleetctl meets the same rule.
+    assert_eq!(code, "invalid_payload");
+    assert!(message.contains("payload.domain_sid"), "{message}");
     assert!(message.to_lowercase().contains("sid"), "{message}");
     assert!(world.clusters[0].kube.get("GMSACredentialSpec", None, "aks-gmsa-spec").is_none());
     assert!(world.clusters[0].kube.api_mutations().is_empty());
