@@ -105,6 +105,10 @@ pub enum BusError {
         #[source]
         source: async_nats::RequestError,
     },
+    /// An append to a log named a last sequence that is not the log's: another writer appended
+    /// since (this one is no longer the leader, or fell behind).
+    #[error("log {subject} moved past sequence {expected_last}: another writer appended")]
+    LogConflict { subject: String, expected_last: u64 },
     /// A message body is not what its subject promises.
     #[error("message on {subject} cannot be decoded")]
     Decode {

@@ -23,6 +23,7 @@ pub mod deadletters;
 pub mod error;
 pub mod headers;
 pub mod kv;
+pub mod log;
 pub mod results;
 pub mod topology;
 

@@ -178,11 +178,17 @@ impl ReceivedResult {
 }
 
 impl ResultFeed {
-    /// Creates (or reuses) the durable consumer and starts pulling.
+    /// Creates (or reuses) the recorder's durable consumer and starts pulling.
     pub async fn open(bus: &Bus) -> Result<ResultFeed, BusError> {
+        Self::open_as(bus, subjects::RESULT_CONSUMER).await
+    }
+
+    /// Creates (or reuses) the durable consumer `name` on the result stream and starts pulling:
+    /// each durable consumer sees every result once (the recorder's and the rollout driver's).
+    pub async fn open_as(bus: &Bus, name: &str) -> Result<ResultFeed, BusError> {
         let consumer_error = |source: async_nats::Error| BusError::Consumer {
             stream: subjects::RESULT_STREAM.to_string(),
-            consumer: subjects::RESULT_CONSUMER.to_string(),
+            consumer: name.to_string(),
             source,
         };
         let stream = bus
@@ -192,9 +198,9 @@ impl ResultFeed {
             .map_err(|source| BusError::OpenStream { stream: subjects::RESULT_STREAM.to_string(), source })?;
         let consumer = stream
             .get_or_create_consumer(
-                subjects::RESULT_CONSUMER,
+                name,
                 pull::Config {
-                    durable_name: Some(subjects::RESULT_CONSUMER.to_string()),
+                    durable_name: Some(name.to_string()),
                     ack_policy: AckPolicy::Explicit,
                     ack_wait: Duration::from_secs(30),
                     max_ack_pending: 20_000,

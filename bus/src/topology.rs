@@ -22,6 +22,8 @@ pub struct Topology {
     /// Window in which JetStream drops a re-published command with the same `Nats-Msg-Id`.
     /// Beyond it the agent's own idempotency (result lookup by command id) takes over.
     pub duplicate_window: Duration,
+    /// How long rollout logs are kept.
+    pub rollout_log_max_age: Duration,
 }
 
 impl Default for Topology {
@@ -32,6 +34,7 @@ impl Default for Topology {
             result_max_age: Duration::from_secs(30 * 24 * 3600),
             progress_max_age: Duration::from_secs(3600),
             duplicate_window: Duration::from_secs(120),
+            rollout_log_max_age: Duration::from_secs(365 * 24 * 3600),
         }
     }
 }
@@ -61,6 +64,8 @@ impl Topology {
             base(subjects::ARTIFACT_STREAM, subjects::ARTIFACT_ALL, self.command_max_age),
             // What readers could not act on (proto::deadletter): kept as long as results.
             base(subjects::DEAD_STREAM, subjects::DEAD_ALL, self.result_max_age),
+            // Rollout logs: the driver rebuilds a rollout from its log, so they outlive results.
+            base(subjects::ROLLOUT_LOG_STREAM, subjects::ROLLOUT_LOG_ALL, self.rollout_log_max_age),
         ]
     }
 
@@ -80,6 +85,8 @@ impl Topology {
             bucket(subjects::STATE_BUCKET, 5, "coordinator's last known state, by cluster"),
             bucket(subjects::ROLLOUTS_BUCKET, 1, "rollouts started by the coordinator"),
             bucket(subjects::INVENTORY_BUCKET, 1, "clusters declared in the coordinator's configuration"),
+            bucket(subjects::ROLLOUT_INDEX_BUCKET, 1, "rollouts the driver runs, by id"),
+            bucket(subjects::LEADER_BUCKET, 1, "the leading coordinator's lease"),
         ]
     }
 }

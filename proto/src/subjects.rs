@@ -14,6 +14,19 @@ pub const DRIFT_STREAM: &str = "FLEET_DRIFT";
 pub const ARTIFACT_STREAM: &str = "FLEET_ARTIFACTS";
 /// Stream of dead letters (`proto::deadletter`), subjects `fleet.dead.<reporter>`.
 pub const DEAD_STREAM: &str = "FLEET_DEAD";
+/// Stream of rollout logs, subjects `fleet.rollout.<rollout id>`: every transition of a rollout,
+/// appended by the leading coordinator before it acts on it.
+pub const ROLLOUT_LOG_STREAM: &str = "FLEET_ROLLOUT_LOG";
+/// Every rollout log (the stream's subject filter).
+pub const ROLLOUT_LOG_ALL: &str = "fleet.rollout.*";
+/// KV bucket of rollouts the driver runs, key `<rollout id>`: what `rollout list` shows and which
+/// logs a new leader replays.
+pub const ROLLOUT_INDEX_BUCKET: &str = "fleet_rollout_index";
+/// KV bucket of the leader lease, key `leader`.
+pub const LEADER_BUCKET: &str = "fleet_leader";
+/// The durable consumer on the result stream through which the leader's rollout driver learns
+/// of step results.
+pub const ROLLOUT_CONSUMER: &str = "coordinator-rollouts";
 /// The coordinator's one durable consumer on [`RESULT_STREAM`].
 pub const RESULT_CONSUMER: &str = "coordinator-results";
 /// KV bucket of agents' hellos and heartbeats, key `<cluster>`.
@@ -75,6 +88,11 @@ pub fn artifact(cluster: &str, command_id: &str) -> String {
 
 /// Every artifact (the artifact stream's subject filter).
 pub const ARTIFACT_ALL: &str = "fleet.artifact.*.*";
+
+/// The log subject of one rollout.
+pub fn rollout_log(rollout_id: &str) -> String {
+    format!("fleet.rollout.{rollout_id}")
+}
 
 /// Where `reporter` (a cluster id, or `coordinator`) puts the dead letters it records.
 pub fn dead(reporter: &str) -> String {

@@ -14,6 +14,7 @@
 //! stage-assignment rule in `plan.rs`, the ARM accounting in `budget.rs`.
 
 pub mod budget;
+pub mod commands;
 pub mod engine;
 pub mod plan;
 pub mod state;

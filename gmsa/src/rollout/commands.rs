@@ -1,0 +1,127 @@
+//! From a cluster's effective setup to the command of one rollout step: what `enable-gmsa`,
+//! `grant-identity`, `apply-credspec`, `validate-credspec` and `verify` carry for that cluster.
+//! Pure; the driver calls it for every `Action::Send` (so a re-send after a crash builds the same
+//! payload from the same persisted plan).
+
+use proto::CommandKind;
+use proto::command::{
+    ApplyCredspec, Command, DomainFacts, EnableGmsa, GrantIdentity, ValidateCredspec, ValidationError, Verify,
+};
+use proto::rollout::GmsaSetup;
+
+/// The secret URI the credspecs name: the **unversioned** URI of the domain-user secret, so a
+/// rotation (a new version of the same secret) needs no credspec change.
+pub fn secret_uri(setup: &GmsaSetup) -> String {
+    format!("https://{}.vault.azure.net/secrets/{}", setup.vault.name, setup.secret_name)
+}
+
+/// The AD facts of `setup`, all present, or the first one missing named by its field.
+pub fn domain_facts(setup: &GmsaSetup) -> Result<DomainFacts, ValidationError> {
+    let credspec = &setup.credspec;
+    let given = |field: &str, value: &Option<String>| {
+        value.clone().filter(|text| !text.trim().is_empty()).ok_or_else(|| {
+            ValidationError::new(
+                format!("setup.credspec.{field}"),
+                "not given, and not read from Active Directory (the coordinator has no central section)",
+            )
+        })
+    };
+    Ok(DomainFacts {
+        gmsa_account: credspec.gmsa_account.clone(),
+        netbios_domain: given("netbios_domain", &credspec.netbios_domain)?,
+        dns_domain: given("dns_domain", &credspec.dns_domain)?,
+        dns_tree_root: given("dns_tree_root", &credspec.dns_tree_root)?,
+        domain_guid: given("domain_guid", &credspec.domain_guid)?,
+        domain_sid: given("domain_sid", &credspec.domain_sid)?,
+    })
+}
+
+/// The command of `step` for a cluster whose effective setup is `setup`.
+pub fn command_for(setup: &GmsaSetup, step: CommandKind) -> Result<Command, ValidationError> {
+    let credspec = &setup.credspec;
+    Ok(match step {
+        CommandKind::EnableGmsa => Command::EnableGmsa(EnableGmsa {
+            dns_server: setup.dns_server.clone(),
+            root_domain: setup.root_domain.clone(),
+        }),
+        CommandKind::GrantIdentity => Command::GrantIdentity(GrantIdentity {
+            vault: setup.vault.clone(),
+            secret_name: setup.secret_name.clone(),
+            identity: setup.identity.clone(),
+        }),
+        CommandKind::ApplyCredspec => {
+            let facts = domain_facts(setup)?;
+            Command::ApplyCredspec(ApplyCredspec {
+                spec_name: credspec.spec_name.clone(),
+                gmsa_account: facts.gmsa_account,
+                netbios_domain: facts.netbios_domain,
+                dns_domain: facts.dns_domain,
+                dns_tree_root: facts.dns_tree_root,
+                domain_guid: facts.domain_guid,
+                domain_sid: facts.domain_sid,
+                secret_uri: secret_uri(setup),
+                identity_object_id: None,
+                bindings: credspec.bindings.clone(),
+                owner: credspec.owner.clone(),
+            })
+        }
+        CommandKind::ValidateCredspec => Command::ValidateCredspec(ValidateCredspec {
+            spec_name: credspec.spec_name.clone(),
+            expected: domain_facts(setup)?,
+            vault: setup.vault.clone(),
+            // The workload is its own step (`verify`) when the setup asks for it.
+            run_workload: false,
+            timeout_secs: 600,
+        }),
+        CommandKind::Verify => Command::Verify(Verify {
+            spec_name: credspec.spec_name.clone(),
+            namespace: credspec.bindings.first().map_or_else(|| "default".to_string(), |sa| sa.namespace.clone()),
+            image: None,
+            timeout_secs: 600,
+        }),
+        other => {
+            return Err(ValidationError::new("step", format!("{other} is not a step of a gMSA setup rollout")));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk_setup() -> GmsaSetup {
+        let file: proto::rollout::RolloutFile =
+            serde_yaml::from_str(include_str!("../../../deploy/rollout.example.yaml")).unwrap();
+        file.setup
+    }
+
+    #[test]
+    fn every_step_builds_a_command_the_validators_accept() {
+        let mut setup = mk_setup();
+        setup.credspec.netbios_domain = Some("CONTOSO".into());
+        setup.credspec.dns_domain = Some("contoso.com".into());
+        setup.credspec.dns_tree_root = Some("contoso.com".into());
+        setup.credspec.domain_guid = Some("244818ae-87ca-4fcd-92ec-e79e5252348a".into());
+        setup.credspec.domain_sid = Some("S-1-5-21-2126729477-2524075714-3094792973".into());
+        for step in [
+            CommandKind::EnableGmsa,
+            CommandKind::GrantIdentity,
+            CommandKind::ApplyCredspec,
+            CommandKind::ValidateCredspec,
+            CommandKind::Verify,
+        ] {
+            let command = command_for(&setup, step).unwrap();
+            assert_eq!(command.kind(), step);
+            crate::validate::command(&command).unwrap_or_else(|err| panic!("{step}: {err}"));
+        }
+        let Command::ApplyCredspec(apply) = command_for(&setup, CommandKind::ApplyCredspec).unwrap() else { panic!() };
+        assert_eq!(apply.secret_uri, "https://contosoGmsaVault.vault.azure.net/secrets/GMSADomainUserCred");
+    }
+
+    #[test]
+    fn missing_facts_are_named() {
+        let err = command_for(&mk_setup(), CommandKind::ApplyCredspec).unwrap_err();
+        assert_eq!(err.field, "setup.credspec.netbios_domain");
+        assert!(command_for(&mk_setup(), CommandKind::Teardown).is_err());
+    }
+}
