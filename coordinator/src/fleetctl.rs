@@ -85,6 +85,12 @@ pub enum Verb {
     ///          fleetctl teardown --vault SUB/rg-gmsa/kv1 -l env=dev --confirm
     #[command(verbatim_doc_comment)]
     Teardown(crate::verbs::TeardownArgs),
+    /// Staged fleet rollouts of one desired gMSA state: plan, start, follow, approve, pause,
+    /// resume, abort, retry, roll back (run by the leading fleet-coordinator).
+    Rollout {
+        #[command(subcommand)]
+        action: crate::rollout_verbs::RolloutAction,
+    },
     /// Collect a redacted diagnostics archive per cluster into --out-dir/<cluster>.tar
     /// (Copy-WindowsHostsLogs, through the Kubernetes and Azure APIs).
     Diagnostics(crate::verbs::DiagnosticsArgs),
@@ -268,6 +274,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Verb::ValidateCredspec(args) => crate::verbs::validate_credspec(&bus, cli.output, args).await,
         Verb::Teardown(args) => crate::verbs::teardown(&bus, cli.output, args).await,
         Verb::Diagnostics(args) => crate::verbs::diagnostics(&bus, cli.output, args).await,
+        Verb::Rollout { action } => crate::rollout_verbs::execute(&bus, cli.output, action).await,
     }
 }
 

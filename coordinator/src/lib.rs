@@ -21,6 +21,7 @@ pub mod output;
 pub mod plan;
 pub mod record;
 pub mod rollout;
+pub mod rollout_verbs;
 pub mod rollouts;
 pub mod runtime;
 pub mod selector;

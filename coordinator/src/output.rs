@@ -12,6 +12,13 @@
 //! - `{"type":"check","cluster","check","status","detail"}`
 //! - `{"type":"step","cluster","step","change","what"}` (teardown: what each step did or would do)
 //! - `{"type":"archive","cluster","path","bytes","files","redactions"}`
+//! - `{"type":"planned_stage","rollout_id","stage","size","clusters"}` (`rollout plan`/`start`)
+//! - `{"type":"started","rollout_id"}`
+//! - `{"type":"stage","rollout_id","stage","phase","max_concurrency","failure_budget","pending","running","succeeded","unchanged","failed","timed_out","skipped"}`
+//! - `{"type":"rollout_cluster","rollout_id","cluster","stage","state","step","why"}`
+//! - `{"type":"rollout_phase","rollout_id","name","phase","current_stage","waiting","truncated"}`
+//! - `{"type":"rollout","rollout_id","name","phase","clusters","created_at","requested_by","origin"}` (`rollout list`)
+//! - `{"type":"done","rollout_id","message"}` (approve, pause, resume, abort)
 //! - `{"type":"invalid","bucket","key","code","message"}` (an inventory entry that cannot be read:
 //!   skipped, never planned)
 //!
@@ -111,6 +118,72 @@ pub enum Record {
         code: String,
         message: String,
     },
+    PlannedStage {
+        rollout_id: String,
+        stage: String,
+        size: usize,
+        clusters: Vec<String>,
+    },
+    Started {
+        rollout_id: String,
+    },
+    Stage {
+        rollout_id: String,
+        stage: String,
+        phase: String,
+        max_concurrency: usize,
+        failure_budget: usize,
+        pending: usize,
+        running: usize,
+        succeeded: usize,
+        unchanged: usize,
+        failed: usize,
+        timed_out: usize,
+        skipped: usize,
+    },
+    RolloutCluster {
+        rollout_id: String,
+        cluster: String,
+        stage: String,
+        state: String,
+        step: Option<String>,
+        why: Option<String>,
+    },
+    RolloutPhase {
+        rollout_id: String,
+        name: String,
+        phase: String,
+        current_stage: String,
+        waiting: Vec<String>,
+        truncated: bool,
+    },
+    Rollout {
+        rollout_id: String,
+        name: String,
+        phase: String,
+        clusters: usize,
+        created_at: String,
+        requested_by: Option<String>,
+        origin: String,
+    },
+    Done {
+        rollout_id: String,
+        message: String,
+    },
+}
+
+impl From<crate::rollouts::api::RolloutSummary> for Record {
+    fn from(summary: crate::rollouts::api::RolloutSummary) -> Self {
+        Record::Rollout {
+            rollout_id: summary.rollout_id,
+            name: summary.name,
+            phase: summary.phase,
+            clusters: summary.clusters,
+            created_at: summary.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            requested_by: summary.requested_by,
+            origin: summary.origin,
+        }
+    }
 }
 
 impl From<proto::control::InvalidEntry> for Record {
@@ -211,6 +284,67 @@ fn cells(record: &Record) -> (&'static str, Vec<String>) {
         Record::Invalid { bucket, key, code, message } => {
             ("invalid", vec![format!("{bucket}/{key}"), code.clone(), message.clone()])
         }
+        Record::PlannedStage { stage, size, clusters, .. } => {
+            let shown: Vec<String> = clusters.iter().take(8).cloned().collect();
+            let more = if clusters.len() > 8 { format!(" … (+{})", clusters.len() - 8) } else { String::new() };
+            ("planned_stage", vec![stage.clone(), size.to_string(), format!("{}{more}", shown.join(","))])
+        }
+        Record::Started { rollout_id } => ("started", vec![rollout_id.clone()]),
+        Record::Stage {
+            stage,
+            phase,
+            max_concurrency,
+            failure_budget,
+            pending,
+            running,
+            succeeded,
+            unchanged,
+            failed,
+            timed_out,
+            skipped,
+            ..
+        } => (
+            "stage",
+            vec![
+                stage.clone(),
+                phase.clone(),
+                max_concurrency.to_string(),
+                failure_budget.to_string(),
+                pending.to_string(),
+                running.to_string(),
+                succeeded.to_string(),
+                unchanged.to_string(),
+                failed.to_string(),
+                timed_out.to_string(),
+                skipped.to_string(),
+            ],
+        ),
+        Record::RolloutCluster { cluster, stage, state, step, why, .. } => {
+            ("rollout_cluster", vec![cluster.clone(), stage.clone(), state.clone(), or_dash(step), or_dash(why)])
+        }
+        Record::RolloutPhase { rollout_id, name, phase, current_stage, waiting, .. } => (
+            "rollout_phase",
+            vec![
+                rollout_id.clone(),
+                name.clone(),
+                phase.clone(),
+                current_stage.clone(),
+                if waiting.is_empty() { "-".into() } else { waiting.join("; ") },
+            ],
+        ),
+        Record::Rollout { rollout_id, name, phase, clusters, created_at, requested_by, origin } => (
+            "rollout",
+            vec![
+                rollout_id.clone(),
+                name.clone(),
+                phase.clone(),
+                clusters.to_string(),
+                created_at.clone(),
+                or_dash(requested_by),
+                origin.clone(),
+            ],
+        ),
+        Record::Done { rollout_id, message } => ("done", vec![rollout_id.clone(), message.clone()]),
     }
 }
 
@@ -237,6 +371,25 @@ fn header(kind: &str) -> Vec<&'static str> {
         "step" => vec!["CLUSTER", "STEP", "CHANGE", "WHAT"],
         "archive" => vec!["CLUSTER", "ARCHIVE", "BYTES", "FILES", "REDACTED"],
         "invalid" => vec!["INVALID ENTRY", "CODE", "WHY (SKIPPED)"],
+        "planned_stage" => vec!["STAGE", "CLUSTERS", "WHICH"],
+        "started" => vec!["ROLLOUT STARTED"],
+        "stage" => vec![
+            "STAGE",
+            "PHASE",
+            "CONCURRENCY",
+            "BUDGET",
+            "PENDING",
+            "RUNNING",
+            "SUCCEEDED",
+            "UNCHANGED",
+            "FAILED",
+            "TIMED OUT",
+            "SKIPPED",
+        ],
+        "rollout_cluster" => vec!["CLUSTER", "STAGE", "STATE", "STEP", "WHY"],
+        "rollout_phase" => vec!["ROLLOUT", "NAME", "PHASE", "CURRENT STAGE", "WAITING FOR"],
+        "rollout" => vec!["ROLLOUT", "NAME", "PHASE", "CLUSTERS", "CREATED", "BY", "ORIGIN"],
+        "done" => vec!["ROLLOUT", "DONE"],
         _ => vec!["ROLLOUT", "MODE", "TARGETS", "SUCCEEDED", "UNCHANGED", "FAILED", "TIMED OUT", "PENDING"],
     }
 }

@@ -47,6 +47,10 @@ pub struct RolloutFile {
     pub schema: SchemaVersion,
     /// A name for people (`gmsa-prod-2026-11`); the rollout id is assigned by the coordinator.
     pub name: String,
+    /// Which clusters of the inventory the rollout covers (a label selector; empty: all). Every
+    /// cluster it covers must fall into a stage.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub selector: String,
     /// The desired state every cluster gets, before overrides.
     pub setup: GmsaSetup,
     /// Per-cluster changes to `setup`, in order: every override whose selector matches a cluster

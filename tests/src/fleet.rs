@@ -69,10 +69,22 @@ impl CoordinatorHandle {
 
 /// Starts the coordinator with these declared clusters.
 pub async fn start_coordinator(url: &str, clusters: Vec<DeclaredCluster>) -> anyhow::Result<CoordinatorHandle> {
+    start_coordinator_with(url, clusters, coordinator::daemon::Options::default()).await
+}
+
+/// Starts the coordinator with these declared clusters and daemon options (a test clock, a
+/// faster tick), and waits until it leads (runs the rollouts).
+pub async fn start_coordinator_with(
+    url: &str,
+    clusters: Vec<DeclaredCluster>,
+    options: coordinator::daemon::Options,
+) -> anyhow::Result<CoordinatorHandle> {
     let bus = Bus::connect(url, "fleet-coordinator").await?;
     let config = CoordinatorConfig { nats: NatsConfig { url: url.to_string() }, replicas: 1, clusters };
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let running = coordinator::daemon::start(bus.clone(), &config, shutdown_rx).await?;
+    let running = coordinator::daemon::start_with(bus.clone(), &config, options, shutdown_rx).await?;
+    let mut leading = running.leading.clone();
+    let _ = tokio::time::timeout(Duration::from_secs(10), leading.wait_for(|leads| *leads)).await;
     Ok(CoordinatorHandle { bus, shutdown, running: Some(running) })
 }
 

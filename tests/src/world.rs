@@ -58,6 +58,17 @@ impl SimWorld {
     /// `n` Windows-ready clusters, `per_subscription` to a subscription, and one shared vault
     /// (access-policy mode) in which the coordinator may write secrets.
     pub async fn build(prefix: &str, n: usize, per_subscription: usize) -> anyhow::Result<SimWorld> {
+        Self::build_with(prefix, n, per_subscription, |_| kubesim::ClusterSeed::default()).await
+    }
+
+    /// As [`SimWorld::build`], with each cluster's Kubernetes side seeded by `kube_seed(index)`
+    /// (e.g. a cluster without the gMSA CRD, whose `apply-credspec` preflight then fails).
+    pub async fn build_with(
+        prefix: &str,
+        n: usize,
+        per_subscription: usize,
+        kube_seed: impl Fn(usize) -> kubesim::ClusterSeed,
+    ) -> anyhow::Result<SimWorld> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let config =
             SimConfig { lro_duration: Duration::from_millis(300), lro_retry_after_secs: 1, ..SimConfig::default() };
@@ -108,8 +119,7 @@ impl SimWorld {
             azure.add_resource_group(&subscription_id, &resource_group);
             let seeded =
                 azure.add_managed_cluster(&subscription_id, &resource_group, &id, azsim::ClusterSeed::windows());
-            let sim_cluster =
-                kube.add_cluster(&id, kubesim::ClusterSeed::default()).await.context("seeding a Kubernetes cluster")?;
+            let sim_cluster = kube.add_cluster(&id, kube_seed(index)).await.context("seeding a Kubernetes cluster")?;
             let kubeconfig = dir.path().join(format!("{id}.kubeconfig"));
             sim_cluster.write_kubeconfig(&kubeconfig).context("writing a kubeconfig")?;
             clusters.push(WorldCluster {

@@ -6,5 +6,6 @@ mod e2e {
     pub mod delivery;
     pub mod hardening;
     pub mod lifecycle;
+    pub mod rollouts;
     pub mod support;
 }

@@ -86,6 +86,8 @@ fn window_at(field: &str, cron: &str, duration_secs: u64) -> Result<Window, Vali
 /// every selector and cron expression.
 pub fn validate(file: &RolloutFile) -> Result<(), ValidationError> {
     file.validate()?;
+    Selector::parse(&file.selector)
+        .map_err(|err| ValidationError::new("selector", format!("not a label selector: {err}")))?;
     parsed_selectors(file).map(|_| ())
 }
 
@@ -129,8 +131,10 @@ pub fn plan(file: &RolloutFile, inventory: &[Member]) -> Result<Plan, PlanError>
     file.strategy.validate()?;
     file.setup.validate_with(&|field| format!("setup.{field}"))?;
     let parsed = parsed_selectors(file)?;
+    let covers = Selector::parse(&file.selector)
+        .map_err(|err| ValidationError::new("selector", format!("not a label selector: {err}")))?;
 
-    let mut members: Vec<&Member> = inventory.iter().collect();
+    let mut members: Vec<&Member> = inventory.iter().filter(|member| covers.matches(&member.labels)).collect();
     members.sort_by(|a, b| a.cluster.cmp(&b.cluster));
     if let Some(pair) = members.windows(2).find(|pair| pair[0].cluster == pair[1].cluster) {
         return Err(PlanError::DuplicateCluster { cluster: pair[0].cluster.clone() });

@@ -116,7 +116,12 @@ async fn a_credspec_with_a_bad_field_fails_naming_it_and_installs_nothing() {
     let results = super::support::wait_for_results(&coordinator.bus, &cluster, 1, Duration::from_secs(30)).await;
     let result = &results[0];
     let proto::ResultStatus::Failed { code, message } = &result.status else { panic!("{:?}", result.status) };
-    // The agent's decision    assert!(world.clusters[0].kube.get("GMSACredentialSpec", None, "aks-gmsa-spec").is_none());
+    // The agent's decision refuses it with the validator fleetctl and the planner run too
+    // (gmsa::validate), before any Azure or Kubernetes call.
+    assert_eq!(code, "invalid_payload");
+    assert!(message.contains("payload.domain_sid"), "{message}");
+    assert!(message.to_lowercase().contains("sid"), "{message}");
+    assert!(world.clusters[0].kube.get("GMSACredentialSpec", None, "aks-gmsa-spec").is_none());
     assert!(world.clusters[0].kube.api_mutations().is_empty());
     for agent in agents {
         agent.stop().await.unwrap();

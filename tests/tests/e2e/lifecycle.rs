@@ -3,6 +3,7 @@
 //! simulator, the Kubernetes API simulator and the Samba DC exactly as they were before setup —
 //! refused while a cluster outside the selection still uses a shared resource.
 
+use super::support::azure_state;
 use coordinator::rollout::TargetState;
 use gmsa::SecretString;
 use proto::command::{
@@ -33,26 +34,6 @@ async fn run_ok(bus: &bus::Bus, command: Command, selector: &str) -> Vec<Command
 fn observed<T: serde::de::DeserializeOwned>(result: &CommandResult, step: &str) -> T {
     let outcome = result.steps.iter().find(|s| s.step == step).unwrap_or_else(|| panic!("no {step}: {result:?}"));
     serde_json::from_value(outcome.observed.clone()).unwrap()
-}
-
-/// The Azure simulator's state, with `gmsaProfile {enabled:false}` and no `gmsaProfile` made
-/// equal: both mean "gMSA off", and AKS reports the first once gMSA was ever disabled.
-fn azure_state(world: &SimWorld) -> Value {
-    fn normalize(value: &mut Value) {
-        match value {
-            Value::Object(map) => {
-                if map.get("gmsaProfile").is_some_and(|p| p["enabled"] != Value::Bool(true)) {
-                    map.remove("gmsaProfile");
-                }
-                map.values_mut().for_each(normalize);
-            }
-            Value::Array(items) => items.iter_mut().for_each(normalize),
-            _ => {}
-        }
-    }
-    let mut state = world.azure.snapshot();
-    normalize(&mut state);
-    state
 }
 
 fn directory_state(dc: &testkit::samba::SambaDc) -> Vec<(String, String)> {

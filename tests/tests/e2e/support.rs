@@ -62,3 +62,24 @@ pub async fn wait_for_results(bus: &Bus, cluster: &str, count: usize, timeout: D
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The Azure simulator's state, with `gmsaProfile {enabled:false}` and no `gmsaProfile` made
+/// equal: both mean "gMSA off", and AKS reports the first once gMSA was ever disabled.
+pub fn azure_state(world: &tests::world::SimWorld) -> serde_json::Value {
+    use serde_json::Value;
+    fn normalize(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                if map.get("gmsaProfile").is_some_and(|p| p["enabled"] != Value::Bool(true)) {
+                    map.remove("gmsaProfile");
+                }
+                map.values_mut().for_each(normalize);
+            }
+            Value::Array(items) => items.iter_mut().for_each(normalize),
+            _ => {}
+        }
+    }
+    let mut state = world.azure.snapshot();
+    normalize(&mut state);
+    state
+}
