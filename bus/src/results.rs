@@ -180,12 +180,14 @@ impl ReceivedResult {
 impl ResultFeed {
     /// Creates (or reuses) the recorder's durable consumer and starts pulling.
     pub async fn open(bus: &Bus) -> Result<ResultFeed, BusError> {
-        Self::open_as(bus, subjects::RESULT_CONSUMER).await
+        Self::open_as(bus, subjects::RESULT_CONSUMER, Duration::from_secs(30)).await
     }
 
     /// Creates (or reuses) the durable consumer `name` on the result stream and starts pulling:
     /// each durable consumer sees every result once (the recorder's and the rollout driver's).
-    pub async fn open_as(bus: &Bus, name: &str) -> Result<ResultFeed, BusError> {
+    /// A result not acknowledged within `ack_wait` is delivered again — which is also how a new
+    /// reader (a new leader) gets what its dead predecessor had pulled but not acknowledged.
+    pub async fn open_as(bus: &Bus, name: &str, ack_wait: Duration) -> Result<ResultFeed, BusError> {
         let consumer_error = |source: async_nats::Error| BusError::Consumer {
             stream: subjects::RESULT_STREAM.to_string(),
             consumer: name.to_string(),
@@ -202,7 +204,7 @@ impl ResultFeed {
                 pull::Config {
                     durable_name: Some(name.to_string()),
                     ack_policy: AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(30),
+                    ack_wait,
                     max_ack_pending: 20_000,
                     ..Default::default()
                 },

@@ -15,6 +15,36 @@ pub struct CoordinatorConfig {
     /// Clusters declared by the operator (agents that say hello are added to the inventory too).
     #[serde(default)]
     pub clusters: Vec<DeclaredCluster>,
+    /// How coordinator processes elect the one that runs the rollouts.
+    #[serde(default)]
+    pub leader: LeaderConfig,
+}
+
+/// The leader lease (see `coordinator::leader`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderConfig {
+    /// How long a lease lasts unrenewed: a standby takes over at most this long (plus one
+    /// renewal) after the leader died.
+    #[serde(default = "default_ttl_secs")]
+    pub ttl_secs: u64,
+    /// How often the lease is renewed (and a standby looks at it).
+    #[serde(default = "default_renew_millis")]
+    pub renew_millis: u64,
+}
+
+impl Default for LeaderConfig {
+    fn default() -> Self {
+        LeaderConfig { ttl_secs: default_ttl_secs(), renew_millis: default_renew_millis() }
+    }
+}
+
+fn default_ttl_secs() -> u64 {
+    6
+}
+
+fn default_renew_millis() -> u64 {
+    1000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +89,17 @@ impl CoordinatorConfig {
                 rule: "must start with nats:// or tls://".into(),
             });
         }
+        if !(1..=60).contains(&self.leader.ttl_secs) {
+            return Err(ConfigError::Invalid { field: "leader.ttl_secs".into(), rule: "must be 1 to 60".into() });
+        }
+        if self.leader.renew_millis == 0
+            || self.leader.renew_millis.saturating_mul(2) > self.leader.ttl_secs.saturating_mul(1000)
+        {
+            return Err(ConfigError::Invalid {
+                field: "leader.renew_millis".into(),
+                rule: "must be at least 1 and at most half of leader.ttl_secs".into(),
+            });
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (index, cluster) in self.clusters.iter().enumerate() {
             if !proto::subjects::is_valid_token(&cluster.id) {
@@ -90,6 +131,7 @@ mod tests {
                 .iter()
                 .map(|id| DeclaredCluster { id: id.to_string(), labels: Default::default() })
                 .collect(),
+            leader: LeaderConfig::default(),
         }
     }
 

@@ -39,7 +39,14 @@ pub async fn run_daemon(config_path: Option<&Path>) -> anyhow::Result<()> {
     let config = CoordinatorConfig::load(config_path)?;
     let bus = bus::Bus::connect(&config.nats.url, "fleet-coordinator").await.context("connecting to NATS")?;
     let shutdown = shutdown_on_signals();
-    let running = crate::daemon::start(bus, &config, shutdown).await.context("starting the coordinator")?;
+    let leader = crate::leader::LeaderSettings {
+        ttl: std::time::Duration::from_secs(config.leader.ttl_secs),
+        renew: std::time::Duration::from_millis(config.leader.renew_millis),
+        ..crate::leader::LeaderSettings::default()
+    };
+    let options = crate::daemon::Options { leader, ..crate::daemon::Options::default() };
+    let running =
+        crate::daemon::start_with(bus, &config, options, shutdown).await.context("starting the coordinator")?;
     tracing::info!("coordinator running");
     running.wait().await.context("coordinator stopped on an error")?;
     Ok(())

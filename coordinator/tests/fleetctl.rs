@@ -83,7 +83,12 @@ async fn mk_fleet(clusters: &[(&str, &str)]) -> Fleet {
             labels: BTreeMap::from([("env".to_string(), env.to_string())]),
         })
         .collect();
-    let config = CoordinatorConfig { nats: NatsConfig { url: server.url() }, replicas: 1, clusters: declared };
+    let config = CoordinatorConfig {
+        nats: NatsConfig { url: server.url() },
+        replicas: 1,
+        clusters: declared,
+        leader: Default::default(),
+    };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let bus = bus::Bus::connect(&server.url(), "coordinator").await.unwrap();
     let running = coordinator::daemon::start(bus, &config, shutdown_rx.clone()).await.unwrap();
@@ -420,3 +425,6 @@ async fn oversized_payloads_and_deadlines_are_refused_clearly_and_nothing_is_sen
     let _ = std::fs::remove_file(large);
     let _ = fleet.shutdown.send(true);
 }
+
+#[path = "fleetctl/rollouts.rs"]
+mod rollouts;

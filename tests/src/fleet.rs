@@ -80,7 +80,12 @@ pub async fn start_coordinator_with(
     options: coordinator::daemon::Options,
 ) -> anyhow::Result<CoordinatorHandle> {
     let bus = Bus::connect(url, "fleet-coordinator").await?;
-    let config = CoordinatorConfig { nats: NatsConfig { url: url.to_string() }, replicas: 1, clusters };
+    let config = CoordinatorConfig {
+        nats: NatsConfig { url: url.to_string() },
+        replicas: 1,
+        clusters,
+        leader: Default::default(),
+    };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let running = coordinator::daemon::start_with(bus.clone(), &config, options, shutdown_rx).await?;
     let mut leading = running.leading.clone();

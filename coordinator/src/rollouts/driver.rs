@@ -283,7 +283,9 @@ impl Driver {
             .subscribe(super::api::SUBJECT)
             .await
             .map_err(|source| BusError::Subscribe { subject: super::api::SUBJECT.to_string(), source })?;
-        let mut results = ResultFeed::open_as(&self.bus, subjects::ROLLOUT_CONSUMER).await?;
+        // A short ack wait: after a leader change, what the old leader pulled and never
+        // acknowledged reaches the new one within seconds (a redelivery is ignored by the engine).
+        let mut results = ResultFeed::open_as(&self.bus, subjects::ROLLOUT_CONSUMER, Duration::from_secs(3)).await?;
         let mut ticker = tokio::time::interval(self.settings.tick);
         info!(rollouts = self.rollouts.len(), "rollout driver serving");
         loop {
