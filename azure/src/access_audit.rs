@@ -55,6 +55,22 @@ pub struct VaultAccess {
     pub roles: Vec<RoleEntry>,
 }
 
+impl VaultAccess {
+    /// True when a role assignment of `role_definition_guid` to `principal_id` exists at exactly
+    /// `scope` (what ARM's 409 `RoleAssignmentExists` refers to), case-insensitively.
+    pub fn has_assignment(&self, scope: &str, principal_id: &str, role_definition_guid: &str) -> bool {
+        self.roles.iter().any(|role| {
+            role.scope.eq_ignore_ascii_case(scope)
+                && role.principal_id.eq_ignore_ascii_case(principal_id)
+                && role
+                    .role_definition_id
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|guid| guid.eq_ignore_ascii_case(role_definition_guid))
+        })
+    }
+}
+
 /// Why a principal can (or may) read the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "via", rename_all = "kebab-case")]

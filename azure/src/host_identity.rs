@@ -8,7 +8,10 @@
 //!
 //! Guarantees: existing identities (system- or user-assigned) stay attached; a scale set that
 //! already carries the identity is not written; a cluster without Windows scale sets is
-//! reported as [`ErrorKind::Validation`] before anything is written on scale sets.
+//! reported as [`ErrorKind::Validation`] before anything is written on scale sets. In
+//! [`Mode::DryRun`] only the GETs are sent: the diff names the identity it would create and
+//! the scale sets it would attach it to (`planned`), and a missing identity is returned as
+//! `None` (its principal and client ids do not exist before it is created).
 
 use crate::arm::ArmClient;
 use crate::cluster::read_cluster;
@@ -18,7 +21,7 @@ use crate::gmsa_profile::windows_node_pools;
 use crate::lro::{self, Terminal};
 use crate::resource::{ClusterRef, HostIdentityRef};
 use azure_core::http::Method;
-use proto::outcome::{FieldChange, StepOutcome};
+use proto::outcome::{FieldChange, Mode, StepOutcome};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -107,15 +110,17 @@ pub fn identity_patch(current: Option<&Value>, identity_id: &str) -> Option<Valu
     Some(json!({"type": new_type, "userAssignedIdentities": assigned}))
 }
 
-/// Ensures the identity exists and is attached; see the module docs.
+/// Ensures the identity exists and is attached, in `mode`; see the module docs.
 pub(crate) async fn attach(
     arm: &ArmClient,
     config: &AzureConfig,
     cluster: &ClusterRef,
     identity_ref: &HostIdentityRef,
-) -> Result<(StepOutcome, HostIdentity), Error> {
+    mode: Mode,
+) -> Result<(StepOutcome, Option<HostIdentity>), Error> {
     let mut diff = Vec::new();
-    let identity = ensure_identity(arm, config, identity_ref, &mut diff).await?;
+    let identity = ensure_identity(arm, config, identity_ref, mode, &mut diff).await?;
+    let identity_id = identity_ref.id();
 
     let (cluster_body, scale_sets) = cluster_and_scale_sets(arm, config, cluster, Operation::AttachIdentity).await?;
     let pools: Vec<&str> = windows_node_pools(&cluster_body).collect();
@@ -127,42 +132,48 @@ pub(crate) async fn attach(
         return Err(Error::new(Operation::AttachIdentity, cluster.id(), ErrorKind::Validation, detail));
     }
     for scale_set in windows_scale_sets {
-        let Some(patch) = identity_patch(scale_set.identity.as_ref(), &identity.id) else { continue };
-        patch_identity(arm, config, Operation::AttachIdentity, scale_set, patch).await?;
-        tracing::info!(scale_set = %scale_set.id, identity = %identity.id, "attached host identity");
+        let Some(patch) = identity_patch(scale_set.identity.as_ref(), &identity_id) else { continue };
+        if mode.applies() {
+            patch_identity(arm, config, Operation::AttachIdentity, scale_set, patch).await?;
+            tracing::info!(scale_set = %scale_set.id, identity = %identity_id, "attached host identity");
+        }
         diff.push(FieldChange {
-            path: format!(
-                "/virtualMachineScaleSets/{}/identity/userAssignedIdentities/{}",
-                scale_set.name, identity.id
-            ),
+            path: format!("/virtualMachineScaleSets/{}/identity/userAssignedIdentities/{identity_id}", scale_set.name),
             before: None,
             after: Some(json!({})),
         });
     }
-    let observed =
-        json!({"identity": identity.id, "principalId": identity.principal_id, "clientId": identity.client_id});
-    Ok((StepOutcome::from_diff(STEP_IDENTITY_ATTACH, diff, observed), identity))
+    let observed = json!({
+        "identity": identity_id,
+        "principalId": identity.as_ref().map(|identity| identity.principal_id.clone()),
+        "clientId": identity.as_ref().map(|identity| identity.client_id.clone()),
+    });
+    Ok((StepOutcome::in_mode(mode, STEP_IDENTITY_ATTACH, diff, observed), identity))
 }
 
+/// The identity, created first when missing; `None` when it is missing in a dry run.
 async fn ensure_identity(
     arm: &ArmClient,
     config: &AzureConfig,
     identity_ref: &HostIdentityRef,
+    mode: Mode,
     diff: &mut Vec<FieldChange>,
-) -> Result<HostIdentity, Error> {
+) -> Result<Option<HostIdentity>, Error> {
     let id = identity_ref.id();
     let api_version = &config.api_versions.managed_identity;
     let existing = arm.get(Operation::PutIdentity, &id, api_version).await?;
     let response = if existing.status == 404 {
         let body = json!({"location": identity_ref.location});
+        let change =
+            FieldChange { path: format!("/userAssignedIdentities/{}", identity_ref.name), before: None, after: None };
+        if !mode.applies() {
+            diff.push(FieldChange { after: Some(body), ..change });
+            return Ok(None);
+        }
         let url = arm.url(&id, api_version);
         let created = arm.send(Operation::PutIdentity, &id, Method::Put, url, Some(&body), None).await?;
         let created = created.into_success(Operation::PutIdentity, &id)?;
-        diff.push(FieldChange {
-            path: format!("/userAssignedIdentities/{}", identity_ref.name),
-            before: None,
-            after: Some(body),
-        });
+        diff.push(FieldChange { after: Some(body), ..change });
         created
     } else {
         existing.into_success(Operation::PutIdentity, &id)?
@@ -176,7 +187,11 @@ async fn ensure_identity(
             "identity has no properties.principalId",
         ));
     }
-    Ok(HostIdentity { id, principal_id: resource.properties.principal_id, client_id: resource.properties.client_id })
+    Ok(Some(HostIdentity {
+        id,
+        principal_id: resource.properties.principal_id,
+        client_id: resource.properties.client_id,
+    }))
 }
 
 /// The cluster body and every scale set of its node resource group.

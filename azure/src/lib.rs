@@ -118,7 +118,19 @@ impl Azure {
     /// idempotently (step `cluster-update`). See [`cluster`] for the flow and guarantees.
     #[tracing::instrument(skip(self, settings), fields(cluster = %cluster))]
     pub async fn enable_gmsa(&self, cluster: &ClusterRef, settings: GmsaSettings) -> Result<StepOutcome, Error> {
-        cluster::update_gmsa(&self.arm, &self.config, cluster, &GmsaChange::Enable(settings), Mode::Apply).await
+        self.enable_gmsa_in(cluster, settings, Mode::Apply).await
+    }
+
+    /// [`Azure::enable_gmsa`] in `mode`: a dry run reads the cluster and reports the gmsaProfile
+    /// diff as `planned`, with no PUT and no operation to follow.
+    #[tracing::instrument(skip(self, settings), fields(cluster = %cluster))]
+    pub async fn enable_gmsa_in(
+        &self,
+        cluster: &ClusterRef,
+        settings: GmsaSettings,
+        mode: Mode,
+    ) -> Result<StepOutcome, Error> {
+        cluster::update_gmsa(&self.arm, &self.config, cluster, &GmsaChange::Enable(settings), mode).await
     }
 
     /// `az aks update --disable-windows-gmsa`, idempotently (step `cluster-update`).
@@ -209,8 +221,32 @@ impl Azure {
     /// or a "Key Vault Secrets User" role assignment, whichever model the vault uses.
     #[tracing::instrument(skip(self), fields(vault = %vault))]
     pub async fn grant_secret_get(&self, vault: &VaultRef, principal_id: &str) -> Result<StepOutcome, Error> {
+        self.grant_secret_get_in(vault, principal_id, Mode::Apply).await
+    }
+
+    /// [`Azure::grant_secret_get`] in `mode`: a dry run reads only and reports the access policy
+    /// or role assignment it would add as `planned`.
+    #[tracing::instrument(skip(self), fields(vault = %vault))]
+    pub async fn grant_secret_get_in(
+        &self,
+        vault: &VaultRef,
+        principal_id: &str,
+        mode: Mode,
+    ) -> Result<StepOutcome, Error> {
         vault_grant::require_principal(vault, principal_id)?;
-        vault_grant::grant_secret_get(&self.arm, &self.config, vault, principal_id).await
+        vault_grant::grant_secret_get(&self.arm, &self.config, vault, principal_id, mode).await
+    }
+
+    /// The dry run of [`Azure::grant_secret_get`] for a user-assigned identity that a dry-run
+    /// [`Azure::attach_host_identity_in`] found missing (step `vault-grant`, `planned`): its
+    /// principal id does not exist yet, so the diff names it `<principalId of {identity id}>`.
+    #[tracing::instrument(skip(self), fields(vault = %vault, identity = %identity.id()))]
+    pub async fn plan_grant_to_new_identity(
+        &self,
+        vault: &VaultRef,
+        identity: &HostIdentityRef,
+    ) -> Result<StepOutcome, Error> {
+        vault_grant::plan_for_new_principal(&self.arm, &self.config, vault, &identity.id()).await
     }
 
     /// Creates the vault if it does not exist (`New-GMSAAzureKeyVault`); an existing vault is left
@@ -236,8 +272,19 @@ impl Azure {
     /// The seed's grant: reads the cluster's kubelet identity and grants it secrets `get`.
     #[tracing::instrument(skip(self), fields(cluster = %cluster, vault = %vault))]
     pub async fn grant_kubelet_secret_get(&self, cluster: &ClusterRef, vault: &VaultRef) -> Result<StepOutcome, Error> {
+        self.grant_kubelet_secret_get_in(cluster, vault, Mode::Apply).await
+    }
+
+    /// [`Azure::grant_kubelet_secret_get`] in `mode` (a dry run reads and plans only).
+    #[tracing::instrument(skip(self), fields(cluster = %cluster, vault = %vault))]
+    pub async fn grant_kubelet_secret_get_in(
+        &self,
+        cluster: &ClusterRef,
+        vault: &VaultRef,
+        mode: Mode,
+    ) -> Result<StepOutcome, Error> {
         let identity = self.kubelet_identity(cluster).await?;
-        self.grant_secret_get(vault, &identity.object_id).await
+        self.grant_secret_get_in(vault, &identity.object_id, mode).await
     }
 
     /// The PowerShell module's `New-GMSAManagedIdentity` + `Grant-AkvAccessToAksWindowsHosts`
@@ -250,7 +297,30 @@ impl Azure {
         cluster: &ClusterRef,
         identity: &HostIdentityRef,
     ) -> Result<(StepOutcome, HostIdentity), Error> {
-        host_identity::attach(&self.arm, &self.config, cluster, identity).await
+        let (outcome, host) = self.attach_host_identity_in(cluster, identity, Mode::Apply).await?;
+        let host = host.ok_or_else(|| {
+            Error::new(
+                Operation::PutIdentity,
+                identity.id(),
+                ErrorKind::Decode,
+                "identity missing after it was created",
+            )
+        })?;
+        Ok((outcome, host))
+    }
+
+    /// [`Azure::attach_host_identity`] in `mode`. A dry run sends only GETs and reports the
+    /// identity it would create and the scale sets it would attach it to as `planned`; the
+    /// identity is `None` when it does not exist yet (grant it in the plan with
+    /// [`Azure::plan_grant_to_new_identity`]).
+    #[tracing::instrument(skip(self), fields(cluster = %cluster, identity = %identity.id()))]
+    pub async fn attach_host_identity_in(
+        &self,
+        cluster: &ClusterRef,
+        identity: &HostIdentityRef,
+        mode: Mode,
+    ) -> Result<(StepOutcome, Option<HostIdentity>), Error> {
+        host_identity::attach(&self.arm, &self.config, cluster, identity, mode).await
     }
 
     /// Writes `DOMAIN\user:password` as `secret_name` (default [`DEFAULT_SECRET_NAME`]) unless

@@ -9,14 +9,19 @@
 //!   addresses the same assignment. `GET` finds it; a `PUT` answered 409 `RoleAssignmentExists`
 //!   means an equivalent assignment under another name already grants the access: unchanged.
 //!
-//! Guarantees: at most one write per run; nothing is removed or replaced.
+//! Guarantees: at most one write per run; nothing is removed or replaced. In [`Mode::DryRun`]
+//! only reads are sent — the vault, the assignment by name and (RBAC) the assignments at the
+//! vault's scope, so an equivalent assignment under another name reads as `unchanged` as its 409
+//! would — and the diff the write would make is reported as `planned`. [`plan_for_new_principal`]
+//! is the dry run for an identity that does not exist yet (its principal id is assigned on
+//! creation, so the diff names it as a placeholder).
 
 use crate::arm::ArmClient;
 use crate::config::AzureConfig;
 use crate::error::{Error, ErrorKind, Operation};
 use crate::resource::VaultRef;
 use azure_core::http::Method;
-use proto::outcome::{FieldChange, StepOutcome};
+use proto::outcome::{FieldChange, Mode, StepOutcome};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -138,19 +143,67 @@ pub(crate) async fn read_vault(arm: &ArmClient, config: &AzureConfig, vault: &Va
     response.into_success(Operation::GetVault, &id)?.json::<Vault>(Operation::GetVault, &id)
 }
 
-/// Grants secrets `get` on `vault` to `principal_id`; see the module docs.
+/// Grants secrets `get` on `vault` to `principal_id` in `mode`; see the module docs.
 pub(crate) async fn grant_secret_get(
     arm: &ArmClient,
     config: &AzureConfig,
     vault: &VaultRef,
     principal_id: &str,
+    mode: Mode,
 ) -> Result<StepOutcome, Error> {
     let current = read_vault(arm, config, vault).await?;
     if current.properties.enable_rbac_authorization == Some(true) {
-        grant_by_role_assignment(arm, config, vault, principal_id).await
+        grant_by_role_assignment(arm, config, vault, principal_id, mode).await
     } else {
-        grant_by_access_policy(arm, config, vault, &current, principal_id).await
+        grant_by_access_policy(arm, config, vault, &current, principal_id, mode).await
     }
+}
+
+/// The dry run of a grant to the user-assigned identity `identity_id` that does not exist yet:
+/// reads the vault for its permission model and plans the grant, the principal id named
+/// `<principalId of {identity_id}>` (Entra assigns it on creation). Never writes.
+pub(crate) async fn plan_for_new_principal(
+    arm: &ArmClient,
+    config: &AzureConfig,
+    vault: &VaultRef,
+    identity_id: &str,
+) -> Result<StepOutcome, Error> {
+    let current = read_vault(arm, config, vault).await?;
+    let principal_id = format!("<principalId of {identity_id}>");
+    let (change, observed) = if current.properties.enable_rbac_authorization == Some(true) {
+        let (path, change) = role_assignment_change(vault, &principal_id);
+        (change, json!({"vault": vault.id(), "model": "rbac", "principalId": principal_id, "roleAssignment": path}))
+    } else {
+        let change = access_policy_change(&current, &principal_id);
+        (change, json!({"vault": vault.id(), "model": "accessPolicy", "principalId": principal_id}))
+    };
+    Ok(StepOutcome::in_mode(Mode::DryRun, STEP_VAULT_GRANT, vec![change], observed))
+}
+
+/// The change adding secrets `get` makes to `principal_id`'s access policy entry.
+fn access_policy_change(current: &Vault, principal_id: &str) -> FieldChange {
+    let before =
+        secret_permissions_of(current, &current.properties.tenant_id, principal_id).map(|secrets| json!(secrets));
+    let mut after_secrets: Vec<Value> = before.as_ref().and_then(Value::as_array).cloned().unwrap_or_default();
+    after_secrets.push(json!("get"));
+    FieldChange {
+        path: format!("/properties/accessPolicies/{principal_id}/permissions/secrets"),
+        before,
+        after: Some(Value::Array(after_secrets)),
+    }
+}
+
+/// The path of the grant's role assignment for `principal_id` and the change creating it.
+fn role_assignment_change(vault: &VaultRef, principal_id: &str) -> (String, FieldChange) {
+    let scope = vault.id();
+    let name = role_assignment_name(&scope, principal_id, KEY_VAULT_SECRETS_USER_ROLE);
+    let path = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}");
+    let properties = json!({
+        "roleDefinitionId": role_definition_id(&vault.subscription_id, KEY_VAULT_SECRETS_USER_ROLE),
+        "principalId": principal_id,
+        "principalType": "ServicePrincipal"
+    });
+    (path, FieldChange { path: format!("/roleAssignments/{name}"), before: None, after: Some(properties) })
 }
 
 async fn grant_by_access_policy(
@@ -159,15 +212,20 @@ async fn grant_by_access_policy(
     vault: &VaultRef,
     current: &Vault,
     principal_id: &str,
+    mode: Mode,
 ) -> Result<StepOutcome, Error> {
     let id = vault.id();
     let observed = json!({"vault": id, "model": "accessPolicy", "principalId": principal_id});
     if grants_secret_get(current, principal_id) {
         return Ok(StepOutcome::unchanged(STEP_VAULT_GRANT, observed));
     }
-    let tenant_id = &current.properties.tenant_id;
+    let change = access_policy_change(current, principal_id);
+    if !mode.applies() {
+        tracing::info!(vault = %id, principal = principal_id, "dry run: would add a secrets get access policy");
+        return Ok(StepOutcome::in_mode(mode, STEP_VAULT_GRANT, vec![change], observed));
+    }
     let body = json!({"properties": {"accessPolicies": [{
-        "tenantId": tenant_id,
+        "tenantId": current.properties.tenant_id,
         "objectId": principal_id,
         "permissions": {"secrets": ["get"]}
     }]}});
@@ -176,14 +234,6 @@ async fn grant_by_access_policy(
     arm.send(Operation::AddAccessPolicy, &path, Method::Put, url, Some(&body), None)
         .await?
         .into_success(Operation::AddAccessPolicy, &path)?;
-    let before = secret_permissions_of(current, tenant_id, principal_id).map(|secrets| json!(secrets));
-    let mut after_secrets: Vec<Value> = before.as_ref().and_then(Value::as_array).cloned().unwrap_or_default();
-    after_secrets.push(json!("get"));
-    let change = FieldChange {
-        path: format!("/properties/accessPolicies/{principal_id}/permissions/secrets"),
-        before,
-        after: Some(Value::Array(after_secrets)),
-    };
     tracing::info!(vault = %id, principal = principal_id, "added secrets get access policy");
     Ok(StepOutcome::from_diff(STEP_VAULT_GRANT, vec![change], observed))
 }
@@ -193,10 +243,10 @@ async fn grant_by_role_assignment(
     config: &AzureConfig,
     vault: &VaultRef,
     principal_id: &str,
+    mode: Mode,
 ) -> Result<StepOutcome, Error> {
     let scope = vault.id();
-    let name = role_assignment_name(&scope, principal_id, KEY_VAULT_SECRETS_USER_ROLE);
-    let path = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}");
+    let (path, change) = role_assignment_change(vault, principal_id);
     let api_version = &config.api_versions.authorization;
     let observed = json!({"vault": scope, "model": "rbac", "principalId": principal_id, "roleAssignment": path});
     let existing = arm.get(Operation::PutRoleAssignment, &path, api_version).await?;
@@ -206,13 +256,17 @@ async fn grant_by_role_assignment(
     if existing.status != 404 {
         return Err(existing.to_error(Operation::PutRoleAssignment, &path));
     }
-    let role_definition = role_definition_id(&vault.subscription_id, KEY_VAULT_SECRETS_USER_ROLE);
-    let properties = json!({
-        "roleDefinitionId": role_definition,
-        "principalId": principal_id,
-        "principalType": "ServicePrincipal"
-    });
-    let body = json!({"properties": properties});
+    if !mode.applies() {
+        // The PUT would answer 409 RoleAssignmentExists for the same role and principal at the
+        // same scope under another name; a dry run looks for that assignment instead.
+        let access = crate::access_audit::read_access(arm, config, vault).await?;
+        if access.has_assignment(&scope, principal_id, KEY_VAULT_SECRETS_USER_ROLE) {
+            return Ok(StepOutcome::unchanged(STEP_VAULT_GRANT, observed));
+        }
+        tracing::info!(vault = %scope, principal = principal_id, "dry run: would create a role assignment");
+        return Ok(StepOutcome::in_mode(mode, STEP_VAULT_GRANT, vec![change], observed));
+    }
+    let body = json!({"properties": change.after});
     let url = arm.url(&path, api_version);
     let response = arm.send(Operation::PutRoleAssignment, &path, Method::Put, url, Some(&body), None).await?;
     if response.status == 409
@@ -223,7 +277,6 @@ async fn grant_by_role_assignment(
     }
     response.into_success(Operation::PutRoleAssignment, &path)?;
     tracing::info!(vault = %scope, principal = principal_id, "created Key Vault Secrets User role assignment");
-    let change = FieldChange { path: format!("/roleAssignments/{name}"), before: None, after: Some(properties) };
     Ok(StepOutcome::from_diff(STEP_VAULT_GRANT, vec![change], observed))
 }
 

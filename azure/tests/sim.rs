@@ -692,6 +692,139 @@ mod teardown {
     }
 }
 
+/// Issue 16's plan: a dry run of each setup step reads, reports `planned` with the diff the
+/// apply then makes, and leaves the mutation log as it was.
+mod dry_run {
+    use super::*;
+
+    fn mk_identity_ref(name: &str) -> HostIdentityRef {
+        HostIdentityRef {
+            subscription_id: SUBSCRIPTION.to_string(),
+            resource_group: RESOURCE_GROUP.to_string(),
+            name: name.to_string(),
+            location: "eastus".to_string(),
+        }
+    }
+
+    /// Asserts that `outcome` is a `planned` `step` with a diff and that nothing was written.
+    fn assert_planned(world: &World, writes_before: usize, outcome: &StepOutcome, step: &str) {
+        assert_eq!((outcome.step.as_str(), outcome.change), (step, Change::Planned), "{outcome:?}");
+        assert!(!outcome.diff.is_empty(), "{outcome:?}");
+        assert_eq!(world.sim.mutations().len(), writes_before, "a dry run wrote: {:?}", world.sim.mutations());
+    }
+
+    #[tokio::test]
+    async fn enable_plans_the_gmsa_profile_diff_without_a_put_and_the_apply_makes_exactly_it() {
+        let world = mk_world().await;
+        let (cluster, seeded) = mk_cluster(&world, "aks-plan-enable", ClusterSeed::windows());
+        let settings = mk_settings("10.0.0.4", "contoso.com");
+        let planned = world.azure.enable_gmsa_in(&cluster, settings.clone(), Mode::DryRun).await.unwrap();
+        assert_planned(&world, 0, &planned, "cluster-update");
+        assert!(
+            planned.diff.iter().any(|change| change.path.contains("/windowsProfile/gmsaProfile")),
+            "{:?}",
+            planned.diff
+        );
+        assert_ne!(world.sim.gmsa_profile(&seeded.id).and_then(|profile| profile.enabled), Some(true));
+
+        let applied = world.azure.enable_gmsa_in(&cluster, settings.clone(), Mode::Apply).await.unwrap();
+        assert_eq!((applied.change, &applied.diff), (Change::Changed, &planned.diff), "the plan was the apply");
+        assert_eq!(writes_of(&world.sim.mutations(), SimOp::ClusterPut), 1);
+        let again = world.azure.enable_gmsa_in(&cluster, settings, Mode::DryRun).await.unwrap();
+        assert_eq!(again.change, Change::Unchanged);
+    }
+
+    #[tokio::test]
+    async fn enable_on_an_enabled_cluster_plans_nothing() {
+        let world = mk_world().await;
+        let enabled = GmsaProfile {
+            enabled: Some(true),
+            dns_server: Some("10.0.0.4".to_string()),
+            root_domain_name: Some("contoso.com".to_string()),
+        };
+        let (cluster, _) = mk_cluster(&world, "aks-plan-enabled", ClusterSeed::windows().with_gmsa(enabled));
+        let outcome =
+            world.azure.enable_gmsa_in(&cluster, mk_settings("10.0.0.4", "contoso.com"), Mode::DryRun).await.unwrap();
+        assert_eq!((outcome.change, outcome.diff.len()), (Change::Unchanged, 0));
+        assert!(world.sim.mutations().is_empty(), "{:?}", world.sim.mutations());
+    }
+
+    #[tokio::test]
+    async fn kubelet_grant_on_an_access_policy_vault_is_planned_then_applied_as_planned() {
+        let world = mk_world().await;
+        let (cluster, seeded) = mk_cluster(&world, "aks-plan-ap", ClusterSeed::windows());
+        let (vault, seeded_vault) = mk_vault(&world, "kv-plan-ap", VaultSeed::default()).await;
+        let writes = world.sim.mutations().len();
+        let planned = world.azure.grant_kubelet_secret_get_in(&cluster, &vault, Mode::DryRun).await.unwrap();
+        assert_planned(&world, writes, &planned, "vault-grant");
+        assert!(world.sim.access_policies(&seeded_vault.id).iter().all(|p| p.object_id != seeded.kubelet.object_id));
+
+        let applied = world.azure.grant_kubelet_secret_get_in(&cluster, &vault, Mode::Apply).await.unwrap();
+        assert_eq!((applied.change, &applied.diff), (Change::Changed, &planned.diff));
+        let again = world.azure.grant_kubelet_secret_get_in(&cluster, &vault, Mode::DryRun).await.unwrap();
+        assert_eq!(again.change, Change::Unchanged);
+    }
+
+    #[tokio::test]
+    async fn kubelet_grant_on_an_rbac_vault_is_planned_then_applied_as_planned() {
+        let world = mk_world().await;
+        let (cluster, seeded) = mk_cluster(&world, "aks-plan-rbac", ClusterSeed::windows());
+        let (vault, seeded_vault) =
+            mk_vault(&world, "kv-plan-rbac", VaultSeed { enable_rbac_authorization: true, ..VaultSeed::default() })
+                .await;
+        let writes = world.sim.mutations().len();
+        let planned = world.azure.grant_kubelet_secret_get_in(&cluster, &vault, Mode::DryRun).await.unwrap();
+        assert_planned(&world, writes, &planned, "vault-grant");
+        assert!(world.sim.role_assignments().iter().all(|a| a.principal_id != seeded.kubelet.object_id));
+
+        let applied = world.azure.grant_kubelet_secret_get_in(&cluster, &vault, Mode::Apply).await.unwrap();
+        assert_eq!((applied.change, &applied.diff), (Change::Changed, &planned.diff));
+        assert_eq!(writes_of(&world.sim.mutations(), SimOp::RoleAssignmentPut), 1);
+
+        // An equivalent assignment under another name: the apply's 409 says granted; so does the plan.
+        let (other, other_seeded) = mk_cluster(&world, "aks-plan-rbac2", ClusterSeed::windows());
+        world.sim.add_role_assignment(&seeded_vault.id, &other_seeded.kubelet.object_id, azsim::KEY_VAULT_SECRETS_USER);
+        let writes = world.sim.mutations().len();
+        let equivalent = world.azure.grant_kubelet_secret_get_in(&other, &vault, Mode::DryRun).await.unwrap();
+        assert_eq!(equivalent.change, Change::Unchanged, "{equivalent:?}");
+        assert_eq!(world.sim.mutations().len(), writes);
+    }
+
+    #[tokio::test]
+    async fn user_assigned_grant_plans_the_identity_the_attach_and_the_grant_without_writing() {
+        let world = mk_world().await;
+        let (cluster, seeded) = mk_cluster(&world, "aks-plan-host", ClusterSeed::windows());
+        let (vault, _) = mk_vault(&world, "kv-plan-host", VaultSeed::default()).await;
+        let identity_ref = mk_identity_ref("gmsa-plan-host");
+        let writes = world.sim.mutations().len();
+
+        let (planned_attach, missing) =
+            world.azure.attach_host_identity_in(&cluster, &identity_ref, Mode::DryRun).await.unwrap();
+        assert_planned(&world, writes, &planned_attach, "identity-attach");
+        assert_eq!(missing, None, "the identity does not exist, so it has no principal yet");
+        let paths: Vec<&str> = planned_attach.diff.iter().map(|change| change.path.as_str()).collect();
+        assert_eq!(paths.len(), 2, "created, then attached to the one Windows scale set: {paths:?}");
+        assert_eq!(paths[0], "/userAssignedIdentities/gmsa-plan-host");
+        assert!(paths[1].starts_with("/virtualMachineScaleSets/"), "{paths:?}");
+        let planned_grant = world.azure.plan_grant_to_new_identity(&vault, &identity_ref).await.unwrap();
+        assert_planned(&world, writes, &planned_grant, "vault-grant");
+        assert!(world.sim.identity(&identity_ref.id()).is_none());
+        assert!(world.sim.scale_set_identities(&seeded.scale_sets[1]).iter().all(|id| !id.contains("gmsa-plan-host")));
+
+        let (applied_attach, host) = world.azure.attach_host_identity(&cluster, &identity_ref).await.unwrap();
+        assert_eq!((applied_attach.change, &applied_attach.diff), (Change::Changed, &planned_attach.diff));
+        // With the identity in place, the plan names its principal and the apply makes exactly it.
+        let writes = world.sim.mutations().len();
+        let (attached, found) =
+            world.azure.attach_host_identity_in(&cluster, &identity_ref, Mode::DryRun).await.unwrap();
+        assert_eq!((attached.change, found.as_ref()), (Change::Unchanged, Some(&host)));
+        let planned = world.azure.grant_secret_get_in(&vault, &host.principal_id, Mode::DryRun).await.unwrap();
+        assert_planned(&world, writes, &planned, "vault-grant");
+        let applied = world.azure.grant_secret_get_in(&vault, &host.principal_id, Mode::Apply).await.unwrap();
+        assert_eq!((applied.change, &applied.diff), (Change::Changed, &planned.diff));
+    }
+}
+
 mod secret {
     use super::*;
 

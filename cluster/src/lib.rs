@@ -7,7 +7,7 @@
 //!   agent ── ApplyRequest (gmsa::credspec::CredSpec, owner, bindings) ──┐
 //!     │                                                                 ▼
 //!     │   ops::preflight ──facts──► preflight::evaluate ──► Passed{api_version} / PreflightError
-//!     │   ops::apply     ──live───► plan::plan_apply    ──► SSA writes, prunes ──► StepOutcome
+//!     │   ops::apply     ──live───► plan::plan_apply    ──► SSA writes, prunes (or dryRun=All) ──► StepOutcome
 //!     │   ops::verify    ──status─► workload::workload_state ──► VerifyReport
 //!     │   ops::watch     ──events─► drift::detect ──► DriftEvent (mpsc) + re-apply per DriftPolicy
 //!     │   ops::remove    ──found──► teardown::plan_remove ──► DELETEs (or dry run) ──► StepOutcome
@@ -34,7 +34,7 @@ pub mod workload;
 
 pub use desired::{ApplyRequest, ObjectKind, ObjectRef, ServiceAccountRef};
 pub use drift::{DriftCause, DriftEvent, DriftPolicy, Remedy};
-pub use ops::apply::{APPLY_STEP, ApplyError, apply};
+pub use ops::apply::{APPLY_STEP, ApplyError, apply, apply_in};
 pub use ops::credspec::{ReadCredspecError, read_credspec};
 pub use ops::diagnostics::{Diagnostics, DiagnosticsError, DiagnosticsRequest, collect_diagnostics};
 pub use ops::preflight::{PreflightError, preflight};

@@ -16,7 +16,7 @@ use kube::Client;
 use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kubesim::{ClusterSeed, CorednsForward, GmsaCrd, KubeSim, SimCluster};
-use proto::outcome::Change;
+use proto::outcome::{Change, Mode};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tower::util::MapRequestLayer;
@@ -49,7 +49,7 @@ fn mk_request(inputs: &CredSpecInputs) -> ApplyRequest {
 /// Every request the client sent, as `METHOD /path`: kubesim (like the API server) does not
 /// audit a no-op apply, so "writes nothing" is checked on the requests themselves.
 #[derive(Clone, Default)]
-struct RequestLog(Arc<Mutex<Vec<String>>>);
+struct RequestLog(Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<String>>>);
 
 impl RequestLog {
     fn len(&self) -> usize {
@@ -59,6 +59,11 @@ impl RequestLog {
     /// Requests other than GET sent after the first `from`.
     fn writes_since(&self, from: usize) -> Vec<String> {
         self.0.lock().unwrap().iter().skip(from).filter(|request| !request.starts_with("GET ")).cloned().collect()
+    }
+
+    /// Like [`RequestLog::writes_since`], with each request's query (`PATCH /path?dryRun=All&…`).
+    fn writes_with_query_since(&self, from: usize) -> Vec<String> {
+        self.1.lock().unwrap().iter().skip(from).filter(|request| !request.starts_with("GET ")).cloned().collect()
     }
 }
 
@@ -72,6 +77,7 @@ async fn mk_cluster(seed: ClusterSeed) -> (KubeSim, SimCluster, Client, RequestL
     let log = requests.clone();
     let record = MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
         log.0.lock().unwrap().push(format!("{} {}", request.method(), request.uri().path()));
+        log.1.lock().unwrap().push(format!("{} {}", request.method(), request.uri()));
         request
     });
     let client = ClientBuilder::try_from(config).unwrap().with_layer(&record).build();
@@ -212,6 +218,77 @@ mod apply {
         let error = cluster::apply(&client, &mk_request(&mk_inputs("aks-gmsa-spec")), &passed).await.unwrap_err();
         assert!(matches!(error, ApplyError::NameConflict { .. }), "{error}");
         assert!(sim_cluster.api_mutations().is_empty());
+    }
+
+    /// The objects gmsa-fleet would write, as the simulator holds them (`None` when absent).
+    fn our_objects(sim_cluster: &SimCluster, spec: &str) -> Vec<Option<serde_json::Value>> {
+        vec![
+            sim_cluster.get("GMSACredentialSpec", None, spec),
+            sim_cluster.get("ClusterRole", None, &format!("{spec}-role")),
+            sim_cluster.get("RoleBinding", Some("default"), &format!("allow-default-svc-account-read-on-{spec}")),
+        ]
+    }
+
+    #[tokio::test]
+    async fn dry_run_on_an_empty_cluster_plans_every_object_creates_none_and_is_the_later_apply() {
+        let (_sim, sim_cluster, client, requests) = mk_cluster(ClusterSeed::default()).await;
+        let passed = mk_passed(&client).await;
+        let request = mk_request(&mk_inputs("aks-gmsa-spec"));
+        let snapshot_before = sim_cluster.snapshot();
+        let resource_version_before = sim_cluster.resource_version();
+        let requests_before = requests.len();
+
+        let planned = cluster::apply_in(&client, &request, &passed, Mode::DryRun).await.unwrap();
+        assert_eq!((planned.step.as_str(), planned.change), ("credspec-apply", Change::Planned));
+        assert_eq!(
+            diff_paths(&planned),
+            [
+                "/GMSACredentialSpec/aks-gmsa-spec",
+                "/ClusterRole/aks-gmsa-spec-role",
+                "/RoleBinding/default/allow-default-svc-account-read-on-aks-gmsa-spec"
+            ]
+        );
+        assert_eq!(our_objects(&sim_cluster, "aks-gmsa-spec"), [None, None, None], "nothing created");
+        assert!(sim_cluster.list("GMSACredentialSpec").is_empty());
+        assert!(sim_cluster.api_mutations().is_empty(), "{:?}", sim_cluster.api_mutations());
+        assert_eq!(
+            (sim_cluster.snapshot(), sim_cluster.resource_version()),
+            (snapshot_before, resource_version_before)
+        );
+        let sent = requests.writes_with_query_since(requests_before);
+        assert_eq!(sent.len(), 3, "each write judged by the API server: {sent:?}");
+        assert!(sent.iter().all(|request| request.starts_with("PATCH ") && request.contains("dryRun=All")), "{sent:?}");
+
+        let applied = cluster::apply_in(&client, &request, &passed, Mode::Apply).await.unwrap();
+        assert_eq!((applied.change, &applied.diff), (Change::Changed, &planned.diff), "the plan was the apply");
+        assert!(our_objects(&sim_cluster, "aks-gmsa-spec").iter().all(Option::is_some));
+        let requests_before = requests.len();
+        let writes_before = sim_cluster.api_mutations().len();
+        let again = cluster::apply_in(&client, &request, &passed, Mode::DryRun).await.unwrap();
+        assert_eq!((again.change, again.diff.len()), (Change::Unchanged, 0), "{:?}", again.diff);
+        assert_eq!(requests.writes_since(requests_before), Vec::<String>::new());
+        assert_eq!(sim_cluster.api_mutations().len(), writes_before);
+    }
+
+    #[tokio::test]
+    async fn dry_run_of_a_rename_plans_the_prunes_and_keeps_the_old_objects() {
+        let (_sim, sim_cluster, client, _requests) = mk_cluster(ClusterSeed::default()).await;
+        let passed = mk_passed(&client).await;
+        cluster::apply(&client, &mk_request(&mk_inputs("old-spec")), &passed).await.unwrap();
+        let snapshot_before = sim_cluster.snapshot();
+        let writes_before = sim_cluster.api_mutations().len();
+
+        let renamed = mk_request(&mk_inputs("new-spec"));
+        let planned = cluster::apply_in(&client, &renamed, &passed, Mode::DryRun).await.unwrap();
+        assert_eq!(planned.change, Change::Planned);
+        assert_eq!(planned.observed["pruned"].as_array().map(Vec::len), Some(3), "{}", planned.observed);
+        assert_eq!(sim_cluster.snapshot(), snapshot_before, "old objects kept, new ones not created");
+        assert_eq!(sim_cluster.api_mutations().len(), writes_before);
+        assert!(our_objects(&sim_cluster, "old-spec").iter().all(Option::is_some));
+
+        let applied = cluster::apply_in(&client, &renamed, &passed, Mode::Apply).await.unwrap();
+        assert_eq!((&applied.diff, &applied.observed), (&planned.diff, &planned.observed));
+        assert_eq!(our_objects(&sim_cluster, "old-spec"), [None, None, None]);
     }
 
     #[tokio::test]

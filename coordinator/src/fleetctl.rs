@@ -224,9 +224,11 @@ fn read_payload<T: serde::de::DeserializeOwned + serde::Serialize>(file: &Payloa
 
 fn command_of(kind: &KindArgs) -> anyhow::Result<Command> {
     Ok(match kind {
-        KindArgs::EnableGmsa { dns_server, root_domain } => {
-            Command::EnableGmsa(EnableGmsa { dns_server: dns_server.clone(), root_domain: root_domain.clone() })
-        }
+        KindArgs::EnableGmsa { dns_server, root_domain } => Command::EnableGmsa(EnableGmsa {
+            dns_server: dns_server.clone(),
+            root_domain: root_domain.clone(),
+            ..EnableGmsa::default()
+        }),
         KindArgs::DisableGmsa => Command::DisableGmsa(DisableGmsa {}),
         KindArgs::GrantIdentity(file) => Command::GrantIdentity(read_payload::<GrantIdentity>(file)?),
         KindArgs::ApplyCredspec(file) => Command::ApplyCredspec(read_payload::<ApplyCredspec>(file)?),

@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn invalid_input_plans_nothing() {
-        let command = Command::EnableGmsa(EnableGmsa { dns_server: Some("10.0.0.1".into()), root_domain: None });
+        let command = Command::EnableGmsa(EnableGmsa { dns_server: Some("10.0.0.1".into()), ..EnableGmsa::default() });
         let err =
             plan(&[mk_cluster("a", "prod")], "", &command, "r1", OffsetDateTime::UNIX_EPOCH, 60, None).unwrap_err();
         assert!(err.to_string().contains("payload.root_domain"), "{err}");

@@ -36,10 +36,15 @@ pub enum Change {
 }
 
 /// Whether a step writes or only plans (dry run: read, diff, report [`Change::Planned`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The default is [`Mode::Apply`]: the setup payloads (`enable-gmsa`, `grant-identity`,
+/// `apply-credspec`; schema 1.3) got their `mode` after they were first sent, and a payload
+/// without one means what it always meant. `teardown` names its own default (`dry-run`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Read, diff, write the difference.
+    #[default]
     Apply,
     /// Read and diff only; nothing is written.
     DryRun,

@@ -81,7 +81,8 @@ pub fn identity_id(subscription_id: &str, resource_group: &str, name: &str) -> S
 /// What a command that succeeded on a cluster in `subscription_id` started or stopped using:
 /// `grant-identity` uses the secret (and a user-assigned identity), `apply-credspec` the gMSA, an
 /// applied `teardown` releases the secret, the identity and the gMSA its removed credspec named
-/// (noted by the agent in `steps` under [`OBSERVED_GMSA`]). A dry run changes nothing.
+/// (noted by the agent in `steps` under [`OBSERVED_GMSA`]). A dry run (of any of them) changes
+/// nothing, and neither does a mode this build does not know.
 pub fn uses_of(command: &Command, subscription_id: &str, steps: &[StepOutcome]) -> Vec<ResourceUse> {
     let identity = |choice: &IdentityChoice| match choice {
         IdentityChoice::Kubelet | IdentityChoice::Unknown => None,
@@ -90,12 +91,15 @@ pub fn uses_of(command: &Command, subscription_id: &str, steps: &[StepOutcome]) 
         }
     };
     let (resources, in_use) = match command {
-        Command::GrantIdentity(payload) => {
+        // A dry run (schema 1.3) wrote nothing, so it starts using nothing.
+        Command::GrantIdentity(payload) if payload.mode == Mode::Apply => {
             let mut used = vec![SharedResource::secret(&vault_id(&payload.vault), &payload.secret_name)];
             used.extend(identity(&payload.identity));
             (used, true)
         }
-        Command::ApplyCredspec(payload) => (vec![SharedResource::gmsa(&payload.gmsa_account)], true),
+        Command::ApplyCredspec(payload) if payload.mode == Mode::Apply => {
+            (vec![SharedResource::gmsa(&payload.gmsa_account)], true)
+        }
         Command::Teardown(payload) if payload.mode == Mode::Apply => {
             let mut released = vec![SharedResource::secret(&vault_id(&payload.vault), &payload.secret_name)];
             released.extend(identity(&payload.identity));
@@ -140,6 +144,7 @@ mod tests {
             vault: vault(),
             secret_name: "GMSADomainUserCred".into(),
             identity: IdentityChoice::UserAssigned { resource_group: "rg".into(), name: "gmsa-mi".into() },
+            mode: Mode::Apply,
         });
         let used = uses_of(&grant, "s1", &[]);
         assert_eq!(used.len(), 2);
@@ -155,6 +160,28 @@ mod tests {
         expected.sort();
         assert_eq!(resources, expected);
         assert!(uses_of(&teardown(Mode::DryRun), "s1", &[removed]).is_empty(), "a dry run releases nothing");
+    }
+
+    #[test]
+    fn a_dry_run_grant_or_credspec_apply_uses_nothing() {
+        for mode in [Mode::DryRun, Mode::Unknown] {
+            let grant = Command::GrantIdentity(GrantIdentity {
+                vault: vault(),
+                secret_name: "GMSADomainUserCred".into(),
+                identity: IdentityChoice::UserAssigned { resource_group: "rg".into(), name: "gmsa-mi".into() },
+                mode,
+            });
+            assert!(uses_of(&grant, "s1", &[]).is_empty(), "{mode:?}");
+            let mut apply: crate::command::ApplyCredspec = serde_json::from_value(serde_json::json!({
+                "spec_name": "spec", "gmsa_account": "WebApp01", "netbios_domain": "CONTOSO",
+                "dns_domain": "contoso.com", "dns_tree_root": "contoso.com", "domain_guid": "g",
+                "domain_sid": "S-1-5-21-1-2-3", "secret_uri": "https://kv.vault.azure.net/secrets/s",
+            }))
+            .unwrap();
+            assert_eq!(uses_of(&Command::ApplyCredspec(apply.clone()), "s1", &[]).len(), 1, "apply uses the gMSA");
+            apply.mode = mode;
+            assert!(uses_of(&Command::ApplyCredspec(apply), "s1", &[]).is_empty(), "{mode:?}");
+        }
     }
 
     #[test]

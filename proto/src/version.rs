@@ -17,7 +17,9 @@ pub const SCHEMA_MAJOR: u16 = 1;
 /// 1.1 added the `check-dc-connectivity` command kind; 1.2 added `audit-access`,
 /// `validate-credspec`, `teardown` and `collect-diagnostics`, the `planned` step change, and the
 /// result's `resources`; 1.3 added tolerant enums (`unknown` variants), dead letters
-/// (`FLEET_DEAD`), a run reply's `skipped` and `invalid`, and the in-flight steps of a cursor.
+/// (`FLEET_DEAD`), a run reply's `skipped` and `invalid`, the in-flight steps of a cursor, and
+/// `mode` (`apply` by default, or `dry-run`) on the `enable-gmsa`, `grant-identity` and
+/// `apply-credspec` payloads.
 pub const SCHEMA_MINOR: u16 = 3;
 /// The NATS header that repeats the body's schema version, so a receiver can refuse a message
 /// without parsing its body.

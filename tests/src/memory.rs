@@ -1,10 +1,11 @@
 //! An in-memory simulated cluster and the [`agent::Executor`] over it, for tests, the benchmark and
 //! the transport demo: it applies every command kind idempotently (read, diff, write the
-//! difference) and counts its writes, so tests can assert "exactly one effect".
+//! difference) and counts its writes, so tests can assert "exactly one effect". A setup command
+//! in `dry-run` mode reports the diff as `planned` and writes nothing, as the cloud executor does.
 
 use agent::{ExecError, Executor, Progress};
 use proto::command::Command;
-use proto::{CommandEnvelope, CommandKind, StepOutcome};
+use proto::{CommandEnvelope, CommandKind, Mode, StepOutcome};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -106,6 +107,17 @@ fn desired(command: &Command) -> (&'static str, &'static str, Value) {
     }
 }
 
+/// The mode a command runs in: the setup commands' `mode`; every other kind applies here
+/// (teardown's mode is part of what it records).
+fn mode_of(command: &Command) -> Mode {
+    match command {
+        Command::EnableGmsa(payload) => payload.mode,
+        Command::GrantIdentity(payload) => payload.mode,
+        Command::ApplyCredspec(payload) => payload.mode,
+        _ => Mode::Apply,
+    }
+}
+
 /// The subscription every memory cluster is in (for resource ids).
 pub const MEMORY_SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000feed";
 
@@ -130,13 +142,19 @@ impl Executor for MemoryExecutor {
             if !state.is_object() {
                 *state = json!({});
             }
-            let before = state.get(field).cloned().unwrap_or(Value::Null);
-            let diff = gmsa::json_diff(&json!({ field: before }), &json!({ field: want }));
-            if !diff.is_empty() {
-                state[field] = want.clone();
-                self.cluster.writes.fetch_add(1, Ordering::SeqCst);
+            let before = json!({ field: state.get(field).cloned().unwrap_or(Value::Null) });
+            let diff = gmsa::json_diff(&before, &json!({ field: want }));
+            let mode = mode_of(&envelope.command);
+            if !mode.applies() {
+                // A dry run observes the state as it is, and leaves it so.
+                StepOutcome::in_mode(mode, step, diff, before)
+            } else {
+                if !diff.is_empty() {
+                    state[field] = want.clone();
+                    self.cluster.writes.fetch_add(1, Ordering::SeqCst);
+                }
+                StepOutcome::from_diff(step, diff, json!({ field: want }))
             }
-            StepOutcome::from_diff(step, diff, json!({ field: want }))
         };
         // Recorded before anything else happens, as the cloud executor does after each write.
         progress.step_done(&outcome).await;
@@ -144,5 +162,44 @@ impl Executor for MemoryExecutor {
             tokio::time::sleep(pause).await;
         }
         Ok(vec![outcome])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::command::{CommandId, EnableGmsa};
+
+    fn mk_enable(mode: Mode) -> CommandEnvelope {
+        let now = time::OffsetDateTime::now_utc();
+        CommandEnvelope {
+            schema: proto::version::SchemaVersion::CURRENT,
+            command_id: CommandId::random(),
+            rollout_id: None,
+            cluster: "aks-1".into(),
+            issued_at: now,
+            deadline: now + time::Duration::minutes(1),
+            issuer: None,
+            signature: None,
+            command: Command::EnableGmsa(EnableGmsa {
+                dns_server: Some("10.0.0.4".into()),
+                root_domain: Some("contoso.com".into()),
+                mode,
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_plans_the_diff_the_apply_then_writes() {
+        let fleet = MemoryFleet::default();
+        let executor = fleet.executor("aks-1", Pause::None);
+        let planned = executor.execute(&mk_enable(Mode::DryRun), Progress::discard()).await.unwrap();
+        assert_eq!(planned[0].change, proto::Change::Planned);
+        assert_eq!((fleet.total_writes(), fleet.cluster("aks-1").state().get("gmsaProfile")), (0, None));
+        let applied = executor.execute(&mk_enable(Mode::Apply), Progress::discard()).await.unwrap();
+        assert_eq!((applied[0].change, &applied[0].diff), (proto::Change::Changed, &planned[0].diff));
+        assert_eq!(fleet.total_writes(), 1);
+        let again = executor.execute(&mk_enable(Mode::DryRun), Progress::discard()).await.unwrap();
+        assert_eq!(again[0].change, proto::Change::Unchanged);
     }
 }

@@ -14,6 +14,11 @@
 //! | teardown         | `credspec-remove`, `vault-revoke`, `identity-detach`, `cluster-update` ([`teardown`]) |
 //! | collect-diagnostics | `diagnostics`: a redacted tar archive attached to the command ([`diagnostics`]) |
 //! | rotate-credential| not executed by the agent yet: answered `failed{unsupported_kind}`          |
+//!
+//! `enable-gmsa`, `grant-identity` and `apply-credspec` carry a `mode` (schema 1.3): in
+//! `dry-run` every step reads and diffs and reports `planned`; nothing is written, the drift
+//! watch is neither started nor told a new desired state, and the result names no resource in
+//! use (`proto::resources::uses_of`).
 
 pub mod audit;
 pub mod diagnostics;
@@ -240,6 +245,12 @@ impl CloudExecutor {
         self.drift_receiver.take()
     }
 
+    /// True when a drift watch runs.
+    #[cfg(test)]
+    fn drift_watch_runs(&self) -> bool {
+        self.desired.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_some()
+    }
+
     /// Tells a running drift watch the new desired state. Called *before* applying it, so the
     /// watch never mistakes our own change for someone else's. Returns false when no watch runs yet.
     fn update_drift_watch(&self, request: &cluster::ApplyRequest) -> bool {
@@ -301,7 +312,8 @@ impl CloudExecutor {
                     dns_server: payload.dns_server.clone(),
                     root_domain_name: payload.root_domain.clone(),
                 };
-                Ok(vec![self.azure.enable_gmsa(&self.cluster, settings).await.map_err(azure_error)?])
+                let outcome = self.azure.enable_gmsa_in(&self.cluster, settings, payload.mode).await;
+                Ok(vec![outcome.map_err(azure_error)?])
             }
             Command::DisableGmsa(_) => {
                 progress.report(azure::STEP_CLUSTER_UPDATE, "disabling gMSA on the managed cluster");
@@ -326,10 +338,12 @@ impl CloudExecutor {
 
     async fn grant(&self, payload: &GrantIdentity, progress: &Progress) -> Result<Vec<StepOutcome>, ExecError> {
         let vault = VaultRef::from(&payload.vault);
+        let mode = payload.mode;
         match &payload.identity {
             IdentityChoice::Kubelet => {
                 progress.report("vault-grant", "granting the kubelet identity get on secrets");
-                Ok(vec![self.azure.grant_kubelet_secret_get(&self.cluster, &vault).await.map_err(azure_error)?])
+                let granted = self.azure.grant_kubelet_secret_get_in(&self.cluster, &vault, mode).await;
+                Ok(vec![granted.map_err(azure_error)?])
             }
             IdentityChoice::UserAssigned { resource_group, name } => {
                 progress.report("identity-attach", "attaching the user-assigned identity to the Windows pools");
@@ -340,15 +354,16 @@ impl CloudExecutor {
                     location: self.config.location.clone(),
                 };
                 let (attached, host) =
-                    self.azure.attach_host_identity(&self.cluster, &identity).await.map_err(azure_error)?;
+                    self.azure.attach_host_identity_in(&self.cluster, &identity, mode).await.map_err(azure_error)?;
                 // Recorded before the grant: a crash during the grant still reports the attach.
                 progress.step_done(&attached).await;
                 progress.report("vault-grant", "granting the identity get on secrets");
-                let granted = self
-                    .azure
-                    .grant_secret_get(&vault, &host.principal_id)
-                    .await
-                    .map_err(|err| azure_error(err).with_completed(vec![attached.clone()]))?;
+                let granted = match &host {
+                    Some(host) => self.azure.grant_secret_get_in(&vault, &host.principal_id, mode).await,
+                    // Only a dry run finds no identity: it would be created, so its grant is planned.
+                    None => self.azure.plan_grant_to_new_identity(&vault, &identity).await,
+                };
+                let granted = granted.map_err(|err| azure_error(err).with_completed(vec![attached.clone()]))?;
                 Ok(vec![attached, granted])
             }
             IdentityChoice::Unknown => {
@@ -389,11 +404,15 @@ impl CloudExecutor {
             owner: payload.owner.clone(),
             bindings: payload.bindings.iter().cloned().map(Into::into).collect(),
         };
-        let watching = self.update_drift_watch(&request);
-        let outcome = cluster::apply(&self.kube, &request, &passed)
+        // A dry run leaves the drift watch alone: it wrote nothing, so a running watch keeps
+        // comparing against what was last applied, and none starts (it would find our objects
+        // missing and, under `reapply`, create them).
+        let drives_watch = payload.mode.applies();
+        let watching = drives_watch && self.update_drift_watch(&request);
+        let outcome = cluster::apply_in(&self.kube, &request, &passed, payload.mode)
             .await
             .map_err(|err| ExecError::new("credspec_apply_failed", error_chain(&err)))?;
-        if !watching {
+        if drives_watch && !watching {
             self.start_drift_watch(&request, passed);
         }
         Ok(vec![outcome])
@@ -503,5 +522,97 @@ impl Executor for CloudExecutor {
 
     fn resource_uses(&self, command: &Command, steps: &[StepOutcome]) -> Vec<ResourceUse> {
         proto::resources::uses_of(command, &self.cluster.subscription_id, steps)
+    }
+}
+
+/// The executor against a simulated Kubernetes API (kubesim over HTTP): an apply-credspec with
+/// the identity given needs no Azure call, so the Azure adapter is built but never reached.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::command::{CommandId, ServiceAccountRef};
+    use proto::{Change, Mode};
+
+    async fn mk_executor(sim_cluster: &kubesim::SimCluster, dir: &tempfile::TempDir) -> CloudExecutor {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kubeconfig = dir.path().join("kubeconfig");
+        sim_cluster.write_kubeconfig(&kubeconfig).unwrap();
+        let config: CloudConfig = serde_json::from_value(serde_json::json!({
+            "subscription_id": "00000000-0000-0000-0000-000000000001",
+            "resource_group": "rg", "cluster_name": "aks-1",
+            "kubeconfig": kubeconfig,
+            "azure": {"credential": {"type": "azure-cli"}},
+        }))
+        .unwrap();
+        let credential = CredentialConfig::AzureCli { tenant_id: None };
+        CloudExecutor::connect_with(config, credential).await.unwrap()
+    }
+
+    fn mk_apply_credspec(mode: Mode) -> CommandEnvelope {
+        let payload = ApplyCredspec {
+            spec_name: "aks-gmsa-spec".into(),
+            gmsa_account: "WebApp01".into(),
+            netbios_domain: "CONTOSO".into(),
+            dns_domain: "contoso.com".into(),
+            dns_tree_root: "contoso.com".into(),
+            domain_guid: "244818ae-87ac-4fcd-92ec-e79e5252348a".into(),
+            domain_sid: "S-1-5-21-2126449477-2524075714-3094792973".into(),
+            secret_uri: "https://kv-gmsa.vault.azure.net/secrets/GMSADomainUserCred".into(),
+            identity_object_id: Some("0f3c2a1b-9d8e-4f7a-b6c5-d4e3f2a1b0c9".into()),
+            bindings: vec![ServiceAccountRef { namespace: "default".into(), name: "default".into() }],
+            owner: "default".into(),
+            mode,
+        };
+        let now = time::OffsetDateTime::now_utc();
+        CommandEnvelope {
+            schema: proto::version::SchemaVersion::CURRENT,
+            command_id: CommandId::random(),
+            rollout_id: None,
+            cluster: "aks-1".into(),
+            issued_at: now,
+            deadline: now + time::Duration::minutes(5),
+            issuer: None,
+            signature: None,
+            command: Command::ApplyCredspec(payload),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_apply_credspec_plans_writes_nothing_starts_no_watch_and_uses_nothing() {
+        let sim = kubesim::KubeSim::start();
+        let sim_cluster = sim.add_cluster("aks-1", kubesim::ClusterSeed::default()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let executor = mk_executor(&sim_cluster, &dir).await;
+
+        let dry_run = mk_apply_credspec(Mode::DryRun);
+        let steps = executor.execute(&dry_run, Progress::discard()).await.unwrap();
+        assert_eq!(steps.len(), 1);
+        assert_eq!((steps[0].step.as_str(), steps[0].change), (cluster::APPLY_STEP, Change::Planned));
+        assert!(sim_cluster.api_mutations().is_empty(), "{:?}", sim_cluster.api_mutations());
+        assert!(!executor.drift_watch_runs(), "a dry run must not start the drift watch");
+        assert!(executor.resource_uses(&dry_run.command, &steps).is_empty(), "a dry run uses no gMSA");
+
+        // The same command applied: it writes, starts the watch and uses the gMSA.
+        let apply = mk_apply_credspec(Mode::Apply);
+        let applied = executor.execute(&apply, Progress::discard()).await.unwrap();
+        assert_eq!((applied[0].change, &applied[0].diff), (Change::Changed, &steps[0].diff));
+        assert!(executor.drift_watch_runs());
+        assert_eq!(executor.resource_uses(&apply.command, &applied).len(), 1);
+
+        // A dry run with a watch running leaves it comparing against what was applied.
+        let mut changed = mk_apply_credspec(Mode::DryRun);
+        if let Command::ApplyCredspec(payload) = &mut changed.command {
+            payload.gmsa_account = "WebApp02".into();
+        }
+        let writes = sim_cluster.api_mutations().len();
+        let planned = executor.execute(&changed, Progress::discard()).await.unwrap();
+        assert_eq!(planned[0].change, Change::Planned);
+        assert_eq!(sim_cluster.api_mutations().len(), writes);
+        let desired = executor.desired.lock().unwrap().as_ref().map(|watch| watch.desired.borrow().clone());
+        let desired = desired.expect("the watch still runs");
+        assert_eq!(
+            desired.credspec.manifest(gmsa::credspec::ApiVersion::V1)["credspec"]["DomainJoinConfig"]["MachineAccountName"],
+            "WebApp01"
+        );
     }
 }

@@ -17,6 +17,7 @@ fn mk_envelope(cluster: &str) -> CommandEnvelope {
         command: Command::EnableGmsa(EnableGmsa {
             dns_server: Some("10.0.0.4".into()),
             root_domain: Some("contoso.com".into()),
+            mode: proto::Mode::Apply,
         }),
     }
 }
@@ -71,8 +72,11 @@ fn other_major_is_refused() {
 #[test]
 fn invalid_payload_is_refused_naming_the_field() {
     let mut envelope = mk_envelope("aks-1");
-    envelope.command =
-        Command::EnableGmsa(EnableGmsa { dns_server: Some("x".into()), root_domain: Some("contoso.com".into()) });
+    envelope.command = Command::EnableGmsa(EnableGmsa {
+        dns_server: Some("x".into()),
+        root_domain: Some("contoso.com".into()),
+        mode: proto::Mode::Apply,
+    });
     let Action::Refuse(refusal) = decide_with(&envelope, None, &Cursor::default()) else { panic!() };
     assert_eq!(refusal.code.as_str(), "invalid_payload");
     assert!(refusal.message.contains("payload.dns_server"), "{}", refusal.message);

@@ -5,6 +5,12 @@
 //!
 //! Guarantees:
 //! - A second apply of the same request writes nothing and reports `unchanged`.
+//! - [`Mode::DryRun`] ([`apply_in`]) reports the same diff as `planned` and persists nothing:
+//!   the planned writes go out as server-side apply with `dryRun=All` and the prunes as DELETEs
+//!   with `dryRun: ["All"]`, so the API server's validation and admission judge them as they
+//!   would judge the real apply (a dry run fails where the apply would). A recreate (changed
+//!   `roleRef`) is checked by its dry-run DELETE only: the object stays, so a dry-run create at
+//!   its name cannot be judged.
 //! - Objects at a desired name that gmsa-fleet does not own (no labels, or another owner's) are
 //!   never written: the apply fails with [`ApplyError::NameConflict`] before its first write.
 //! - Pruning deletes only objects carrying `managed-by=gmsa-fleet` and this owner's label.
@@ -14,8 +20,8 @@
 
 use gmsa::credspec::ApiVersion;
 use kube::Client;
-use kube::api::{Patch, PatchParams};
-use proto::outcome::StepOutcome;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use proto::outcome::{Mode, StepOutcome};
 use serde_json::json;
 use tracing::{info, instrument};
 
@@ -76,8 +82,19 @@ fn describe_conflicts(conflicts: &[NameConflict]) -> String {
 }
 
 /// Applies `request` at the version preflight chose. See the module doc for guarantees.
-#[instrument(skip_all, fields(spec = %request.credspec.name, owner = %request.owner, version = passed.api_version().version()))]
 pub async fn apply(client: &Client, request: &ApplyRequest, passed: &Passed) -> Result<StepOutcome, ApplyError> {
+    apply_in(client, request, passed, Mode::Apply).await
+}
+
+/// [`apply`] in `mode`: a dry run reads, plans and sends its writes with `dryRun=All` only.
+#[instrument(skip_all, fields(spec = %request.credspec.name, owner = %request.owner, version = passed.api_version().version(), ?mode))]
+pub async fn apply_in(
+    client: &Client,
+    request: &ApplyRequest,
+    passed: &Passed,
+    mode: Mode,
+) -> Result<StepOutcome, ApplyError> {
+    let dry_run = !mode.applies();
     let version = passed.api_version();
     let desired = desired_objects(request, version)?;
     let mut live = LiveState::default();
@@ -104,11 +121,11 @@ pub async fn apply(client: &Client, request: &ApplyRequest, passed: &Passed) -> 
         return Err(ApplyError::NameConflict { conflicts: plan.conflicts });
     }
     for write in &plan.writes {
-        write_object(client, write, version).await?;
+        write_object(client, write, version, dry_run).await?;
     }
     for (object, _) in &plan.prunes {
-        info!(%object, "pruning leftover of a previous apply");
-        delete_if_present(client, object, version)
+        info!(%object, dry_run, "pruning leftover of a previous apply");
+        delete_if_present(client, object, version, &delete_params(dry_run))
             .await
             .map_err(|source| ApplyError::Prune { object: object.to_string(), source })?;
     }
@@ -117,18 +134,28 @@ pub async fn apply(client: &Client, request: &ApplyRequest, passed: &Passed) -> 
         "objects": desired.iter().map(|d| d.object.to_string()).collect::<Vec<_>>(),
         "pruned": plan.prunes.iter().map(|(object, _)| object.to_string()).collect::<Vec<_>>(),
     });
-    info!(writes = plan.writes.len(), prunes = plan.prunes.len(), "credspec apply finished");
-    Ok(StepOutcome::from_diff(APPLY_STEP, plan.diff(), observed))
+    info!(writes = plan.writes.len(), prunes = plan.prunes.len(), dry_run, "credspec apply finished");
+    Ok(StepOutcome::in_mode(mode, APPLY_STEP, plan.diff(), observed))
 }
 
-async fn write_object(client: &Client, write: &Write, version: ApiVersion) -> Result<(), ApplyError> {
+fn delete_params(dry_run: bool) -> DeleteParams {
+    DeleteParams { dry_run, ..DeleteParams::default() }
+}
+
+async fn write_object(client: &Client, write: &Write, version: ApiVersion, dry_run: bool) -> Result<(), ApplyError> {
     let object = &write.desired.object;
     let write_error = |source| ApplyError::Write { object: object.to_string(), source };
     if write.recreate {
-        info!(%object, "recreating: roleRef is immutable");
-        delete_if_present(client, object, version).await.map_err(write_error)?;
+        info!(%object, dry_run, "recreating: roleRef is immutable");
+        delete_if_present(client, object, version, &delete_params(dry_run)).await.map_err(write_error)?;
+        if dry_run {
+            // The dry-run delete left the object in place: an apply at its name would be judged
+            // against the old, immutable roleRef and refused, which the real recreate is not.
+            return Ok(());
+        }
     }
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut params = PatchParams::apply(FIELD_MANAGER).force();
+    params.dry_run = dry_run;
     api_for(client, object, version)
         .patch(&object.name, &params, &Patch::Apply(&write.desired.manifest))
         .await

@@ -77,13 +77,14 @@ pub(crate) async fn list_values(
     Ok(list.items.iter().map(|live| (object_ref(kind, live), to_value(kind, version, live))).collect())
 }
 
-/// DELETE, with 404 as success (someone else removed it first).
+/// DELETE with `params`, with 404 as success (someone else removed it first).
 pub(crate) async fn delete_if_present(
     client: &Client,
     object: &ObjectRef,
     version: ApiVersion,
+    params: &DeleteParams,
 ) -> Result<(), kube::Error> {
-    match api_for(client, object, version).delete(&object.name, &DeleteParams::default()).await {
+    match api_for(client, object, version).delete(&object.name, params).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(error) => Err(error),

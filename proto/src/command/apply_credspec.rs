@@ -1,6 +1,11 @@
 //! `apply-credspec`: install the GMSACredentialSpec, its ClusterRole and RoleBindings.
+//!
+//! `mode` (schema 1.3) defaults to `apply`; `dry-run` runs preflight (it only reads), diffs the
+//! desired objects against the cluster's, reports the diff as `planned`, writes nothing and does
+//! not start the drift watch.
 
-use super::ValidationError;
+use super::{ValidationError, check_mode};
+use crate::outcome::Mode;
 use serde::{Deserialize, Serialize};
 
 /// A service account that may use the credspec (one RoleBinding each).
@@ -39,6 +44,9 @@ pub struct ApplyCredspec {
     /// owner with a new `spec_name` prunes the objects of the old name.
     #[serde(default = "default_owner")]
     pub owner: String,
+    /// `apply` (the default, also for a payload written before schema 1.3) or `dry-run`.
+    #[serde(default)]
+    pub mode: Mode,
 }
 
 fn default_owner() -> String {
@@ -67,6 +75,33 @@ impl ApplyCredspec {
                 return Err(ValidationError::new(format!("payload.bindings[{index}]"), "needs a namespace and a name"));
             }
         }
-        Ok(())
+        check_mode(self.mode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk_payload_json() -> serde_json::Value {
+        serde_json::json!({
+            "spec_name": "aks-gmsa-spec", "gmsa_account": "WebApp01", "netbios_domain": "CONTOSO",
+            "dns_domain": "contoso.com", "dns_tree_root": "contoso.com",
+            "domain_guid": "e7e8a8b0-5f5a-4b5e-9d8a-0c8c2f1e4a11", "domain_sid": "S-1-5-21-1-2-3",
+            "secret_uri": "https://kv.vault.azure.net/secrets/GMSADomainUserCred",
+        })
+    }
+
+    #[test]
+    fn a_payload_without_mode_applies_and_an_unknown_mode_is_refused() {
+        let older: ApplyCredspec = serde_json::from_value(mk_payload_json()).unwrap();
+        assert_eq!(older.mode, Mode::Apply, "an older coordinator's payload means apply");
+        assert!(older.validate().is_ok());
+        let mut json = mk_payload_json();
+        json["mode"] = "dry-run".into();
+        assert_eq!(serde_json::from_value::<ApplyCredspec>(json.clone()).unwrap().mode, Mode::DryRun);
+        json["mode"] = "rehearse".into();
+        let newer: ApplyCredspec = serde_json::from_value(json).unwrap();
+        assert_eq!((newer.mode, newer.validate().unwrap_err().field.as_str()), (Mode::Unknown, "payload.mode"));
     }
 }

@@ -1,6 +1,10 @@
 //! `enable-gmsa`: turn on `windowsProfile.gmsaProfile` on the managed cluster.
+//!
+//! `mode` (schema 1.3) defaults to `apply`; `dry-run` reads the cluster, plans the gmsaProfile
+//! diff and reports it as `planned` without the PUT.
 
-use super::ValidationError;
+use super::{ValidationError, check_mode};
+use crate::outcome::Mode;
 use serde::{Deserialize, Serialize};
 
 /// Payload of `enable-gmsa`. As with `az aks update --enable-windows-gmsa`, the DNS server and the
@@ -13,10 +17,14 @@ pub struct EnableGmsa {
     /// The AD root domain name (`--gmsa-root-domain-name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_domain: Option<String>,
+    /// `apply` (the default, also for a payload written before schema 1.3) or `dry-run`.
+    #[serde(default)]
+    pub mode: Mode,
 }
 
 impl EnableGmsa {
     pub fn validate(&self) -> Result<(), ValidationError> {
+        check_mode(self.mode)?;
         match (&self.dns_server, &self.root_domain) {
             (None, None) => Ok(()),
             (Some(_), None) | (None, Some(_)) => Err(ValidationError::new(
@@ -63,7 +71,7 @@ mod tests {
     use super::*;
 
     fn mk(dns: Option<&str>, root: Option<&str>) -> EnableGmsa {
-        EnableGmsa { dns_server: dns.map(String::from), root_domain: root.map(String::from) }
+        EnableGmsa { dns_server: dns.map(String::from), root_domain: root.map(String::from), mode: Mode::Apply }
     }
 
     #[test]
@@ -79,5 +87,16 @@ mod tests {
         assert_eq!(mk(Some("dc1"), Some("contoso.com")).validate().unwrap_err().field, "payload.dns_server");
         assert_eq!(mk(Some("10.1.0.4"), Some("contoso")).validate().unwrap_err().field, "payload.root_domain");
         assert_eq!(mk(Some("10.1.0.4"), Some("-a.com")).validate().unwrap_err().field, "payload.root_domain");
+    }
+
+    #[test]
+    fn mode_defaults_to_apply_and_an_unknown_mode_is_refused() {
+        let older: EnableGmsa = serde_json::from_value(serde_json::json!({"dns_server": "10.1.0.4"})).unwrap();
+        assert_eq!(older.mode, Mode::Apply, "a payload of an older coordinator applies, as it always did");
+        let dry: EnableGmsa = serde_json::from_value(serde_json::json!({"mode": "dry-run"})).unwrap();
+        assert_eq!(dry.mode, Mode::DryRun);
+        let newer: EnableGmsa = serde_json::from_value(serde_json::json!({"mode": "simulate"})).unwrap();
+        assert_eq!(newer.mode, Mode::Unknown, "decoded, not failed");
+        assert_eq!(newer.validate().unwrap_err().field, "payload.mode");
     }
 }

@@ -1,6 +1,11 @@
 //! `grant-identity`: let the Windows nodes' identity `get` the domain-user secret.
+//!
+//! `mode` (schema 1.3) defaults to `apply`; `dry-run` reports the identity it would create, the
+//! scale sets it would attach it to and the access policy or role assignment it would add, as
+//! `planned`, and writes nothing.
 
-use super::ValidationError;
+use super::{ValidationError, check_mode};
+use crate::outcome::Mode;
 use serde::{Deserialize, Serialize};
 
 /// An Azure Key Vault by its ARM coordinates.
@@ -67,6 +72,9 @@ pub struct GrantIdentity {
     #[serde(default = "default_secret_name")]
     pub secret_name: String,
     pub identity: IdentityChoice,
+    /// `apply` (the default, also for a payload written before schema 1.3) or `dry-run`.
+    #[serde(default)]
+    pub mode: Mode,
 }
 
 pub(crate) fn default_secret_name() -> String {
@@ -84,7 +92,8 @@ impl GrantIdentity {
         if !is_secret_name(&self.secret_name) {
             return Err(ValidationError::new("payload.secret_name", "must be 1-127 letters, digits and '-'"));
         }
-        self.identity.validate("payload.identity")
+        self.identity.validate("payload.identity")?;
+        check_mode(self.mode)
     }
 }
 
@@ -121,6 +130,7 @@ mod tests {
             },
             secret_name: "GMSADomainUserCred".into(),
             identity: IdentityChoice::Kubelet,
+            mode: Mode::Apply,
         }
     }
 
@@ -143,5 +153,18 @@ mod tests {
         let mut grant = mk_grant();
         grant.identity = IdentityChoice::UserAssigned { resource_group: "rg".into(), name: "mi".into() };
         assert_eq!(grant.validate().unwrap_err().field, "payload.identity.name");
+        let mut grant = mk_grant();
+        grant.mode = Mode::Unknown;
+        assert_eq!(grant.validate().unwrap_err().field, "payload.mode");
+    }
+
+    #[test]
+    fn a_grant_without_mode_applies() {
+        let mut json = serde_json::to_value(mk_grant()).unwrap();
+        json.as_object_mut().unwrap().remove("mode");
+        let older: GrantIdentity = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(older.mode, Mode::Apply);
+        json["mode"] = "dry-run".into();
+        assert_eq!(serde_json::from_value::<GrantIdentity>(json).unwrap().mode, Mode::DryRun);
     }
 }

@@ -217,6 +217,15 @@ impl ValidationError {
     }
 }
 
+/// Refuses a `payload.mode` this build does not know: an unknown mode must not be taken for
+/// `apply`, nor silently for a dry run the operator did not ask for.
+pub(crate) fn check_mode(mode: crate::outcome::Mode) -> Result<(), ValidationError> {
+    if mode == crate::outcome::Mode::Unknown {
+        return Err(ValidationError::new("payload.mode", "unknown mode; this build knows `apply` and `dry-run`"));
+    }
+    Ok(())
+}
+
 /// What travels on `fleet.cmd.<cluster>`.
 ///
 /// `issuer` and `signature` are reserved for signed commands (a later issue): a build that does

@@ -9,8 +9,8 @@
 //!
 //! `mode` defaults to `dry-run`: the agent reads, diffs and reports each step as `planned`.
 
-use super::ValidationError;
 use super::grant_identity::{IdentityChoice, VaultRef, default_secret_name, is_secret_name};
+use super::{ValidationError, check_mode};
 use crate::outcome::Mode;
 use serde::{Deserialize, Serialize};
 
@@ -83,9 +83,7 @@ impl Teardown {
             return Err(ValidationError::new("payload.secret_name", "must be 1-127 letters, digits and '-'"));
         }
         self.identity.validate("payload.identity")?;
-        if self.mode == Mode::Unknown {
-            return Err(ValidationError::new("payload.mode", "unknown mode; this build knows `apply` and `dry-run`"));
-        }
+        check_mode(self.mode)?;
         if self.delete.identity && self.identity == IdentityChoice::Kubelet {
             return Err(ValidationError::new(
                 "payload.delete.identity",

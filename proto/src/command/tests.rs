@@ -21,6 +21,7 @@ fn envelope_round_trips_with_kind_and_payload_tags() {
     let envelope = mk_envelope(Command::EnableGmsa(EnableGmsa {
         dns_server: Some("10.0.0.4".into()),
         root_domain: Some("contoso.com".into()),
+        mode: crate::outcome::Mode::Apply,
     }));
     let json = serde_json::to_value(&envelope).unwrap();
     assert_eq!(json["command"]["kind"], "enable-gmsa");

@@ -3,6 +3,11 @@
 //! coordinator reads AD; agents hold no AD credential), the identity in its `PluginInput` must be
 //! one the Windows pools run with and must be able to read the secret version it names, and —
 //! by option — the sample workload must come up. Each is a named check.
+//!
+//! No `mode`, unlike the other setup commands (schema 1.3): validation only reads — the AD
+//! facts, the installed credspec, the identities and the vault's access — so its dry run is the
+//! command itself; a `mode` a coordinator sends anyway is ignored like any unknown field. The
+//! one write is the optional sample workload (`run_workload`), which a plan leaves `false`.
 
 use super::ValidationError;
 use super::grant_identity::VaultRef;

@@ -19,6 +19,7 @@ fn mk_envelope(command_id: &str) -> CommandEnvelope {
         command: Command::EnableGmsa(EnableGmsa {
             dns_server: Some("10.0.0.4".into()),
             root_domain: Some("contoso.com".into()),
+            mode: Mode::Apply,
         }),
     }
 }

@@ -246,6 +246,7 @@ async fn measure(clusters: usize, compare_durables: bool) -> anyhow::Result<Figu
     let command = proto::Command::EnableGmsa(proto::command::EnableGmsa {
         dns_server: Some("10.1.0.4".into()),
         root_domain: Some("contoso.com".into()),
+        mode: proto::Mode::Apply,
     });
     let planned =
         plan::plan(&inventory, "env=demo", &command, &rollout_id, time::OffsetDateTime::now_utc(), 600, None)?;

@@ -220,6 +220,7 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
             Command::EnableGmsa(EnableGmsa {
                 dns_server: Some(domain.dns_server.clone()),
                 root_domain: Some(domain.dns_tree_root.clone()),
+                mode: proto::Mode::Apply,
             }),
         ),
         (
@@ -228,6 +229,7 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
                 vault: world.vault_ref(),
                 secret_name: "GMSADomainUserCred".into(),
                 identity: IdentityChoice::Kubelet,
+                mode: proto::Mode::Apply,
             }),
         ),
         (
@@ -244,6 +246,7 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
                 identity_object_id: None,
                 bindings: vec![ServiceAccountRef { namespace: "default".into(), name: "default".into() }],
                 owner: "default".into(),
+                mode: proto::Mode::Apply,
             }),
         ),
         (
@@ -251,6 +254,7 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
             Command::EnableGmsa(EnableGmsa {
                 dns_server: Some(domain.dns_server.clone()),
                 root_domain: Some(domain.dns_tree_root.clone()),
+                mode: proto::Mode::Apply,
             }),
         ),
     ];

@@ -26,6 +26,7 @@ fn mk_credspec(secret_uri: &str, spec_name: &str) -> Command {
         identity_object_id: None,
         bindings: vec![ServiceAccountRef { namespace: "default".into(), name: "default".into() }],
         owner: "default".into(),
+        mode: proto::Mode::Apply,
     })
 }
 
@@ -39,11 +40,13 @@ async fn the_gmsa_setup_reaches_azure_and_kubernetes_once_and_a_second_run_write
     let enable = Command::EnableGmsa(EnableGmsa {
         dns_server: Some("10.1.0.4".into()),
         root_domain: Some("contoso.com".into()),
+        mode: proto::Mode::Apply,
     });
     let grant = Command::GrantIdentity(GrantIdentity {
         vault: world.vault_ref(),
         secret_name: "GMSADomainUserCred".into(),
         identity: IdentityChoice::Kubelet,
+        mode: proto::Mode::Apply,
     });
     let secret_uri =
         "https://kv-gmsa-fleet.vault.azure.net/secrets/GMSADomainUserCred/0123456789abcdef0123456789abcdef";
@@ -180,6 +183,7 @@ async fn a_user_assigned_identity_is_created_attached_to_the_windows_pool_only_a
             resource_group: cluster.resource_group.clone(),
             name: "mi-gmsa-hosts".into(),
         },
+        mode: proto::Mode::Apply,
     });
     let (_, states) =
         run_and_follow(&coordinator.bus, grant.clone(), "", Duration::from_secs(60), |_| {}).await.unwrap();

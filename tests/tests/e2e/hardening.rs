@@ -89,6 +89,7 @@ async fn a_refusal_that_would_outgrow_the_payload_limit_is_published_bounded() {
     envelope.command = proto::Command::EnableGmsa(proto::command::EnableGmsa {
         dns_server: Some("1".repeat(900 * 1024)),
         root_domain: Some("contoso.com".into()),
+        mode: proto::Mode::Apply,
     });
     CommandPublisher::new(&bus).publish(&envelope, None).await.unwrap();
     let fleet = MemoryFleet::default();

@@ -123,6 +123,7 @@ async fn audit_validate_diagnose_and_tear_down_leaving_azure_kubernetes_and_ad_a
             identity_object_id: Some(object_id.to_string()),
             bindings: vec![ServiceAccountRef { namespace: "default".into(), name: "default".into() }],
             owner: "default".into(),
+            mode: proto::Mode::Apply,
         })
     };
     run_ok(
@@ -130,6 +131,7 @@ async fn audit_validate_diagnose_and_tear_down_leaving_azure_kubernetes_and_ad_a
         Command::EnableGmsa(EnableGmsa {
             dns_server: Some("127.0.0.1".into()),
             root_domain: Some(facts.dns_tree_name.clone()),
+            mode: proto::Mode::Apply,
         }),
         "",
     )
@@ -138,6 +140,7 @@ async fn audit_validate_diagnose_and_tear_down_leaving_azure_kubernetes_and_ad_a
         vault: world.vault_ref(),
         secret_name: "GMSADomainUserCred".into(),
         identity: identity.clone(),
+        mode: proto::Mode::Apply,
     });
     for result in run_ok(bus, grant, "").await {
         assert!(result.status.is_success(), "{result:?}");

@@ -21,6 +21,7 @@ pub fn mk_enable(cluster: &str, command_id: &str) -> CommandEnvelope {
         command: Command::EnableGmsa(EnableGmsa {
             dns_server: Some("10.1.0.4".into()),
             root_domain: Some("contoso.com".into()),
+            mode: proto::Mode::Apply,
         }),
     }
 }
