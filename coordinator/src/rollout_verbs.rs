@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use bus::Bus;
 use clap::{Args, Subcommand};
 use gmsa::rollout::{Phase, RolloutStatus};
+use proto::CommandKind;
 use proto::rollout::RolloutFile;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -21,7 +22,8 @@ use std::time::Duration;
 /// The rollout verbs.
 #[derive(Subcommand)]
 pub enum RolloutAction {
-    /// Plan a rollout file against the inventory: its stages and their clusters. Nothing is sent.
+    /// Plan a rollout file against the inventory: its stages and their clusters, and — from every
+    /// selected agent, in a dry run — the diff each step would apply. Nothing is written.
     ///
     /// Example: fleetctl rollout plan -f deploy/rollout.example.yaml
     #[command(verbatim_doc_comment)]
@@ -167,8 +169,7 @@ pub async fn execute(bus: &Bus, format: Format, action: &RolloutAction) -> anyho
                 })
                 .collect();
             if dry_run {
-                crate::fleetctl::print(format, &records)?;
-                return Ok(ExitCode::SUCCESS);
+                return plan_diffs(bus, format, &rollout_id, records).await;
             }
             if watch {
                 eprintln!("fleetctl: rollout {rollout_id} started");
@@ -194,6 +195,59 @@ pub async fn execute(bus: &Bus, format: Format, action: &RolloutAction) -> anyho
             crate::fleetctl::print(format, &[Record::Done { rollout_id, message }])?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Follows a plan's dry run to its end, then prints the stages and, per cluster, what each step
+/// would change (read once from each step's result), and says whether any step would fail.
+async fn plan_diffs(bus: &Bus, format: Format, rollout_id: &str, mut records: Vec<Record>) -> anyhow::Result<ExitCode> {
+    eprintln!("fleetctl: every selected agent reports what each step would change; nothing is written");
+    let status = wait_for_end(bus, rollout_id).await?;
+    let publisher = bus::results::ResultPublisher::open(bus).await?;
+    let mut failed = false;
+    let mut clusters: Vec<&str> = status.clusters.iter().map(|view| view.cluster.as_str()).collect();
+    clusters.sort_unstable();
+    for cluster in clusters {
+        for step in [CommandKind::EnableGmsa, CommandKind::GrantIdentity, CommandKind::ApplyCredspec] {
+            let command_id = proto::CommandId::for_rollout(rollout_id, &format!("{cluster}/{step}"));
+            let Some(result) = publisher.lookup(cluster, command_id.as_str()).await?.found() else { continue };
+            if let proto::ResultStatus::Failed { code, message } = &result.status {
+                failed = true;
+                records.push(Record::Step {
+                    cluster: cluster.to_string(),
+                    step: step.name().to_string(),
+                    change: "fails".into(),
+                    what: format!("{code}: {message}"),
+                });
+            }
+            records.extend(result.steps.iter().map(|outcome| crate::verbs::step_record(cluster, outcome)));
+        }
+    }
+    crate::fleetctl::print(format, &records)?;
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Polls the status (every second, progress on stderr) until the rollout is no longer running.
+async fn wait_for_end(bus: &Bus, rollout_id: &str) -> anyhow::Result<RolloutStatus> {
+    let mut last = String::new();
+    loop {
+        match request(bus, &RolloutRequest::Status { rollout_id: rollout_id.to_string() }).await? {
+            RolloutReply::Status { status, .. } => {
+                let line = progress_line(&status);
+                if line != last {
+                    eprintln!("{line}");
+                    last = line;
+                }
+                if !matches!(status.phase, Phase::Running) {
+                    return Ok(*status);
+                }
+            }
+            RolloutReply::Done { message, .. } if message.starts_with("failed") => bail!("{rollout_id}: {message}"),
+            RolloutReply::Done { .. } => {}
+            RolloutReply::Refused { code, message } => bail!("the coordinator refused ({code}): {message}"),
+            other => bail!("unexpected reply while following: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -478,7 +478,10 @@ impl Driver {
             let Some(active) = self.rollouts.get(&rollout_id) else { continue };
             let command =
                 active.rebuilt.plan.setup_of(&cluster).ok_or_else(|| format!("{cluster} is not in the plan")).and_then(
-                    |setup| gmsa::rollout::commands::command_for(&setup, step).map_err(|err| err.to_string()),
+                    |setup| {
+                        let mode = if active.rebuilt.dry_run { proto::Mode::DryRun } else { proto::Mode::Apply };
+                        gmsa::rollout::commands::command_for(&setup, step, mode).map_err(|err| err.to_string())
+                    },
                 );
             match command {
                 Ok(command) => envelopes.push((
@@ -642,10 +645,17 @@ impl Driver {
         let stages = planned_stages(&plan);
         let rollout_id = crate::plan::new_rollout_id(self.settings.clock.now());
         if dry_run {
+            // A plan is a rollout of its own, every command a dry run: each agent reports the
+            // diff each step would apply, and nothing is written anywhere.
+            let plan = plan.for_dry_run();
+            let created = self.create(&rollout_id, plan, "plan (dry run)".into(), requested_by, None, true).await;
+            if let Err(message) = created {
+                return RolloutReply::refused("bus_error", message);
+            }
             return RolloutReply::Started { rollout_id, dry_run: true, stages, notes };
         }
         let previous = self.desired_state().await.map(|desired| desired.file);
-        if let Err(message) = self.create(&rollout_id, plan, "file".into(), requested_by, previous).await {
+        if let Err(message) = self.create(&rollout_id, plan, "file".into(), requested_by, previous, false).await {
             return RolloutReply::refused("bus_error", message);
         }
         self.write_desired(&file, &rollout_id).await;
@@ -674,6 +684,7 @@ impl Driver {
         origin: String,
         requested_by: Option<String>,
         previous: Option<Box<RolloutFile>>,
+        dry_run: bool,
     ) -> Result<(), String> {
         let now = self.settings.clock.now();
         let parts = log::plan_parts(&plan).map_err(|err| err.to_string())?;
@@ -684,6 +695,7 @@ impl Driver {
             created_at: now,
             parts: u32::try_from(parts.len()).unwrap_or(u32::MAX),
             previous: previous.clone(),
+            dry_run,
         };
         let rebuilt = log::Rebuilt {
             name: plan.name.clone(),
@@ -691,6 +703,7 @@ impl Driver {
             requested_by,
             created_at: now,
             previous,
+            dry_run,
             plan: plan.clone(),
             prepared: None,
             prepare_failed: None,
@@ -797,7 +810,7 @@ impl Driver {
         let new_id = crate::plan::new_rollout_id(self.settings.clock.now());
         let stages = planned_stages(&plan);
         let previous = self.rollouts.get(rollout_id).and_then(|active| active.rebuilt.previous.clone());
-        match self.create(&new_id, plan, format!("retry of {rollout_id}"), Some(by), previous).await {
+        match self.create(&new_id, plan, format!("retry of {rollout_id}"), Some(by), previous, false).await {
             Ok(()) => RolloutReply::Started { rollout_id: new_id, dry_run: false, stages, notes: vec![] },
             Err(message) => RolloutReply::refused("bus_error", message),
         }
@@ -822,7 +835,7 @@ impl Driver {
                 plan.setup = previous.setup.clone();
                 plan.overrides = previous.overrides.clone();
                 let stages = planned_stages(&plan);
-                match self.create(&new_id, plan, format!("rollback of {rollout_id}"), Some(by), None).await {
+                match self.create(&new_id, plan, format!("rollback of {rollout_id}"), Some(by), None, false).await {
                     Ok(()) => RolloutReply::Started { rollout_id: new_id, dry_run: false, stages, notes: vec![] },
                     Err(message) => RolloutReply::refused("bus_error", message),
                 }

@@ -34,6 +34,9 @@ pub enum LogEntry {
         /// The desired state before this rollout (for `rollback`), if the fleet had one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous: Option<Box<proto::rollout::RolloutFile>>,
+        /// A plan's dry run: every command carries `mode: dry-run`.
+        #[serde(default)]
+        dry_run: bool,
     },
     PlanPart {
         index: u32,
@@ -89,6 +92,7 @@ pub struct Rebuilt {
     pub requested_by: Option<String>,
     pub created_at: OffsetDateTime,
     pub previous: Option<Box<proto::rollout::RolloutFile>>,
+    pub dry_run: bool,
     pub plan: Plan,
     /// Stage 0's report, once it ran.
     pub prepared: Option<Vec<StepOutcome>>,
@@ -112,7 +116,8 @@ pub enum RebuildError {
 /// event through the engine.
 pub fn rebuild(rollout_id: &str, entries: &[(u64, LogEntry)]) -> Result<Rebuilt, RebuildError> {
     let mut entries = entries.iter();
-    let Some((_, LogEntry::Created { name, origin, requested_by, created_at, parts, previous })) = entries.next()
+    let Some((_, LogEntry::Created { name, origin, requested_by, created_at, parts, previous, dry_run })) =
+        entries.next()
     else {
         return Err(RebuildError::NoCreated);
     };
@@ -130,6 +135,7 @@ pub fn rebuild(rollout_id: &str, entries: &[(u64, LogEntry)]) -> Result<Rebuilt,
         requested_by: requested_by.clone(),
         created_at: *created_at,
         previous: previous.clone(),
+        dry_run: *dry_run,
         plan,
         prepared: None,
         prepare_failed: None,
@@ -191,6 +197,7 @@ mod tests {
             created_at: now,
             parts: 0,
             previous: None,
+            dry_run: false,
         }];
         let parts = plan_parts(&plan).unwrap();
         if let LogEntry::Created { parts: count, .. } = &mut entries[0] {

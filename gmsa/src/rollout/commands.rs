@@ -3,11 +3,11 @@
 //! Pure; the driver calls it for every `Action::Send` (so a re-send after a crash builds the same
 //! payload from the same persisted plan).
 
-use proto::CommandKind;
 use proto::command::{
     ApplyCredspec, Command, DomainFacts, EnableGmsa, GrantIdentity, ValidateCredspec, ValidationError, Verify,
 };
 use proto::rollout::GmsaSetup;
+use proto::{CommandKind, Mode};
 
 /// The secret URI the credspecs name: the **unversioned** URI of the domain-user secret, so a
 /// rotation (a new version of the same secret) needs no credspec change.
@@ -36,18 +36,21 @@ pub fn domain_facts(setup: &GmsaSetup) -> Result<DomainFacts, ValidationError> {
     })
 }
 
-/// The command of `step` for a cluster whose effective setup is `setup`.
-pub fn command_for(setup: &GmsaSetup, step: CommandKind) -> Result<Command, ValidationError> {
+/// The command of `step` for a cluster whose effective setup is `setup`; `mode` is
+/// [`Mode::DryRun`] for a plan (`fleetctl rollout plan`): read and diff, write nothing.
+pub fn command_for(setup: &GmsaSetup, step: CommandKind, mode: Mode) -> Result<Command, ValidationError> {
     let credspec = &setup.credspec;
     Ok(match step {
         CommandKind::EnableGmsa => Command::EnableGmsa(EnableGmsa {
             dns_server: setup.dns_server.clone(),
             root_domain: setup.root_domain.clone(),
+            mode,
         }),
         CommandKind::GrantIdentity => Command::GrantIdentity(GrantIdentity {
             vault: setup.vault.clone(),
             secret_name: setup.secret_name.clone(),
             identity: setup.identity.clone(),
+            mode,
         }),
         CommandKind::ApplyCredspec => {
             let facts = domain_facts(setup)?;
@@ -63,6 +66,7 @@ pub fn command_for(setup: &GmsaSetup, step: CommandKind) -> Result<Command, Vali
                 identity_object_id: None,
                 bindings: credspec.bindings.clone(),
                 owner: credspec.owner.clone(),
+                mode,
             })
         }
         CommandKind::ValidateCredspec => Command::ValidateCredspec(ValidateCredspec {
@@ -110,18 +114,22 @@ mod tests {
             CommandKind::ValidateCredspec,
             CommandKind::Verify,
         ] {
-            let command = command_for(&setup, step).unwrap();
+            let command = command_for(&setup, step, Mode::Apply).unwrap();
             assert_eq!(command.kind(), step);
             crate::validate::command(&command).unwrap_or_else(|err| panic!("{step}: {err}"));
         }
-        let Command::ApplyCredspec(apply) = command_for(&setup, CommandKind::ApplyCredspec).unwrap() else { panic!() };
+        let Command::ApplyCredspec(apply) = command_for(&setup, CommandKind::ApplyCredspec, Mode::DryRun).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(apply.secret_uri, "https://contosoGmsaVault.vault.azure.net/secrets/GMSADomainUserCred");
+        assert_eq!(apply.mode, Mode::DryRun);
     }
 
     #[test]
     fn missing_facts_are_named() {
-        let err = command_for(&mk_setup(), CommandKind::ApplyCredspec).unwrap_err();
+        let err = command_for(&mk_setup(), CommandKind::ApplyCredspec, Mode::Apply).unwrap_err();
         assert_eq!(err.field, "setup.credspec.netbios_domain");
-        assert!(command_for(&mk_setup(), CommandKind::Teardown).is_err());
+        assert!(command_for(&mk_setup(), CommandKind::Teardown, Mode::Apply).is_err());
     }
 }

@@ -269,6 +269,36 @@ impl Plan {
             .collect()
     }
 
+    /// The plan of a dry run (`fleetctl rollout plan`): the same clusters and per-cluster inputs,
+    /// in one stage with every cluster at once, no gates, no soak and no failure budget (a dry
+    /// run writes nothing, so nothing needs guarding), and only the steps that change things —
+    /// `validate-credspec` and the workload need what a dry run does not write.
+    pub fn for_dry_run(&self) -> Plan {
+        let mut plan = self.clone();
+        let deadline = self.strategy.stages.iter().map(|stage| stage.cluster_deadline_secs).max().unwrap_or(3600);
+        plan.strategy.stages = vec![proto::rollout::Stage {
+            name: "dry-run".into(),
+            selector: None,
+            count: None,
+            percent: None,
+            max_concurrency: proto::rollout::Amount::Percent(100),
+            failure_budget: proto::rollout::Amount::Percent(100),
+            soak_secs: 0,
+            approval_before: false,
+            approval_after: false,
+            cluster_deadline_secs: deadline,
+        }];
+        plan.strategy.maintenance_windows.clear();
+        plan.stages = vec![self.clusters.keys().cloned().collect()];
+        for planned in plan.clusters.values_mut() {
+            planned.stage = 0;
+            planned.windows.clear();
+        }
+        plan.setup.validate = false;
+        plan.setup.run_workload = false;
+        plan
+    }
+
     /// This plan restricted to `keep` (stages, gates and inputs unchanged), for a retry.
     pub fn restricted_to(&self, keep: &BTreeSet<String>) -> Plan {
         let mut plan = self.clone();

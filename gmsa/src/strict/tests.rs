@@ -206,6 +206,7 @@ fn apply_credspec() -> impl Strategy<Value = ApplyCredspec> {
                 identity_object_id,
                 bindings,
                 owner,
+                mode: proto::Mode::Apply,
             },
         )
 }
@@ -227,6 +228,7 @@ fn grant_identity() -> impl Strategy<Value = GrantIdentity> {
         vault,
         secret_name,
         identity,
+        mode: proto::Mode::Apply,
     })
 }
 

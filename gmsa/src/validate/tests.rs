@@ -17,6 +17,7 @@ fn mk_apply() -> ApplyCredspec {
         identity_object_id: None,
         bindings: vec![ServiceAccountRef { namespace: "default".into(), name: "default".into() }],
         owner: "default".into(),
+        mode: proto::Mode::Apply,
     }
 }
 
