@@ -83,7 +83,8 @@ async fn mk_fleet(clusters: &[(&str, &str)]) -> Fleet {
             labels: BTreeMap::from([("env".to_string(), env.to_string())]),
         })
         .collect();
-    let config = CoordinatorConfig { nats: NatsConfig { url: server.url() }, replicas: 1, clusters: declared };
+    let config =
+        CoordinatorConfig { nats: NatsConfig { url: server.url() }, replicas: 1, clusters: declared, central: None };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let bus = bus::Bus::connect(&server.url(), "coordinator").await.unwrap();
     let running = coordinator::daemon::start(bus, &config, shutdown_rx.clone()).await.unwrap();

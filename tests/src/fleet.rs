@@ -69,10 +69,19 @@ impl CoordinatorHandle {
 
 /// Starts the coordinator with these declared clusters.
 pub async fn start_coordinator(url: &str, clusters: Vec<DeclaredCluster>) -> anyhow::Result<CoordinatorHandle> {
+    start_coordinator_with(url, clusters, None).await
+}
+
+/// Starts the coordinator with these declared clusters and a central side (built on simulators).
+pub async fn start_coordinator_with(
+    url: &str,
+    clusters: Vec<DeclaredCluster>,
+    central: Option<std::sync::Arc<coordinator::central::Central>>,
+) -> anyhow::Result<CoordinatorHandle> {
     let bus = Bus::connect(url, "fleet-coordinator").await?;
-    let config = CoordinatorConfig { nats: NatsConfig { url: url.to_string() }, replicas: 1, clusters };
+    let config = CoordinatorConfig { nats: NatsConfig { url: url.to_string() }, replicas: 1, clusters, central: None };
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let running = coordinator::daemon::start(bus.clone(), &config, shutdown_rx).await?;
+    let running = coordinator::daemon::start_with(bus.clone(), &config, central, shutdown_rx).await?;
     Ok(CoordinatorHandle { bus, shutdown, running: Some(running) })
 }
 
