@@ -11,8 +11,9 @@
 //! # `prepare`: a rollout's stage 0
 //! Expected flow: every read and every refusal first (the vault, the secret's `DOMAIN\user` part,
 //! whether the user exists), then the writes, each skipped when nothing differs:
-//! `vault-ensure` → `domain-user` → `gmsa-ensure` → `domain-facts` → `secret-write`. The secret
-//! is written last because its `DOMAIN` part is the NetBIOS name AD reports.
+//! `vault-ensure` → `domain-user` (a password reset, when allowed, happens here) → `gmsa-ensure`
+//! → `domain-facts` → `secret-write`. The secret is written last because its `DOMAIN` part is the
+//! NetBIOS name AD reports.
 //!
 //! Guarantees:
 //! - idempotent: a second run reports every step `unchanged` and writes nothing;
@@ -236,6 +237,11 @@ impl Central {
         let user_dn = ensured.outcome.observed["dn"].as_str().unwrap_or_default().to_string();
         let mut new_password = ensured.new_password;
         steps.push(renamed(ensured.outcome, STEP_DOMAIN_USER));
+        if action == SecretAction::ResetAndWrite && mode.applies() {
+            // Before the gMSA names the user: `ad` refuses a built-in or critical account here.
+            let rotated = self.directory.rotate_password(&user).await.map_err(ad_error(STEP_SECRET_WRITE))?;
+            new_password = Some(rotated);
+        }
 
         let dns_domain = plan::dns_name_of_dn(&user_dn);
         let gmsa_spec = ad::GmsaSpec {
@@ -291,10 +297,6 @@ impl Central {
                 json!({"secret": secret_resource, "reset_password": action == SecretAction::ResetAndWrite}),
             ),
             (_, true) => {
-                if action == SecretAction::ResetAndWrite {
-                    let rotated = self.directory.rotate_password(&user).await.map_err(ad_error(STEP_SECRET_WRITE))?;
-                    new_password = Some(rotated);
-                }
                 // A user that appeared between the read and the creation is someone else's: its
                 // password is not reset.
                 let (Some(password), Some(netbios)) = (&new_password, &netbios) else {

@@ -107,20 +107,43 @@ pub(super) async fn ensure_user(session: &mut Session, user: &UserSpec, mode: Mo
     Ok(EnsuredUser { outcome, new_password: Some(new_password) })
 }
 
-/// Resolves each allowed principal's name to its SID, in spec order.
+/// Resolves each allowed principal's name to its SID, in spec order. In a dry run a principal
+/// that does not exist yet (a domain user the same dry run would create) is returned in the
+/// second list instead of failing.
 async fn resolve_principals(
     session: &mut Session,
     base: &str,
     names: &[AccountName],
-) -> Result<BTreeMap<Sid, String>, AdError> {
+    mode: Mode,
+) -> Result<(BTreeMap<Sid, String>, Vec<String>), AdError> {
     let mut resolved = BTreeMap::new();
+    let mut missing = Vec::new();
     for name in names {
-        let entry = find_account(session, base, name.as_str(), &["objectSid"]).await?.ok_or_else(|| {
-            AdError::NotFound { what: format!("principal {name} (allowed to retrieve the gMSA password)") }
-        })?;
-        resolved.insert(required_sid(&entry)?, name.to_string());
+        match find_account(session, base, name.as_str(), &["objectSid"]).await? {
+            Some(entry) => {
+                resolved.insert(required_sid(&entry)?, name.to_string());
+            }
+            None if !mode.applies() => missing.push(name.to_string()),
+            None => {
+                return Err(AdError::NotFound {
+                    what: format!("principal {name} (allowed to retrieve the gMSA password)"),
+                });
+            }
+        }
     }
-    Ok(resolved)
+    Ok((resolved, missing))
+}
+
+/// The allowed principals as diffs show them; a principal a dry run would create first has no
+/// SID yet and is keyed `<new> name`.
+fn desired_json(desired: &BTreeMap<Sid, String>, missing: &[String]) -> Value {
+    let mut json = membership_json(desired);
+    if let Value::Object(map) = &mut json {
+        for name in missing {
+            map.insert(format!("<new> {name}"), Value::String(name.clone()));
+        }
+    }
+    json
 }
 
 /// The `sAMAccountName` of `sid`, or the SID string for a principal that no longer exists.
@@ -140,11 +163,11 @@ fn membership_json(principals: &BTreeMap<Sid, String>) -> Value {
 
 pub(super) async fn ensure_gmsa(session: &mut Session, spec: &GmsaSpec, mode: Mode) -> Result<StepOutcome, AdError> {
     let base = naming_contexts(session).await?.domain;
-    let desired = resolve_principals(session, &base, &spec.allowed_principals).await?;
+    let (desired, missing) = resolve_principals(session, &base, &spec.allowed_principals, mode).await?;
     let sam_account_name = spec.name.machine_account();
     let attrs = ["objectClass", "objectSid", "dNSHostName", "msDS-ManagedPasswordInterval", MEMBERSHIP];
     let Some(existing) = find_account(session, &base, &sam_account_name, &attrs).await? else {
-        return create_gmsa(session, &base, spec, &desired, mode).await;
+        return create_gmsa(session, &base, spec, &desired, &missing, mode).await;
     };
     if !has_class(&existing, "msDS-GroupManagedServiceAccount") {
         return Err(AdError::WrongObjectClass { name: sam_account_name, expected: "msDS-GroupManagedServiceAccount" });
@@ -165,7 +188,7 @@ pub(super) async fn ensure_gmsa(session: &mut Session, spec: &GmsaSpec, mode: Mo
     }
     let current_host = text(&existing, "dNSHostName").unwrap_or_default().to_string();
     let before = json!({"dNSHostName": current_host.to_lowercase(), MEMBERSHIP: membership_json(&current)});
-    let after = json!({"dNSHostName": spec.dns_host_name.to_lowercase(), MEMBERSHIP: membership_json(&desired)});
+    let after = json!({"dNSHostName": spec.dns_host_name.to_lowercase(), MEMBERSHIP: desired_json(&desired, &missing)});
     let diff = gmsa::json_diff(&before, &after);
 
     let mut changes = Vec::new();
@@ -192,6 +215,7 @@ async fn create_gmsa(
     base: &str,
     spec: &GmsaSpec,
     desired: &BTreeMap<Sid, String>,
+    missing: &[String],
     mode: Mode,
 ) -> Result<StepOutcome, AdError> {
     let name = spec.name.as_str();
@@ -208,10 +232,10 @@ async fn create_gmsa(
         "sAMAccountName": sam_account_name,
         "dNSHostName": spec.dns_host_name.to_lowercase(),
         "msDS-ManagedPasswordInterval": spec.password_interval_days,
-        MEMBERSHIP: membership_json(desired),
+        MEMBERSHIP: desired_json(desired, missing),
     });
     if !mode.applies() {
-        let observed = json!({"dn": dn, "exists": false, "allowed": membership_json(desired)});
+        let observed = json!({"dn": dn, "exists": false, "allowed": desired_json(desired, missing)});
         return Ok(StepOutcome::in_mode(mode, STEP_GMSA, gmsa::json_diff(&json!({}), &after), observed));
     }
     let descriptor = security_descriptor::build(&ordered_sids).to_bytes();
