@@ -224,6 +224,14 @@ mod tests {
     }
 
     #[test]
+    fn the_deploy_example_parses_and_validates_with_its_central_section() {
+        let config = mk_toml(include_str!("../../deploy/config/coordinator.toml")).unwrap();
+        let central = config.central.expect("the example documents the central section");
+        assert!(matches!(central.azure.credential, azure::CredentialSection::WorkloadIdentity { .. }));
+        assert_eq!(central.ad.password_env, "GMSA_FLEET_AD_PASSWORD");
+    }
+
+    #[test]
     fn central_errors_name_the_field() {
         let cases = [
             (CENTRAL.replace("ldaps://dc1", "ldap://dc1"), "central.ad.url: "),
