@@ -85,14 +85,26 @@ pub trait Directory {
 
     /// Creates the standard user with a generated password if no account has its name.
     /// Refused over plain LDAP.
-    fn ensure_user(&self, user: &UserSpec) -> impl Future<Output = Result<EnsuredUser, AdError>> + Send;
+    fn ensure_user(&self, user: &UserSpec) -> impl Future<Output = Result<EnsuredUser, AdError>> + Send {
+        self.ensure_user_in(user, Mode::Apply)
+    }
+
+    /// [`Directory::ensure_user`] in `mode`: a dry run reads only, generates no password and
+    /// reports `planned` with the diff creation would make.
+    fn ensure_user_in(&self, user: &UserSpec, mode: Mode) -> impl Future<Output = Result<EnsuredUser, AdError>> + Send;
 
     /// Creates the gMSA if absent, else makes its allowed principals exactly the configured ones
     /// (adding and removing single ACEs) and its `dNSHostName` the configured one.
-    fn ensure_gmsa(&self, gmsa: &GmsaSpec) -> impl Future<Output = Result<StepOutcome, AdError>> + Send;
+    fn ensure_gmsa(&self, gmsa: &GmsaSpec) -> impl Future<Output = Result<StepOutcome, AdError>> + Send {
+        self.ensure_gmsa_in(gmsa, Mode::Apply)
+    }
+
+    /// [`Directory::ensure_gmsa`] in `mode`: a dry run reads and diffs only (`planned`).
+    fn ensure_gmsa_in(&self, gmsa: &GmsaSpec, mode: Mode) -> impl Future<Output = Result<StepOutcome, AdError>> + Send;
 
     /// Sets a new generated password on the standard user, confirms it by binding as the user,
-    /// and returns it (in memory only). Refused over plain LDAP.
+    /// and returns it (in memory only). Refused over plain LDAP, and refused with
+    /// [`AdError::WriteRefused`] for a built-in or critical account.
     fn rotate_password(&self, user: &AccountName) -> impl Future<Output = Result<SecretString, AdError>> + Send;
 
     /// Deletes the gMSA `name` (Remove-GMSA): `unchanged` when no account has its name; refused

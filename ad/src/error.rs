@@ -78,6 +78,10 @@ pub enum AdError {
     /// A teardown step found an object it must not delete (wrong class, built-in, critical).
     #[error("refusing to delete {dn}: {rule}")]
     DeleteRefused { dn: String, rule: String },
+    /// A write to an existing account (a password reset) found an object it must not touch
+    /// (wrong class, built-in, critical).
+    #[error("refusing to {operation} {dn}: {rule}")]
+    WriteRefused { operation: &'static str, dn: String, rule: String },
     /// A name is not a valid account name.
     #[error(transparent)]
     Name(#[from] NameError),

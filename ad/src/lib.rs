@@ -37,5 +37,5 @@ pub use directory::{
 pub use error::AdError;
 pub use guid::Guid;
 pub use kds::KdsStatus;
-pub use ldap::{LdapConfig, LdapDirectory};
+pub use ldap::{LdapConfig, LdapDirectory, LdapSection};
 pub use sid::Sid;

@@ -150,6 +150,119 @@ impl AzureConfig {
     }
 }
 
+/// The `azure` section of an operator's configuration file (agent and coordinator alike): where
+/// Azure is and which credential to use. Secrets are never in the file: `client-secret` names the
+/// environment variable that holds the secret. [`AzureSection::azure_config`] turns it into an
+/// [`AzureConfig`].
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureSection {
+    #[serde(default = "default_arm")]
+    pub arm_endpoint: String,
+    /// Token audience for ARM (defaults to the endpoint).
+    #[serde(default)]
+    pub arm_audience: Option<String>,
+    #[serde(default)]
+    pub authority_host: Option<String>,
+    /// A PEM file of extra trusted CAs (a private cloud, or the simulator).
+    #[serde(default)]
+    pub extra_ca_file: Option<PathBuf>,
+    /// Key Vault's challenge-resource check; keep `true` against Azure.
+    #[serde(default = "yes")]
+    pub verify_challenge_resource: bool,
+    pub credential: CredentialSection,
+}
+
+/// The credential of an [`AzureSection`], chosen by `type`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum CredentialSection {
+    WorkloadIdentity {
+        #[serde(default)]
+        client_id: Option<String>,
+        #[serde(default)]
+        tenant_id: Option<String>,
+    },
+    ManagedIdentity {
+        #[serde(default)]
+        client_id: Option<String>,
+    },
+    ClientSecret {
+        tenant_id: String,
+        client_id: String,
+        /// The environment variable holding the client secret.
+        secret_env: String,
+    },
+    AzureCli {
+        #[serde(default)]
+        tenant_id: Option<String>,
+    },
+}
+
+fn default_arm() -> String {
+    PUBLIC_ARM_ENDPOINT.to_string()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A section field that cannot be used; `field` is relative to the section (`credential.secret_env`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {rule}")]
+pub struct SectionError {
+    pub field: &'static str,
+    pub rule: String,
+}
+
+impl CredentialSection {
+    /// The credential this section names; a client secret is read from its environment variable.
+    pub fn resolve(&self) -> Result<CredentialConfig, SectionError> {
+        Ok(match self {
+            CredentialSection::WorkloadIdentity { client_id, tenant_id } => CredentialConfig::WorkloadIdentity {
+                client_id: client_id.clone(),
+                tenant_id: tenant_id.clone(),
+                token_file: None,
+            },
+            CredentialSection::ManagedIdentity { client_id } => {
+                CredentialConfig::ManagedIdentity { client_id: client_id.clone() }
+            }
+            CredentialSection::ClientSecret { tenant_id, client_id, secret_env } => {
+                let secret = std::env::var(secret_env).map_err(|_| SectionError {
+                    field: "credential.secret_env",
+                    rule: format!("environment variable {secret_env} is not set"),
+                })?;
+                CredentialConfig::ClientSecret {
+                    tenant_id: tenant_id.clone(),
+                    client_id: client_id.clone(),
+                    secret: SecretString::new(secret),
+                }
+            }
+            CredentialSection::AzureCli { tenant_id } => CredentialConfig::AzureCli { tenant_id: tenant_id.clone() },
+        })
+    }
+}
+
+impl AzureSection {
+    /// The adapter configuration with `credential` (from [`CredentialSection::resolve`], or given
+    /// by a test); reads `extra_ca_file`.
+    pub fn azure_config(&self, credential: CredentialConfig) -> Result<AzureConfig, SectionError> {
+        let mut config = AzureConfig::new(credential);
+        config.arm_endpoint = self.arm_endpoint.clone();
+        config.arm_audience = self.arm_audience.clone();
+        config.authority_host = self.authority_host.clone();
+        config.verify_challenge_resource = self.verify_challenge_resource;
+        if let Some(path) = &self.extra_ca_file {
+            let pem = std::fs::read_to_string(path).map_err(|err| SectionError {
+                field: "extra_ca_file",
+                rule: format!("cannot read {}: {err}", path.display()),
+            })?;
+            config.extra_ca_pem = Some(pem);
+        }
+        Ok(config)
+    }
+}
+
 /// Builds the one reqwest client all pipelines share, trusting `extra_ca_pem` in addition to
 /// the system roots. The process must have installed a rustls crypto provider (ring) first.
 pub(crate) fn build_http_client(config: &AzureConfig) -> Result<Arc<reqwest::Client>, Error> {

@@ -43,7 +43,9 @@ pub mod vault_grant;
 pub mod vault_revoke;
 
 pub use cluster::{KubeletIdentity, STEP_CLUSTER_UPDATE};
-pub use config::{ApiVersions, AzureConfig, CredentialConfig, PUBLIC_ARM_ENDPOINT};
+pub use config::{
+    ApiVersions, AzureConfig, AzureSection, CredentialConfig, CredentialSection, PUBLIC_ARM_ENDPOINT, SectionError,
+};
 pub use error::{Error, ErrorKind, Operation};
 pub use gmsa_profile::{GmsaChange, GmsaSettings};
 pub use host_identity::{HostIdentity, STEP_IDENTITY_ATTACH};
@@ -253,7 +255,13 @@ impl Azure {
     /// exactly as it is, whatever its permission model.
     #[tracing::instrument(skip(self, spec), fields(vault = %vault))]
     pub async fn ensure_vault(&self, vault: &VaultRef, spec: &VaultSpec) -> Result<StepOutcome, Error> {
-        vault::ensure_vault(&self.arm, &self.config, vault, spec).await
+        vault::ensure_vault(&self.arm, &self.config, vault, spec, Mode::Apply).await
+    }
+
+    /// [`Azure::ensure_vault`] in `mode`: a dry run reads only and plans the creation.
+    #[tracing::instrument(skip(self, spec), fields(vault = %vault))]
+    pub async fn ensure_vault_in(&self, vault: &VaultRef, spec: &VaultSpec, mode: Mode) -> Result<StepOutcome, Error> {
+        vault::ensure_vault(&self.arm, &self.config, vault, spec, mode).await
     }
 
     /// Who can read `secret_name` in the vault and why (access policies, or secret-reading roles at

@@ -321,7 +321,7 @@ mod vault_create {
     use azure::VaultSpec;
 
     fn mk_spec(world: &World, rbac: bool) -> VaultSpec {
-        VaultSpec { location: "westeurope".into(), tenant_id: world.sim.tenant_id(), rbac }
+        VaultSpec { location: "westeurope".into(), tenant_id: world.sim.tenant_id(), rbac, writer_object_id: None }
     }
 
     #[tokio::test]

@@ -18,6 +18,11 @@ pub struct CoordinatorConfig {
     /// How coordinator processes elect the one that runs the rollouts.
     #[serde(default)]
     pub leader: LeaderConfig,
+    /// The central side: the Azure principal that writes the domain-user secret and the LDAPS
+    /// connection to AD. Absent: the coordinator runs rollouts whose files carry the AD facts and
+    /// refuses central writes (stage 0, `fleet.ctl.teardown-shared`).
+    #[serde(default)]
+    pub central: Option<CentralConfig>,
 }
 
 /// The leader lease (see `coordinator::leader`).
@@ -45,6 +50,24 @@ fn default_ttl_secs() -> u64 {
 
 fn default_renew_millis() -> u64 {
     1000
+}
+
+/// The `[central]` section (see [`crate::central`]). Secrets come from the environment
+/// variables it names, never from the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentralConfig {
+    /// The coordinator's Azure principal: Key Vault secrets `get`, `set`, `list`, `delete`,
+    /// `purge`; vault creation; identity deletion.
+    pub azure: azure::AzureSection,
+    /// The LDAPS connection and the principal that creates the domain user and the gMSA.
+    pub ad: ad::LdapSection,
+    /// Tenant of the vaults this coordinator creates (a rollout's `central.vault_create`).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Object id of the coordinator's principal, given secret permissions in a vault it creates.
+    #[serde(default)]
+    pub principal_object_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -100,6 +123,9 @@ impl CoordinatorConfig {
                 rule: "must be at least 1 and at most half of leader.ttl_secs".into(),
             });
         }
+        if let Some(central) = &self.central {
+            central.validate()?;
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (index, cluster) in self.clusters.iter().enumerate() {
             if !proto::subjects::is_valid_token(&cluster.id) {
@@ -119,6 +145,67 @@ impl CoordinatorConfig {
     }
 }
 
+fn invalid(field: &str, rule: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field: field.into(), rule: rule.into() }
+}
+
+fn is_guid(text: &str) -> bool {
+    uuid::Uuid::parse_str(text).is_ok()
+}
+
+impl CentralConfig {
+    /// Field rules that need no network (the environment variables are read at start).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.azure.arm_endpoint.starts_with("https://") {
+            return Err(invalid("central.azure.arm_endpoint", "must start with https://"));
+        }
+        if let azure::CredentialSection::ClientSecret { tenant_id, client_id, secret_env } = &self.azure.credential {
+            for (field, value) in [
+                ("central.azure.credential.tenant_id", tenant_id),
+                ("central.azure.credential.client_id", client_id),
+                ("central.azure.credential.secret_env", secret_env),
+            ] {
+                if value.trim().is_empty() {
+                    return Err(invalid(field, "must not be empty"));
+                }
+            }
+        }
+        let ad = &self.ad;
+        if !(ad.url.starts_with("ldaps://") || (ad.start_tls && ad.url.starts_with("ldap://"))) {
+            return Err(invalid(
+                "central.ad.url",
+                format!(
+                    "{:?} must be ldaps://…, or ldap://… with start_tls = true: passwords never travel in clear",
+                    ad.url
+                ),
+            ));
+        }
+        for (field, value) in
+            [("central.ad.bind_principal", &ad.bind_principal), ("central.ad.password_env", &ad.password_env)]
+        {
+            if value.trim().is_empty() {
+                return Err(invalid(field, "must not be empty"));
+            }
+        }
+        for (field, value) in
+            [("central.tenant_id", &self.tenant_id), ("central.principal_object_id", &self.principal_object_id)]
+        {
+            if let Some(value) = value
+                && !is_guid(value)
+            {
+                return Err(invalid(field, format!("{value:?} is not a GUID")));
+            }
+        }
+        if self.tenant_id.is_some() != self.principal_object_id.is_some() {
+            return Err(invalid(
+                "central.tenant_id, central.principal_object_id",
+                "must be given together or not at all",
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +214,7 @@ mod tests {
         CoordinatorConfig {
             nats: NatsConfig { url: "nats://127.0.0.1:4222".into() },
             replicas: 1,
+            central: None,
             clusters: clusters
                 .iter()
                 .map(|id| DeclaredCluster { id: id.to_string(), labels: Default::default() })
@@ -140,5 +228,72 @@ mod tests {
         assert!(mk(&["a", "b"]).validate().is_ok());
         assert_eq!(mk(&["a", "a"]).validate().unwrap_err().to_string(), "clusters[1].id: \"a\" is declared twice");
         assert!(mk(&["a.b"]).validate().unwrap_err().to_string().starts_with("clusters[0].id"));
+    }
+
+    const CENTRAL: &str = r#"
+        [nats]
+        url = "nats://127.0.0.1:4222"
+        [central]
+        tenant_id = "00000000-0000-0000-0000-0000000000aa"
+        principal_object_id = "00000000-0000-0000-0000-0000000000bb"
+        [central.azure.credential]
+        type = "client-secret"
+        tenant_id = "00000000-0000-0000-0000-0000000000aa"
+        client_id = "00000000-0000-0000-0000-0000000000cc"
+        secret_env = "GMSA_FLEET_AZURE_SECRET"
+        [central.ad]
+        url = "ldaps://dc1.contoso.com:636"
+        bind_principal = "admin@contoso.com"
+        password_env = "GMSA_FLEET_AD_PASSWORD"
+    "#;
+
+    fn mk_toml(text: &str) -> Result<CoordinatorConfig, ConfigError> {
+        let config: CoordinatorConfig = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()?
+            .try_deserialize()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn the_central_section_is_optional_and_parsed_with_the_shared_section_types() {
+        assert!(mk_toml("[nats]\nurl = \"nats://h:4222\"").unwrap().central.is_none());
+        let central = mk_toml(CENTRAL).unwrap().central.unwrap();
+        assert_eq!(central.ad.url, "ldaps://dc1.contoso.com:636");
+        assert_eq!(central.azure.arm_endpoint, azure::PUBLIC_ARM_ENDPOINT);
+        assert!(matches!(central.azure.credential, azure::CredentialSection::ClientSecret { .. }));
+    }
+
+    #[test]
+    fn the_deploy_example_parses_and_validates_with_its_central_section() {
+        let config = mk_toml(include_str!("../../deploy/config/coordinator.toml")).unwrap();
+        let central = config.central.expect("the example documents the central section");
+        assert!(matches!(central.azure.credential, azure::CredentialSection::WorkloadIdentity { .. }));
+        assert_eq!(central.ad.password_env, "GMSA_FLEET_AD_PASSWORD");
+    }
+
+    #[test]
+    fn central_errors_name_the_field() {
+        let cases = [
+            (CENTRAL.replace("ldaps://dc1", "ldap://dc1"), "central.ad.url: "),
+            (CENTRAL.replace("\"admin@contoso.com\"", "\" \""), "central.ad.bind_principal: must not be empty"),
+            (CENTRAL.replace("0000000000bb", "x"), "central.principal_object_id: "),
+            (
+                CENTRAL.replace("principal_object_id = \"00000000-0000-0000-0000-0000000000bb\"", ""),
+                "central.tenant_id, central.principal_object_id",
+            ),
+            (
+                CENTRAL.replace("secret_env = \"GMSA_FLEET_AZURE_SECRET\"", "secret_env = \"\""),
+                "central.azure.credential.secret_env: must not be empty",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = mk_toml(&text).unwrap_err().to_string();
+            assert!(error.starts_with(expected), "{error:?} should start with {expected:?}");
+        }
+        let unknown =
+            mk_toml(&CENTRAL.replace("[central.ad]", "[central.ad]\nbind_dn = \"x\"")).unwrap_err().to_string();
+        assert!(unknown.contains("bind_dn"), "{unknown}");
     }
 }

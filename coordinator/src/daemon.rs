@@ -1,54 +1,88 @@
 //! The composition root of `fleet-coordinator`: ensures the bus layout, publishes the declared
-//! inventory, then runs the result recorder, the control API, the leader election and — while
-//! this process leads — the rollout driver, until shutdown.
+//! inventory, builds the central side when configured, then runs the result recorder, the
+//! control API, the shared-teardown verb, the leader election and — while this process leads —
+//! the rollout driver (with the central side as its stage 0), until shutdown.
 //!
 //! Several coordinator processes may run against one bus: all record results and answer
 //! `fleet.ctl.run`; exactly one (the lease holder, `leader.rs`) runs the rollouts.
 
+use crate::central::{self, Central, CentralError};
 use crate::config::CoordinatorConfig;
 use crate::leader::LeaderSettings;
 use crate::rollouts::DriverSettings;
 use crate::{control, inventory, leader, record, rollouts};
 use bus::topology::{self, Topology};
 use bus::{Bus, BusError};
+use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::info;
 
-/// How the daemon's rollout side runs (defaults: system clock, 1 s ticks, a 6 s lease).
+/// Why the coordinator did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The bus layout or the inventory could not be written.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The `central` section could not be turned into adapters.
+    #[error(transparent)]
+    Central(#[from] CentralError),
+}
+
+/// How the daemon's rollout side runs (defaults: system clock, 1 s ticks, a 6 s lease, no central
+/// side).
 #[derive(Clone, Default)]
 pub struct Options {
     pub leader: LeaderSettings,
     pub driver: DriverSettings,
+    /// The central side (Active Directory, the Key Vault secret, shared deletions); also the
+    /// rollout driver's stage 0 unless `driver.stage0` is set.
+    pub central: Option<Arc<Central>>,
 }
 
-/// Starts the coordinator's tasks on `bus` with default [`Options`].
-pub async fn start(bus: Bus, config: &CoordinatorConfig, shutdown: watch::Receiver<bool>) -> Result<Running, BusError> {
-    start_with(bus, config, Options::default(), shutdown).await
+/// Starts the coordinator's tasks on `bus`, with [`Central`] built from `config.central` when
+/// present; they stop when `shutdown` turns true.
+pub async fn start(
+    bus: Bus,
+    config: &CoordinatorConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Running, StartError> {
+    let central = config.central.as_ref().map(Central::connect).transpose()?.map(Arc::new);
+    Ok(start_with(bus, config, Options { central, ..Options::default() }, shutdown).await?)
 }
 
-/// Starts the coordinator's tasks on `bus`; they stop when `shutdown` turns true.
+/// [`start`] with the options given: tests build the central side on simulators, and set a
+/// clock and a tick.
 pub async fn start_with(
     bus: Bus,
     config: &CoordinatorConfig,
-    options: Options,
+    mut options: Options,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Running, BusError> {
     let layout = Topology { replicas: config.replicas, ..Topology::default() };
     topology::ensure(&bus, &layout).await?;
     let written = inventory::publish_declared(&bus, &config.clusters).await?;
-    info!(declared = config.clusters.len(), written, "inventory published");
+    info!(declared = config.clusters.len(), written, central = options.central.is_some(), "inventory published");
     let recorder = tokio::spawn(record::run_recorder(bus.clone(), shutdown.clone()));
     let control = tokio::spawn(control::serve(bus.clone(), shutdown.clone()));
+    let central = options.central.clone();
+    let shared = tokio::spawn(central::serve::serve(bus.clone(), central.clone(), shutdown.clone()));
+    if options.driver.stage0.is_none()
+        && let Some(central) = &central
+    {
+        options.driver.stage0 = Some(central.clone() as Arc<dyn rollouts::Stage0>);
+    }
     let (leading_sender, leading) = watch::channel(false);
     let election = tokio::spawn(leader::run(bus.clone(), options.leader, leading_sender, shutdown.clone()));
     let driver = tokio::spawn(rollouts::run_while_leading(bus.clone(), options.driver, leading.clone(), shutdown));
-    Ok(Running { recorder, control, driver, election, leading })
+    Ok(Running { recorder, control, shared, central, driver, election, leading })
 }
 
 /// The coordinator's running tasks.
 pub struct Running {
     recorder: tokio::task::JoinHandle<Result<(), BusError>>,
     control: tokio::task::JoinHandle<Result<(), BusError>>,
+    shared: tokio::task::JoinHandle<Result<(), BusError>>,
+    central: Option<Arc<Central>>,
     driver: tokio::task::JoinHandle<Result<(), BusError>>,
     election: tokio::task::JoinHandle<()>,
     /// True while this process leads (runs the rollouts).
@@ -56,14 +90,19 @@ pub struct Running {
 }
 
 impl Running {
+    /// The central side, for the tasks that need it.
+    pub fn central(&self) -> Option<Arc<Central>> {
+        self.central.clone()
+    }
+
     /// Waits for every task; the first error wins.
     pub async fn wait(self) -> Result<(), BusError> {
-        let (recorder, control, driver, election) =
-            tokio::join!(self.recorder, self.control, self.driver, self.election);
+        let (recorder, control, shared, driver, election) =
+            tokio::join!(self.recorder, self.control, self.shared, self.driver, self.election);
         if let Err(err) = election {
             tracing::error!(error = %err, "leader election panicked");
         }
-        for joined in [recorder, control, driver] {
+        for joined in [recorder, control, shared, driver] {
             match joined {
                 Ok(result) => result?,
                 Err(err) => tracing::error!(error = %err, "coordinator task panicked"),

@@ -78,8 +78,10 @@ pub enum Verb {
     ValidateCredspec(crate::verbs::ValidateArgs),
     /// Undo the setup in reverse order: RoleBindings, ClusterRole, credspec, the Key Vault grant,
     /// the identity on the Windows pools, gMSA on the cluster; with --delete-* also the shared
-    /// secret, identity, gMSA and domain user. A dry run unless --confirm. Refused (exit 2) while a
-    /// cluster outside the selector still uses a shared resource it would take away.
+    /// secret, identity, gMSA and domain user, deleted by the coordinator daemon with the
+    /// credentials of its `central` section (fleetctl needs none). A dry run unless --confirm.
+    /// Refused (exit 2, nothing sent) while a cluster outside the selector still uses a shared
+    /// resource it would take away, or when --delete-* is asked of a coordinator without `central`.
     ///
     /// Example: fleetctl teardown --vault SUB/rg-gmsa/kv1 -l env=dev            (dry run)
     ///          fleetctl teardown --vault SUB/rg-gmsa/kv1 -l env=dev --confirm

@@ -8,8 +8,11 @@
 //! ```
 //!
 //! Pure parts: [`selector`], [`plan`], [`inventory::merge`], [`record::next_record`],
-//! [`rollout::Tally`]. Bus-facing parts: [`control`], [`record::run_recorder`], [`daemon`].
+//! [`rollout::Tally`], [`central::plan`]. Bus-facing parts: [`control`], [`record::run_recorder`],
+//! [`central::serve`], [`daemon`]. [`central`] holds the only Azure and AD credentials that write
+//! shared resources (the domain-user secret, AD accounts, shared deletions).
 
+pub mod central;
 pub mod config;
 pub mod control;
 pub mod daemon;

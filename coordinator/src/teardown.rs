@@ -7,7 +7,8 @@
 //!    identity whose grant it revokes. The coordinator checks this before sending anything.
 //! 2. [`delete_shared`] deletes the shared resources named in `delete`, once no cluster at all
 //!    uses them, in reverse order of setup (secret, identity, gMSA, domain user); in dry run it
-//!    only plans. fleetctl runs it after every selected cluster's teardown succeeded.
+//!    only plans. The daemon runs it ([`crate::central::serve`], `fleet.ctl.teardown-shared`)
+//!    when fleetctl asks, after every selected cluster's teardown succeeded.
 
 use crate::record::{ClusterRecord, users_of};
 use proto::StepOutcome;
@@ -127,7 +128,7 @@ pub enum SharedError {
     #[error("refused: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     InUse(Vec<Conflict>),
     /// A deletion needs an adapter that was not configured.
-    #[error("{what} needs {needs}: give --shared-config")]
+    #[error("{what} needs {needs}: configure the coordinator's `central` section")]
     NotConfigured { what: &'static str, needs: &'static str },
     /// A deletion failed; the steps before it are in `completed`.
     #[error("{step} failed: {message}")]

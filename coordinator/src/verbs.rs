@@ -4,20 +4,21 @@
 //! report as records (`-o table|json|yaml`). Exit codes as for `run`, plus: `audit-access` exits 1
 //! when any cluster has a finding, `validate-credspec` when any check failed.
 
+use crate::central::serve::call;
 use crate::fleetctl::{follow_states, print, submit};
 use crate::output::{Format, Record};
 use crate::record::{self, ClusterRecord};
 use crate::rollout::TargetState;
-use crate::teardown::{self, SharedTargets};
+use crate::teardown;
 use anyhow::{Context, bail};
 use bus::Bus;
 use clap::Args;
 use proto::command::{
     AuditAccess, CollectDiagnostics, DomainFacts, IdentityChoice, SharedDeletes, Teardown, ValidateCredspec, VaultRef,
 };
+use proto::control::{TeardownSharedReply, TeardownSharedRequest};
 use proto::report::{AccessReport, ArchiveInfo, CheckReport};
 use proto::{Change, Command, Mode, StepOutcome};
-use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -133,12 +134,10 @@ pub struct TeardownArgs {
     /// Also delete this standard domain user from Active Directory.
     #[arg(long)]
     pub delete_domain_user: Option<String>,
-    /// Act. Without it, every step is a dry run that reports what it would change.
+    /// Act. Without it, every step is a dry run that reports what it would change. The shared
+    /// deletions (`--delete-*`) run in the coordinator daemon, with its `central` credentials.
     #[arg(long)]
     pub confirm: bool,
-    /// TOML with `[azure]` and `[ad]` sections, for deleting shared resources.
-    #[arg(long)]
-    pub shared_config: Option<PathBuf>,
 }
 
 /// `fleetctl diagnostics`.
@@ -316,90 +315,6 @@ pub async fn validate_credspec(bus: &Bus, format: Format, args: &ValidateArgs) -
     Ok(if all_passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// The `[azure]` and `[ad]` sections of `--shared-config`. Secrets come from environment variables.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SharedConfig {
-    pub azure: Option<SharedAzure>,
-    pub ad: Option<SharedAd>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SharedAzure {
-    #[serde(default = "default_arm")]
-    pub arm_endpoint: String,
-    pub authority_host: Option<String>,
-    pub tenant_id: String,
-    pub client_id: String,
-    /// The environment variable holding the client secret.
-    pub secret_env: String,
-    pub extra_ca_file: Option<PathBuf>,
-    #[serde(default = "yes")]
-    pub verify_challenge_resource: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SharedAd {
-    /// `ldaps://dc.contoso.com:636`.
-    pub url: String,
-    pub bind_principal: String,
-    /// The environment variable holding the bind password.
-    pub password_env: String,
-    pub ca_file: Option<PathBuf>,
-}
-
-fn default_arm() -> String {
-    azure::PUBLIC_ARM_ENDPOINT.into()
-}
-fn yes() -> bool {
-    true
-}
-
-fn env_secret(name: &str, field: &str) -> anyhow::Result<gmsa::SecretString> {
-    std::env::var(name)
-        .map(gmsa::SecretString::new)
-        .with_context(|| format!("{field}: environment variable {name} is not set"))
-}
-
-/// The adapters `--shared-config` describes.
-pub fn shared_adapters(config: &SharedConfig) -> anyhow::Result<(Option<azure::Azure>, Option<ad::LdapDirectory>)> {
-    let azure = match &config.azure {
-        None => None,
-        Some(section) => {
-            let secret = env_secret(&section.secret_env, "azure.secret_env")?;
-            let mut azure_config = azure::AzureConfig::new(azure::CredentialConfig::ClientSecret {
-                tenant_id: section.tenant_id.clone(),
-                client_id: section.client_id.clone(),
-                secret,
-            });
-            azure_config.arm_endpoint = section.arm_endpoint.clone();
-            azure_config.authority_host = section.authority_host.clone();
-            azure_config.verify_challenge_resource = section.verify_challenge_resource;
-            if let Some(path) = &section.extra_ca_file {
-                azure_config.extra_ca_pem = Some(
-                    std::fs::read_to_string(path)
-                        .with_context(|| format!("azure.extra_ca_file: reading {}", path.display()))?,
-                );
-            }
-            Some(azure::Azure::connect(azure_config).context("azure: building the adapter")?)
-        }
-    };
-    let directory = match &config.ad {
-        None => None,
-        Some(section) => {
-            let password = env_secret(&section.password_env, "ad.password_env")?;
-            let mut ldap = ad::LdapConfig::new(&section.url, &section.bind_principal, password);
-            if let Some(path) = &section.ca_file {
-                ldap = ldap.with_ca_bundle(path).context("ad.ca_file")?;
-            }
-            Some(ad::LdapDirectory::new(ldap))
-        }
-    };
-    Ok((azure, directory))
-}
-
 /// One step of a cluster as a record (teardown output).
 pub fn step_record(cluster: &str, outcome: &StepOutcome) -> Record {
     let change = match outcome.change {
@@ -417,7 +332,8 @@ pub fn step_record(cluster: &str, outcome: &StepOutcome) -> Record {
     }
 }
 
-/// `teardown`: per cluster on the agents, then the shared resources asked for, centrally.
+/// `teardown`: per cluster on the agents, then the shared resources asked for, by the
+/// coordinator daemon (`fleet.ctl.teardown-shared`): fleetctl holds no Azure or AD credential.
 pub async fn teardown(bus: &Bus, format: Format, args: &TeardownArgs) -> anyhow::Result<ExitCode> {
     let mode = if args.confirm { Mode::Apply } else { Mode::DryRun };
     let payload = Teardown {
@@ -435,25 +351,35 @@ pub async fn teardown(bus: &Bus, format: Format, args: &TeardownArgs) -> anyhow:
         },
         mode,
     };
-    let shared = match &args.shared_config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let config: SharedConfig = toml_from(&text).with_context(|| format!("{}", path.display()))?;
-            Some(shared_adapters(&config)?)
-        }
-        None => None,
-    };
     // Which clusters, and which identities they hold, before they release them.
     let targets = submit(bus, Command::Teardown(payload.clone()), &args.common.selector, args.common.deadline, true)
         .await?
         .targets;
     let selected: BTreeSet<String> = targets.iter().map(|target| target.cluster.clone()).collect();
-    if mode.applies() && !payload.delete.is_empty() && shared.is_none() {
-        bail!("deleting shared resources needs --shared-config; nothing was sent");
+    let shared_request = |teardown: Teardown, identities: Vec<String>| TeardownSharedRequest {
+        schema: proto::version::SchemaVersion::CURRENT,
+        teardown,
+        identities,
+        requested_by: std::env::var("USER").ok(),
+    };
+    if mode.applies() && !payload.delete.is_empty() {
+        // Before anything is sent: can the coordinator delete shared resources at all?
+        let mut dry = payload.clone();
+        dry.mode = Mode::DryRun;
+        if let TeardownSharedReply::Refused { code, message } =
+            call(bus, &shared_request(dry, Vec::new()), SHARED_TIMEOUT).await?
+        {
+            bail!("the coordinator refused the shared deletions ({code}): {message}; nothing was sent");
+        }
     }
     let before = record::all(bus).await?;
-    let identities: Vec<(String, String, String)> =
-        teardown::target_identities(&before, &selected, &payload).iter().filter_map(teardown::identity_parts).collect();
+    let identities: Vec<String> = teardown::target_identities(&before, &selected, &payload)
+        .into_iter()
+        .filter_map(|resource| match resource {
+            proto::resources::SharedResource::Identity { id } => Some(id),
+            _ => None,
+        })
+        .collect();
     let (_, states) = run_to_end(bus, Command::Teardown(payload.clone()), &args.common).await?;
     let mut records = Vec::new();
     let mut all_ok = true;
@@ -483,34 +409,33 @@ pub async fn teardown(bus: &Bus, format: Format, args: &TeardownArgs) -> anyhow:
         }
     }
     if all_ok && !payload.delete.is_empty() {
-        match &shared {
-            None => records.push(Record::Step {
+        if mode.applies() {
+            released(bus, &selected, &payload).await?;
+        }
+        let failed =
+            |what: String| Record::Step { cluster: "*shared*".into(), step: "failed".into(), change: "-".into(), what };
+        match call(bus, &shared_request(payload.clone(), identities), SHARED_TIMEOUT).await? {
+            TeardownSharedReply::Done { steps } => {
+                records.extend(steps.iter().map(|step| step_record("*shared*", step)))
+            }
+            TeardownSharedReply::Refused { code, message } if !mode.applies() => records.push(Record::Step {
                 cluster: "*shared*".into(),
                 step: "shared-delete".into(),
                 change: "planned".into(),
-                what: format!("{:?} (give --shared-config to read their state)", payload.delete),
+                what: format!("{:?} (the coordinator cannot read their state: {code}: {message})", payload.delete),
             }),
-            Some((azure, directory)) => {
-                let after = if mode.applies() { released(bus, &selected, &payload).await? } else { before.clone() };
-                let targets = SharedTargets {
-                    azure: azure.as_ref(),
-                    directory: directory.as_ref().map(|d| d as &dyn teardown::DirectoryDeletes),
-                };
-                match teardown::delete_shared(&targets, &after, &payload, &identities).await {
-                    Ok(steps) => records.extend(steps.iter().map(|step| step_record("*shared*", step))),
-                    Err(err) => {
-                        all_ok = false;
-                        if let teardown::SharedError::Step { completed, .. } = &err {
-                            records.extend(completed.iter().map(|step| step_record("*shared*", step)));
-                        }
-                        records.push(Record::Step {
-                            cluster: "*shared*".into(),
-                            step: "failed".into(),
-                            change: "-".into(),
-                            what: err.to_string(),
-                        });
-                    }
-                }
+            TeardownSharedReply::Refused { code, message } => {
+                all_ok = false;
+                records.push(failed(format!("refused ({code}): {message}")));
+            }
+            TeardownSharedReply::Failed { code, message, completed } => {
+                all_ok = false;
+                records.extend(completed.iter().map(|step| step_record("*shared*", step)));
+                records.push(failed(format!("{code}: {message}")));
+            }
+            TeardownSharedReply::Unknown => {
+                all_ok = false;
+                records.push(failed("a reply this fleetctl does not know; upgrade fleetctl".into()));
             }
         }
     }
@@ -521,11 +446,8 @@ pub async fn teardown(bus: &Bus, format: Format, args: &TeardownArgs) -> anyhow:
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn toml_from(text: &str) -> anyhow::Result<SharedConfig> {
-    let config =
-        config::Config::builder().add_source(config::File::from_str(text, config::FileFormat::Toml)).build()?;
-    Ok(config.try_deserialize()?)
-}
+/// How long the daemon has for the shared deletions (a purge may wait for Key Vault).
+const SHARED_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The records once the recorder has seen the targets release what the teardown released (it
 /// records results asynchronously); gives up after 30 s and returns what it has.

@@ -88,6 +88,7 @@ async fn mk_fleet(clusters: &[(&str, &str)]) -> Fleet {
         replicas: 1,
         clusters: declared,
         leader: Default::default(),
+        central: None,
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let bus = bus::Bus::connect(&server.url(), "coordinator").await.unwrap();
@@ -279,6 +280,14 @@ async fn audit_access_prints_pools_findings_and_a_summary_and_teardown_is_a_dry_
     assert!(records.is_empty());
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("in_use") && stderr.contains("still used by p2"), "{stderr}");
+    assert_eq!(stream.info().await.unwrap().state.messages, sent);
+    // The shared deletions are the daemon's: this one has no `central` section, so asking for
+    // one is refused before anything is sent, and fleetctl needs no credentials of its own.
+    let (code, records, stderr) =
+        fleetctl(&fleet, &["teardown", "--vault", vault, "--delete-secret", "--confirm", "-o", "json"]).await;
+    assert!(records.is_empty());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("central_not_configured") && stderr.contains("nothing was sent"), "{stderr}");
     assert_eq!(stream.info().await.unwrap().state.messages, sent);
     // Without --confirm, a dry run: every step planned, and it says so.
     let (code, records, stderr) = fleetctl(&fleet, &["teardown", "--vault", vault, "-o", "json"]).await;

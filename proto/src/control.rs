@@ -3,12 +3,15 @@
 //! result stream directly with the coordinator library, so large fleets are not bound by one
 //! reply's size.
 
-use crate::command::{Command, CommandId};
+use crate::command::{Command, CommandId, Teardown};
+use crate::outcome::StepOutcome;
 use crate::version::SchemaVersion;
 use serde::{Deserialize, Serialize};
 
 /// Verb of [`RunRequest`].
 pub const RUN: &str = "run";
+/// Verb of [`TeardownSharedRequest`].
+pub const TEARDOWN_SHARED: &str = "teardown-shared";
 
 /// The longest deadline a command may carry: 30 days. Longer ones are refused (by fleetctl before
 /// sending, by the coordinator when planning), so no deadline arithmetic can overflow.
@@ -88,6 +91,41 @@ pub enum RunReply {
         invalid: Vec<InvalidEntry>,
     },
     /// The request was refused; nothing was sent.
+    Refused { code: String, message: String },
+    /// An outcome a newer coordinator sends that this build does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+/// Delete the shared resources a teardown names (`teardown.delete`: the secret, the user-assigned
+/// identities, the gMSA, the domain user), centrally, in the coordinator that holds the
+/// credentials. In `teardown.mode` dry run it reads and plans only. Refused while any cluster's
+/// record still uses one of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeardownSharedRequest {
+    pub schema: SchemaVersion,
+    /// The teardown the clusters ran (its vault, secret name, identity choice, `delete` and `mode`).
+    pub teardown: Teardown,
+    /// Ids of the user-assigned identities to delete (`/subscriptions/…/userAssignedIdentities/…`)
+    /// when `teardown.delete.identity`: the ones the torn-down clusters used, as their records
+    /// said before they released them. Each must name `teardown.identity`'s group and name.
+    #[serde(default)]
+    pub identities: Vec<String>,
+    /// Who asked (for the log).
+    #[serde(default)]
+    pub requested_by: Option<String>,
+}
+
+/// The coordinator's answer to a [`TeardownSharedRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum TeardownSharedReply {
+    /// Every deletion asked for ran (or, in dry run, was planned), in order.
+    Done { steps: Vec<StepOutcome> },
+    /// A deletion failed; `completed` are the steps before it.
+    Failed { code: String, message: String, completed: Vec<StepOutcome> },
+    /// Refused before anything was deleted: `in_use`, `central_not_configured`, `invalid_request`,
+    /// `unsupported_schema`.
     Refused { code: String, message: String },
     /// An outcome a newer coordinator sends that this build does not know.
     #[serde(other)]

@@ -256,5 +256,17 @@ pub fn run_request(payload: &[u8]) -> Result<RunRequest, Refusal> {
     Ok(request)
 }
 
+/// Decodes a control request to `fleet.ctl.teardown-shared`: the schema major must be this
+/// build's and the teardown valid.
+pub fn teardown_shared_request(payload: &[u8]) -> Result<crate::control::TeardownSharedRequest, Refusal> {
+    let request: crate::control::TeardownSharedRequest = serde_json::from_slice(payload)
+        .map_err(|err| Refusal::new(Code::InvalidRequest, format!("not a teardown-shared request: {err}")))?;
+    request.schema.check_supported().map_err(|err| Refusal::new(Code::UnsupportedSchema, err.to_string()))?;
+    crate::Command::Teardown(request.teardown.clone())
+        .validate()
+        .map_err(|err| Refusal::new(Code::InvalidRequest, err.to_string()))?;
+    Ok(request)
+}
+
 #[cfg(test)]
 mod tests;

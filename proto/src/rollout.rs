@@ -85,6 +85,46 @@ pub struct GmsaSetup {
     /// Run `verify` (the sample workload) last. Slow: minutes per cluster.
     #[serde(default)]
     pub run_workload: bool,
+    /// What the coordinator creates centrally before the first stage (stage 0): the vault if it
+    /// is missing, the standard domain user and its secret, the gMSA. Absent: the rollout needs
+    /// no central writes (the vault, secret and gMSA exist and `credspec` carries the AD facts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub central: Option<CentralSetup>,
+}
+
+/// Stage 0 of a rollout, run by the coordinator's `central` side (never by agents).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CentralSetup {
+    /// `sAMAccountName` of the standard domain user allowed to retrieve the gMSA's password; its
+    /// credential (`DOMAIN\user:password`) is what `secret_name` holds.
+    pub domain_user: String,
+    /// `dNSHostName` of the gMSA; absent: `<gmsa_account>.<the domain's DNS name>`, lowercase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gmsa_dns_host_name: Option<String>,
+    /// `msDS-ManagedPasswordInterval` of a gMSA created now, in days (AD fixes it at creation).
+    #[serde(default = "thirty")]
+    pub gmsa_password_interval_days: u32,
+    /// Create `vault` when it does not exist (access-policy model, the coordinator may write
+    /// secrets). Absent: a missing vault is an error. An existing vault is never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_create: Option<VaultCreate>,
+    /// When the domain user exists and the secret does not hold its credential (missing, or a
+    /// crash between creating the user and writing the secret), reset the user's password and
+    /// write the secret. Without it that case is refused (`existing_user_without_secret`): the
+    /// coordinator never resets the password of a user it did not just create unless told.
+    #[serde(default)]
+    pub reset_existing_user_password: bool,
+}
+
+/// Where a missing vault is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultCreate {
+    /// Azure region (`westeurope`); the resource group must exist.
+    pub location: String,
+}
+
+fn thirty() -> u32 {
+    30
 }
 
 fn yes() -> bool {
@@ -452,6 +492,9 @@ impl GmsaSetup {
                 return Err(ValidationError::new(origin(field), "must not be empty when given"));
             }
         }
+        if let Some(central) = &self.central {
+            central.validate(&|field| origin(&format!("central.{field}")))?;
+        }
         for (index, binding) in credspec.bindings.iter().enumerate() {
             if binding.namespace.is_empty() || binding.name.is_empty() {
                 return Err(ValidationError::new(
@@ -482,6 +525,42 @@ impl GmsaSetup {
             setup.identity = identity.clone();
         }
         setup
+    }
+}
+
+impl CentralSetup {
+    /// Field rules; account-name syntax is checked again by the `ad` crate before any LDAP call.
+    pub fn validate(&self, origin: &dyn Fn(&str) -> String) -> Result<(), ValidationError> {
+        let user = self.domain_user.trim();
+        if user.is_empty() || user.chars().count() > 20 {
+            return Err(ValidationError::new(origin("domain_user"), "must be 1-20 characters (sAMAccountName)"));
+        }
+        if let Some(bad) = user.chars().find(|c| "\"/\\[]:;|=,+*?<>@".contains(*c) || c.is_control()) {
+            return Err(ValidationError::new(origin("domain_user"), format!("must not contain {bad:?}")));
+        }
+        if let Some(host) = &self.gmsa_dns_host_name
+            && !is_dns_name(host)
+        {
+            return Err(ValidationError::new(
+                origin("gmsa_dns_host_name"),
+                format!("{host:?} is not a DNS name with at least two labels"),
+            ));
+        }
+        if !(1..=3650).contains(&self.gmsa_password_interval_days) {
+            return Err(ValidationError::new(
+                origin("gmsa_password_interval_days"),
+                format!("must be 1-3650, got {}", self.gmsa_password_interval_days),
+            ));
+        }
+        if let Some(create) = &self.vault_create
+            && (create.location.trim().is_empty() || !create.location.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            return Err(ValidationError::new(
+                origin("vault_create.location"),
+                "must be an Azure region name (westeurope)",
+            ));
+        }
+        Ok(())
     }
 }
 

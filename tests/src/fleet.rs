@@ -85,6 +85,7 @@ pub async fn start_coordinator_with(
         replicas: 1,
         clusters,
         leader: Default::default(),
+        central: None,
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let running = coordinator::daemon::start_with(bus.clone(), &config, options, shutdown_rx).await?;

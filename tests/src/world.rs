@@ -25,7 +25,7 @@ pub const AGENT_SECRET: &str = "sim-agent-secret";
 const COORDINATOR_CLIENT_ID: &str = "6d1c3c1e-0000-4000-8000-00000000c001";
 /// The coordinator principal's object id (it writes the secret, so it may read it).
 pub const COORDINATOR_OBJECT_ID: &str = "6d1c3c1e-0000-4000-8000-00000000c002";
-const COORDINATOR_SECRET: &str = "sim-coordinator-secret";
+pub const COORDINATOR_SECRET: &str = "sim-coordinator-secret";
 /// The shared vault's coordinates.
 pub const VAULT_SUBSCRIPTION: &str = "00000000-0000-4000-8000-000000000000";
 pub const VAULT_RESOURCE_GROUP: &str = "rg-gmsa";

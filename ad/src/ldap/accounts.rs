@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use gmsa::SecretString;
 use ldap3::{Scope, SearchEntry};
-use proto::outcome::StepOutcome;
+use proto::outcome::{Mode, StepOutcome};
 use serde_json::{Value, json};
 
 use super::facts::{naming_contexts, required_sid};
@@ -20,6 +20,7 @@ use crate::directory::{EnsuredUser, GmsaSpec, STEP_DOMAIN_USER, STEP_GMSA, UserS
 use crate::error::AdError;
 use crate::escape::{dn_value, filter_bytes, filter_value};
 use crate::password;
+use crate::removal::{FoundObject, Removable, check_manageable};
 use crate::security_descriptor::{self, SecurityDescriptor};
 use crate::sid::Sid;
 
@@ -61,7 +62,7 @@ fn attribute(name: &str, values: &[&[u8]]) -> (Vec<u8>, HashSet<Vec<u8>>) {
     (name.as_bytes().to_vec(), values.iter().map(|value| value.to_vec()).collect())
 }
 
-pub(super) async fn ensure_user(session: &mut Session, user: &UserSpec) -> Result<EnsuredUser, AdError> {
+pub(super) async fn ensure_user(session: &mut Session, user: &UserSpec, mode: Mode) -> Result<EnsuredUser, AdError> {
     let base = naming_contexts(session).await?.domain;
     let name = user.name.as_str();
     if let Some(existing) = find_account(session, &base, name, &["objectClass", "objectSid"]).await? {
@@ -74,6 +75,18 @@ pub(super) async fn ensure_user(session: &mut Session, user: &UserSpec) -> Resul
 
     let dn = format!("CN={},CN=Users,{base}", dn_value(name)?);
     let user_principal_name = format!("{name}@{}", dns_name_of(&base));
+    let after = json!({
+        "sAMAccountName": name,
+        "userPrincipalName": user_principal_name,
+        "userAccountControl": 512,
+        "unicodePwd": "<redacted>",
+    });
+    if !mode.applies() {
+        // A dry run generates no password: nothing would hold it.
+        let observed = json!({"dn": dn, "exists": false});
+        let outcome = StepOutcome::in_mode(mode, STEP_DOMAIN_USER, gmsa::json_diff(&json!({}), &after), observed);
+        return Ok(EnsuredUser { outcome, new_password: None });
+    }
     let new_password = password::generate(name);
     let unicode_pwd = password::unicode_pwd(&new_password);
     let attributes = vec![
@@ -89,31 +102,48 @@ pub(super) async fn ensure_user(session: &mut Session, user: &UserSpec) -> Resul
     tracing::info!(%dn, "domain user created");
 
     let created = session.read(&dn, &["objectSid"]).await?.ok_or_else(|| AdError::NotFound { what: dn.clone() })?;
-    let after = json!({
-        "sAMAccountName": name,
-        "userPrincipalName": user_principal_name,
-        "userAccountControl": 512,
-        "unicodePwd": "<redacted>",
-    });
     let observed = json!({"dn": dn, "sid": required_sid(&created)?.to_string()});
     let outcome = StepOutcome::from_diff(STEP_DOMAIN_USER, gmsa::json_diff(&json!({}), &after), observed);
     Ok(EnsuredUser { outcome, new_password: Some(new_password) })
 }
 
-/// Resolves each allowed principal's name to its SID, in spec order.
+/// Resolves each allowed principal's name to its SID, in spec order. In a dry run a principal
+/// that does not exist yet (a domain user the same dry run would create) is returned in the
+/// second list instead of failing.
 async fn resolve_principals(
     session: &mut Session,
     base: &str,
     names: &[AccountName],
-) -> Result<BTreeMap<Sid, String>, AdError> {
+    mode: Mode,
+) -> Result<(BTreeMap<Sid, String>, Vec<String>), AdError> {
     let mut resolved = BTreeMap::new();
+    let mut missing = Vec::new();
     for name in names {
-        let entry = find_account(session, base, name.as_str(), &["objectSid"]).await?.ok_or_else(|| {
-            AdError::NotFound { what: format!("principal {name} (allowed to retrieve the gMSA password)") }
-        })?;
-        resolved.insert(required_sid(&entry)?, name.to_string());
+        match find_account(session, base, name.as_str(), &["objectSid"]).await? {
+            Some(entry) => {
+                resolved.insert(required_sid(&entry)?, name.to_string());
+            }
+            None if !mode.applies() => missing.push(name.to_string()),
+            None => {
+                return Err(AdError::NotFound {
+                    what: format!("principal {name} (allowed to retrieve the gMSA password)"),
+                });
+            }
+        }
     }
-    Ok(resolved)
+    Ok((resolved, missing))
+}
+
+/// The allowed principals as diffs show them; a principal a dry run would create first has no
+/// SID yet and is keyed `<new> name`.
+fn desired_json(desired: &BTreeMap<Sid, String>, missing: &[String]) -> Value {
+    let mut json = membership_json(desired);
+    if let Value::Object(map) = &mut json {
+        for name in missing {
+            map.insert(format!("<new> {name}"), Value::String(name.clone()));
+        }
+    }
+    json
 }
 
 /// The `sAMAccountName` of `sid`, or the SID string for a principal that no longer exists.
@@ -131,13 +161,13 @@ fn membership_json(principals: &BTreeMap<Sid, String>) -> Value {
     Value::Object(principals.iter().map(|(sid, name)| (sid.to_string(), Value::String(name.clone()))).collect())
 }
 
-pub(super) async fn ensure_gmsa(session: &mut Session, spec: &GmsaSpec) -> Result<StepOutcome, AdError> {
+pub(super) async fn ensure_gmsa(session: &mut Session, spec: &GmsaSpec, mode: Mode) -> Result<StepOutcome, AdError> {
     let base = naming_contexts(session).await?.domain;
-    let desired = resolve_principals(session, &base, &spec.allowed_principals).await?;
+    let (desired, missing) = resolve_principals(session, &base, &spec.allowed_principals, mode).await?;
     let sam_account_name = spec.name.machine_account();
     let attrs = ["objectClass", "objectSid", "dNSHostName", "msDS-ManagedPasswordInterval", MEMBERSHIP];
     let Some(existing) = find_account(session, &base, &sam_account_name, &attrs).await? else {
-        return create_gmsa(session, &base, spec, &desired).await;
+        return create_gmsa(session, &base, spec, &desired, &missing, mode).await;
     };
     if !has_class(&existing, "msDS-GroupManagedServiceAccount") {
         return Err(AdError::WrongObjectClass { name: sam_account_name, expected: "msDS-GroupManagedServiceAccount" });
@@ -158,7 +188,7 @@ pub(super) async fn ensure_gmsa(session: &mut Session, spec: &GmsaSpec) -> Resul
     }
     let current_host = text(&existing, "dNSHostName").unwrap_or_default().to_string();
     let before = json!({"dNSHostName": current_host.to_lowercase(), MEMBERSHIP: membership_json(&current)});
-    let after = json!({"dNSHostName": spec.dns_host_name.to_lowercase(), MEMBERSHIP: membership_json(&desired)});
+    let after = json!({"dNSHostName": spec.dns_host_name.to_lowercase(), MEMBERSHIP: desired_json(&desired, &missing)});
     let diff = gmsa::json_diff(&before, &after);
 
     let mut changes = Vec::new();
@@ -171,13 +201,13 @@ pub(super) async fn ensure_gmsa(session: &mut Session, spec: &GmsaSpec) -> Resul
         let updated: SecurityDescriptor = current_descriptor.with_membership_change(&to_add, &to_remove);
         changes.push((MEMBERSHIP.as_bytes().to_vec(), updated.to_bytes()));
     }
-    if !changes.is_empty() {
+    if !changes.is_empty() && mode.applies() {
         session.replace(&existing.dn, MEMBERSHIP, changes).await?;
         tracing::info!(dn = %existing.dn, added = to_add.len(), removed = to_remove.len(), "gMSA updated");
     }
     let observed =
         json!({"dn": existing.dn, "sid": required_sid(&existing)?.to_string(), "allowed": membership_json(&desired)});
-    Ok(StepOutcome::from_diff(STEP_GMSA, diff, observed))
+    Ok(StepOutcome::in_mode(mode, STEP_GMSA, diff, observed))
 }
 
 async fn create_gmsa(
@@ -185,6 +215,8 @@ async fn create_gmsa(
     base: &str,
     spec: &GmsaSpec,
     desired: &BTreeMap<Sid, String>,
+    missing: &[String],
+    mode: Mode,
 ) -> Result<StepOutcome, AdError> {
     let name = spec.name.as_str();
     let sam_account_name = spec.name.machine_account();
@@ -195,6 +227,16 @@ async fn create_gmsa(
         if let Some((sid, _)) = desired.iter().find(|(_, resolved)| resolved.as_str() == principal.as_str()) {
             ordered_sids.push(sid.clone());
         }
+    }
+    let after = json!({
+        "sAMAccountName": sam_account_name,
+        "dNSHostName": spec.dns_host_name.to_lowercase(),
+        "msDS-ManagedPasswordInterval": spec.password_interval_days,
+        MEMBERSHIP: desired_json(desired, missing),
+    });
+    if !mode.applies() {
+        let observed = json!({"dn": dn, "exists": false, "allowed": desired_json(desired, missing)});
+        return Ok(StepOutcome::in_mode(mode, STEP_GMSA, gmsa::json_diff(&json!({}), &after), observed));
     }
     let descriptor = security_descriptor::build(&ordered_sids).to_bytes();
     let interval = spec.password_interval_days.to_string();
@@ -210,12 +252,6 @@ async fn create_gmsa(
     session.add(&dn, attributes).await?;
     tracing::info!(%dn, "gMSA created");
     let created = session.read(&dn, &["objectSid"]).await?.ok_or_else(|| AdError::NotFound { what: dn.clone() })?;
-    let after = json!({
-        "sAMAccountName": sam_account_name,
-        "dNSHostName": spec.dns_host_name.to_lowercase(),
-        "msDS-ManagedPasswordInterval": spec.password_interval_days,
-        MEMBERSHIP: membership_json(desired),
-    });
     let observed = json!({"dn": dn, "sid": required_sid(&created)?.to_string(), "allowed": membership_json(desired)});
     Ok(StepOutcome::from_diff(STEP_GMSA, gmsa::json_diff(&json!({}), &after), observed))
 }
@@ -227,12 +263,18 @@ pub(super) async fn reset_password(
     user: &AccountName,
 ) -> Result<(String, SecretString), AdError> {
     let base = naming_contexts(session).await?.domain;
-    let existing = find_account(session, &base, user.as_str(), &["objectClass"])
+    let existing = find_account(session, &base, user.as_str(), &["objectClass", "objectSid", "isCriticalSystemObject"])
         .await?
         .ok_or_else(|| AdError::NotFound { what: format!("domain user {user}") })?;
     if !has_class(&existing, "user") || has_class(&existing, "computer") {
         return Err(AdError::WrongObjectClass { name: user.to_string(), expected: "user" });
     }
+    // Never a built-in or critical account (krbtgt, Administrator): the same rule as deletion.
+    let object_classes = texts(&existing, "objectClass");
+    let sid = required_sid(&existing)?;
+    let critical = text(&existing, "isCriticalSystemObject").is_some_and(|value| value.eq_ignore_ascii_case("TRUE"));
+    let found = FoundObject { dn: &existing.dn, object_classes: &object_classes, sid: Some(&sid), critical };
+    check_manageable(Removable::DomainUser, "rotate", &found)?;
     let new_password = password::generate(user.as_str());
     let unicode_pwd = password::unicode_pwd(&new_password);
     session.replace(&existing.dn, "unicodePwd", vec![(b"unicodePwd".to_vec(), unicode_pwd.expose().to_vec())]).await?;

@@ -90,6 +90,53 @@ impl LdapConfig {
     }
 }
 
+/// The `ad` section of an operator's configuration file: the DC and who binds. The password is
+/// never in the file: `password_env` names the environment variable that holds it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapSection {
+    /// `ldaps://dc1.contoso.com:636` (or `ldap://…` with `start_tls`).
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS before binding.
+    #[serde(default)]
+    pub start_tls: bool,
+    /// A UPN or DN with rights to create users and gMSAs.
+    pub bind_principal: String,
+    /// The environment variable holding the bind password.
+    pub password_env: String,
+    /// A PEM bundle of the CAs that issued the DCs' certificates; absent uses the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl LdapSection {
+    /// The adapter configuration; the password is read from `password_env`. Errors name the
+    /// field relative to the section (`password_env`, `url`, `ca_file`).
+    pub fn ldap_config(&self) -> Result<LdapConfig, AdError> {
+        let password = std::env::var(&self.password_env).map_err(|_| AdError::Config {
+            field: "password_env",
+            reason: format!("environment variable {} is not set", self.password_env),
+        })?;
+        self.ldap_config_with(SecretString::new(password))
+    }
+
+    /// [`LdapSection::ldap_config`] with the password given (tests; `password_env` is ignored).
+    pub fn ldap_config_with(&self, password: SecretString) -> Result<LdapConfig, AdError> {
+        let mut config = LdapConfig::new(&self.url, &self.bind_principal, password);
+        config.start_tls = self.start_tls;
+        if !config.is_encrypted() {
+            return Err(AdError::Config {
+                field: "url",
+                reason: format!("'{}' must be ldaps://, or ldap:// with start_tls = true", self.url),
+            });
+        }
+        if let Some(path) = &self.ca_file {
+            config = config.with_ca_bundle(path)?;
+        }
+        Ok(config)
+    }
+}
+
 /// Active Directory over LDAPS. Every operation binds with a password (the configured admin's,
 /// and for rotation the user's new one), so every operation is refused over plain `ldap://`
 /// without StartTLS, before connecting.
@@ -127,17 +174,17 @@ impl Directory for LdapDirectory {
     }
 
     #[tracing::instrument(name = "ad.ensure_user", skip(self), fields(url = %self.config.url, user = %user.name))]
-    async fn ensure_user(&self, user: &UserSpec) -> Result<EnsuredUser, AdError> {
+    async fn ensure_user_in(&self, user: &UserSpec, mode: Mode) -> Result<EnsuredUser, AdError> {
         let mut session = self.admin_session("creating a domain user").await?;
-        let ensured = accounts::ensure_user(&mut session, user).await;
+        let ensured = accounts::ensure_user(&mut session, user, mode).await;
         session.close().await;
         ensured
     }
 
     #[tracing::instrument(name = "ad.ensure_gmsa", skip(self), fields(url = %self.config.url, gmsa = %gmsa.name))]
-    async fn ensure_gmsa(&self, gmsa: &GmsaSpec) -> Result<StepOutcome, AdError> {
+    async fn ensure_gmsa_in(&self, gmsa: &GmsaSpec, mode: Mode) -> Result<StepOutcome, AdError> {
         let mut session = self.admin_session("creating a gMSA").await?;
-        let outcome = accounts::ensure_gmsa(&mut session, gmsa).await;
+        let outcome = accounts::ensure_gmsa(&mut session, gmsa, mode).await;
         session.close().await;
         outcome
     }

@@ -27,7 +27,6 @@ pub mod validate;
 
 use crate::executor::{ExecError, Executor, Progress};
 use azure::{Azure, ClusterRef, CredentialConfig, GmsaSettings, HostIdentityRef, VaultRef};
-use gmsa::SecretString;
 use gmsa::credspec::{CredSpec, CredSpecInputs};
 use proto::command::{ApplyCredspec, Command, GrantIdentity, IdentityChoice, Verify};
 use proto::resources::ResourceUse;
@@ -63,51 +62,8 @@ pub struct CloudConfig {
     pub azure: AzureSection,
 }
 
-/// How the agent reaches Azure.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AzureSection {
-    #[serde(default = "default_arm")]
-    pub arm_endpoint: String,
-    /// Token audience for ARM (defaults to the endpoint).
-    #[serde(default)]
-    pub arm_audience: Option<String>,
-    #[serde(default)]
-    pub authority_host: Option<String>,
-    /// A PEM file of extra trusted CAs (a private cloud, or the simulator).
-    #[serde(default)]
-    pub extra_ca_file: Option<PathBuf>,
-    /// Key Vault's challenge-resource check; keep `true` against Azure.
-    #[serde(default = "yes")]
-    pub verify_challenge_resource: bool,
-    pub credential: CredentialSection,
-}
-
-/// The credential, chosen by `type`. Secrets are never in the file: `client-secret` names the
-/// environment variable that holds the secret.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum CredentialSection {
-    WorkloadIdentity {
-        #[serde(default)]
-        client_id: Option<String>,
-        #[serde(default)]
-        tenant_id: Option<String>,
-    },
-    ManagedIdentity {
-        #[serde(default)]
-        client_id: Option<String>,
-    },
-    ClientSecret {
-        tenant_id: String,
-        client_id: String,
-        secret_env: String,
-    },
-    AzureCli {
-        #[serde(default)]
-        tenant_id: Option<String>,
-    },
-}
+/// How the agent reaches Azure: the `azure` crate's operator section, shared with the coordinator.
+pub use azure::{AzureSection, CredentialSection};
 
 fn default_location() -> String {
     "westeurope".into()
@@ -117,12 +73,6 @@ fn default_image() -> String {
 }
 fn default_drift_policy() -> cluster::DriftPolicy {
     cluster::DriftPolicy::Reapply
-}
-fn default_arm() -> String {
-    azure::PUBLIC_ARM_ENDPOINT.into()
-}
-fn yes() -> bool {
-    true
 }
 
 /// Why the executor could not be built.
@@ -137,6 +87,16 @@ pub enum CloudError {
     /// The Kubernetes client could not be built.
     #[error("cannot set up the Kubernetes client")]
     Kube(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// `azure.<field>` of a section error.
+fn section_error(err: azure::SectionError) -> CloudError {
+    let field = match err.field {
+        "credential.secret_env" => "azure.credential.secret_env",
+        "extra_ca_file" => "azure.extra_ca_file",
+        _ => "azure",
+    };
+    CloudError::Config { field, rule: err.rule }
 }
 
 /// A running drift watch: the desired state it compares against, and its task.
@@ -171,45 +131,12 @@ impl CloudExecutor {
 
     /// The credential the configuration names (a client secret is read from its environment variable).
     fn credential(config: &CloudConfig) -> Result<CredentialConfig, CloudError> {
-        let credential = match &config.azure.credential {
-            CredentialSection::WorkloadIdentity { client_id, tenant_id } => CredentialConfig::WorkloadIdentity {
-                client_id: client_id.clone(),
-                tenant_id: tenant_id.clone(),
-                token_file: None,
-            },
-            CredentialSection::ManagedIdentity { client_id } => {
-                CredentialConfig::ManagedIdentity { client_id: client_id.clone() }
-            }
-            CredentialSection::ClientSecret { tenant_id, client_id, secret_env } => {
-                let secret = std::env::var(secret_env).map_err(|_| CloudError::Config {
-                    field: "azure.credential.secret_env",
-                    rule: format!("environment variable {secret_env} is not set"),
-                })?;
-                CredentialConfig::ClientSecret {
-                    tenant_id: tenant_id.clone(),
-                    client_id: client_id.clone(),
-                    secret: SecretString::new(secret),
-                }
-            }
-            CredentialSection::AzureCli { tenant_id } => CredentialConfig::AzureCli { tenant_id: tenant_id.clone() },
-        };
-        Ok(credential)
+        config.azure.credential.resolve().map_err(section_error)
     }
 
     /// Like [`CloudExecutor::connect`] with the credential given (the `credential` section is ignored).
     pub async fn connect_with(config: CloudConfig, credential: CredentialConfig) -> Result<CloudExecutor, CloudError> {
-        let mut azure_config = azure::AzureConfig::new(credential);
-        azure_config.arm_endpoint = config.azure.arm_endpoint.clone();
-        azure_config.arm_audience = config.azure.arm_audience.clone();
-        azure_config.authority_host = config.azure.authority_host.clone();
-        azure_config.verify_challenge_resource = config.azure.verify_challenge_resource;
-        if let Some(path) = &config.azure.extra_ca_file {
-            let pem = std::fs::read_to_string(path).map_err(|err| CloudError::Config {
-                field: "azure.extra_ca_file",
-                rule: format!("cannot read {}: {err}", path.display()),
-            })?;
-            azure_config.extra_ca_pem = Some(pem);
-        }
+        let azure_config = config.azure.azure_config(credential).map_err(section_error)?;
         let azure = Azure::connect(azure_config).map_err(CloudError::Azure)?;
         let kube_config = match &config.kubeconfig {
             Some(path) => {

@@ -75,8 +75,27 @@ impl Clock for ManualClock {
 /// Stage 0, run centrally before the first stage: the coordinator's Active Directory and Key Vault
 /// work, returning the credspec inputs as AD reports them (see `crate::central`).
 pub trait Stage0: Send + Sync + 'static {
-    fn prepare<'a>(&'a self, setup: &'a GmsaSetup)
-    -> BoxFuture<'a, Result<(CredspecInputs, Vec<StepOutcome>), String>>;
+    /// Runs stage 0 for `setup`; [`proto::Mode::DryRun`] (a plan) reads and diffs only.
+    fn prepare<'a>(
+        &'a self,
+        setup: &'a GmsaSetup,
+        mode: proto::Mode,
+    ) -> BoxFuture<'a, Result<(CredspecInputs, Vec<StepOutcome>), String>>;
+}
+
+impl Stage0 for crate::central::Central {
+    fn prepare<'a>(
+        &'a self,
+        setup: &'a GmsaSetup,
+        mode: proto::Mode,
+    ) -> BoxFuture<'a, Result<(CredspecInputs, Vec<StepOutcome>), String>> {
+        Box::pin(async move {
+            crate::central::Central::prepare(self, setup, mode)
+                .await
+                .map(|prepared| (prepared.credspec, prepared.steps))
+                .map_err(|err| format!("{}: {}", err.code(), bus::chain(&err)))
+        })
+    }
 }
 
 /// How the driver runs.
@@ -252,7 +271,7 @@ impl Driver {
     fn resume_after_load(&self, rollout_id: &str) {
         let Some(active) = self.rollouts.get(rollout_id) else { return };
         if active.rebuilt.state.is_none() && active.rebuilt.prepare_failed.is_none() {
-            self.spawn_stage0(rollout_id, &active.rebuilt.plan.setup);
+            self.spawn_stage0(rollout_id, &active.rebuilt.plan.setup, active.rebuilt.dry_run);
         }
     }
 
@@ -724,12 +743,12 @@ impl Driver {
         self.write_index(rollout_id).await;
         match gmsa::rollout::commands::domain_facts(&plan.setup) {
             Ok(_) => self.begin(rollout_id).await,
-            Err(_) => self.spawn_stage0(rollout_id, &plan.setup),
+            Err(_) => self.spawn_stage0(rollout_id, &plan.setup, dry_run),
         }
         Ok(())
     }
 
-    fn spawn_stage0(&self, rollout_id: &str, setup: &GmsaSetup) {
+    fn spawn_stage0(&self, rollout_id: &str, setup: &GmsaSetup, dry_run: bool) {
         let Some(stage0) = self.settings.stage0.clone() else {
             let _ = self.prepared.send((rollout_id.to_string(), Err("no central section to run stage 0".into())));
             return;
@@ -739,7 +758,8 @@ impl Driver {
         let setup = setup.clone();
         tokio::spawn(
             async move {
-                let outcome = stage0.prepare(&setup).await;
+                let mode = if dry_run { proto::Mode::DryRun } else { proto::Mode::Apply };
+                let outcome = stage0.prepare(&setup, mode).await;
                 let _ = sender.send((rollout_id, outcome));
             }
             .instrument(info_span!("stage-0")),

@@ -357,6 +357,8 @@ fn the_example_rollout_file_parses_validates_and_plans() {
     let text = include_str!("../../../deploy/rollout.example.yaml");
     let file: RolloutFile = serde_yaml::from_str(text).unwrap();
     validate(&file).unwrap_or_else(|err| panic!("{err}"));
+    let central = file.setup.central.as_ref().expect("the example documents stage 0");
+    assert_eq!((central.domain_user.as_str(), central.reset_existing_user_password), ("gmsa-fleet-user", false));
     let fleet: Vec<Member> = (0..10)
         .map(|i| {
             let region = if i < 4 { "westeurope" } else { "eastus" };

@@ -66,6 +66,32 @@ fn unknown_fields_are_tolerated_on_the_wire() {
     assert_eq!(file, mk_file());
 }
 
+fn mk_central(domain_user: &str) -> CentralSetup {
+    CentralSetup {
+        domain_user: domain_user.into(),
+        gmsa_dns_host_name: None,
+        gmsa_password_interval_days: 30,
+        vault_create: None,
+        reset_existing_user_password: false,
+    }
+}
+
+#[test]
+fn a_central_section_is_optional_and_gets_its_defaults() {
+    assert_eq!(mk_file().setup.central, None);
+    let setup: GmsaSetup = serde_json::from_value(json!({
+        "vault": {"subscription_id": "s", "resource_group": "rg", "name": "kv1"},
+        "identity": {"type": "kubelet"},
+        "credspec": {"spec_name": "spec", "gmsa_account": "WebApp01"},
+        "central": {"domain_user": "gmsa-user", "vault_create": {"location": "westeurope"}, "later": 1}
+    }))
+    .unwrap();
+    let central = setup.central.unwrap();
+    assert_eq!(central.gmsa_password_interval_days, 30);
+    assert!(!central.reset_existing_user_password);
+    assert_eq!(central.vault_create.unwrap().location, "westeurope");
+}
+
 /// A change that makes `mk_file` invalid.
 type Breakage = Box<dyn FnOnce(&mut RolloutFile)>;
 
@@ -132,6 +158,38 @@ fn each_rule_names_its_field() {
             "setup.credspec.gmsa_account: must not be empty",
         ),
         (Box::new(|file| file.schema = "2.0".parse().unwrap()), "schema: schema 2.0 is not supported"),
+        (
+            Box::new(|file| file.setup.central = Some(mk_central("a*b"))),
+            "setup.central.domain_user: must not contain '*'",
+        ),
+        (
+            Box::new(|file| file.setup.central = Some(mk_central("twenty-one-characters"))),
+            "setup.central.domain_user: must be 1-20 characters",
+        ),
+        (
+            Box::new(|file| {
+                let mut central = mk_central("gmsa-user");
+                central.gmsa_dns_host_name = Some("webapp01".into());
+                file.setup.central = Some(central)
+            }),
+            "setup.central.gmsa_dns_host_name: \"webapp01\" is not a DNS name",
+        ),
+        (
+            Box::new(|file| {
+                let mut central = mk_central("gmsa-user");
+                central.gmsa_password_interval_days = 0;
+                file.setup.central = Some(central)
+            }),
+            "setup.central.gmsa_password_interval_days: must be 1-3650",
+        ),
+        (
+            Box::new(|file| {
+                let mut central = mk_central("gmsa-user");
+                central.vault_create = Some(VaultCreate { location: "west europe".into() });
+                file.setup.central = Some(central)
+            }),
+            "setup.central.vault_create.location: must be an Azure region name",
+        ),
     ];
     for (change, expected) in cases {
         let error = error_of(change);

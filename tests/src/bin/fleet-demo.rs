@@ -188,7 +188,12 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
     };
     // New-GMSAAzureKeyVault: created once, shared by every cluster that names it; an existing vault
     // (as here) is left exactly as it is.
-    let spec = azure::VaultSpec { location: "westeurope".into(), tenant_id: world.azure.tenant_id(), rbac: false };
+    let spec = azure::VaultSpec {
+        location: "westeurope".into(),
+        tenant_id: world.azure.tenant_id(),
+        rbac: false,
+        writer_object_id: None,
+    };
     let ensured = azure.ensure_vault(&vault, &spec).await?;
     say(&format!(
         "Key Vault {}: {}",

@@ -15,7 +15,7 @@ use proto::{Change, Command, CommandResult, Mode};
 use serde_json::Value;
 use std::time::Duration;
 use testkit::nats::NatsServer;
-use tests::fleet::{run_and_follow, start_coordinator, test_settings};
+use tests::fleet::{run_and_follow, start_coordinator_with, test_settings};
 use tests::world::SimWorld;
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -45,10 +45,19 @@ fn directory_state(dc: &testkit::samba::SambaDc) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_validate_diagnose_and_tear_down_leaving_azure_kubernetes_and_ad_as_before_setup() {
     use ad::Directory;
+    let _dc_writer = super::support::SHARED_DC_WRITERS.lock().await;
     let dc = tokio::task::spawn_blocking(testkit::samba::SambaDc::shared).await.unwrap();
     let server = NatsServer::start().unwrap();
     let world = SimWorld::build("life", 2, 2).await.unwrap();
-    let coordinator = start_coordinator(&server.url(), world.declared()).await.unwrap();
+    // The daemon holds the central credentials; the test's own adapters below only set up.
+    let central = std::sync::Arc::new(super::central::mk_central(&world, dc));
+    let coordinator = start_coordinator_with(
+        &server.url(),
+        world.declared(),
+        coordinator::daemon::Options { central: Some(central), ..Default::default() },
+    )
+    .await
+    .unwrap();
     let agents = world.spawn_agents(&server.url(), |cluster: &str| test_settings(cluster, &[])).await.unwrap();
     let bus = &coordinator.bus;
     let config = ad::LdapConfig::new(dc.ldaps_url(), dc.admin_principal(), SecretString::new(dc.admin_password()))
@@ -283,21 +292,50 @@ async fn audit_validate_diagnose_and_tear_down_leaving_azure_kubernetes_and_ad_a
     assert!(error.contains("identity") && error.contains("gMSA") && error.contains("secret"), "{error}");
     assert_eq!(world.azure.mutations().len(), azure_setup, "a refused teardown sends nothing");
 
-    // The whole fleet: the agents' part, then the shared resources, centrally.
+    // The whole fleet: the agents' part, then the shared resources, by the daemon
+    // (fleet.ctl.teardown-shared), which refuses while any cluster still uses them.
     let records_before = coordinator::record::all(bus).await.unwrap();
     let all: std::collections::BTreeSet<String> = world.clusters.iter().map(|c| c.id.clone()).collect();
     let Command::Teardown(payload) = teardown(Mode::Apply, delete_all) else { unreachable!() };
-    let identities: Vec<_> = coordinator::teardown::target_identities(&records_before, &all, &payload)
-        .iter()
-        .filter_map(coordinator::teardown::identity_parts)
+    let identities: Vec<String> = coordinator::teardown::target_identities(&records_before, &all, &payload)
+        .into_iter()
+        .filter_map(|resource| match resource {
+            proto::resources::SharedResource::Identity { id } => Some(id),
+            _ => None,
+        })
         .collect();
     assert_eq!(identities.len(), 1, "both clusters share one identity");
+    let shared_request = |teardown: Teardown| proto::control::TeardownSharedRequest {
+        schema: proto::version::SchemaVersion::CURRENT,
+        teardown,
+        identities: identities.clone(),
+        requested_by: Some("lifecycle".into()),
+    };
+    let call = |request| async move {
+        coordinator::central::serve::call(bus, &request, Duration::from_secs(120)).await.unwrap()
+    };
+    let mut dry = payload.clone();
+    dry.mode = Mode::DryRun;
+    let proto::control::TeardownSharedReply::Done { steps: planned } = call(shared_request(dry)).await else {
+        panic!("the dry run of the shared deletions was not done")
+    };
+    assert!(planned.iter().all(|s| s.change == Change::Planned), "{planned:?}");
+    match call(shared_request(payload.clone())).await {
+        proto::control::TeardownSharedReply::Refused { code, message } => {
+            assert_eq!(code, "in_use", "{message}");
+            assert!(message.contains(&world.clusters[0].id) && message.contains(&world.clusters[1].id), "{message}");
+        }
+        other => panic!("deleting what clusters use must be refused: {other:?}"),
+    }
+    assert_eq!(world.azure.mutations().len(), azure_setup, "a dry run and a refusal write nothing");
     for result in run_ok(bus, Command::Teardown(payload.clone()), "").await {
         assert!(result.status.is_success(), "{result:?}");
     }
-    let records_after = wait_released(bus).await;
-    let targets = coordinator::teardown::SharedTargets { azure: Some(&azure), directory: Some(&directory) };
-    let shared = coordinator::teardown::delete_shared(&targets, &records_after, &payload, &identities).await.unwrap();
+    wait_released(bus).await;
+    let shared = match call(shared_request(payload.clone())).await {
+        proto::control::TeardownSharedReply::Done { steps } => steps,
+        other => panic!("{other:?}"),
+    };
     let steps: Vec<(&str, Change)> = shared.iter().map(|s| (s.step.as_str(), s.change)).collect();
     assert_eq!(
         steps,

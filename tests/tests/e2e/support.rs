@@ -7,6 +7,10 @@ use proto::{CommandEnvelope, CommandId, CommandResult, subjects};
 use std::time::Duration;
 use time::OffsetDateTime;
 
+/// Held by every test that writes to the process's shared Samba DC and compares snapshots of the
+/// whole domain, so one test's objects never appear in another's before/after comparison.
+pub static SHARED_DC_WRITERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub fn mk_enable(cluster: &str, command_id: &str) -> CommandEnvelope {
     let now = OffsetDateTime::now_utc();
     CommandEnvelope {
