@@ -44,7 +44,12 @@ pub async fn run_daemon(config_path: Option<&Path>) -> anyhow::Result<()> {
         renew: std::time::Duration::from_millis(config.leader.renew_millis),
         ..crate::leader::LeaderSettings::default()
     };
-    let options = crate::daemon::Options { leader, ..crate::daemon::Options::default() };
+    let central = (config.central.as_ref())
+        .map(crate::central::Central::connect)
+        .transpose()
+        .context("the central section")?
+        .map(std::sync::Arc::new);
+    let options = crate::daemon::Options { leader, central, ..crate::daemon::Options::default() };
     let running =
         crate::daemon::start_with(bus, &config, options, shutdown).await.context("starting the coordinator")?;
     tracing::info!("coordinator running");

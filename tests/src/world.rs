@@ -22,7 +22,7 @@ const AGENT_OBJECT_ID: &str = "6d1c3c1e-0000-4000-8000-00000000a9e2";
 /// The agent principal's client secret (tests check it never leaks).
 pub const AGENT_SECRET: &str = "sim-agent-secret";
 /// The coordinator's principal, which writes the domain-user secret.
-const COORDINATOR_CLIENT_ID: &str = "6d1c3c1e-0000-4000-8000-00000000c001";
+pub const COORDINATOR_CLIENT_ID: &str = "6d1c3c1e-0000-4000-8000-00000000c001";
 /// The coordinator principal's object id (it writes the secret, so it may read it).
 pub const COORDINATOR_OBJECT_ID: &str = "6d1c3c1e-0000-4000-8000-00000000c002";
 pub const COORDINATOR_SECRET: &str = "sim-coordinator-secret";
@@ -133,6 +133,11 @@ impl SimWorld {
             });
         }
         Ok(SimWorld { azure, kube, clusters, vault_id: vault.id, ca_file, _dir: dir })
+    }
+
+    /// The PEM file of the simulator's CA (what a client of it must trust).
+    pub fn ca_file(&self) -> &std::path::Path {
+        &self.ca_file
     }
 
     /// The clusters as the coordinator's configuration would declare them.

@@ -414,3 +414,156 @@ async fn the_standby_takes_over_within_ten_seconds_of_the_leader_being_killed_an
     drop(standby);
     let _ = fleet.shutdown.send(true);
 }
+
+/// The whole setup, stage 0 included, by `fleet-coordinator` run as its own process with its
+/// central configuration, against the Azure and Kubernetes simulators and a real Samba AD DC,
+/// driven only by fleetctl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_coordinator_with_its_central_section_does_the_whole_setup_stage_0_included_driven_by_fleetctl() {
+    use tests::world::{
+        COORDINATOR_CLIENT_ID, COORDINATOR_OBJECT_ID, COORDINATOR_SECRET, SimWorld, VAULT_RESOURCE_GROUP,
+        VAULT_SUBSCRIPTION,
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let server = NatsServer::start().unwrap();
+    let dc = tokio::task::spawn_blocking(testkit::samba::SambaDc::shared).await.unwrap();
+    let world = SimWorld::build("s0", 2, 2).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut toml = format!(
+        r#"replicas = 1
+[nats]
+url = "{nats}"
+[leader]
+ttl_secs = 2
+renew_millis = 250
+[central]
+tenant_id = "{tenant}"
+principal_object_id = "{object_id}"
+[central.azure]
+arm_endpoint = "{arm}"
+arm_audience = "{audience}"
+authority_host = "{authority}"
+extra_ca_file = "{ca}"
+verify_challenge_resource = false
+[central.azure.credential]
+type = "client-secret"
+tenant_id = "{tenant}"
+client_id = "{client}"
+secret_env = "S0_COORDINATOR_SECRET"
+[central.ad]
+url = "{ldaps}"
+bind_principal = "{principal}"
+password_env = "S0_AD_PASSWORD"
+ca_file = "{dc_ca}"
+"#,
+        nats = server.url(),
+        tenant = world.azure.tenant_id(),
+        object_id = COORDINATOR_OBJECT_ID,
+        arm = world.azure.arm_endpoint(),
+        audience = azure::PUBLIC_ARM_ENDPOINT,
+        authority = world.azure.authority_host(),
+        ca = world.ca_file().display(),
+        client = COORDINATOR_CLIENT_ID,
+        ldaps = dc.ldaps_url(),
+        principal = dc.admin_principal(),
+        dc_ca = dc.ca_cert_path().display(),
+    );
+    for cluster in world.declared() {
+        let labels: Vec<String> = cluster.labels.iter().map(|(k, v)| format!("{k} = \"{v}\"")).collect();
+        toml.push_str(&format!("[[clusters]]\nid = \"{}\"\nlabels = {{ {} }}\n", cluster.id, labels.join(", ")));
+    }
+    let config = write_file(dir.path(), "coordinator.toml", &toml);
+    let coordinator = Process(
+        Command::new(env!("CARGO_BIN_EXE_fleet-coordinator"))
+            .arg("--config")
+            .arg(&config)
+            .env("S0_COORDINATOR_SECRET", COORDINATOR_SECRET)
+            .env("S0_AD_PASSWORD", dc.admin_password())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Agents start once the coordinator has laid out the bus.
+    let bus = bus::Bus::connect(&server.url(), "check").await.unwrap();
+    let started = Instant::now();
+    while bus::kv::cursors(&bus).await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the coordinator never created the bus layout");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let agents = world.spawn_agents(&server.url(), |cluster| tests::fleet::test_settings(cluster, &[])).await.unwrap();
+    let (user, gmsa) = (testkit::samba::unique_name("s0u"), testkit::samba::unique_name("s0g"));
+    let vault = format!("kv{}", testkit::samba::unique_name("s"));
+    let rollout = format!(
+        r#"
+name: stage-0-through-the-binaries
+setup:
+  dns_server: 10.1.0.4
+  root_domain: {realm}
+  vault: {{subscription_id: {sub}, resource_group: {rg}, name: {vault}}}
+  secret_name: GMSADomainUserCred
+  identity: {{type: kubelet}}
+  credspec:
+    spec_name: aks-gmsa-spec
+    gmsa_account: {gmsa}
+    bindings: [{{namespace: default, name: default}}]
+  central:
+    domain_user: {user}
+    vault_create: {{location: westeurope}}
+  validate: false
+strategy:
+  stages:
+    - {{name: canary, count: 1}}
+    - {{name: rest}}
+"#,
+        realm = dc.realm().to_lowercase(),
+        sub = VAULT_SUBSCRIPTION,
+        rg = VAULT_RESOURCE_GROUP,
+    );
+    let path = write_file(dir.path(), "rollout.yaml", &rollout);
+    let url = server.url();
+    let args = ["rollout", "start", "-f", path.to_str().unwrap(), "--watch", "-o", "json"].map(String::from);
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_fleetctl")).arg("--nats").arg(url).args(args).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let records: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(output.status.code(), Some(0), "{stderr}\n{records:?}");
+    assert_eq!(of_type(&records, "rollout_phase")[0]["phase"], "completed");
+    // Stage 0 ran centrally: the vault exists, the secret names the user, AD has user and gMSA.
+    let vault_id = azure::VaultRef::new(VAULT_SUBSCRIPTION, VAULT_RESOURCE_GROUP, &vault).id();
+    let secret = world.azure.secret_value(&vault_id, "GMSADomainUserCred", None).expect("the secret was written");
+    assert!(secret.starts_with(&format!("{}\\{user}:", dc.netbios_domain())), "the secret names the domain user");
+    let found =
+        dc.ldbsearch(&dc.base_dn(), "sub", &format!("(sAMAccountName={gmsa}$)"), &["distinguishedName"]).unwrap();
+    assert!(!found.is_empty(), "the gMSA exists in AD");
+    // Every cluster got a credspec carrying what Samba reports.
+    for cluster in &world.clusters {
+        let credspec = cluster.kube.get("GMSACredentialSpec", None, "aks-gmsa-spec").expect("a credspec");
+        let text = credspec.to_string();
+        assert!(text.contains(dc.domain_sid()), "{}: {text}", cluster.id);
+        assert!(text.contains(&gmsa), "{}: {text}", cluster.id);
+        assert!(world.azure.gmsa_profile(&cluster.arm_id).is_some_and(|profile| profile.enabled == Some(true)));
+    }
+    // The password never reached the bus: not in any rollout log entry, command or result.
+    let password = secret.split_once(':').map(|(_, password)| password.to_string()).unwrap();
+    for stream in [subjects::ROLLOUT_LOG_STREAM, subjects::COMMAND_STREAM, subjects::RESULT_STREAM] {
+        let info = bus.jetstream().get_stream(stream).await.unwrap();
+        let mut sequence = 0;
+        while let Ok(message) = info.direct_get_next_for_subject(">", Some(sequence + 1)).await {
+            sequence = message.sequence;
+            assert!(!String::from_utf8_lossy(&message.payload).contains(&password), "{stream} carries the password");
+        }
+    }
+    for agent in agents {
+        agent.stop().await.unwrap();
+    }
+    drop(coordinator);
+}
