@@ -30,3 +30,6 @@ pub mod runtime;
 pub mod selector;
 pub mod teardown;
 pub mod verbs;
+
+#[cfg(test)]
+mod fuzz;

@@ -368,3 +368,40 @@ proptest! {
         injected_key_is_found(&facts, pick, &key, junk)?;
     }
 }
+
+// Fuzzing the operator-file path (YAML text → value → strict decode → the shared validators):
+// arbitrary text, and the example rollout file with one byte changed, never panic; whatever
+// decodes, validates or is refused with a field named. PROPTEST_CASES raises the count.
+fn example_rollout() -> String {
+    include_str!("../../../deploy/rollout.example.yaml").to_string()
+}
+
+fn operator_file_path(text: &str) {
+    let Ok(value) = serde_yaml::from_str::<serde_json::Value>(text) else { return };
+    if let Ok(file) = from_value::<proto::rollout::RolloutFile>(value.clone()) {
+        let _ = crate::rollout::validate(&file);
+    }
+    if let Ok(payload) = from_value::<ApplyCredspec>(value.clone()) {
+        let _ = crate::validate::command(&proto::Command::ApplyCredspec(payload));
+    }
+    if let Err(error) = from_value::<GrantIdentity>(value) {
+        assert!(!error.to_string().is_empty());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fuzz_operator_files_arbitrary_text(text in "\\PC{0,400}") {
+        operator_file_path(&text);
+    }
+
+    #[test]
+    fn fuzz_operator_files_mutated_rollout(at in any::<prop::sample::Index>(), byte in 0x20u8..0x7f) {
+        let mut bytes = example_rollout().into_bytes();
+        let index = at.index(bytes.len());
+        bytes[index] = byte;
+        operator_file_path(&String::from_utf8_lossy(&bytes));
+    }
+}
