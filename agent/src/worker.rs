@@ -532,7 +532,7 @@ impl<E: Executor> Agent<E> {
             resources,
         };
         // A result must fit in one message, whatever the executor or the refusal put in it.
-        let max_payload = usize::try_from(self.bus.client().server_info().max_payload).unwrap_or(1 << 20);
+        let max_payload = self.bus.client().server_info().max_payload;
         let result = result.fit(max_payload.saturating_sub(RESULT_HEADROOM).max(MIN_RESULT_BYTES));
         self.results.publish_result(&result, ending.traceparent).await.map_err(|err| self.bus_error(err))?;
         info!(status = result.status.label(), "result published");

@@ -311,7 +311,7 @@ pub fn progress_line(status: &RolloutStatus) -> String {
                 + counts.skipped;
             let done = counts.succeeded + counts.unchanged + counts.failed + counts.timed_out + counts.skipped;
             let width = 10usize;
-            let filled = if total == 0 { width } else { done * width / total };
+            let filled = (done * width).checked_div(total).unwrap_or(width);
             format!(
                 "{} [{}{}] {done}/{total}{}",
                 stage.name,

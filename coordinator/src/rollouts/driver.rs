@@ -113,6 +113,9 @@ impl Default for DriverSettings {
     }
 }
 
+/// Stage 0's outcome for one rollout, sent back from its task to the driver's loop.
+type PreparedOutcome = (String, Result<(CredspecInputs, Vec<StepOutcome>), String>);
+
 /// A request from the control API with where to answer.
 pub type Request = (RolloutRequest, oneshot::Sender<RolloutReply>);
 
@@ -188,7 +191,7 @@ pub struct Driver {
     publisher: CommandPublisher,
     rollouts: BTreeMap<String, Active>,
     /// Stage 0 outcomes come back here from their tasks.
-    prepared: mpsc::UnboundedSender<(String, Result<(CredspecInputs, Vec<StepOutcome>), String>)>,
+    prepared: mpsc::UnboundedSender<PreparedOutcome>,
 }
 
 /// Runs the driver while `leading` is true: each time this process becomes the leader, the driver
@@ -228,7 +231,7 @@ impl Driver {
     async fn open(
         bus: &Bus,
         settings: DriverSettings,
-        prepared: mpsc::UnboundedSender<(String, Result<(CredspecInputs, Vec<StepOutcome>), String>)>,
+        prepared: mpsc::UnboundedSender<PreparedOutcome>,
     ) -> Result<Driver, BusError> {
         let mut driver = Driver {
             bus: bus.clone(),
@@ -292,7 +295,7 @@ impl Driver {
 
     async fn serve(
         &mut self,
-        mut prepared: mpsc::UnboundedReceiver<(String, Result<(CredspecInputs, Vec<StepOutcome>), String>)>,
+        mut prepared: mpsc::UnboundedReceiver<PreparedOutcome>,
         leading: &mut watch::Receiver<bool>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), BusError> {
@@ -387,7 +390,7 @@ impl Driver {
     /// The engine event of a result of one of this driver's rollouts, if it is one.
     fn step_event(&self, result: &CommandResult) -> Option<Event> {
         let rollout_id = result.rollout_id.as_ref()?;
-        if !self.rollouts.get(rollout_id).is_some_and(|active| active.rebuilt.state.is_some()) {
+        if self.rollouts.get(rollout_id).is_none_or(|active| active.rebuilt.state.is_none()) {
             return None;
         }
         let step = result.kind.parse::<CommandKind>().ok()?;
@@ -462,7 +465,7 @@ impl Driver {
             .filter(|action| matches!(action, Action::Send { .. }))
             .map(|action| (rollout_id.to_string(), action))
             .collect();
-        Applied { sends, outcome: Logged::Logged }
+        Applied { sends, outcome: Logged::Written }
     }
 
     /// Appends to a rollout's log with the single-writer check.
@@ -612,7 +615,7 @@ impl Driver {
             return RolloutReply::refused("not_found", format!("no running rollout {rollout_id}"));
         }
         let applied = self.apply_logged(rollout_id, event, now).await;
-        let logged = applied.outcome == Logged::Logged;
+        let logged = applied.outcome == Logged::Written;
         self.publish_sends(applied.sends).await;
         if logged {
             RolloutReply::Done { rollout_id: rollout_id.to_string(), message }
@@ -910,7 +913,7 @@ impl Driver {
 enum Logged {
     /// The engine changed nothing worth logging (a tick, a redelivered result).
     Unchanged,
-    Logged,
+    Written,
     /// The append failed: nothing was done; the rollout was reloaded from its log.
     Failed,
 }
