@@ -435,5 +435,25 @@ async fn oversized_payloads_and_deadlines_are_refused_clearly_and_nothing_is_sen
     let _ = fleet.shutdown.send(true);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_list_shows_unreadable_entries_as_invalid_and_still_lists_the_fleet() {
+    let fleet = mk_fleet(&[("p1", "prod"), ("p2", "prod")]).await;
+    let bus = bus::Bus::connect(&fleet.server.url(), "vandal").await.unwrap();
+    let agents: bus::kv::Bucket<Value> = bus::kv::Bucket::open(&bus, proto::subjects::AGENTS_BUCKET).await.unwrap();
+    agents.put("junk", &serde_json::json!("not a hello")).await.unwrap();
+    agents.put("x.y", &serde_json::json!({"cluster": "x.y"})).await.unwrap();
+    let (code, records, stderr) = fleetctl(&fleet, &["clusters", "list", "-o", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let clusters: Vec<&str> = of_type(&records, "cluster").iter().filter_map(|c| c["id"].as_str()).collect();
+    assert_eq!(clusters, ["p1", "p2"]);
+    let mut invalid: Vec<&str> = of_type(&records, "invalid").iter().filter_map(|c| c["key"].as_str()).collect();
+    invalid.sort_unstable();
+    assert_eq!(invalid, ["junk", "x.y"]);
+    let (code, table, _) = fleetctl(&fleet, &["clusters", "list"]).await;
+    assert_eq!(code, 0);
+    let _ = table;
+    let _ = fleet.shutdown.send(true);
+}
+
 #[path = "fleetctl/rollouts.rs"]
 mod rollouts;

@@ -110,12 +110,14 @@ pub struct SambaDc {
 static SHARED: OnceLock<SambaDc> = OnceLock::new();
 
 impl SambaDc {
-    /// The DC of this test process, provisioned with [`SambaOptions::default`] on first use.
+    /// The DC of this test process, provisioned on first use with [`SambaOptions::default`] and
+    /// its internal DNS (so reachability checks, which only read, can share it: a process that
+    /// holds the shared DC can start no other, since both need the same ports).
     ///
     /// Blocks the calling thread while the DC starts (about 5–10 s once per process); concurrent
     /// callers wait for the same DC. Panics if it cannot start: tests cannot run without it.
     pub fn shared() -> &'static SambaDc {
-        SHARED.get_or_init(|| match SambaDc::start(SambaOptions::default()) {
+        SHARED.get_or_init(|| match SambaDc::start(SambaOptions { internal_dns: true, ..SambaOptions::default() }) {
             Ok(dc) => dc,
             Err(error) => panic!("cannot start the shared Samba DC: {error}"),
         })

@@ -101,6 +101,9 @@ async fn prepare_creates_vault_secret_user_and_gmsa_with_samba_facts_then_change
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     let _dc_writer = super::support::SHARED_DC_WRITERS.lock().await;
+    // Another test's thread may have hit these callsites first, with no subscriber: re-ask
+    // every callsite now that this thread's TRACE subscriber exists.
+    tracing::callsite::rebuild_interest_cache();
     let dc = tokio::task::spawn_blocking(SambaDc::shared).await.unwrap();
     let world = SimWorld::build("central", 0, 1).await.unwrap();
     let central = mk_central(&world, dc);

@@ -213,12 +213,9 @@ async fn a_user_assigned_identity_is_created_attached_to_the_windows_pool_only_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_dc_connectivity_runs_from_the_agent_against_a_real_dc_and_names_what_fails() {
-    let dc = tokio::task::spawn_blocking(|| {
-        testkit::samba::SambaDc::start(testkit::samba::SambaOptions { internal_dns: true, ..Default::default() })
-    })
-    .await
-    .unwrap()
-    .expect("a Samba DC with internal DNS");
+    // The process's shared DC (it serves DNS too): this test only reads, and a second DC cannot
+    // run beside it.
+    let dc = tokio::task::spawn_blocking(testkit::samba::SambaDc::shared).await.unwrap();
     let domain = dc.dns_domain();
 
     let server = NatsServer::start().unwrap();

@@ -633,3 +633,42 @@ async fn follow_fleet_command(bus: &Bus, rollout_id: &str) -> (String, Vec<coord
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_asks_every_agent_for_the_diff_each_step_would_apply_and_writes_nothing() {
+    let server = NatsServer::start().unwrap();
+    let world = SimWorld::build("pl", 3, 3).await.unwrap();
+    let coordinator = start_coordinator(&server.url(), world.declared()).await.unwrap();
+    let agents = world.spawn_agents(&server.url(), |cluster: &str| test_settings(cluster, &[])).await.unwrap();
+    let mutations_before = world.azure.mutations().len();
+    let file = mk_file("  stages:\n    - {name: canary, count: 1, approval_after: true}\n    - {name: rest}\n");
+    let reply =
+        ask(&coordinator.bus, RolloutRequest::Start { file: Box::new(file), dry_run: true, requested_by: None }).await;
+    let RolloutReply::Started { rollout_id, dry_run: true, stages, .. } = reply else { panic!("{reply:?}") };
+    assert_eq!(stages.iter().map(|stage| stage.clusters.len()).collect::<Vec<_>>(), [1, 2], "the real plan's stages");
+    // A dry run has no gates: it runs to the end without an approval.
+    let done =
+        wait_until(&coordinator.bus, &rollout_id, "dry run done", |status| status.phase == Phase::Completed).await;
+    assert_eq!(done.clusters.len(), 3);
+    for cluster in &world.clusters {
+        for step in [CommandKind::EnableGmsa, CommandKind::GrantIdentity, CommandKind::ApplyCredspec] {
+            let command_id = proto::CommandId::for_rollout(&rollout_id, &format!("{}/{step}", cluster.id));
+            let result = stored_results(&coordinator.bus, &cluster.id)
+                .await
+                .into_iter()
+                .find(|result| result.command_id == command_id)
+                .unwrap_or_else(|| panic!("{}: no {step} result", cluster.id));
+            assert!(result.status.is_success(), "{}: {step}: {:?}", cluster.id, result.status);
+            let planned: Vec<&StepOutcome> = result.steps.iter().filter(|outcome| outcome.is_planned()).collect();
+            assert!(!planned.is_empty(), "{}: {step} plans a change: {:?}", cluster.id, result.steps);
+            assert!(planned.iter().all(|outcome| !outcome.diff.is_empty()));
+        }
+        assert!(cluster.kube.api_mutations().is_empty(), "{}: the dry run wrote to Kubernetes", cluster.id);
+        assert!(world.azure.gmsa_profile(&cluster.arm_id).is_none_or(|profile| profile.enabled != Some(true)));
+    }
+    assert_eq!(world.azure.mutations().len(), mutations_before, "the dry run wrote to Azure");
+    for agent in agents {
+        agent.stop().await.unwrap();
+    }
+    coordinator.stop().await;
+}
