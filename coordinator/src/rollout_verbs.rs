@@ -329,7 +329,9 @@ pub fn progress_line(status: &RolloutStatus) -> String {
     format!("fleetctl: {} {}{waiting}", status.rollout_id, stages.join("  "))
 }
 
-fn print_status(format: Format, status: &RolloutStatus, truncated: bool) -> anyhow::Result<()> {
+/// Prints a rollout's status on stdout: a row per stage (counts by state), a row per cluster
+/// (stage, state, step, why), and the rollout's phase and why it waits.
+pub fn print_status(format: Format, status: &RolloutStatus, truncated: bool) -> anyhow::Result<()> {
     let mut records: Vec<Record> = status
         .stages
         .iter()

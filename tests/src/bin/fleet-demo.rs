@@ -1,38 +1,57 @@
-//! `fleet-demo` (run by `scripts/demo`): the fleet-wide gMSA setup, end to end, on one machine.
+//! `fleet-demo` (run by `scripts/demo`): the fleet-wide gMSA setup, end to end, on one machine, as
+//! one staged rollout.
 //!
 //! A real nats-server; a simulated fleet (the Azure simulator for ARM, Key Vault and Entra; the
-//! Kubernetes API simulator for each cluster's API server); the real coordinator; and one real agent
-//! per cluster running the production executor. Agents are tasks of this process, each with its own
-//! NATS connection, Azure pipeline and kube client: 200 agent processes would spend the 2-core
-//! machine on process start-up, and nothing in an agent is shared but the runtime.
+//! Kubernetes API simulator for each cluster's API server); the real coordinator daemon (in this
+//! process, the same code `fleet-coordinator` runs); and one real agent per cluster running the
+//! production executor. Agents are tasks of this process, each with its own NATS connection, Azure
+//! pipeline and kube client: 200 agent processes would spend the 2-core machine on process
+//! start-up, and nothing in an agent is shared but the runtime.
 //!
-//! The steps, each one fleet-wide rollout with progress on stderr:
-//! 0. with `--with-ad`: against a real Samba AD DC, the standard domain user and the gMSA are
-//!    created (or found), the KDS root key checked and the domain facts read for the credspec;
-//! 1. the coordinator writes the domain user's credential to Key Vault (value never leaves it);
-//! 2. `enable-gmsa` (windowsProfile.gmsaProfile on every managed cluster);
-//! 3. `grant-identity` (kubelet identity gets `get` on the secret);
-//! 4. `apply-credspec` (GMSACredentialSpec + ClusterRole + RoleBinding, after preflight);
-//! 5. `enable-gmsa` again, to show that a second run changes nothing;
-//! 6. `audit-access`: each Windows pool's identity and who can read the secret, as a table with a
-//!    fleet summary;
-//! 7. `teardown`, dry run: what removing everything would change, per cluster (nothing is written).
+//! The steps:
+//! 1. The domain user's credential reaches Key Vault. With `--with-ad` this is the rollout's
+//!    stage 0, run by the coordinator's central side against a real Samba AD DC: the standard
+//!    domain user and the gMSA are created, the domain facts read for the credspec and the secret
+//!    written (the rollout file leaves the AD facts out). Without AD, stage 0 cannot run (the
+//!    central side needs a directory), so the file carries fixed AD facts and the demo writes the
+//!    secret itself with the coordinator's Azure principal, before the rollout, as the operator
+//!    would.
+//! 2. One rollout of a `RolloutFile` (built below from YAML, in the format of
+//!    `deploy/rollout.example.yaml`): a canary of one cluster with an approval gate after it, then
+//!    two waves (30 % of the rest, then all the rest) with a concurrency limit and a failure
+//!    budget. Each cluster gets enable-gmsa, grant-identity and apply-credspec. Live progress goes
+//!    to stderr (fleetctl's progress line, one per change); when the canary gate waits, the demo
+//!    approves it, as an operator would with `fleetctl rollout approve`. At the end the status
+//!    table (per stage counts, per cluster state) goes to stdout, as `fleetctl rollout status`
+//!    prints it.
+//! 3. The same file again: a second rollout in which every cluster is `unchanged`.
+//! 4. `audit-access`: each Windows pool's identity and who can read the secret, as a table with a
+//!    fleet summary.
+//! 5. `teardown`, dry run: what removing everything would change, per cluster (nothing is written).
+//!
+//! With `--break-canary` the canary cluster has no GMSACredentialSpec CRD: its apply-credspec
+//! preflight fails, the rollout halts before wave 1, and the demo shows (from the Azure and
+//! Kubernetes simulators' own mutation logs) that no other cluster was touched, then exits 1.
 //!
 //! Exits 0 only if every cluster succeeded at every step.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Parser;
-use coordinator::rollout::{Tally, TargetState};
+use coordinator::rollout::TargetState;
+use coordinator::rollouts::api::{RolloutReply, RolloutRequest};
+use gmsa::rollout::{ClusterStatus, Phase, RolloutStatus, StagePhase};
 use proto::Command;
-use proto::command::{ApplyCredspec, EnableGmsa, GrantIdentity, IdentityChoice, ServiceAccountRef};
-use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use proto::command::IdentityChoice;
+use proto::rollout::RolloutFile;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testkit::nats::NatsServer;
-use tests::fleet::{run_and_follow, start_coordinator};
+use tests::fleet::{run_and_follow, start_coordinator_with};
 use tests::world::SimWorld;
 
-/// Run the fleet-wide gMSA setup against a simulated fleet with real NATS, agents and coordinator.
+/// Run the fleet-wide gMSA setup as one staged rollout against a simulated fleet with real NATS,
+/// agents and coordinator.
 #[derive(Parser)]
 struct Args {
     /// Number of simulated clusters.
@@ -44,109 +63,77 @@ struct Args {
     /// Log level of the components (RUST_LOG syntax); logs go to stderr.
     #[arg(long, default_value = "warn")]
     log: String,
-    /// Also do the Active Directory steps against a real Samba AD DC provisioned on loopback (needs
-    /// root and Samba; scripts/demo installs it): create the domain user and the gMSA, read the
-    /// domain facts the credspec is built from, and store the user's real credential in Key Vault.
+    /// Also do the Active Directory side against a real Samba AD DC provisioned on loopback (needs
+    /// root and Samba; scripts/demo installs it): the rollout's stage 0 creates the domain user and
+    /// the gMSA, reads the domain facts the credspec is built from, and stores the user's real
+    /// credential in Key Vault.
     #[arg(long)]
     with_ad: bool,
+    /// Break the canary cluster (no GMSACredentialSpec CRD): the rollout halts after the canary,
+    /// before any wave-1 cluster is touched, and the demo exits 1.
+    #[arg(long)]
+    break_canary: bool,
 }
 
-/// What the Active Directory side gives the rollout.
-struct Domain {
-    netbios: String,
-    dns_domain: String,
-    dns_tree_root: String,
-    guid: String,
-    sid: String,
-    gmsa_account: String,
-    dns_server: String,
-    user: String,
-    password: gmsa::SecretString,
-    /// Keeps the Samba DC running while the demo needs it.
-    _dc: Option<testkit::samba::SambaDc>,
-}
-
-impl Domain {
-    /// Fixed facts of a domain we do not talk to (the default demo).
-    fn fixed() -> Domain {
-        Domain {
-            netbios: "CONTOSO".into(),
-            dns_domain: "contoso.com".into(),
-            dns_tree_root: "contoso.com".into(),
-            guid: DOMAIN_GUID.into(),
-            sid: DOMAIN_SID.into(),
-            gmsa_account: "WebApp01".into(),
-            dns_server: "10.1.0.4".into(),
-            user: "gmsa-user".into(),
-            password: gmsa::SecretString::new(demo_password()),
-            _dc: None,
-        }
-    }
-
-    /// New-GMSADomainUser, New-GMSA and the credspec's facts, against a real Samba AD DC.
-    async fn samba() -> anyhow::Result<Domain> {
-        use ad::Directory;
-        let dc =
-            tokio::task::spawn_blocking(|| testkit::samba::SambaDc::start(testkit::samba::SambaOptions::default()))
-                .await?
-                .context("provisioning a Samba AD DC")?;
-        let config =
-            ad::LdapConfig::new(dc.ldaps_url(), dc.admin_principal(), gmsa::SecretString::new(dc.admin_password()))
-                .with_ca_bundle(dc.ca_cert_path())?;
-        let directory = ad::LdapDirectory::new(config);
-        let user = ad::AccountName::new("gmsa-fleet-user")?;
-        let ensured = directory.ensure_user(&ad::UserSpec { name: user.clone() }).await?;
-        let password = match ensured.new_password {
-            Some(password) => password,
-            None => directory.rotate_password(&user).await?,
-        };
-        say(&format!("AD: standard domain user {} {}", user.as_str(), label(ensured.outcome.is_changed())));
-        let gmsa_name = ad::AccountName::gmsa("WebApp01")?;
-        let spec = ad::GmsaSpec {
-            name: gmsa_name.clone(),
-            dns_host_name: format!("webapp01.{}", dc.dns_domain()),
-            password_interval_days: 30,
-            allowed_principals: vec![user.clone()],
-        };
-        let gmsa_outcome = directory.ensure_gmsa(&spec).await?;
-        say(&format!(
-            "AD: gMSA {}$ {}, retrievable by {} only",
-            gmsa_name.as_str(),
-            label(gmsa_outcome.is_changed()),
-            user.as_str()
-        ));
-        let kds = directory.kds_status().await?;
-        say(&format!(
-            "AD: KDS root key present: {} (create it with Add-KdsRootKey; never done silently)",
-            kds.exists()
-        ));
-        let facts = directory.domain_facts(&gmsa_name).await?;
-        say(&format!(
-            "AD: domain {} ({}), SID {}, GUID {}",
-            facts.dns_name, facts.netbios_name, facts.domain_sid, facts.domain_guid
-        ));
-        Ok(Domain {
-            netbios: facts.netbios_name.clone(),
-            dns_domain: facts.dns_name.clone(),
-            dns_tree_root: facts.dns_tree_name.clone(),
-            guid: facts.domain_guid.to_string(),
-            sid: facts.domain_sid.to_string(),
-            gmsa_account: gmsa_name.as_str().to_string(),
-            dns_server: "127.0.0.1".into(),
-            user: user.as_str().to_string(),
-            password,
-            _dc: Some(dc),
-        })
-    }
-}
-
-fn label(changed: bool) -> &'static str {
-    if changed { "created" } else { "already present" }
-}
-
-/// The demo's Active Directory facts (what `ad::Directory::domain_facts` reads from a DC).
+/// The demo's Active Directory facts (what `ad::Directory::domain_facts` reads from a DC), given in
+/// the rollout file when there is no DC.
 const DOMAIN_SID: &str = "S-1-5-21-2126449477-2524075714-3094792973";
 const DOMAIN_GUID: &str = "244818ae-87ac-4fcd-92ec-e79e5252348a";
+
+/// How long one rollout may take before the demo gives up.
+const ROLLOUT_DEADLINE: Duration = Duration::from_secs(600);
+
+/// The rollout file: the fleet's desired gMSA state and the canary-then-two-waves strategy. With a
+/// DC, the AD facts are left out and the `central` section asks for stage 0; without, they are
+/// given.
+fn mk_rollout_file(dc: Option<&testkit::samba::SambaDc>) -> anyhow::Result<RolloutFile> {
+    let (dns_server, root_domain, ad_section) = match dc {
+        Some(dc) => (
+            "127.0.0.1".to_string(),
+            dc.realm().to_lowercase(),
+            "  central:\n    domain_user: gmsa-fleet-user\n    gmsa_password_interval_days: 30\n".to_string(),
+        ),
+        None => (
+            "10.1.0.4".to_string(),
+            "contoso.com".to_string(),
+            format!(
+                "    netbios_domain: CONTOSO\n    dns_domain: contoso.com\n    dns_tree_root: contoso.com\n    \
+                 domain_guid: {DOMAIN_GUID}\n    domain_sid: {DOMAIN_SID}\n"
+            ),
+        ),
+    };
+    let (credspec_facts, central) =
+        if dc.is_some() { (String::new(), ad_section) } else { (ad_section, String::new()) };
+    let yaml = format!(
+        r#"
+name: demo-gmsa-setup
+setup:
+  dns_server: {dns_server}
+  root_domain: {root_domain}
+  vault: {{subscription_id: {subscription}, resource_group: {resource_group}, name: {vault}}}
+  secret_name: GMSADomainUserCred
+  identity: {{type: kubelet}}
+  credspec:
+    spec_name: aks-gmsa-spec
+    gmsa_account: WebApp01
+    bindings: [{{namespace: default, name: default}}]
+{credspec_facts}  validate: false
+{central}strategy:
+  stages:
+    - {{name: canary, count: 1, max_concurrency: 1, approval_after: true}}
+    - {{name: wave-1, percent: 30, max_concurrency: 4, failure_budget: 1}}
+    - {{name: wave-2, percent: 100, max_concurrency: "50%", failure_budget: "5%"}}
+  # The simulator's ARM allows far more than a real subscription; the demo should not wait.
+  arm_budget: {{burst: 200, per_sec: 10}}
+"#,
+        subscription = tests::world::VAULT_SUBSCRIPTION,
+        resource_group = tests::world::VAULT_RESOURCE_GROUP,
+        vault = tests::world::VAULT_NAME,
+    );
+    let file: RolloutFile = serde_yaml::from_str(&yaml).with_context(|| format!("the demo's rollout file:\n{yaml}"))?;
+    gmsa::rollout::validate(&file).map_err(|err| anyhow::anyhow!("the demo's rollout file: {err}"))?;
+    Ok(file)
+}
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let args = Args::parse();
@@ -165,145 +152,79 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
     let started = Instant::now();
     let server = NatsServer::start().context("starting nats-server (scripts/demo installs it)")?;
     say(&format!("nats-server with JetStream on {}", server.url()));
-    let world = SimWorld::build("aks", args.clusters, args.per_subscription).await?;
+    let break_canary = args.break_canary;
+    let world = SimWorld::build_with("aks", args.clusters, args.per_subscription, |index| kubesim::ClusterSeed {
+        gmsa_crd: if break_canary && index == 0 {
+            kubesim::GmsaCrd::Absent
+        } else {
+            kubesim::GmsaCrd::Served { v1: true, v1alpha1: true }
+        },
+        ..kubesim::ClusterSeed::default()
+    })
+    .await?;
     say(&format!(
         "simulated fleet: {} AKS clusters in {} subscriptions (Azure simulator {}, one Kubernetes API per cluster)",
         args.clusters,
         args.clusters.div_ceil(args.per_subscription.max(1)),
         world.azure.arm_endpoint()
     ));
-    let coordinator = start_coordinator(&server.url(), world.declared()).await?;
+    if break_canary {
+        say(&format!("--break-canary: {} has no GMSACredentialSpec CRD", world.clusters[0].id));
+    }
+    let dc = if args.with_ad { Some(start_samba().await?) } else { None };
+    let central = match &dc {
+        Some(dc) => Some(Arc::new(mk_central(&world, dc)?)),
+        None => None,
+    };
+    let options = coordinator::daemon::Options {
+        central,
+        driver: coordinator::rollouts::driver::DriverSettings {
+            tick: Duration::from_millis(200),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let coordinator = start_coordinator_with(&server.url(), world.declared(), options).await?;
     let agents = world.spawn_agents(&server.url(), |cluster: &str| agent::AgentSettings::new(cluster)).await?;
     say(&format!("coordinator and {} agents running ({:.1}s)", agents.len(), started.elapsed().as_secs_f64()));
-
-    let domain = if args.with_ad { Domain::samba().await? } else { Domain::fixed() };
-
-    // 1. The coordinator stores the domain user's credential; only its URI travels.
-    let azure = world.coordinator_azure()?;
-    let vault = azure::VaultRef {
-        subscription_id: tests::world::VAULT_SUBSCRIPTION.into(),
-        resource_group: tests::world::VAULT_RESOURCE_GROUP.into(),
-        name: tests::world::VAULT_NAME.into(),
-        vault_uri: None,
-    };
-    // New-GMSAAzureKeyVault: created once, shared by every cluster that names it; an existing vault
-    // (as here) is left exactly as it is.
-    let spec = azure::VaultSpec {
-        location: "westeurope".into(),
-        tenant_id: world.azure.tenant_id(),
-        rbac: false,
-        writer_object_id: None,
-    };
-    let ensured = azure.ensure_vault(&vault, &spec).await?;
-    say(&format!(
-        "Key Vault {}: {}",
-        tests::world::VAULT_NAME,
-        if ensured.is_changed() { "created" } else { "exists, left as it is" }
-    ));
-    let credential =
-        azure::domain_user_credential(&domain.netbios, &domain.user, &domain.password).map_err(anyhow::Error::msg)?;
-    let written = azure.write_domain_user_secret(&vault, None, &credential).await?;
-    say(&format!(
-        "domain-user credential stored in Key Vault ({}): {}",
-        if written.outcome.is_changed() { "changed" } else { "unchanged" },
-        written.uri
-    ));
-
-    // The simulator serves the vault on loopback; the credspec carries the vault's DNS name, which
-    // is what the CCG plugin on Windows nodes resolves (the validator refuses IP-literal hosts).
-    let path = written
-        .uri
-        .0
-        .split_once("/secrets/")
-        .map(|(_, path)| path.to_string())
-        .context("secret URI without /secrets/")?;
-    let credspec_secret_uri = format!("https://{}.vault.azure.net/secrets/{path}", tests::world::VAULT_NAME);
-    let deadline = Duration::from_secs(600);
-    let steps: Vec<(&str, Command)> = vec![
-        (
-            "enable-gmsa",
-            Command::EnableGmsa(EnableGmsa {
-                dns_server: Some(domain.dns_server.clone()),
-                root_domain: Some(domain.dns_tree_root.clone()),
-                mode: proto::Mode::Apply,
-            }),
-        ),
-        (
-            "grant-identity",
-            Command::GrantIdentity(GrantIdentity {
-                vault: world.vault_ref(),
-                secret_name: "GMSADomainUserCred".into(),
-                identity: IdentityChoice::Kubelet,
-                mode: proto::Mode::Apply,
-            }),
-        ),
-        (
-            "apply-credspec",
-            Command::ApplyCredspec(ApplyCredspec {
-                spec_name: "aks-gmsa-spec".into(),
-                gmsa_account: domain.gmsa_account.clone(),
-                netbios_domain: domain.netbios.clone(),
-                dns_domain: domain.dns_domain.clone(),
-                dns_tree_root: domain.dns_tree_root.clone(),
-                domain_guid: domain.guid.clone(),
-                domain_sid: domain.sid.clone(),
-                secret_uri: credspec_secret_uri.clone(),
-                identity_object_id: None,
-                bindings: vec![ServiceAccountRef { namespace: "default".into(), name: "default".into() }],
-                owner: "default".into(),
-                mode: proto::Mode::Apply,
-            }),
-        ),
-        (
-            "enable-gmsa (again)",
-            Command::EnableGmsa(EnableGmsa {
-                dns_server: Some(domain.dns_server.clone()),
-                root_domain: Some(domain.dns_tree_root.clone()),
-                mode: proto::Mode::Apply,
-            }),
-        ),
-    ];
-    let interactive = std::io::stderr().is_terminal();
-    let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut all_ok = true;
-    for (name, command) in steps {
-        let step_started = Instant::now();
-        let (rollout_id, states) = run_and_follow(&coordinator.bus, command, "env=demo", deadline, |tally| {
-            let line = progress_line(name, tally);
-            if interactive {
-                eprint!("\r{line}");
-            } else {
-                eprintln!("{line}");
-            }
-        })
-        .await?;
-        if interactive {
-            eprintln!();
-        }
-        let tally = Tally::of(states.iter().map(|(_, state)| state));
-        say(&format!("{name}: rollout {rollout_id} done in {:.1}s", step_started.elapsed().as_secs_f64()));
-        all_ok &= tally.all_succeeded();
-        for (target, state) in &states {
-            table.entry(target.cluster.clone()).or_default().push(cell(state));
-        }
+    if dc.is_none() {
+        write_secret_without_ad(&world).await?;
     }
-    println!(
-        "{:<10} {:<26} {:<26} {:<26} {:<26}",
-        "CLUSTER", "ENABLE-GMSA", "GRANT-IDENTITY", "APPLY-CREDSPEC", "ENABLE-GMSA (AGAIN)"
-    );
-    for (cluster, cells) in &table {
-        print!("{cluster:<10}");
-        for cell in cells {
-            print!(" {cell:<26}");
+
+    let file = mk_rollout_file(dc.as_ref())?;
+    let bus = &coordinator.bus;
+    let (rollout_id, stages) = start_rollout(bus, &file).await?;
+    let status = follow_rollout(bus, &rollout_id).await?;
+    coordinator::rollout_verbs::print_status(coordinator::output::Format::Table, &status, false)?;
+    let mut all_ok = matches!(status.phase, Phase::Completed) && all_clusters(&status, ClusterStatus::Succeeded);
+    if let Phase::Halted { reason } = &status.phase {
+        say(&format!("the rollout halted: {reason}"));
+        let later: Vec<&String> = stages.iter().skip(1).flat_map(|stage| &stage.clusters).collect();
+        let touched = touched_clusters(&world, &later);
+        if touched.is_empty() {
+            say(&format!(
+                "no wave-1 or wave-2 cluster was touched: none of the {} Azure writes and no Kubernetes write \
+                 names any of the {} clusters after the canary",
+                world.azure.mutations().len(),
+                later.len()
+            ));
+        } else {
+            say(&format!("clusters after the canary were touched: {touched:?}"));
         }
-        println!();
+    } else if all_ok {
+        // The same file again: the fleet already is as it says.
+        say("the same rollout file again: every cluster should be unchanged");
+        let (rerun_id, _) = start_rollout(bus, &file).await?;
+        let rerun = follow_rollout(bus, &rerun_id).await?;
+        let unchanged = rerun.clusters.iter().filter(|view| view.status == ClusterStatus::Unchanged).count();
+        say(&format!("second rollout {rerun_id}: {unchanged}/{} clusters unchanged", rerun.clusters.len()));
+        all_ok &= matches!(rerun.phase, Phase::Completed) && all_clusters(&rerun, ClusterStatus::Unchanged);
+        all_ok &= audit_and_plan_teardown(bus, &world, ROLLOUT_DEADLINE).await?;
     }
-    all_ok &= audit_and_plan_teardown(&coordinator.bus, &world, deadline).await?;
-    let mutations = world.azure.mutations().len();
     say(&format!(
         "{} clusters, {} Azure writes recorded by the simulator, {:.1}s in all",
-        table.len(),
-        mutations,
+        world.clusters.len(),
+        world.azure.mutations().len(),
         started.elapsed().as_secs_f64()
     ));
     for agent in agents {
@@ -313,13 +234,150 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
     if all_ok {
         say("every cluster succeeded");
         Ok(std::process::ExitCode::SUCCESS)
+    } else if matches!(status.phase, Phase::Halted { .. }) {
+        say("the rollout halted after the canary: exiting 1");
+        Ok(std::process::ExitCode::from(1))
     } else {
-        say("some clusters failed: see the table");
+        say("not every cluster succeeded: see the table");
         Ok(std::process::ExitCode::from(1))
     }
 }
 
-/// Steps 6 and 7: the access audit table and the teardown dry run, printed as fleetctl prints them.
+/// Provisions a Samba AD DC on loopback for stage 0.
+async fn start_samba() -> anyhow::Result<testkit::samba::SambaDc> {
+    say("provisioning a Samba AD DC on loopback (stage 0 runs against it)");
+    tokio::task::spawn_blocking(|| testkit::samba::SambaDc::start(testkit::samba::SambaOptions::default()))
+        .await?
+        .context("provisioning a Samba AD DC")
+}
+
+/// The coordinator's central side (stage 0) on the Azure simulator and the Samba DC, with the
+/// coordinator's own principal.
+fn mk_central(world: &SimWorld, dc: &testkit::samba::SambaDc) -> anyhow::Result<coordinator::central::Central> {
+    let config =
+        ad::LdapConfig::new(dc.ldaps_url(), dc.admin_principal(), gmsa::SecretString::new(dc.admin_password()))
+            .with_ca_bundle(dc.ca_cert_path())?;
+    let writer = (world.azure.tenant_id(), tests::world::COORDINATOR_OBJECT_ID.to_string());
+    Ok(coordinator::central::Central::new(world.coordinator_azure()?, ad::LdapDirectory::new(config), Some(writer)))
+}
+
+/// Without a DC there is no stage 0: the coordinator's principal stores a demo credential in the
+/// (existing) vault, as today's operator does before a rollout; only its URI travels.
+async fn write_secret_without_ad(world: &SimWorld) -> anyhow::Result<()> {
+    let azure = world.coordinator_azure()?;
+    let vault = azure::VaultRef {
+        subscription_id: tests::world::VAULT_SUBSCRIPTION.into(),
+        resource_group: tests::world::VAULT_RESOURCE_GROUP.into(),
+        name: tests::world::VAULT_NAME.into(),
+        vault_uri: None,
+    };
+    let password = gmsa::SecretString::new(demo_password());
+    let credential = azure::domain_user_credential("CONTOSO", "gmsa-user", &password).map_err(anyhow::Error::msg)?;
+    let written = azure.write_domain_user_secret(&vault, None, &credential).await?;
+    say(&format!(
+        "no AD (stage 0 needs one): domain-user credential stored in Key Vault {} ({})",
+        tests::world::VAULT_NAME,
+        if written.outcome.is_changed() { "changed" } else { "unchanged" },
+    ));
+    Ok(())
+}
+
+/// Starts a rollout of `file`; returns its id and planned stages.
+async fn start_rollout(
+    bus: &bus::Bus,
+    file: &RolloutFile,
+) -> anyhow::Result<(String, Vec<coordinator::rollouts::api::PlannedStage>)> {
+    let request =
+        RolloutRequest::Start { file: Box::new(file.clone()), dry_run: false, requested_by: Some("fleet-demo".into()) };
+    match coordinator::rollout_verbs::request(bus, &request).await? {
+        RolloutReply::Started { rollout_id, stages, notes, .. } => {
+            for note in notes {
+                say(&note);
+            }
+            let sizes: Vec<String> =
+                stages.iter().map(|stage| format!("{} ({})", stage.name, stage.clusters.len())).collect();
+            say(&format!("rollout {rollout_id} started: {}", sizes.join(", then ")));
+            Ok((rollout_id, stages))
+        }
+        RolloutReply::Refused { code, message } => bail!("the coordinator refused the rollout ({code}): {message}"),
+        other => bail!("unexpected reply to start: {other:?}"),
+    }
+}
+
+/// Follows a rollout to its end: a progress line on stderr whenever it changes, stage 0's messages,
+/// and the approval of every gate after a stage as it comes (the demo is the operator).
+async fn follow_rollout(bus: &bus::Bus, rollout_id: &str) -> anyhow::Result<RolloutStatus> {
+    let started = Instant::now();
+    let mut last = String::new();
+    let mut approved: BTreeSet<String> = BTreeSet::new();
+    loop {
+        if started.elapsed() > ROLLOUT_DEADLINE {
+            bail!("rollout {rollout_id} did not end within {ROLLOUT_DEADLINE:?}");
+        }
+        let status_request = RolloutRequest::Status { rollout_id: rollout_id.to_string() };
+        match coordinator::rollout_verbs::request(bus, &status_request).await? {
+            RolloutReply::Status { status, .. } => {
+                let line = coordinator::rollout_verbs::progress_line(&status);
+                if line != last {
+                    say(line.strip_prefix("fleetctl: ").unwrap_or(&line));
+                    last = line;
+                }
+                if !matches!(status.phase, Phase::Running) {
+                    say(&format!("rollout {rollout_id} ended in {:.1}s", started.elapsed().as_secs_f64()));
+                    return Ok(*status);
+                }
+                let gate = status.stages.iter().find(|stage| stage.phase == StagePhase::WaitingApprovalAfter);
+                if let Some(stage) = gate
+                    && approved.insert(stage.name.clone())
+                {
+                    say(&format!("the {} gate waits: {}", stage.name, status.waiting.join("; ")));
+                    say(&format!("approving the {} gate as demo (fleetctl rollout approve {rollout_id})", stage.name));
+                    let approve = RolloutRequest::Approve {
+                        rollout_id: rollout_id.to_string(),
+                        stage: Some(stage.name.clone()),
+                        by: "demo".into(),
+                    };
+                    match coordinator::rollout_verbs::request(bus, &approve).await? {
+                        RolloutReply::Done { message, .. } => say(&format!("approved: {message}")),
+                        other => bail!("the approval was not applied: {other:?}"),
+                    }
+                }
+            }
+            // Stage 0 still runs (or failed).
+            RolloutReply::Done { message, .. } => {
+                if message != last {
+                    say(&format!("{rollout_id}: {message}"));
+                    if message.starts_with("failed") {
+                        bail!("stage 0 of {rollout_id} failed: {message}");
+                    }
+                    last = message;
+                }
+            }
+            RolloutReply::Refused { code, message } => bail!("the coordinator refused ({code}): {message}"),
+            other => bail!("unexpected reply while following: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn all_clusters(status: &RolloutStatus, wanted: ClusterStatus) -> bool {
+    !status.clusters.is_empty() && status.clusters.iter().all(|view| view.status == wanted)
+}
+
+/// The clusters among `clusters` that any Azure or Kubernetes write of the simulators names.
+fn touched_clusters(world: &SimWorld, clusters: &[&String]) -> Vec<String> {
+    let mutations = world.azure.mutations();
+    (world.clusters.iter())
+        .filter(|cluster| clusters.contains(&&cluster.id))
+        .filter(|cluster| {
+            !cluster.kube.api_mutations().is_empty()
+                || mutations.iter().any(|mutation| mutation.resource_id.contains(&cluster.arm_id))
+        })
+        .map(|cluster| cluster.id.clone())
+        .collect()
+}
+
+/// Steps 4 and 5: the access audit table and the teardown dry run, printed as fleetctl prints them.
 async fn audit_and_plan_teardown(bus: &bus::Bus, world: &SimWorld, deadline: Duration) -> anyhow::Result<bool> {
     use coordinator::output::{Record, render_table};
     let audit = Command::AuditAccess(proto::command::AuditAccess {
@@ -378,36 +436,6 @@ async fn audit_and_plan_teardown(bus: &bus::Bus, world: &SimWorld, deadline: Dur
     let untouched = world.azure.mutations().len() == writes_before;
     say(&format!("teardown dry run wrote nothing to Azure: {untouched}"));
     Ok(clean && planned_ok && untouched)
-}
-
-fn progress_line(step: &str, tally: &Tally) -> String {
-    format!(
-        "fleet-demo: {step}: {}/{} done ({} changed, {} unchanged, {} failed, {} timed out)",
-        tally.targets - tally.pending,
-        tally.targets,
-        tally.succeeded,
-        tally.unchanged,
-        tally.failed,
-        tally.timed_out
-    )
-}
-
-fn cell(state: &TargetState) -> String {
-    match state {
-        TargetState::Done(result) => match &result.status {
-            proto::ResultStatus::Failed { code, .. } => format!("failed: {code}"),
-            status => {
-                let changed: Vec<&str> =
-                    result.steps.iter().filter(|s| s.is_changed()).map(|s| s.step.as_str()).collect();
-                if changed.is_empty() {
-                    status.label().to_string()
-                } else {
-                    format!("{} ({})", status.label(), changed.len())
-                }
-            }
-        },
-        other => other.label().to_string(),
-    }
 }
 
 /// A demo password, generated per run; it is written to the simulated Key Vault and nowhere else.
