@@ -121,22 +121,33 @@ pub async fn serve(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Result<(), 
         let answer = tokio::spawn(
             async move { answer(&request_bus, &message.payload).await }.instrument(info_span!("control.run")),
         );
-        let bus = bus.clone();
-        tokio::spawn(async move {
-            let reply = answer.await.unwrap_or_else(|err| RunReply::Refused {
-                code: "internal_error".into(),
-                message: format!("the coordinator failed on this request ({err}); it keeps serving others"),
-            });
-            match serde_json::to_vec(&reply) {
-                Ok(body) => {
-                    if let Err(err) = bus.client().publish(reply_to, body.into()).await {
-                        warn!(error = %err, "control reply not sent");
-                    }
-                }
-                Err(err) => warn!(error = %err, "control reply not encoded"),
-            }
-        });
+        reply_when_done(&bus, reply_to, answer, |message| RunReply::Refused { code: "internal_error".into(), message });
     }
+}
+
+/// Publishes the reply of a request answered in its own task, once it is done; a task that
+/// failed (a panic) is answered with `on_failure(why)`, so the client gets an answer and the
+/// server keeps serving.
+pub(crate) fn reply_when_done<R: serde::Serialize + Send + 'static>(
+    bus: &Bus,
+    reply_to: async_nats::Subject,
+    answer: tokio::task::JoinHandle<R>,
+    on_failure: impl FnOnce(String) -> R + Send + 'static,
+) {
+    let bus = bus.clone();
+    tokio::spawn(async move {
+        let reply = answer.await.unwrap_or_else(|err| {
+            on_failure(format!("the coordinator failed on this request ({err}); it keeps serving others"))
+        });
+        match serde_json::to_vec(&reply) {
+            Ok(body) => {
+                if let Err(err) = bus.client().publish(reply_to, body.into()).await {
+                    warn!(error = %err, "control reply not sent");
+                }
+            }
+            Err(err) => warn!(error = %err, "control reply not encoded"),
+        }
+    });
 }
 
 /// The reply to one raw request.

@@ -16,7 +16,7 @@ use proto::resources::SharedResource;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, info, info_span};
 
 /// Serves `fleet.ctl.teardown-shared` until `shutdown`; without `central` every request is
 /// refused with `central_not_configured`.
@@ -43,20 +43,9 @@ pub async fn serve(
             async move { answer(&request_bus, central.as_deref(), &message.payload).await }
                 .instrument(info_span!("control.teardown_shared")),
         );
-        let bus = bus.clone();
-        tokio::spawn(async move {
-            let reply = answer.await.unwrap_or_else(|err| TeardownSharedReply::Refused {
-                code: "internal_error".into(),
-                message: format!("the coordinator failed on this request ({err}); it keeps serving others"),
-            });
-            match serde_json::to_vec(&reply) {
-                Ok(body) => {
-                    if let Err(err) = bus.client().publish(reply_to, body.into()).await {
-                        warn!(error = %err, "teardown-shared reply not sent");
-                    }
-                }
-                Err(err) => warn!(error = %err, "teardown-shared reply not encoded"),
-            }
+        crate::control::reply_when_done(&bus, reply_to, answer, |message| TeardownSharedReply::Refused {
+            code: "internal_error".into(),
+            message,
         });
     }
 }
