@@ -117,8 +117,8 @@ struct Args {
     /// Rollout mode: the ARM budget's burst per subscription.
     #[arg(long, default_value_t = 200)]
     arm_burst: u32,
-    /// Rollout mode: the ARM budget's refill per subscription and second.
-    #[arg(long, default_value_t = 50)]
+    /// Rollout mode: the ARM budget's refill per subscription and second (1-10, ARM's own rate).
+    #[arg(long, default_value_t = 10)]
     arm_per_sec: u32,
     /// Rollout mode: `max_concurrency` of the stages after the canary (`25` or `10%`).
     #[arg(long, default_value = "10%")]
