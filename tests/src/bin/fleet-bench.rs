@@ -16,19 +16,77 @@
 //! agent RSS per cluster — and, in the same run on the same server, the raw JetStream publish-ack
 //! rate of same-sized messages (the baseline) with the ratio. `--compare-durables` also measures the
 //! rejected alternative: one durable consumer per cluster (creation time and server memory).
+//!
+//! # Rollout mode
+//!
+//! ```text
+//! cargo run --release -p tests --bin fleet-bench -- --rollout --clusters 1000 --clusters 10000
+//! ```
+//!
+//! For each size N: a fresh nats-server, the coordinator **daemon** in this process
+//! (`coordinator::daemon::start_with`, the code production runs, rollout driver tick `--tick-ms`),
+//! N agents in a child process over in-memory clusters whose executor sleeps a simulated latency
+//! per write: `--arm-latency-ms` (default 200) on `enable-gmsa` and `grant-identity` (ARM writes),
+//! `--kube-latency-ms` (default 50) on `apply-credspec` (a Kubernetes write). The clusters are
+//! spread round-robin over `--subscriptions` subscriptions (the `subscription` inventory label); the
+//! vault is in a subscription of its own. One rollout file (AD facts given, so no stage 0) runs in
+//! five stages — canary `count: 1` (concurrency 1), then 5 %, 15 %, 30 % and the rest of the
+//! clusters left, each with `max_concurrency: --concurrency` (default `10%` of the stage), no
+//! approvals, `soak_secs: 0` — with the ARM budget `{burst: --arm-burst, per_sec: --arm-per-sec}`.
+//! It is started with `RolloutRequest::Start` and followed with `RolloutRequest::Status` once a
+//! second.
+//!
+//! **Lower bound** (computed from the plan and the latencies, not measured). Let `L` be the sum of
+//! a cluster's step latencies (`2 × arm + kube` for enable-gmsa, grant-identity, apply-credspec),
+//! stage `s` have `n_s` clusters and concurrency `c_s`, and `W_{s,b}` be the ARM-writing steps of
+//! stage `s` charged to subscription `b` (enable-gmsa: the cluster's; grant-identity: the vault's,
+//! plus the cluster's for a user-assigned identity — as `gmsa::rollout::engine` charges them).
+//! Stages run one after another, so with `P_0 = 0`:
+//!
+//! ```text
+//! P_s = max( P_{s-1} + ceil(n_s / c_s) × L ,
+//!            max_b ( (Σ_{s' ≤ s} W_{s',b} − burst) / per_sec + L )   over b with Σ W > burst )
+//! lower bound = P_last
+//! ```
+//!
+//! The first term: at most `c_s` clusters of a stage run at once, each takes at least `L`, and
+//! the stage starts after the previous one ended. The second: bucket `b` is full (`burst`) when
+//! first used and refills `per_sec` a second, so its k-th token beyond the burst is taken no
+//! earlier than `k / per_sec` after its first use, which is no earlier than the latency of the
+//! steps before the charged step; the step and the steps after it still take their latency
+//! (together always `L`). Buckets carry over from stage to stage, hence the prefix sums. The
+//! transport, the driver and the agents cost nothing in the bound; **ratio = bound ÷ wall**.
+//!
+//! Wall time runs from sending `Start` to the last step result arriving (a core subscription on
+//! the result subjects in this process; the 1 s status poll that sees `completed` is printed
+//! too). Coordinator CPU is this process's user+sys time from `/proc/self/stat` over the rollout
+//! — the daemon plus the bench's own status poll and result subscription, which are small — and
+//! RSS is this process's (`testkit::nats::rss_bytes`, with the peak `VmHWM`). The engine's
+//! decisions per second come from a pure micro-benchmark in the same run: `RolloutState::start`
+//! on the same plan, then `handle(StepFinished{changed})` for every `Send` as fast as possible
+//! (simulated time advancing 1 ms a call, a `Tick` of 1 s when nothing is in flight), counting
+//! `handle` calls per second. The raw JetStream publish+ack baseline is printed as in the
+//! transport mode, with the ratio of the rollout's steps/s to it.
 
 use anyhow::{Context, bail};
 use bus::Bus;
 use clap::Parser;
 use coordinator::plan;
+use coordinator::rollouts::api::{RolloutReply, RolloutRequest};
+use coordinator::rollouts::driver::{DriverSettings, SUBSCRIPTION_LABEL};
 use futures::StreamExt;
+use gmsa::rollout::{Action, Event, Member, Phase, Plan, RolloutState, StepResult};
+use proto::CommandKind;
+use proto::command::IdentityChoice;
+use proto::rollout::RolloutFile;
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use testkit::nats::{NatsOptions, NatsServer, rss_bytes};
 use tests::fleet::{declare, spawn_agent};
-use tests::memory::{MemoryFleet, Pause};
+use tests::memory::{MemoryExecutor, MemoryFleet, Pause};
 
 #[derive(Parser)]
 #[command(about = "Measure gmsa-fleet's transport at fleet scale on one real nats-server")]
@@ -44,6 +102,33 @@ struct Args {
     agents_for: Option<String>,
     #[arg(long, hide = true, default_value_t = 0)]
     count: usize,
+    /// Measure a five-stage rollout through the coordinator daemon instead of one command.
+    #[arg(long)]
+    rollout: bool,
+    /// Rollout mode: simulated latency of an ARM write (enable-gmsa, grant-identity), in ms.
+    #[arg(long, default_value_t = 200)]
+    arm_latency_ms: u64,
+    /// Rollout mode: simulated latency of a Kubernetes write (apply-credspec), in ms.
+    #[arg(long, default_value_t = 50)]
+    kube_latency_ms: u64,
+    /// Rollout mode: the clusters are spread over this many subscriptions (the vault has its own).
+    #[arg(long, default_value_t = 10)]
+    subscriptions: usize,
+    /// Rollout mode: the ARM budget's burst per subscription.
+    #[arg(long, default_value_t = 200)]
+    arm_burst: u32,
+    /// Rollout mode: the ARM budget's refill per subscription and second (1-10, ARM's own rate).
+    #[arg(long, default_value_t = 10)]
+    arm_per_sec: u32,
+    /// Rollout mode: `max_concurrency` of the stages after the canary (`25` or `10%`).
+    #[arg(long, default_value = "10%")]
+    concurrency: String,
+    /// Rollout mode: the rollout driver's tick, in ms.
+    #[arg(long, default_value_t = 100)]
+    tick_ms: u64,
+    /// Rollout mode: give up after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    rollout_timeout_secs: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,7 +139,11 @@ fn main() -> anyhow::Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     if let Some(url) = &args.agents_for {
-        return runtime.block_on(run_agents(url.clone(), args.count));
+        let latency = Latency {
+            arm: Duration::from_millis(args.arm_latency_ms),
+            kube: Duration::from_millis(args.kube_latency_ms),
+        };
+        return runtime.block_on(run_agents(url.clone(), args.count, latency));
     }
     runtime.block_on(async {
         println!(
@@ -63,6 +152,11 @@ fn main() -> anyhow::Result<()> {
             nats_version()
         );
         for &clusters in &args.clusters {
+            if args.rollout {
+                let figures = measure_rollout(clusters, &args).await?;
+                figures.print();
+                continue;
+            }
             let figures = measure(clusters, args.compare_durables).await?;
             figures.print();
         }
@@ -80,14 +174,14 @@ fn nats_version() -> String {
 }
 
 /// Child process: N agents, each with its own connection, until stdin closes.
-async fn run_agents(url: String, count: usize) -> anyhow::Result<()> {
+async fn run_agents(url: String, count: usize, latency: Latency) -> anyhow::Result<()> {
     let fleet = MemoryFleet::default();
     let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let ids: Vec<String> = declare("bench", count).into_iter().map(|cluster| cluster.id).collect();
     let agents: Vec<_> = futures::stream::iter(ids)
         .map(|id| {
             let url = url.clone();
-            let executor = fleet.executor(&id, Pause::None);
+            let executor = Latent { inner: fleet.executor(&id, Pause::None), latency };
             let started = started.clone();
             async move {
                 let mut settings = agent::AgentSettings::new(&id);
@@ -216,7 +310,16 @@ async fn measure(clusters: usize, compare_durables: bool) -> anyhow::Result<Figu
     // Agents in a child process.
     let started = Instant::now();
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["--agents-for", &url, "--count", &clusters.to_string()])
+        .args([
+            "--agents-for",
+            &url,
+            "--count",
+            &clusters.to_string(),
+            "--arm-latency-ms",
+            "0",
+            "--kube-latency-ms",
+            "0",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
@@ -378,4 +481,463 @@ async fn durable_consumers(bus: &Bus, clusters: usize, server_pid: u32) -> anyho
     let elapsed = started.elapsed();
     tokio::time::sleep(Duration::from_millis(300)).await;
     Ok((elapsed, rss_bytes(server_pid).unwrap_or(0).saturating_sub(before)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rollout mode
+// ---------------------------------------------------------------------------------------------
+
+/// The simulated write latency per command kind (zero in the transport mode).
+#[derive(Clone, Copy)]
+struct Latency {
+    arm: Duration,
+    kube: Duration,
+}
+
+impl Latency {
+    fn of(&self, kind: CommandKind) -> Duration {
+        match kind {
+            CommandKind::EnableGmsa | CommandKind::GrantIdentity => self.arm,
+            CommandKind::ApplyCredspec => self.kube,
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// The in-memory executor, after sleeping the simulated latency of the command's write.
+#[derive(Clone)]
+struct Latent {
+    inner: MemoryExecutor,
+    latency: Latency,
+}
+
+impl agent::Executor for Latent {
+    fn capabilities(&self) -> Vec<CommandKind> {
+        self.inner.capabilities()
+    }
+
+    fn resource_uses(
+        &self,
+        command: &proto::Command,
+        steps: &[proto::StepOutcome],
+    ) -> Vec<proto::resources::ResourceUse> {
+        self.inner.resource_uses(command, steps)
+    }
+
+    async fn execute(
+        &self,
+        envelope: &proto::CommandEnvelope,
+        progress: agent::Progress,
+    ) -> Result<Vec<proto::StepOutcome>, agent::ExecError> {
+        let pause = self.latency.of(envelope.command.kind());
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        self.inner.execute(envelope, progress).await
+    }
+}
+
+/// The vault's subscription; the clusters' are numbered from 1.
+const VAULT_SUBSCRIPTION: &str = "00000000-0000-4000-8000-000000000000";
+
+fn subscription_of(index: usize, subscriptions: usize) -> String {
+    format!("00000000-0000-4000-8000-{:012}", index % subscriptions.max(1) + 1)
+}
+
+/// The rollout file: AD facts given (no stage 0), five stages, the ARM budget on.
+fn rollout_file(args: &Args) -> anyhow::Result<RolloutFile> {
+    let concurrency =
+        if args.concurrency.ends_with('%') { format!("\"{}\"", args.concurrency) } else { args.concurrency.clone() };
+    let (burst, per_sec) = (args.arm_burst, args.arm_per_sec);
+    let yaml = format!(
+        r#"
+name: bench-rollout
+setup:
+  dns_server: 10.1.0.4
+  root_domain: contoso.com
+  vault: {{subscription_id: {VAULT_SUBSCRIPTION}, resource_group: rg-gmsa, name: kv-gmsa-fleet}}
+  secret_name: GMSADomainUserCred
+  identity: {{type: kubelet}}
+  credspec:
+    spec_name: aks-gmsa-spec
+    gmsa_account: WebApp01
+    bindings: [{{namespace: default, name: default}}]
+    netbios_domain: CONTOSO
+    dns_domain: contoso.com
+    dns_tree_root: contoso.com
+    domain_guid: 244818ae-87ca-4fcd-92ec-e79e5252348a
+    domain_sid: S-1-5-21-2126729477-2524075714-3094792973
+  validate: false
+strategy:
+  stages:
+    - {{name: canary, count: 1, max_concurrency: 1}}
+    - {{name: wave-5pct, percent: 5, max_concurrency: {concurrency}}}
+    - {{name: wave-15pct, percent: 15, max_concurrency: {concurrency}}}
+    - {{name: wave-30pct, percent: 30, max_concurrency: {concurrency}}}
+    - {{name: rest, percent: 100, max_concurrency: {concurrency}}}
+  arm_budget: {{burst: {burst}, per_sec: {per_sec}}}
+"#
+    );
+    serde_yaml::from_str(&yaml).with_context(|| format!("the bench's rollout file:\n{yaml}"))
+}
+
+/// One stage's share of the lower bound.
+struct StageBound {
+    name: String,
+    clusters: usize,
+    concurrency: usize,
+    /// `P_{s-1} + ceil(n/c) × L`.
+    by_concurrency: f64,
+    /// `max_b (Σ W − burst) / per_sec + L` (0 when every bucket stays within its burst).
+    by_budget: f64,
+    /// `P_s`.
+    end: f64,
+}
+
+/// The lower bound of the module's doc comment, in seconds, stage by stage.
+fn lower_bound(plan: &Plan, latency: Latency) -> Vec<StageBound> {
+    let per_cluster = (latency.of(CommandKind::EnableGmsa)
+        + latency.of(CommandKind::GrantIdentity)
+        + latency.of(CommandKind::ApplyCredspec))
+    .as_secs_f64();
+    let budget = plan.strategy.arm_budget;
+    let mut writes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut previous = 0.0;
+    let mut bounds = Vec::new();
+    for (stage, members) in plan.strategy.stages.iter().zip(&plan.stages) {
+        let concurrency = stage.max_concurrency.of_ceil(members.len()).max(1);
+        for cluster in members {
+            let planned = &plan.clusters[cluster];
+            *writes.entry(planned.subscription.clone()).or_default() += 1; // enable-gmsa
+            let setup = plan.setup_of(cluster).expect("a planned cluster");
+            *writes.entry(setup.vault.subscription_id.clone()).or_default() += 1; // grant-identity
+            if matches!(setup.identity, IdentityChoice::UserAssigned { .. })
+                && planned.subscription != setup.vault.subscription_id
+            {
+                *writes.entry(planned.subscription.clone()).or_default() += 1;
+            }
+        }
+        let by_concurrency = previous + members.len().div_ceil(concurrency) as f64 * per_cluster;
+        let by_budget = (writes.values())
+            .filter(|&&count| count > u64::from(budget.burst))
+            .map(|&count| (count - u64::from(budget.burst)) as f64 / f64::from(budget.per_sec.max(1)) + per_cluster)
+            .fold(0.0, f64::max);
+        let end = by_concurrency.max(by_budget);
+        bounds.push(StageBound {
+            name: stage.name.clone(),
+            clusters: members.len(),
+            concurrency,
+            by_concurrency,
+            by_budget,
+            end,
+        });
+        previous = end;
+    }
+    bounds
+}
+
+/// The pure engine as fast as it goes: every `Send` answered `changed` at once.
+fn engine_decisions(plan: &Plan) -> anyhow::Result<(u64, Duration)> {
+    let mut now = time::OffsetDateTime::now_utc();
+    let mut queue = std::collections::VecDeque::new();
+    let enqueue = |queue: &mut std::collections::VecDeque<(String, CommandKind)>, actions: Vec<Action>| {
+        for action in actions {
+            if let Action::Send { cluster, step, .. } = action {
+                queue.push_back((cluster, step));
+            }
+        }
+    };
+    let (mut state, actions) = RolloutState::start("bench-engine", plan.clone(), now);
+    enqueue(&mut queue, actions);
+    let limit = 10 * plan.clusters.len() as u64 + 100_000;
+    let mut calls = 0u64;
+    let started = Instant::now();
+    while state.phase == Phase::Running {
+        now += time::Duration::milliseconds(1);
+        let event = match queue.pop_front() {
+            Some((cluster, step)) => Event::StepFinished { cluster, step, outcome: StepResult::Changed },
+            None => {
+                now += time::Duration::seconds(1);
+                Event::Tick
+            }
+        };
+        let actions = state.handle(event, now);
+        calls += 1;
+        enqueue(&mut queue, actions);
+        anyhow::ensure!(calls < limit, "the engine did not complete within {limit} calls");
+    }
+    let elapsed = started.elapsed();
+    anyhow::ensure!(state.phase == Phase::Completed, "the engine ended {:?}", state.phase);
+    Ok((calls, elapsed))
+}
+
+/// User+sys CPU time of a process (`self` or a pid) from `/proc/<pid>/stat`.
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+    // Fields 14 and 15 of proc(5); index 0 here is field 3.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
+}
+
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+            .unwrap_or(100)
+    })
+}
+
+/// This process's peak RSS (`VmHWM`), in bytes.
+fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+struct RolloutFigures {
+    clusters: usize,
+    subscriptions: usize,
+    latency: Latency,
+    budget: proto::rollout::ArmBudget,
+    tick_ms: u64,
+    bounds: Vec<StageBound>,
+    agents_start: Duration,
+    wall: Duration,
+    polled: Duration,
+    steps: usize,
+    coordinator_cpu: Duration,
+    agents_cpu: Duration,
+    server_cpu: Duration,
+    coordinator_rss: u64,
+    coordinator_peak: u64,
+    engine_calls: u64,
+    engine_elapsed: Duration,
+    raw_rate: f64,
+}
+
+impl RolloutFigures {
+    fn print(&self) {
+        let mib = |bytes: u64| bytes as f64 / 1_048_576.0;
+        let wall = self.wall.as_secs_f64();
+        let bound = self.bounds.last().map_or(0.0, |stage| stage.end);
+        let steps_per_sec = self.steps as f64 / wall;
+        let decisions = self.engine_calls as f64 / self.engine_elapsed.as_secs_f64();
+        println!("\n== rollout over {} clusters ==", self.clusters);
+        println!(
+            "setup: {} cluster subscriptions + the vault's, ARM budget burst {} per_sec {}, latency arm {} ms kube {} ms, tick {} ms",
+            self.subscriptions,
+            self.budget.burst,
+            self.budget.per_sec,
+            self.latency.arm.as_millis(),
+            self.latency.kube.as_millis(),
+            self.tick_ms
+        );
+        println!("agents connected and announced        {:>10.2} s", self.agents_start.as_secs_f64());
+        println!("stage        clusters  concurrency  P_prev+waves*L  budget term  P_s (s)");
+        for stage in &self.bounds {
+            println!(
+                "{:<12} {:>8}  {:>11}  {:>14.2}  {:>11.2}  {:>7.2}",
+                stage.name, stage.clusters, stage.concurrency, stage.by_concurrency, stage.by_budget, stage.end
+            );
+        }
+        println!(
+            "wall: Start -> last step result       {wall:>10.2} s  ({} steps, {steps_per_sec:.0} steps/s)",
+            self.steps
+        );
+        println!("wall: Start -> status says completed  {:>10.2} s  (polled once a second)", self.polled.as_secs_f64());
+        println!("lower bound (computed)                {bound:>10.2} s");
+        println!("ratio lower bound : wall              {:>10.3}", bound / wall);
+        println!(
+            "coordinator (this process) CPU        {:>10.2} s user+sys  ({:.0} % of one core over the rollout)",
+            self.coordinator_cpu.as_secs_f64(),
+            100.0 * self.coordinator_cpu.as_secs_f64() / wall
+        );
+        println!(
+            "coordinator RSS at the end / peak     {:>7.1} MiB / {:.1} MiB",
+            mib(self.coordinator_rss),
+            mib(self.coordinator_peak)
+        );
+        println!(
+            "agents (child) / nats-server CPU      {:>7.2} s / {:.2} s",
+            self.agents_cpu.as_secs_f64(),
+            self.server_cpu.as_secs_f64()
+        );
+        println!(
+            "engine alone: handle() calls/s        {decisions:>10.0}  ({} calls in {:.3} s, same plan)",
+            self.engine_calls,
+            self.engine_elapsed.as_secs_f64()
+        );
+        println!(
+            "baseline: raw JetStream publish+ack   {:>10.0} msgs/s (same server, 512 B, 512 in flight)",
+            self.raw_rate
+        );
+        println!("ratio steps/s : raw publishes/s       {:>10.4}", steps_per_sec / self.raw_rate);
+        println!(
+            "json {{\"mode\":\"rollout\",\"clusters\":{},\"wall_s\":{wall:.2},\"lower_bound_s\":{bound:.2},\"ratio\":{:.3},\"coordinator_cpu_s\":{:.2},\"coordinator_rss_mib\":{:.1},\"engine_calls_per_s\":{decisions:.0},\"raw_publish_per_s\":{:.0}}}",
+            self.clusters,
+            bound / wall,
+            self.coordinator_cpu.as_secs_f64(),
+            mib(self.coordinator_rss),
+            self.raw_rate
+        );
+    }
+}
+
+async fn measure_rollout(clusters: usize, args: &Args) -> anyhow::Result<RolloutFigures> {
+    let server = NatsServer::start_with(NatsOptions::default())?;
+    let url = server.url();
+    let server_pid = server.pid().context("nats-server has no pid")?;
+    let mut declared = declare("bench", clusters);
+    for (index, cluster) in declared.iter_mut().enumerate() {
+        cluster.labels.insert(SUBSCRIPTION_LABEL.to_string(), subscription_of(index, args.subscriptions));
+    }
+    let options = coordinator::daemon::Options {
+        driver: DriverSettings { tick: Duration::from_millis(args.tick_ms), ..DriverSettings::default() },
+        ..coordinator::daemon::Options::default()
+    };
+    let coordinator = tests::fleet::start_coordinator_with(&url, declared.clone(), options).await?;
+    let bus = coordinator.bus.clone();
+
+    // Agents in a child process, with the simulated latencies.
+    let started = Instant::now();
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["--agents-for", &url, "--count", &clusters.to_string()])
+        .args(["--arm-latency-ms", &args.arm_latency_ms.to_string()])
+        .args(["--kube-latency-ms", &args.kube_latency_ms.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let ready = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await??;
+    if !ready.starts_with("ready") {
+        bail!("agents did not start: {ready:?}");
+    }
+    // Every agent's hello in the inventory, so that the plan has them all.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let inventory = coordinator::inventory::load(&bus).await?;
+        let announced = inventory.entries.iter().filter(|entry| entry.agent.is_some()).count();
+        if announced >= clusters {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "only {announced} of {clusters} agents announced");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let agents_start = started.elapsed();
+    let agents_pid = child.id().to_string();
+    eprintln!("fleet-bench: {clusters} agents announced in {:.1}s", agents_start.as_secs_f64());
+
+    let file = rollout_file(args)?;
+    let members: Vec<Member> = (declared.iter())
+        .map(|cluster| Member {
+            cluster: cluster.id.clone(),
+            labels: cluster.labels.clone(),
+            subscription: cluster.labels[SUBSCRIPTION_LABEL].clone(),
+        })
+        .collect();
+    let plan = gmsa::rollout::plan(&file, &members)?;
+    let latency =
+        Latency { arm: Duration::from_millis(args.arm_latency_ms), kube: Duration::from_millis(args.kube_latency_ms) };
+    let bounds = lower_bound(&plan, latency);
+
+    // Result arrivals, timed in their own task.
+    let mut results = bus.client().subscribe(proto::subjects::RESULT_ALL).await?;
+    let last_result = std::sync::Arc::new(std::sync::Mutex::new((0usize, None::<Instant>)));
+    let watcher = {
+        let last_result = last_result.clone();
+        tokio::spawn(async move {
+            while results.next().await.is_some() {
+                let mut last = last_result.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                *last = (last.0 + 1, Some(Instant::now()));
+            }
+        })
+    };
+
+    let cpu_before = (cpu_time("self"), cpu_time(&agents_pid), cpu_time(&server_pid.to_string()));
+    let start = Instant::now();
+    let reply = coordinator::rollout_verbs::request(
+        &bus,
+        &RolloutRequest::Start { file: Box::new(file), dry_run: false, requested_by: Some("fleet-bench".into()) },
+    )
+    .await?;
+    let RolloutReply::Started { rollout_id, stages, .. } = reply else { bail!("rollout not started: {reply:?}") };
+    let sizes: Vec<usize> = stages.iter().map(|stage| stage.clusters.len()).collect();
+    let planned: Vec<usize> = plan.stages.iter().map(Vec::len).collect();
+    anyhow::ensure!(sizes == planned, "the coordinator planned {sizes:?}, the bench {planned:?}");
+    eprintln!("fleet-bench: rollout {rollout_id} started, stages {sizes:?}");
+    let timeout = Duration::from_secs(args.rollout_timeout_secs);
+    let polled = loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let reply =
+            coordinator::rollout_verbs::request(&bus, &RolloutRequest::Status { rollout_id: rollout_id.clone() })
+                .await?;
+        let RolloutReply::Status { status, .. } = reply else { bail!("no status: {reply:?}") };
+        match &status.phase {
+            Phase::Completed => break start.elapsed(),
+            Phase::Running => {}
+            other => bail!("the rollout ended {other:?}: {:?}", status.waiting),
+        }
+        let done: usize = status.stages.iter().map(|stage| stage.counts.succeeded + stage.counts.unchanged).sum();
+        if start.elapsed().as_secs().is_multiple_of(10) {
+            eprintln!(
+                "fleet-bench: {:.0}s stage {} {done}/{clusters} done; {}",
+                start.elapsed().as_secs_f64(),
+                status.current_stage,
+                status.waiting.first().map(String::as_str).unwrap_or("")
+            );
+        }
+        anyhow::ensure!(start.elapsed() < timeout, "the rollout did not complete within {timeout:?}");
+    };
+    let cpu_after = (cpu_time("self"), cpu_time(&agents_pid), cpu_time(&server_pid.to_string()));
+    let coordinator_rss = rss_bytes(std::process::id()).unwrap_or(0);
+    let coordinator_peak = peak_rss();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    watcher.abort();
+    let (steps, last) = *last_result.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let wall = last.map_or(polled, |last| last.saturating_duration_since(start));
+    let delta = |before: Option<Duration>, after: Option<Duration>| {
+        after.zip(before).map_or(Duration::ZERO, |(after, before)| after.saturating_sub(before))
+    };
+
+    let raw_rate = raw_publish_rate(&bus, clusters.max(10_000), 512).await?;
+    drop(child.stdin.take());
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    coordinator.stop().await;
+    drop(server);
+
+    eprintln!("fleet-bench: the engine alone over the same plan");
+    let (engine_calls, engine_elapsed) = engine_decisions(&plan)?;
+    Ok(RolloutFigures {
+        clusters,
+        subscriptions: args.subscriptions,
+        latency,
+        budget: plan.strategy.arm_budget,
+        tick_ms: args.tick_ms,
+        bounds,
+        agents_start,
+        wall,
+        polled,
+        steps,
+        coordinator_cpu: delta(cpu_before.0, cpu_after.0),
+        agents_cpu: delta(cpu_before.1, cpu_after.1),
+        server_cpu: delta(cpu_before.2, cpu_after.2),
+        coordinator_rss,
+        coordinator_peak,
+        engine_calls,
+        engine_elapsed,
+        raw_rate,
+    })
 }
