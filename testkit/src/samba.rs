@@ -172,24 +172,33 @@ impl SambaDc {
         let domain = self.dns_domain();
         let host = self.options.host_name.to_lowercase();
         let password = format!("--password={}", self.admin_password);
-        let output = self
-            .samba_tool(&[
-                "dns",
-                "add",
-                "127.0.0.1",
-                &domain,
-                &host,
-                "A",
-                "127.0.0.1",
-                "-U",
-                "Administrator",
-                &password,
-            ])
-            .map_err(io_error("run samba-tool dns add"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(SambaError::DnsRegistration(String::from_utf8_lossy(&output.stderr).trim().to_string()))
+        // The DC answers LDAPS before its DNS RPC server listens (more so on a loaded machine):
+        // a refused connection is retried for a while, any other failure is final.
+        let mut attempts = 0;
+        loop {
+            let output = self
+                .samba_tool(&[
+                    "dns",
+                    "add",
+                    "127.0.0.1",
+                    &domain,
+                    &host,
+                    "A",
+                    "127.0.0.1",
+                    "-U",
+                    "Administrator",
+                    &password,
+                ])
+                .map_err(io_error("run samba-tool dns add"))?;
+            if output.status.success() {
+                return Ok(());
+            }
+            let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+            attempts += 1;
+            if !stderr.contains("refused") || attempts >= 20 {
+                return Err(SambaError::DnsRegistration(stderr));
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
     }
 
