@@ -103,8 +103,34 @@ pub async fn publish(bus: &Bus, plan: &Plan) -> Result<(), BusError> {
 ///
 /// Each request is decoded by [`proto::decode::run_request`] and answered in a task of its own:
 /// a request that fails — or a bug that panics on one — ends that request, never the server.
-pub async fn serve(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
+pub async fn serve(bus: Bus, shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
     let subject = subjects::control(proto::control::RUN);
+    serve_requests(
+        bus,
+        subject,
+        shutdown,
+        || info_span!("control.run"),
+        |bus, payload| async move { answer(&bus, &payload).await },
+        |message| RunReply::Refused { code: "internal_error".into(), message },
+    )
+    .await
+}
+
+/// Serves request-reply on `subject` (queue group `coordinator`) until `shutdown`: each request
+/// is answered by `handle` in a task of its own, under `span`; a task that fails (a panic) is
+/// answered with `on_failure(why)`, so the client gets an answer and the server keeps serving.
+pub(crate) async fn serve_requests<R, F>(
+    bus: Bus,
+    subject: String,
+    mut shutdown: watch::Receiver<bool>,
+    span: impl Fn() -> tracing::Span,
+    handle: impl Fn(Bus, bytes::Bytes) -> F,
+    on_failure: impl Fn(String) -> R + Clone + Send + 'static,
+) -> Result<(), BusError>
+where
+    R: serde::Serialize + Send + 'static,
+    F: std::future::Future<Output = R> + Send + 'static,
+{
     let mut requests = bus
         .client()
         .queue_subscribe(subject.clone(), "coordinator".into())
@@ -117,37 +143,22 @@ pub async fn serve(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Result<(), 
         };
         let Some(message) = message else { return Ok(()) };
         let Some(reply_to) = message.reply.clone() else { continue };
-        let request_bus = bus.clone();
-        let answer = tokio::spawn(
-            async move { answer(&request_bus, &message.payload).await }.instrument(info_span!("control.run")),
-        );
-        reply_when_done(&bus, reply_to, answer, |message| RunReply::Refused { code: "internal_error".into(), message });
-    }
-}
-
-/// Publishes the reply of a request answered in its own task, once it is done; a task that
-/// failed (a panic) is answered with `on_failure(why)`, so the client gets an answer and the
-/// server keeps serving.
-pub(crate) fn reply_when_done<R: serde::Serialize + Send + 'static>(
-    bus: &Bus,
-    reply_to: async_nats::Subject,
-    answer: tokio::task::JoinHandle<R>,
-    on_failure: impl FnOnce(String) -> R + Send + 'static,
-) {
-    let bus = bus.clone();
-    tokio::spawn(async move {
-        let reply = answer.await.unwrap_or_else(|err| {
-            on_failure(format!("the coordinator failed on this request ({err}); it keeps serving others"))
-        });
-        match serde_json::to_vec(&reply) {
-            Ok(body) => {
-                if let Err(err) = bus.client().publish(reply_to, body.into()).await {
-                    warn!(error = %err, "control reply not sent");
+        let answer = tokio::spawn(handle(bus.clone(), message.payload).instrument(span()));
+        let (bus, on_failure) = (bus.clone(), on_failure.clone());
+        tokio::spawn(async move {
+            let reply = answer.await.unwrap_or_else(|err| {
+                on_failure(format!("the coordinator failed on this request ({err}); it keeps serving others"))
+            });
+            match serde_json::to_vec(&reply) {
+                Ok(body) => {
+                    if let Err(err) = bus.client().publish(reply_to, body.into()).await {
+                        warn!(error = %err, "control reply not sent");
+                    }
                 }
+                Err(err) => warn!(error = %err, "control reply not encoded"),
             }
-            Err(err) => warn!(error = %err, "control reply not encoded"),
-        }
-    });
+        });
+    }
 }
 
 /// The reply to one raw request.

@@ -148,3 +148,36 @@ pub async fn run_and_follow(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A rollout file named `name` whose setup every test, the demo's AD-less path and the benchmark
+/// share (the AD facts given, so no stage 0; the simulated world's vault), with `strategy` — the
+/// YAML body of the `strategy:` section, indented by two spaces.
+pub fn rollout_file(name: &str, strategy: &str) -> anyhow::Result<proto::rollout::RolloutFile> {
+    let yaml = format!(
+        r#"
+name: {name}
+setup:
+  dns_server: 10.1.0.4
+  root_domain: contoso.com
+  vault: {{subscription_id: {vault_subscription}, resource_group: {vault_group}, name: {vault_name}}}
+  secret_name: GMSADomainUserCred
+  identity: {{type: kubelet}}
+  credspec:
+    spec_name: aks-gmsa-spec
+    gmsa_account: WebApp01
+    bindings: [{{namespace: default, name: default}}]
+    netbios_domain: CONTOSO
+    dns_domain: contoso.com
+    dns_tree_root: contoso.com
+    domain_guid: 244818ae-87ca-4fcd-92ec-e79e5252348a
+    domain_sid: S-1-5-21-2126729477-2524075714-3094792973
+  validate: false
+strategy:
+{strategy}
+"#,
+        vault_subscription = crate::world::VAULT_SUBSCRIPTION,
+        vault_group = crate::world::VAULT_RESOURCE_GROUP,
+        vault_name = crate::world::VAULT_NAME,
+    );
+    serde_yaml::from_str(&yaml).map_err(|err| anyhow::anyhow!("the rollout file does not parse: {err}\n{yaml}"))
+}

@@ -9,45 +9,29 @@ use crate::central::Central;
 use crate::record;
 use crate::teardown::{SharedError, identity_parts};
 use bus::{Bus, BusError};
-use futures::StreamExt;
 use proto::command::IdentityChoice;
 use proto::control::{TEARDOWN_SHARED, TeardownSharedReply, TeardownSharedRequest};
 use proto::resources::SharedResource;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tracing::{Instrument, info, info_span};
+use tracing::{info, info_span};
 
 /// Serves `fleet.ctl.teardown-shared` until `shutdown`; without `central` every request is
 /// refused with `central_not_configured`.
-pub async fn serve(
-    bus: Bus,
-    central: Option<Arc<Central>>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), BusError> {
-    let subject = proto::subjects::control(TEARDOWN_SHARED);
-    let mut requests = bus
-        .client()
-        .queue_subscribe(subject.clone(), "coordinator".into())
-        .await
-        .map_err(|source| BusError::Subscribe { subject: subject.clone(), source })?;
-    loop {
-        let message = tokio::select! {
-            message = requests.next() => message,
-            _ = shutdown.changed() => return Ok(()),
-        };
-        let Some(message) = message else { return Ok(()) };
-        let Some(reply_to) = message.reply.clone() else { continue };
-        let (request_bus, central) = (bus.clone(), central.clone());
-        let answer = tokio::spawn(
-            async move { answer(&request_bus, central.as_deref(), &message.payload).await }
-                .instrument(info_span!("control.teardown_shared")),
-        );
-        crate::control::reply_when_done(&bus, reply_to, answer, |message| TeardownSharedReply::Refused {
-            code: "internal_error".into(),
-            message,
-        });
-    }
+pub async fn serve(bus: Bus, central: Option<Arc<Central>>, shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
+    crate::control::serve_requests(
+        bus,
+        proto::subjects::control(TEARDOWN_SHARED),
+        shutdown,
+        || info_span!("control.teardown_shared"),
+        move |bus, payload| {
+            let central = central.clone();
+            async move { answer(&bus, central.as_deref(), &payload).await }
+        },
+        |message| TeardownSharedReply::Refused { code: "internal_error".into(), message },
+    )
+    .await
 }
 
 /// The reply to one raw request.

@@ -537,9 +537,8 @@ impl agent::Executor for Latent {
     }
 }
 
-/// The vault's subscription; the clusters' are numbered from 1.
-const VAULT_SUBSCRIPTION: &str = "00000000-0000-4000-8000-000000000000";
-
+/// The clusters' subscriptions are numbered from 1; the vault's (`tests::world::VAULT_SUBSCRIPTION`)
+/// is number 0.
 fn subscription_of(index: usize, subscriptions: usize) -> String {
     format!("00000000-0000-4000-8000-{:012}", index % subscriptions.max(1) + 1)
 }
@@ -549,36 +548,16 @@ fn rollout_file(args: &Args) -> anyhow::Result<RolloutFile> {
     let concurrency =
         if args.concurrency.ends_with('%') { format!("\"{}\"", args.concurrency) } else { args.concurrency.clone() };
     let (burst, per_sec) = (args.arm_burst, args.arm_per_sec);
-    let yaml = format!(
-        r#"
-name: bench-rollout
-setup:
-  dns_server: 10.1.0.4
-  root_domain: contoso.com
-  vault: {{subscription_id: {VAULT_SUBSCRIPTION}, resource_group: rg-gmsa, name: kv-gmsa-fleet}}
-  secret_name: GMSADomainUserCred
-  identity: {{type: kubelet}}
-  credspec:
-    spec_name: aks-gmsa-spec
-    gmsa_account: WebApp01
-    bindings: [{{namespace: default, name: default}}]
-    netbios_domain: CONTOSO
-    dns_domain: contoso.com
-    dns_tree_root: contoso.com
-    domain_guid: 244818ae-87ca-4fcd-92ec-e79e5252348a
-    domain_sid: S-1-5-21-2126729477-2524075714-3094792973
-  validate: false
-strategy:
-  stages:
+    let strategy = format!(
+        r#"  stages:
     - {{name: canary, count: 1, max_concurrency: 1}}
     - {{name: wave-5pct, percent: 5, max_concurrency: {concurrency}}}
     - {{name: wave-15pct, percent: 15, max_concurrency: {concurrency}}}
     - {{name: wave-30pct, percent: 30, max_concurrency: {concurrency}}}
     - {{name: rest, percent: 100, max_concurrency: {concurrency}}}
-  arm_budget: {{burst: {burst}, per_sec: {per_sec}}}
-"#
+  arm_budget: {{burst: {burst}, per_sec: {per_sec}}}"#
     );
-    serde_yaml::from_str(&yaml).with_context(|| format!("the bench's rollout file:\n{yaml}"))
+    tests::fleet::rollout_file("bench-rollout", &strategy)
 }
 
 /// One stage's share of the lower bound.

@@ -24,30 +24,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// A rollout file: the setup every test uses (AD facts given: no stage 0), and `strategy` (YAML).
 pub fn mk_file(strategy: &str) -> RolloutFile {
-    let yaml = format!(
-        r#"
-name: test-rollout
-setup:
-  dns_server: 10.1.0.4
-  root_domain: contoso.com
-  vault: {{subscription_id: 00000000-0000-4000-8000-000000000000, resource_group: rg-gmsa, name: kv-gmsa-fleet}}
-  secret_name: GMSADomainUserCred
-  identity: {{type: kubelet}}
-  credspec:
-    spec_name: aks-gmsa-spec
-    gmsa_account: WebApp01
-    bindings: [{{namespace: default, name: default}}]
-    netbios_domain: CONTOSO
-    dns_domain: contoso.com
-    dns_tree_root: contoso.com
-    domain_guid: 244818ae-87ca-4fcd-92ec-e79e5252348a
-    domain_sid: S-1-5-21-2126729477-2524075714-3094792973
-  validate: false
-strategy:
-{strategy}
-"#
-    );
-    serde_yaml::from_str(&yaml).unwrap_or_else(|err| panic!("{err}\n{yaml}"))
+    tests::fleet::rollout_file("test-rollout", strategy).unwrap_or_else(|err| panic!("{err}"))
 }
 
 /// Sends a rollout request through fleetctl's client (the same one the binary uses).
