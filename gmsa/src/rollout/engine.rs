@@ -382,6 +382,7 @@ impl RolloutState {
             }
         }
         if self.phase != Phase::Running || self.paused_by.is_some() {
+            self.refresh_budget_reasons(&members, now);
             return;
         }
         let mut running =
@@ -407,6 +408,31 @@ impl RolloutState {
             if self.try_send(cluster, now, actions) {
                 self.clusters.get_mut(cluster).expect("member").status = ClusterStatus::Running;
                 running += 1;
+            }
+        }
+        self.refresh_budget_reasons(&members, now);
+    }
+
+    /// Says, for every started cluster whose next step waits for ARM budget, which budget it
+    /// waits for as the buckets stand at the end of this pass — not as they stood when it was
+    /// tried, before later clusters of the same pass took tokens. So the reason is a function of
+    /// the state, and handling an event that changes nothing else (a redelivery) changes it not.
+    fn refresh_budget_reasons(&mut self, members: &[String], now: OffsetDateTime) {
+        for cluster in members {
+            let state = &self.clusters[cluster];
+            if state.status != ClusterStatus::Running || state.in_flight.is_some() {
+                continue;
+            }
+            let step = self.steps[state.next_step];
+            let blocked = self.arm_subscriptions(cluster, step).into_iter().find_map(|subscription| {
+                let bucket = self.buckets.get(&subscription)?;
+                (!bucket.has_token(now)).then(|| (subscription, bucket.next_token_at(now)))
+            });
+            if let Some((subscription, at)) = blocked {
+                let state = self.clusters.get_mut(cluster).expect("member");
+                state.why = Some(format!(
+                    "{step} waits for the ARM write budget of subscription {subscription} (next token at {at})"
+                ));
             }
         }
     }
