@@ -24,6 +24,7 @@ pub mod guid;
 pub mod kds;
 pub mod ldap;
 pub mod password;
+pub mod policy;
 pub mod reachability;
 pub mod removal;
 pub mod security_descriptor;

@@ -344,6 +344,32 @@ impl Azure {
         secret::write_secret(&client, &resource, value).await
     }
 
+    /// Writes `value` as a new version of `secret_name` tagged `tags`, even when the current
+    /// version holds the same value (a credential rotation's write); returns the version id.
+    #[tracing::instrument(skip(self, value), fields(vault = %vault))]
+    pub async fn write_secret_version(
+        &self,
+        vault: &VaultRef,
+        secret_name: Option<&str>,
+        value: &SecretString,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<String, Error> {
+        let (client, resource) = self.secret_client(vault, secret_name).await?;
+        secret::write_new_version(&client, &resource, value, tags).await
+    }
+
+    /// Reads the value of one version of `secret_name`; `None` when it does not exist.
+    #[tracing::instrument(skip(self), fields(vault = %vault))]
+    pub async fn read_secret_version(
+        &self,
+        vault: &VaultRef,
+        secret_name: Option<&str>,
+        version: &str,
+    ) -> Result<Option<SecretString>, Error> {
+        let (client, resource) = self.secret_client(vault, secret_name).await?;
+        secret::read_version(&client, &resource, version).await
+    }
+
     /// Reads the current value and versioned URI of the secret, `None` when it does not exist.
     #[tracing::instrument(skip(self), fields(vault = %vault))]
     pub async fn read_domain_user_secret(

@@ -121,6 +121,59 @@ pub(crate) async fn write_secret(
     Ok(SecretWrite { outcome: StepOutcome::from_diff(STEP_SECRET_WRITE, vec![change], observed), uri })
 }
 
+/// Writes `value` as a **new** version tagged `tags` (a rotation's run id), whatever the current
+/// version holds; returns the new version's id. Never disables or deletes a version: the
+/// previous one stays readable, and a rollback is another new version.
+pub(crate) async fn write_new_version(
+    client: &SecretClient,
+    resource: &str,
+    value: &SecretString,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> Result<String, Error> {
+    let name = secret_name_of(resource);
+    let parameters = SetSecretParameters {
+        // The one place the value leaves its SecretString: the request body to Key Vault.
+        value: Some(value.expose().to_string()),
+        content_type: Some("text/plain".to_string()),
+        tags: Some(tags.iter().map(|(key, value)| (key.clone(), value.clone())).collect()),
+        ..SetSecretParameters::default()
+    };
+    let content = parameters.try_into().map_err(|error| Error::from_sdk(Operation::SetSecret, resource, error))?;
+    let written = client
+        .set_secret(name, content, None)
+        .await
+        .map_err(|error| Error::from_sdk(Operation::SetSecret, resource, error))?
+        .into_model()
+        .map_err(|error| Error::from_sdk(Operation::SetSecret, resource, error))?;
+    let id = written.id.ok_or_else(|| {
+        Error::new(Operation::SetSecret, resource, ErrorKind::Decode, "set secret answered without an id")
+    })?;
+    let version = id.split('?').next().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_string();
+    tracing::info!(secret = resource, version = %version, "wrote a new secret version");
+    Ok(version)
+}
+
+/// Reads the value of one version; `None` when it does not exist.
+pub(crate) async fn read_version(
+    client: &SecretClient,
+    resource: &str,
+    version: &str,
+) -> Result<Option<SecretString>, Error> {
+    let options = azure_security_keyvault_secrets::models::SecretClientGetSecretOptions {
+        secret_version: Some(version.to_string()),
+        ..Default::default()
+    };
+    match client.get_secret(secret_name_of(resource), Some(options)).await {
+        Ok(response) => {
+            let secret =
+                response.into_model().map_err(|error| Error::from_sdk(Operation::GetSecret, resource, error))?;
+            Ok(Some(SecretString::new(secret.value.unwrap_or_default())))
+        }
+        Err(error) if error.http_status().map(u16::from) == Some(404) => Ok(None),
+        Err(error) => Err(Error::from_sdk(Operation::GetSecret, resource, error)),
+    }
+}
+
 /// `resource` is `{vault_url}/secrets/{name}`; the name is its last segment.
 pub(crate) fn secret_name_of(resource: &str) -> &str {
     resource.rsplit('/').next().unwrap_or(resource)

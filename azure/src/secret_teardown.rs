@@ -39,6 +39,8 @@ pub struct SecretVersion {
     pub uri: String,
     /// `attributes.enabled` (a disabled version cannot be read).
     pub enabled: bool,
+    /// The version's tags (a rotation tags what it writes with its run id).
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 fn is_status(error: &azure_core::Error, status: u16) -> bool {
@@ -62,7 +64,8 @@ pub(crate) async fn list_versions(client: &SecretClient, resource: &str) -> Resu
         let uri = uri.split('?').next().unwrap_or_default().to_string();
         let version = uri.rsplit('/').next().unwrap_or_default().to_string();
         let enabled = properties.attributes.and_then(|attributes| attributes.enabled).unwrap_or(true);
-        versions.push(SecretVersion { version, uri, enabled });
+        let tags = properties.tags.unwrap_or_default().into_iter().collect();
+        versions.push(SecretVersion { version, uri, enabled, tags });
     }
     Ok(versions)
 }

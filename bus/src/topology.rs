@@ -86,6 +86,7 @@ impl Topology {
             bucket(subjects::ROLLOUTS_BUCKET, 1, "rollouts started by the coordinator"),
             bucket(subjects::INVENTORY_BUCKET, 1, "clusters declared in the coordinator's configuration"),
             bucket(subjects::ROLLOUT_INDEX_BUCKET, 1, "rollouts the driver runs, by id"),
+            bucket(subjects::ROTATIONS_BUCKET, 1, "credential rotations, by credential"),
             bucket(subjects::LEADER_BUCKET, 1, "the leading coordinator's lease"),
         ]
     }

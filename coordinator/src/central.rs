@@ -11,7 +11,9 @@
 //! # `prepare`: a rollout's stage 0
 //! Expected flow: every read and every refusal first (the vault, the secret's `DOMAIN\user` part,
 //! whether the user exists), then the writes, each skipped when nothing differs:
-//! `vault-ensure` → `domain-user` (a password reset, when allowed, happens here) → `gmsa-ensure`
+//! `vault-ensure` → `domain-user` (a password reset, when allowed, happens here) → `standby-user`
+//! (user B, which credential rotation alternates with; created idle) → `gmsa-ensure` (both users
+//! allowed)
 //! → `domain-facts` → `secret-write`. The secret is written last because its `DOMAIN` part is the
 //! NetBIOS name AD reports.
 //!
@@ -35,10 +37,11 @@
 //!   gMSA's name to something else; neither is touched.
 //! - `facts_mismatch` (after the AD writes): a fact the rollout file gives differs from AD's.
 //!
-//! Caveat: an existing gMSA's allowed principals are made exactly the domain user (the `ad`
+//! Caveat: an existing gMSA's allowed principals are made exactly users A and B (the `ad`
 //! crate's rule); the diff shows any principal removed.
 
 pub mod plan;
+pub mod rotate;
 pub mod serve;
 
 use crate::config::CentralConfig;
@@ -55,6 +58,8 @@ use plan::{SecretAction, SecretHolds};
 /// Step names of [`Central::prepare`], in the order they run.
 pub const STEP_VAULT_ENSURE: &str = "vault-ensure";
 pub const STEP_DOMAIN_USER: &str = "domain-user";
+/// The second standard user a rotation alternates with (created idle).
+pub const STEP_STANDBY_USER: &str = "standby-user";
 pub const STEP_GMSA_ENSURE: &str = "gmsa-ensure";
 pub const STEP_DOMAIN_FACTS: &str = "domain-facts";
 pub const STEP_SECRET_WRITE: &str = "secret-write";
@@ -165,6 +170,9 @@ impl Central {
         };
         let user = ad::AccountName::new(&central.domain_user)
             .map_err(|err| refused(STEP_DOMAIN_USER, "invalid_name", format!("central.domain_user: {err}")))?;
+        let [_, standby_name] = central.users();
+        let standby = ad::AccountName::new(&standby_name)
+            .map_err(|err| refused(STEP_STANDBY_USER, "invalid_name", format!("central.standby_user: {err}")))?;
         let gmsa_name = ad::AccountName::gmsa(&setup.credspec.gmsa_account)
             .map_err(|err| refused(STEP_GMSA_ENSURE, "invalid_name", format!("credspec.gmsa_account: {err}")))?;
         let vault = azure::VaultRef::from(&setup.vault);
@@ -237,6 +245,12 @@ impl Central {
         let user_dn = ensured.outcome.observed["dn"].as_str().unwrap_or_default().to_string();
         let mut new_password = ensured.new_password;
         steps.push(renamed(ensured.outcome, STEP_DOMAIN_USER));
+        // User B, idle until the first rotation resets it: its generated password is dropped
+        // here (nothing reads it). An existing single-user setup is upgraded by this step.
+        let standby_spec = ad::UserSpec { name: standby.clone() };
+        let standby_outcome =
+            self.directory.ensure_user_in(&standby_spec, mode).await.map_err(ad_error(STEP_STANDBY_USER))?;
+        steps.push(renamed(standby_outcome.outcome, STEP_STANDBY_USER));
         if action == SecretAction::ResetAndWrite && mode.applies() {
             // Before the gMSA names the user: `ad` refuses a built-in or critical account here.
             let rotated = self.directory.rotate_password(&user).await.map_err(ad_error(STEP_SECRET_WRITE))?;
@@ -251,7 +265,7 @@ impl Central {
                 .clone()
                 .unwrap_or_else(|| format!("{}.{dns_domain}", gmsa_name.as_str()).to_ascii_lowercase()),
             password_interval_days: central.gmsa_password_interval_days,
-            allowed_principals: vec![user.clone()],
+            allowed_principals: vec![user.clone(), standby.clone()],
         };
         let gmsa_outcome = self.directory.ensure_gmsa_in(&gmsa_spec, mode).await.map_err(ad_error(STEP_GMSA_ENSURE))?;
         let gmsa_exists = gmsa_outcome.change != proto::Change::Planned || gmsa_outcome.observed["exists"] != false;

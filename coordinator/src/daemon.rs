@@ -10,6 +10,7 @@ use crate::central::{self, Central, CentralError};
 use crate::config::CoordinatorConfig;
 use crate::leader::LeaderSettings;
 use crate::rollouts::DriverSettings;
+use crate::rotation::RotationSettings;
 use crate::{control, inventory, leader, record, rollouts};
 use bus::topology::{self, Topology};
 use bus::{Bus, BusError};
@@ -37,6 +38,9 @@ pub struct Options {
     /// The central side (Active Directory, the Key Vault secret, shared deletions); also the
     /// rollout driver's stage 0 unless `driver.stage0` is set.
     pub central: Option<Arc<Central>>,
+    /// The credential rotation runner; its port is the central side unless set, its clock the
+    /// driver's.
+    pub rotation: RotationSettings,
 }
 
 /// Starts the coordinator's tasks on `bus`, with [`Central`] built from `config.central` when
@@ -47,7 +51,10 @@ pub async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> Result<Running, StartError> {
     let central = config.central.as_ref().map(Central::connect).transpose()?.map(Arc::new);
-    Ok(start_with(bus, config, Options { central, ..Options::default() }, shutdown).await?)
+    // A test's failpoint (see `rotation::CrashPoint`); unset in production.
+    let crash_at = std::env::var("FLEET_COORDINATOR_CRASH_AT").ok().and_then(|text| text.parse().ok());
+    let rotation = RotationSettings { crash_at, ..RotationSettings::default() };
+    Ok(start_with(bus, config, Options { central, rotation, ..Options::default() }, shutdown).await?)
 }
 
 /// [`start`] with the options given: tests build the central side on simulators, and set a
@@ -73,8 +80,17 @@ pub async fn start_with(
     }
     let (leading_sender, leading) = watch::channel(false);
     let election = tokio::spawn(leader::run(bus.clone(), options.leader, leading_sender, shutdown.clone()));
+    let mut rotation = options.rotation;
+    if rotation.port.is_none()
+        && let Some(central) = &central
+    {
+        rotation.port = Some(central.clone() as Arc<dyn crate::rotation::RotationPort>);
+    }
+    rotation.clock = options.driver.clock.clone();
+    let rotations =
+        tokio::spawn(crate::rotation::run_while_leading(bus.clone(), rotation, leading.clone(), shutdown.clone()));
     let driver = tokio::spawn(rollouts::run_while_leading(bus.clone(), options.driver, leading.clone(), shutdown));
-    Ok(Running { recorder, control, shared, central, driver, election, leading })
+    Ok(Running { recorder, control, shared, central, driver, rotations, election, leading })
 }
 
 /// The coordinator's running tasks.
@@ -84,6 +100,7 @@ pub struct Running {
     shared: tokio::task::JoinHandle<Result<(), BusError>>,
     central: Option<Arc<Central>>,
     driver: tokio::task::JoinHandle<Result<(), BusError>>,
+    rotations: tokio::task::JoinHandle<Result<(), BusError>>,
     election: tokio::task::JoinHandle<()>,
     /// True while this process leads (runs the rollouts).
     pub leading: watch::Receiver<bool>,
@@ -97,12 +114,12 @@ impl Running {
 
     /// Waits for every task; the first error wins.
     pub async fn wait(self) -> Result<(), BusError> {
-        let (recorder, control, shared, driver, election) =
-            tokio::join!(self.recorder, self.control, self.shared, self.driver, self.election);
+        let (recorder, control, shared, driver, rotations, election) =
+            tokio::join!(self.recorder, self.control, self.shared, self.driver, self.rotations, self.election);
         if let Err(err) = election {
             tracing::error!(error = %err, "leader election panicked");
         }
-        for joined in [recorder, control, shared, driver] {
+        for joined in [recorder, control, shared, driver, rotations] {
             match joined {
                 Ok(result) => result?,
                 Err(err) => tracing::error!(error = %err, "coordinator task panicked"),

@@ -93,6 +93,13 @@ pub enum Verb {
         #[command(subcommand)]
         action: crate::rollout_verbs::RolloutAction,
     },
+    /// Rotate the standard domain user's password without downtime (users A and B alternate):
+    /// now, on a schedule, and each credential's status and history (run by the leading
+    /// fleet-coordinator; the password never reaches fleetctl).
+    Rotate {
+        #[command(subcommand)]
+        action: crate::rotate_verbs::RotateAction,
+    },
     /// Collect a redacted diagnostics archive per cluster into --out-dir/<cluster>.tar
     /// (Copy-WindowsHostsLogs, through the Kubernetes and Azure APIs).
     Diagnostics(crate::verbs::DiagnosticsArgs),
@@ -279,6 +286,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Verb::Teardown(args) => crate::verbs::teardown(&bus, cli.output, args).await,
         Verb::Diagnostics(args) => crate::verbs::diagnostics(&bus, cli.output, args).await,
         Verb::Rollout { action } => crate::rollout_verbs::execute(&bus, cli.output, action).await,
+        Verb::Rotate { action } => crate::rotate_verbs::execute(&bus, cli.output, action).await,
     }
 }
 

@@ -26,6 +26,8 @@ pub mod record;
 pub mod rollout;
 pub mod rollout_verbs;
 pub mod rollouts;
+pub mod rotate_verbs;
+pub mod rotation;
 pub mod runtime;
 pub mod selector;
 pub mod teardown;

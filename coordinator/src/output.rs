@@ -170,6 +170,33 @@ pub enum Record {
         rollout_id: String,
         message: String,
     },
+    /// A credential's rotation state (`fleetctl rotate status`).
+    Credential {
+        credential: String,
+        active_user: Option<String>,
+        /// Age of the active user's password, `12d 3h`.
+        age: Option<String>,
+        schedule: Option<String>,
+        next_run: Option<String>,
+        /// The run in progress and its phase.
+        running: Option<String>,
+        /// Clusters not (yet) confirmed on the newest version.
+        unconfirmed: Vec<String>,
+    },
+    /// One rotation run (`fleetctl rotate now|history`).
+    RotationRun {
+        run_id: String,
+        credential: String,
+        user: String,
+        phase: String,
+        started_at: String,
+        finished_at: Option<String>,
+        /// Key Vault versions written (at most one per vault) / targets.
+        writes: String,
+        resets: u32,
+        rollout_id: Option<String>,
+        requested_by: Option<String>,
+    },
 }
 
 impl From<crate::rollouts::api::RolloutSummary> for Record {
@@ -345,6 +372,44 @@ fn cells(record: &Record) -> (&'static str, Vec<String>) {
             ],
         ),
         Record::Done { rollout_id, message } => ("done", vec![rollout_id.clone(), message.clone()]),
+        Record::Credential { credential, active_user, age, schedule, next_run, running, unconfirmed } => (
+            "credential",
+            vec![
+                credential.clone(),
+                or_dash(active_user),
+                or_dash(age),
+                or_dash(schedule),
+                or_dash(next_run),
+                or_dash(running),
+                if unconfirmed.is_empty() { "-".into() } else { unconfirmed.join(",") },
+            ],
+        ),
+        Record::RotationRun {
+            run_id,
+            credential,
+            user,
+            phase,
+            started_at,
+            finished_at,
+            writes,
+            resets,
+            rollout_id,
+            requested_by,
+        } => (
+            "rotation_run",
+            vec![
+                run_id.clone(),
+                credential.clone(),
+                user.clone(),
+                phase.clone(),
+                started_at.clone(),
+                or_dash(finished_at),
+                writes.clone(),
+                resets.to_string(),
+                or_dash(rollout_id),
+                or_dash(requested_by),
+            ],
+        ),
     }
 }
 
@@ -390,6 +455,10 @@ fn header(kind: &str) -> Vec<&'static str> {
         "rollout_phase" => vec!["ROLLOUT", "NAME", "PHASE", "CURRENT STAGE", "WAITING FOR"],
         "rollout" => vec!["ROLLOUT", "NAME", "PHASE", "CLUSTERS", "CREATED", "BY", "ORIGIN"],
         "done" => vec!["ROLLOUT", "DONE"],
+        "credential" => vec!["CREDENTIAL", "ACTIVE USER", "AGE", "SCHEDULE", "NEXT RUN", "IN PROGRESS", "UNCONFIRMED"],
+        "rotation_run" => {
+            vec!["RUN", "CREDENTIAL", "RESET USER", "PHASE", "STARTED", "FINISHED", "WRITES", "RESETS", "ROLLOUT", "BY"]
+        }
         _ => vec!["ROLLOUT", "MODE", "TARGETS", "SUCCEEDED", "UNCHANGED", "FAILED", "TIMED OUT", "PENDING"],
     }
 }

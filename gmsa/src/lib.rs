@@ -25,6 +25,7 @@ pub mod diff;
 pub mod kube_names;
 pub mod redact;
 pub mod rollout;
+pub mod rotation;
 pub mod secret;
 pub mod selector;
 pub mod strict;

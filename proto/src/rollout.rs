@@ -98,6 +98,11 @@ pub struct CentralSetup {
     /// `sAMAccountName` of the standard domain user allowed to retrieve the gMSA's password; its
     /// credential (`DOMAIN\user:password`) is what `secret_name` holds.
     pub domain_user: String,
+    /// The second standard user (B) a credential rotation alternates with `domain_user` (A):
+    /// Key Vault names one, the other is idle and is the one reset. Absent: `<domain_user>-b`.
+    /// Both are created by stage 0 and both may retrieve the gMSA's password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby_user: Option<String>,
     /// `dNSHostName` of the gMSA; absent: `<gmsa_account>.<the domain's DNS name>`, lowercase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gmsa_dns_host_name: Option<String>,
@@ -528,15 +533,42 @@ impl GmsaSetup {
     }
 }
 
+fn check_account_name(field: &str, name: &str) -> Result<(), ValidationError> {
+    let user = name.trim();
+    if user.is_empty() || user.chars().count() > 20 {
+        return Err(ValidationError::new(field, "must be 1-20 characters (sAMAccountName)"));
+    }
+    if let Some(bad) = user.chars().find(|c| "\"/\\[]:;|=,+*?<>@".contains(*c) || c.is_control()) {
+        return Err(ValidationError::new(field, format!("must not contain {bad:?}")));
+    }
+    Ok(())
+}
+
 impl CentralSetup {
+    /// The two users a rotation alternates: `domain_user` (A) and the standby (B).
+    pub fn users(&self) -> [String; 2] {
+        let a = self.domain_user.trim().to_string();
+        let b = self.standby_user.as_deref().map_or_else(|| format!("{a}-b"), |b| b.trim().to_string());
+        [a, b]
+    }
+
     /// Field rules; account-name syntax is checked again by the `ad` crate before any LDAP call.
     pub fn validate(&self, origin: &dyn Fn(&str) -> String) -> Result<(), ValidationError> {
-        let user = self.domain_user.trim();
-        if user.is_empty() || user.chars().count() > 20 {
-            return Err(ValidationError::new(origin("domain_user"), "must be 1-20 characters (sAMAccountName)"));
+        check_account_name(&origin("domain_user"), &self.domain_user)?;
+        if self.standby_user.is_none() && self.domain_user.trim().chars().count() > 18 {
+            return Err(ValidationError::new(
+                origin("standby_user"),
+                format!(
+                    "the default <domain_user>-b would be longer than 20 characters ({}-b); name the second user",
+                    self.domain_user.trim()
+                ),
+            ));
         }
-        if let Some(bad) = user.chars().find(|c| "\"/\\[]:;|=,+*?<>@".contains(*c) || c.is_control()) {
-            return Err(ValidationError::new(origin("domain_user"), format!("must not contain {bad:?}")));
+        if let Some(standby) = &self.standby_user {
+            check_account_name(&origin("standby_user"), standby)?;
+            if standby.trim().eq_ignore_ascii_case(self.domain_user.trim()) {
+                return Err(ValidationError::new(origin("standby_user"), "must differ from domain_user"));
+            }
         }
         if let Some(host) = &self.gmsa_dns_host_name
             && !is_dns_name(host)

@@ -22,6 +22,8 @@ pub const ROLLOUT_LOG_ALL: &str = "fleet.rollout.*";
 /// KV bucket of rollouts the driver runs, key `<rollout id>`: what `rollout list` shows and which
 /// logs a new leader replays.
 pub const ROLLOUT_INDEX_BUCKET: &str = "fleet_rollout_index";
+/// KV bucket: one credential rotation record per credential (coordinator only).
+pub const ROTATIONS_BUCKET: &str = "fleet_rotations";
 /// KV bucket of the leader lease, key `leader`.
 pub const LEADER_BUCKET: &str = "fleet_leader";
 /// The durable consumer on the result stream through which the leader's rollout driver learns

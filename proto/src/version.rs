@@ -19,8 +19,9 @@ pub const SCHEMA_MAJOR: u16 = 1;
 /// result's `resources`; 1.3 added tolerant enums (`unknown` variants), dead letters
 /// (`FLEET_DEAD`), a run reply's `skipped` and `invalid`, the in-flight steps of a cursor, and
 /// `mode` (`apply` by default, or `dry-run`) on the `enable-gmsa`, `grant-identity` and
-/// `apply-credspec` payloads.
-pub const SCHEMA_MINOR: u16 = 3;
+/// `apply-credspec` payloads; 1.4 added `rotate-credential`'s `spec_name` and a central setup's
+/// `standby_user` (credential rotation with two users).
+pub const SCHEMA_MINOR: u16 = 4;
 /// The NATS header that repeats the body's schema version, so a receiver can refuse a message
 /// without parsing its body.
 pub const SCHEMA_HEADER: &str = "Gmsa-Schema";

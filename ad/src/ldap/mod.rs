@@ -8,6 +8,7 @@
 
 mod accounts;
 mod facts;
+mod policy;
 mod session;
 mod teardown;
 
@@ -148,6 +149,16 @@ impl LdapDirectory {
     /// An adapter for the DC in `config`; nothing is contacted until the first operation.
     pub fn new(config: LdapConfig) -> LdapDirectory {
         LdapDirectory { config }
+    }
+
+    /// The longest password age the domain allows `users` (the domain's `maxPwdAge`, or a
+    /// stricter fine-grained policy that applies to one of them); `None`: passwords never expire.
+    #[tracing::instrument(name = "ad.max_password_age", skip(self), fields(url = %self.config.url))]
+    pub async fn max_password_age(&self, users: &[AccountName]) -> Result<Option<std::time::Duration>, AdError> {
+        let mut session = self.admin_session("reading the password policy").await?;
+        let age = policy::max_password_age(&mut session, users).await;
+        session.close().await;
+        age
     }
 
     async fn admin_session(&self, operation: &'static str) -> Result<Session, AdError> {

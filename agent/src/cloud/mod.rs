@@ -22,6 +22,7 @@
 
 pub mod audit;
 pub mod diagnostics;
+pub mod rotate;
 pub mod teardown;
 pub mod validate;
 
@@ -256,10 +257,7 @@ impl CloudExecutor {
             Command::CollectDiagnostics(payload) => {
                 self.collect_diagnostics(&envelope.cluster, envelope.command_id.as_str(), payload, &progress).await
             }
-            Command::RotateCredential(_) => Err(ExecError::new(
-                "unsupported_kind",
-                "this agent does not execute rotate-credential yet; the coordinator rotates the secret",
-            )),
+            Command::RotateCredential(payload) => self.rotate_credential(payload, &progress).await,
         }
     }
 
@@ -427,6 +425,7 @@ impl Executor for CloudExecutor {
             CommandKind::ValidateCredspec,
             CommandKind::Teardown,
             CommandKind::CollectDiagnostics,
+            CommandKind::RotateCredential,
         ]
     }
 

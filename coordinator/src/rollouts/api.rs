@@ -63,6 +63,17 @@ pub enum RolloutRequest {
         rollout_id: String,
         by: String,
     },
+    /// A credential rotation's rollout (sent by the coordinator's rotation runner, not by
+    /// fleetctl): `rotate-credential` to every cluster of `file`, naming `rotation`'s versions.
+    /// The id is the caller's, so asking again for a rollout that exists answers `started`
+    /// without starting a second one.
+    StartRotation {
+        rollout_id: String,
+        file: Box<RolloutFile>,
+        rotation: gmsa::rollout::RotationPlan,
+        #[serde(default)]
+        requested_by: Option<String>,
+    },
     #[serde(other)]
     Unknown,
 }

@@ -132,9 +132,15 @@ const DESIRED_KEY: &str = "desired-state";
 
 /// What the index keeps of the fleet's desired state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Desired {
-    file: Box<RolloutFile>,
-    rollout_id: String,
+pub struct Desired {
+    pub file: Box<RolloutFile>,
+    pub rollout_id: String,
+}
+
+/// The fleet's desired state: the last rollout file started (not a dry run), if any.
+pub async fn desired_state(bus: &Bus) -> Result<Option<Desired>, BusError> {
+    let bucket: Bucket<Desired> = Bucket::open(bus, subjects::ROLLOUT_INDEX_BUCKET).await?;
+    Ok(bucket.get(DESIRED_KEY).await?.map(|(desired, _)| desired))
 }
 
 /// A rollout this driver runs.
@@ -274,6 +280,12 @@ impl Driver {
     fn resume_after_load(&self, rollout_id: &str) {
         let Some(active) = self.rollouts.get(rollout_id) else { return };
         if active.rebuilt.state.is_none() && active.rebuilt.prepare_failed.is_none() {
+            if active.rebuilt.plan.rotation.is_some() {
+                // No stage 0 for a rotation's rollout: it starts as soon as it is loaded.
+                let prepared = (active.rebuilt.plan.setup.credspec.clone(), Vec::new());
+                let _ = self.prepared.send((rollout_id.to_string(), Ok(prepared)));
+                return;
+            }
             self.spawn_stage0(rollout_id, &active.rebuilt.plan.setup, active.rebuilt.dry_run);
         }
     }
@@ -498,13 +510,9 @@ impl Driver {
         for (rollout_id, action) in sends {
             let Action::Send { cluster, step, command_id, deadline, .. } = action else { continue };
             let Some(active) = self.rollouts.get(&rollout_id) else { continue };
-            let command =
-                active.rebuilt.plan.setup_of(&cluster).ok_or_else(|| format!("{cluster} is not in the plan")).and_then(
-                    |setup| {
-                        let mode = if active.rebuilt.dry_run { proto::Mode::DryRun } else { proto::Mode::Apply };
-                        gmsa::rollout::commands::command_for(&setup, step, mode).map_err(|err| err.to_string())
-                    },
-                );
+            let mode = if active.rebuilt.dry_run { proto::Mode::DryRun } else { proto::Mode::Apply };
+            let command = gmsa::rollout::commands::command_of(&active.rebuilt.plan, &cluster, step, mode)
+                .map_err(|err| err.to_string());
             match command {
                 Ok(command) => envelopes.push((
                     rollout_id.clone(),
@@ -598,6 +606,9 @@ impl Driver {
             }
             RolloutRequest::Retry { rollout_id, by } => self.retry(&rollout_id, by).await,
             RolloutRequest::Rollback { rollout_id, by } => self.rollback(&rollout_id, by).await,
+            RolloutRequest::StartRotation { rollout_id, file, rotation, requested_by } => {
+                self.start_rotation(rollout_id, *file, rotation, requested_by).await
+            }
             RolloutRequest::Unknown => {
                 RolloutReply::refused("unsupported_verb", "this coordinator does not know that verb")
             }
@@ -624,8 +635,45 @@ impl Driver {
         }
     }
 
+    /// A rotation's rollout under the caller's id (see [`RolloutRequest::StartRotation`]).
+    async fn start_rotation(
+        &mut self,
+        rollout_id: String,
+        file: RolloutFile,
+        rotation: gmsa::rollout::RotationPlan,
+        requested_by: Option<String>,
+    ) -> RolloutReply {
+        let exists = self.rollouts.contains_key(&rollout_id)
+            || matches!(self.index.get_raw(&rollout_id).await, Ok(Some(_)));
+        if exists {
+            return RolloutReply::Started { rollout_id, dry_run: false, stages: Vec::new(), notes: vec!["exists".into()] };
+        }
+        let (mut plan, notes) = match self.plan_file_for(&file, &[CommandKind::RotateCredential]).await {
+            Ok(planned) => planned,
+            Err(refusal) => return refusal,
+        };
+        plan.name = format!("{} (rotation {})", plan.name, rotation.run_id);
+        let origin = format!("rotation {}", rotation.run_id);
+        plan.rotation = Some(rotation);
+        let stages = planned_stages(&plan);
+        if let Err(message) = self.create(&rollout_id, plan, origin, requested_by, None, false).await {
+            return RolloutReply::refused("bus_error", message);
+        }
+        RolloutReply::Started { rollout_id, dry_run: false, stages, notes }
+    }
+
     /// Plans a file against the inventory: the members and the plan, or the refusal.
     async fn plan_file(&self, file: &RolloutFile) -> Result<(Plan, Vec<String>), RolloutReply> {
+        self.plan_file_for(file, &[CommandKind::EnableGmsa, CommandKind::GrantIdentity, CommandKind::ApplyCredspec])
+            .await
+    }
+
+    /// [`Driver::plan_file`] keeping only clusters whose agents announce every one of `steps`.
+    async fn plan_file_for(
+        &self,
+        file: &RolloutFile,
+        steps: &[CommandKind],
+    ) -> Result<(Plan, Vec<String>), RolloutReply> {
         gmsa::rollout::validate(file).map_err(|err| RolloutReply::refused("invalid_rollout", err.to_string()))?;
         let inventory =
             inventory::load(&self.bus).await.map_err(|err| RolloutReply::refused("bus_error", bus::chain(&err)))?;
@@ -634,7 +682,6 @@ impl Driver {
             .iter()
             .map(|entry| format!("{}/{} skipped: {}", entry.bucket, entry.key, entry.message))
             .collect();
-        let steps = [CommandKind::EnableGmsa, CommandKind::GrantIdentity, CommandKind::ApplyCredspec];
         let mut members = Vec::new();
         for entry in inventory.entries {
             let lacks =
@@ -744,9 +791,10 @@ impl Driver {
             return Err(message);
         }
         self.write_index(rollout_id).await;
+        // A rotation's rollout has no stage 0: the rotation did the central work.
         match gmsa::rollout::commands::domain_facts(&plan.setup) {
-            Ok(_) => self.begin(rollout_id).await,
-            Err(_) => self.spawn_stage0(rollout_id, &plan.setup, dry_run),
+            Err(_) if plan.rotation.is_none() => self.spawn_stage0(rollout_id, &plan.setup, dry_run),
+            _ => self.begin(rollout_id).await,
         }
         Ok(())
     }

@@ -3,8 +3,10 @@
 //! Pure; the driver calls it for every `Action::Send` (so a re-send after a crash builds the same
 //! payload from the same persisted plan).
 
+use super::plan::Plan;
 use proto::command::{
-    ApplyCredspec, Command, DomainFacts, EnableGmsa, GrantIdentity, ValidateCredspec, ValidationError, Verify,
+    ApplyCredspec, Command, DomainFacts, EnableGmsa, GrantIdentity, RotateCredential, ValidateCredspec,
+    ValidationError, Verify,
 };
 use proto::rollout::GmsaSetup;
 use proto::{CommandKind, Mode};
@@ -87,6 +89,29 @@ pub fn command_for(setup: &GmsaSetup, step: CommandKind, mode: Mode) -> Result<C
             return Err(ValidationError::new("step", format!("{other} is not a step of a gMSA setup rollout")));
         }
     })
+}
+
+/// The command of `step` for `cluster` of `plan`: [`command_for`] on the cluster's effective
+/// setup, or — in a rotation's rollout — `rotate-credential` naming the version the rotation
+/// wrote to the cluster's secret.
+pub fn command_of(plan: &Plan, cluster: &str, step: CommandKind, mode: Mode) -> Result<Command, ValidationError> {
+    let setup = plan.setup_of(cluster).ok_or_else(|| ValidationError::new("cluster", format!("{cluster} is not in the plan")))?;
+    if step != CommandKind::RotateCredential {
+        return command_for(&setup, step, mode);
+    }
+    let rotation = plan.rotation.as_ref().ok_or_else(|| {
+        ValidationError::new("step", "rotate-credential is a step of a credential rotation's rollout only")
+    })?;
+    let key = crate::rotation::run::target_key(&setup.vault, &setup.secret_name);
+    let version = rotation.versions.get(&key).ok_or_else(|| {
+        ValidationError::new("rotation.versions", format!("the rotation wrote no version of {key}"))
+    })?;
+    Ok(Command::RotateCredential(RotateCredential {
+        vault: setup.vault.clone(),
+        secret_name: setup.secret_name.clone(),
+        secret_version: version.clone(),
+        spec_name: Some(setup.credspec.spec_name.clone()),
+    }))
 }
 
 #[cfg(test)]

@@ -48,6 +48,9 @@ use std::collections::BTreeMap;
 use time::{Duration, OffsetDateTime};
 
 fn steps_of(plan: &Plan) -> Vec<CommandKind> {
+    if plan.rotation.is_some() {
+        return vec![CommandKind::RotateCredential];
+    }
     let mut steps = vec![CommandKind::EnableGmsa, CommandKind::GrantIdentity, CommandKind::ApplyCredspec];
     if plan.setup.validate {
         steps.push(CommandKind::ValidateCredspec);

@@ -22,7 +22,7 @@ pub mod status;
 pub mod window;
 
 pub use budget::TokenBucket;
-pub use plan::{Member, Plan, PlanError, PlannedCluster, plan, validate};
+pub use plan::{Member, Plan, PlanError, PlannedCluster, RotationPlan, plan, validate};
 pub use state::{
     Action, ClusterState, ClusterStatus, Event, Failure, Gate, GateWhen, InFlight, Phase, RolloutState, StagePhase,
     StageState, StepResult,

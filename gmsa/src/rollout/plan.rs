@@ -39,6 +39,18 @@ pub struct Plan {
     /// The clusters of each stage (index as in `strategy.stages`), in cluster-id order.
     pub stages: Vec<Vec<String>>,
     pub clusters: BTreeMap<String, PlannedCluster>,
+    /// Set for a credential rotation's rollout: its only step is `rotate-credential`, naming the
+    /// version the rotation wrote to each cluster's secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationPlan>,
+}
+
+/// What a rotation's rollout sends: the rotation's id and its new version of every secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationPlan {
+    pub run_id: String,
+    /// By [`crate::rotation::run::target_key`].
+    pub versions: BTreeMap<String, String>,
 }
 
 /// One member of a planned rollout.
@@ -194,6 +206,7 @@ pub fn plan(file: &RolloutFile, inventory: &[Member]) -> Result<Plan, PlanError>
         strategy: file.strategy.clone(),
         stages: vec![Vec::new(); stages.len()],
         clusters: BTreeMap::new(),
+        rotation: None,
     };
     let mut used_overrides = BTreeSet::new();
     for member in &members {

@@ -237,6 +237,7 @@ fn rotate_credential() -> impl Strategy<Value = RotateCredential> {
         vault,
         secret_name,
         secret_version,
+        spec_name: None,
     })
 }
 

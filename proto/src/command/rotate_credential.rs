@@ -13,6 +13,10 @@ pub struct RotateCredential {
     pub secret_name: String,
     /// The Key Vault secret version the coordinator wrote (32 hex characters).
     pub secret_version: String,
+    /// The credspec whose plugin identity must be able to read the version (schema 1.4; absent:
+    /// every identity of the cluster's Windows pools is checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_name: Option<String>,
 }
 
 impl RotateCredential {
@@ -26,6 +30,11 @@ impl RotateCredential {
                 "payload.secret_version",
                 "must be a Key Vault version: 32 hex characters",
             ));
+        }
+        if let Some(spec_name) = &self.spec_name
+            && spec_name.trim().is_empty()
+        {
+            return Err(ValidationError::new("payload.spec_name", "must not be empty when given"));
         }
         Ok(())
     }

@@ -69,6 +69,7 @@ fn unknown_fields_are_tolerated_on_the_wire() {
 fn mk_central(domain_user: &str) -> CentralSetup {
     CentralSetup {
         domain_user: domain_user.into(),
+        standby_user: None,
         gmsa_dns_host_name: None,
         gmsa_password_interval_days: 30,
         vault_create: None,
