@@ -8,5 +8,6 @@ mod e2e {
     pub mod hardening;
     pub mod lifecycle;
     pub mod rollouts;
+    pub mod rotation;
     pub mod support;
 }

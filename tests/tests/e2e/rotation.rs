@@ -1,0 +1,425 @@
+//! Credential rotation (#19) through the coordinator daemon, on real components: a real
+//! nats-server, the Azure simulator's Key Vault, a real Samba AD DC, and agents. A CCG-like client
+//! runs during every rotation: it reads the secret as the plugin does (latest version, split at the
+//! first `\` and `:`), and binds as that user over LDAPS with OpenLDAP's `ldapsearch`; it must
+//! never fail.
+
+use coordinator::rotation::api::{RotateReply, RotateRequest};
+use coordinator::rotation::store::CredentialRecord;
+use gmsa::rotation::{RunPhase, Schedule};
+use proto::subjects;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use testkit::nats::NatsServer;
+use testkit::samba::{SambaDc, unique_name};
+use tests::fleet::{AgentHandle, CoordinatorHandle, spawn_agent, test_settings};
+use tests::memory::{MemoryFleet, Pause};
+use tests::world::{SimWorld, VAULT_RESOURCE_GROUP, VAULT_SUBSCRIPTION};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// The setup every rotation test starts from: stage 0 creates the vault, users A and B, the gMSA
+/// and the secret naming A.
+fn setup_file(dc: &SambaDc, user: &str, gmsa: &str, vault: &str, overrides: &str, strategy: &str) -> proto::rollout::RolloutFile {
+    let yaml = format!(
+        r#"
+name: rotation-setup
+setup:
+  dns_server: 10.1.0.4
+  root_domain: {realm}
+  vault: {{subscription_id: {sub}, resource_group: {rg}, name: {vault}}}
+  secret_name: GMSADomainUserCred
+  identity: {{type: kubelet}}
+  credspec:
+    spec_name: aks-gmsa-spec
+    gmsa_account: {gmsa}
+    bindings: [{{namespace: default, name: default}}]
+  central:
+    domain_user: {user}
+    vault_create: {{location: westeurope}}
+  validate: false
+{overrides}
+strategy:
+{strategy}
+"#,
+        realm = dc.realm().to_lowercase(),
+        sub = VAULT_SUBSCRIPTION,
+        rg = VAULT_RESOURCE_GROUP,
+    );
+    serde_yaml::from_str(&yaml).unwrap_or_else(|err| panic!("{err}\n{yaml}"))
+}
+
+/// What the CCG plugin does with a secret value, and a bind with it: `Ok` when the user's
+/// password works over LDAPS.
+pub fn ccg_bind(dc: &SambaDc, value: &str) -> Result<(), String> {
+    let (_domain, rest) = value.split_once('\\').ok_or("no '\\' in the secret")?;
+    let (user, password) = rest.split_once(':').ok_or("no ':' in the secret")?;
+    let output = std::process::Command::new("ldapsearch")
+        .args(["-x", "-H", &dc.ldaps_url(), "-D", &format!("{user}@{}", dc.realm()), "-w", password])
+        .args(["-b", "", "-s", "base", "(objectClass=*)", "defaultNamingContext"])
+        .env("LDAPTLS_CACERT", dc.ca_cert_path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|err| format!("ldapsearch: {err}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("bind as {user} refused: {}", String::from_utf8_lossy(&output.stderr).trim()))
+    }
+}
+
+/// A CCG-like client looping until dropped: attempts and failures.
+pub struct CcgLoop {
+    pub attempts: Arc<AtomicU64>,
+    pub failures: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl CcgLoop {
+    pub fn start(dc: &'static SambaDc, read_value: impl Fn() -> Option<String> + Send + 'static) -> CcgLoop {
+        let (attempts, failures, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let (a, f, s) = (attempts.clone(), failures.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut errors = Vec::new();
+            while !s.load(Ordering::SeqCst) {
+                let Some(value) = read_value() else {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                };
+                a.fetch_add(1, Ordering::SeqCst);
+                if let Err(err) = ccg_bind(dc, &value) {
+                    f.fetch_add(1, Ordering::SeqCst);
+                    errors.push(err);
+                }
+            }
+            errors
+        });
+        CcgLoop { attempts, failures, stop, thread: Some(thread) }
+    }
+
+    /// Stops the loop: (attempts, failures, the failures' messages).
+    pub fn finish(mut self) -> (u64, u64, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let errors = self.thread.take().map(|thread| thread.join().unwrap_or_default()).unwrap_or_default();
+        (self.attempts.load(Ordering::SeqCst), self.failures.load(Ordering::SeqCst), errors)
+    }
+}
+
+pub async fn rotate(bus: &bus::Bus, request: RotateRequest) -> RotateReply {
+    coordinator::rotate_verbs::request(bus, &request).await.unwrap()
+}
+
+pub async fn record(bus: &bus::Bus) -> CredentialRecord {
+    let RotateReply::Status { mut credentials } = rotate(bus, RotateRequest::Status).await else { panic!() };
+    assert_eq!(credentials.len(), 1, "{credentials:?}");
+    credentials.remove(0)
+}
+
+/// Waits until run `run_id` is in the history (finished).
+pub async fn wait_finished(bus: &bus::Bus, run_id: &str) -> gmsa::rotation::RotationRun {
+    let started = Instant::now();
+    loop {
+        let record = record(bus).await;
+        if let Some(run) = record.history.iter().find(|run| run.run_id == run_id) {
+            return run.clone();
+        }
+        assert!(started.elapsed() < WAIT, "rotation {run_id} did not finish: {record:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn start_run(bus: &bus::Bus) -> String {
+    match rotate(bus, RotateRequest::Now { requested_by: Some("test".into()), dry_run: false }).await {
+        RotateReply::Started { run, .. } => run.run_id,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn wait_rollout(bus: &bus::Bus, rollout_id: &str) -> gmsa::rollout::RolloutStatus {
+    let started = Instant::now();
+    loop {
+        let reply = coordinator::rollout_verbs::request(
+            bus,
+            &coordinator::rollouts::api::RolloutRequest::Status { rollout_id: rollout_id.into() },
+        )
+        .await
+        .unwrap();
+        if let coordinator::rollouts::api::RolloutReply::Status { status, .. } = reply
+            && !matches!(status.phase, gmsa::rollout::Phase::Running)
+        {
+            return *status;
+        }
+        assert!(started.elapsed() < WAIT, "rollout {rollout_id} did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A coordinator with its central side on `world` and `dc`, and `n` in-memory clusters `prefix-NNN`.
+struct Fleet {
+    _server: NatsServer,
+    world: Arc<SimWorld>,
+    coordinator: CoordinatorHandle,
+    agents: Vec<AgentHandle>,
+    _memory: MemoryFleet,
+}
+
+impl Fleet {
+    async fn start(prefix: &str, n: usize, clock: Option<Arc<coordinator::rollouts::ManualClock>>) -> Fleet {
+        let server = NatsServer::start().unwrap();
+        let dc = tokio::task::spawn_blocking(SambaDc::shared).await.unwrap();
+        let world = SimWorld::build(prefix, 0, 1).await.unwrap();
+        let declared = (0..n)
+            .map(|index| coordinator::inventory::DeclaredCluster {
+                id: format!("{prefix}-{index:03}"),
+                labels: BTreeMap::from([
+                    ("cluster".to_string(), format!("{prefix}-{index:03}")),
+                    ("subscription".to_string(), "s0".to_string()),
+                ]),
+            })
+            .collect::<Vec<_>>();
+        let central = Arc::new(super::central::mk_central(&world, dc));
+        let mut options = coordinator::daemon::Options { central: Some(central), ..Default::default() };
+        options.driver.tick = Duration::from_millis(200);
+        options.rotation.tick = Duration::from_millis(200);
+        if let Some(clock) = clock {
+            options.driver.clock = clock;
+        }
+        let coordinator = tests::fleet::start_coordinator_with(&server.url(), declared.clone(), options).await.unwrap();
+        let memory = MemoryFleet::default();
+        let mut agents = Vec::new();
+        for cluster in &declared {
+            let url = server.url();
+            let agent = spawn_agent(&url, test_settings(&cluster.id, &[]), memory.executor(&cluster.id, Pause::None));
+            agents.push(agent.await.unwrap());
+        }
+        Fleet { _server: server, world: Arc::new(world), coordinator, agents, _memory: memory }
+    }
+
+    fn bus(&self) -> &bus::Bus {
+        &self.coordinator.bus
+    }
+
+    async fn setup(&self, file: proto::rollout::RolloutFile) {
+        let reply = coordinator::rollout_verbs::request(
+            self.bus(),
+            &coordinator::rollouts::api::RolloutRequest::Start { file: Box::new(file), dry_run: false, requested_by: None },
+        )
+        .await
+        .unwrap();
+        let coordinator::rollouts::api::RolloutReply::Started { rollout_id, .. } = reply else { panic!("{reply:?}") };
+        let status = wait_rollout(self.bus(), &rollout_id).await;
+        assert_eq!(status.phase, gmsa::rollout::Phase::Completed, "{status:#?}");
+    }
+
+    async fn stop(self) {
+        for agent in self.agents {
+            agent.stop().await.unwrap();
+        }
+        self.coordinator.stop().await;
+    }
+}
+
+fn vault_id(name: &str) -> String {
+    azure::VaultRef::new(VAULT_SUBSCRIPTION, VAULT_RESOURCE_GROUP, name).id()
+}
+
+fn user_of(value: &str) -> String {
+    value.split_once('\\').and_then(|(_, rest)| rest.split_once(':')).map(|(user, _)| user.to_string()).unwrap()
+}
+
+/// Two full rotation cycles (A → B → A) over 50 clusters sharing one vault: one new version per
+/// rotation (counted at the simulator), the users alternate, every cluster confirms, and the
+/// CCG-like client never fails a logon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_rotations_of_fifty_clusters_sharing_a_vault_write_one_version_each_and_no_logon_fails() {
+    let _dc_writer = super::support::SHARED_DC_WRITERS.lock().await;
+    let fleet = Fleet::start("rot", 50, None).await;
+    let dc = SambaDc::shared();
+    let (user, gmsa, vault) = (unique_name("rta"), unique_name("rtg"), format!("kv{}", unique_name("r")));
+    let strategy = "  stages:\n    - {name: canary, count: 1}\n    - {name: rest, max_concurrency: 10}";
+    fleet.setup(setup_file(dc, &user, &gmsa, &vault, "", strategy)).await;
+    let id = vault_id(&vault);
+    let secret = |world: &SimWorld| world.azure.secret_value(&id, "GMSADomainUserCred", None);
+    let first = secret(&fleet.world).expect("stage 0 wrote the secret");
+    assert_eq!(user_of(&first), user, "the secret names user A");
+    // User B exists and may retrieve the gMSA's password next to A.
+    let standby = format!("{user}-b");
+    assert!(!dc.ldbsearch(&dc.base_dn(), "sub", &format!("(sAMAccountName={standby})"), &["dn"]).unwrap().is_empty());
+    let world = fleet.world.clone();
+    let id_for_loop = id.clone();
+    let ccg = CcgLoop::start(dc, move || world.azure.secret_value(&id_for_loop, "GMSADomainUserCred", None));
+
+    let versions_before = fleet.world.azure.secret_versions(&id, "GMSADomainUserCred").len();
+    let run = start_run(fleet.bus()).await;
+    let finished = wait_finished(fleet.bus(), &run).await;
+    assert_eq!(finished.phase, RunPhase::Completed, "{finished:#?}");
+    assert_eq!((finished.target_user.as_str(), finished.resets, finished.writes), (standby.as_str(), 1, 1));
+    assert_eq!(fleet.world.azure.secret_versions(&id, "GMSADomainUserCred").len(), versions_before + 1);
+    let second = secret(&fleet.world).unwrap();
+    assert_eq!(user_of(&second), standby, "Key Vault names B after the first rotation");
+    let status = wait_rollout(fleet.bus(), finished.rollout_id.as_deref().unwrap()).await;
+    assert_eq!(status.clusters.len(), 50);
+    assert!(status.clusters.iter().all(|view| view.status == gmsa::rollout::ClusterStatus::Succeeded
+        || view.status == gmsa::rollout::ClusterStatus::Unchanged), "{status:#?}");
+    assert_eq!(record(fleet.bus()).await.active_user.as_deref(), Some(standby.as_str()));
+    // Both passwords work: B's new one, and A's (never reset in this cycle).
+    ccg_bind(dc, &second).unwrap();
+    ccg_bind(dc, &first).unwrap();
+
+    // The second cycle resets A.
+    let run = start_run(fleet.bus()).await;
+    let finished = wait_finished(fleet.bus(), &run).await;
+    assert_eq!(finished.phase, RunPhase::Completed, "{finished:#?}");
+    assert_eq!(finished.target_user, user);
+    assert_eq!(fleet.world.azure.secret_versions(&id, "GMSADomainUserCred").len(), versions_before + 2);
+    let third = secret(&fleet.world).unwrap();
+    assert_eq!(user_of(&third), user);
+    ccg_bind(dc, &third).unwrap();
+    ccg_bind(dc, &second).unwrap();
+    let history = match rotate(fleet.bus(), RotateRequest::History).await {
+        RotateReply::History { runs } => runs,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(history.len(), 2);
+
+    let (attempts, failures, errors) = ccg.finish();
+    eprintln!("CCG-like client: {attempts} attempts, {failures} failures over two rotations");
+    assert!(attempts >= 10, "the client ran during the rotations ({attempts} attempts)");
+    assert_eq!(failures, 0, "{errors:?}");
+    // No password on the bus: not in a command, result, rollout log entry or the rotation record.
+    let passwords: Vec<String> =
+        [&first, &second, &third].iter().map(|value| value.split_once(':').unwrap().1.to_string()).collect();
+    for stream in [subjects::ROLLOUT_LOG_STREAM, subjects::COMMAND_STREAM, subjects::RESULT_STREAM, "KV_fleet_rotations"] {
+        let info = fleet.bus().jetstream().get_stream(stream).await.unwrap();
+        let mut sequence = 0;
+        while let Ok(message) = info.direct_get_next_for_subject(">", Some(sequence + 1)).await {
+            sequence = message.sequence;
+            let text = String::from_utf8_lossy(&message.payload);
+            assert!(passwords.iter().all(|password| !text.contains(password.as_str())), "{stream} carries a password");
+        }
+    }
+    fleet.stop().await;
+}
+
+/// Three clusters, each with its own vault: one new version in each vault, none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_with_a_vault_each_get_exactly_one_new_version_per_vault() {
+    let _dc_writer = super::support::SHARED_DC_WRITERS.lock().await;
+    let fleet = Fleet::start("rov", 3, None).await;
+    let dc = SambaDc::shared();
+    let (user, gmsa, vault) = (unique_name("rva"), unique_name("rvg"), format!("kv{}", unique_name("v")));
+    let strategy = "  stages:\n    - {name: all, max_concurrency: 3}";
+    fleet.setup(setup_file(dc, &user, &gmsa, &vault, "", strategy)).await;
+    let value = fleet.world.azure.secret_value(&vault_id(&vault), "GMSADomainUserCred", None).unwrap();
+    // Clusters 1 and 2 get their own vault, holding the same credential (as an operator would copy it).
+    let azure = fleet.world.coordinator_azure().unwrap();
+    let mut overrides = String::from("overrides:\n");
+    let mut vaults = vec![vault.clone()];
+    for index in 1..3 {
+        let own = format!("{vault}{index}");
+        let reference = azure::VaultRef::new(VAULT_SUBSCRIPTION, VAULT_RESOURCE_GROUP, &own);
+        let spec = azure::VaultSpec {
+            location: "westeurope".into(),
+            tenant_id: fleet.world.azure.tenant_id(),
+            rbac: false,
+            writer_object_id: Some(tests::world::COORDINATOR_OBJECT_ID.into()),
+        };
+        azure.ensure_vault(&reference, &spec).await.unwrap();
+        azure.write_domain_user_secret(&reference, None, &gmsa::SecretString::new(value.clone())).await.unwrap();
+        overrides.push_str(&format!(
+            "  - {{selector: cluster=rov-{index:03}, set: {{vault: {{subscription_id: {VAULT_SUBSCRIPTION}, resource_group: {VAULT_RESOURCE_GROUP}, name: {own}}}}}}}\n"
+        ));
+        vaults.push(own);
+    }
+    fleet.setup(setup_file(dc, &user, &gmsa, &vault, &overrides, strategy)).await;
+    let before: Vec<usize> =
+        vaults.iter().map(|name| fleet.world.azure.secret_versions(&vault_id(name), "GMSADomainUserCred").len()).collect();
+    let run = start_run(fleet.bus()).await;
+    let finished = wait_finished(fleet.bus(), &run).await;
+    assert_eq!(finished.phase, RunPhase::Completed, "{finished:#?}");
+    assert_eq!((finished.targets.len(), finished.writes), (3, 3));
+    let values: Vec<String> = vaults
+        .iter()
+        .zip(&before)
+        .map(|(name, before)| {
+            assert_eq!(fleet.world.azure.secret_versions(&vault_id(name), "GMSADomainUserCred").len(), before + 1, "{name}");
+            fleet.world.azure.secret_value(&vault_id(name), "GMSADomainUserCred", None).unwrap()
+        })
+        .collect();
+    assert!(values.iter().all(|value| *value == values[0]), "every vault holds the same new credential");
+    ccg_bind(dc, &values[0]).unwrap();
+    fleet.stop().await;
+}
+
+/// A schedule under which a password would outlive the domain's maxPwdAge (Samba's default, 42
+/// days) is refused; a missed window runs once after a restart, not once per window missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_beyond_max_pwd_age_is_refused_and_missed_windows_run_once_after_a_restart() {
+    let _dc_writer = super::support::SHARED_DC_WRITERS.lock().await;
+    let clock = Arc::new(coordinator::rollouts::ManualClock::new(time::OffsetDateTime::now_utc()));
+    let fleet = Fleet::start("ros", 2, Some(clock.clone())).await;
+    let dc = SambaDc::shared();
+    let (user, gmsa, vault) = (unique_name("rsa"), unique_name("rsg"), format!("kv{}", unique_name("s")));
+    fleet.setup(setup_file(dc, &user, &gmsa, &vault, "", "  stages:\n    - {name: all, max_concurrency: 2}")).await;
+    let refused = rotate(
+        fleet.bus(),
+        RotateRequest::Schedule { schedule: Some(Schedule::every("30d").unwrap()), requested_by: None },
+    )
+    .await;
+    let RotateReply::Refused { code, message } = refused else { panic!("{refused:?}") };
+    assert_eq!(code, "schedule_invalid");
+    assert!(message.contains("2 × 30d = 60d") && message.contains("42d"), "{message}");
+    assert!(record(fleet.bus()).await.schedule.is_none(), "nothing was stored");
+    let accepted = rotate(
+        fleet.bus(),
+        RotateRequest::Schedule { schedule: Some(Schedule::every("1h").unwrap()), requested_by: None },
+    )
+    .await;
+    assert!(matches!(accepted, RotateReply::Scheduled { .. }), "{accepted:?}");
+    // The coordinator is down for five windows.
+    let bus_url = fleet._server.url();
+    let Fleet { _server, world, coordinator, agents, _memory } = fleet;
+    coordinator.stop().await;
+    clock.advance(time::Duration::hours(5));
+    let central = Arc::new(super::central::mk_central(&world, dc));
+    let mut options = coordinator::daemon::Options { central: Some(central), ..Default::default() };
+    options.driver.tick = Duration::from_millis(200);
+    options.driver.clock = clock.clone();
+    options.rotation.tick = Duration::from_millis(200);
+    let declared = (0..2)
+        .map(|index| coordinator::inventory::DeclaredCluster {
+            id: format!("ros-{index:03}"),
+            labels: BTreeMap::from([
+                ("cluster".to_string(), format!("ros-{index:03}")),
+                ("subscription".to_string(), "s0".to_string()),
+            ]),
+        })
+        .collect();
+    let coordinator = tests::fleet::start_coordinator_with(&bus_url, declared, options).await.unwrap();
+    let bus = &coordinator.bus;
+    let started = Instant::now();
+    let done = loop {
+        let record = record(bus).await;
+        if record.history.first().is_some_and(|run| run.phase == RunPhase::Completed) {
+            break record;
+        }
+        assert!(started.elapsed() < WAIT, "the missed rotation did not run: {record:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Given time to start more, it does not: one run for five missed windows, the next one an
+    // hour after it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let record = record(bus).await;
+    assert_eq!(record.history.len(), 1, "{record:#?}");
+    assert!(record.current.is_none());
+    let now = coordinator::rollouts::Clock::now(&*clock);
+    assert!(record.next_run.is_some_and(|next| next > now), "{:?} after {now}", record.next_run);
+    assert_eq!(done.history[0].requested_by.as_deref(), Some("scheduler"));
+    for agent in agents {
+        agent.stop().await.unwrap();
+    }
+    coordinator.stop().await;
+}
