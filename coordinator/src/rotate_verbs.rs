@@ -71,10 +71,15 @@ pub async fn request(bus: &Bus, request: &RotateRequest) -> anyhow::Result<Rotat
     let body = serde_json::to_vec(request)?;
     let started = tokio::time::Instant::now();
     loop {
-        let sent = tokio::time::timeout(Duration::from_secs(60), bus.client().request(SUBJECT, body.clone().into())).await;
+        let sent =
+            tokio::time::timeout(Duration::from_secs(60), bus.client().request(SUBJECT, body.clone().into())).await;
         match sent {
-            Ok(Ok(reply)) => return serde_json::from_slice(&reply.payload).context("the coordinator's reply is not understood"),
-            Ok(Err(_)) if started.elapsed() < Duration::from_secs(20) => tokio::time::sleep(Duration::from_millis(500)).await,
+            Ok(Ok(reply)) => {
+                return serde_json::from_slice(&reply.payload).context("the coordinator's reply is not understood");
+            }
+            Ok(Err(_)) if started.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(500)).await
+            }
             Ok(Err(err)) => bail!("no leading coordinator answered on {SUBJECT}: {err}; is fleet-coordinator running?"),
             Err(_) => bail!("the coordinator did not answer within 60s"),
         }

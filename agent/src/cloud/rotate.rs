@@ -56,7 +56,10 @@ impl CloudExecutor {
                 checks.push(Check::of(
                     "secret-uri",
                     ok,
-                    format!("SecretUri {} (expected https://{host}/secrets/{}, unversioned)", plugin.secret_uri, payload.secret_name),
+                    format!(
+                        "SecretUri {} (expected https://{host}/secrets/{}, unversioned)",
+                        plugin.secret_uri, payload.secret_name
+                    ),
                 ));
                 object_id = Some(plugin.object_id.clone());
             } else if object.is_some() {

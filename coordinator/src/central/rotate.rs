@@ -39,7 +39,10 @@ pub fn credential_parts(value: &str) -> Option<(String, String)> {
 }
 
 impl RotationPort for Central {
-    fn current_user<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Option<(String, String)>, RotationError>> {
+    fn current_user<'a>(
+        &'a self,
+        target: &'a Target,
+    ) -> BoxFuture<'a, Result<Option<(String, String)>, RotationError>> {
         Box::pin(async move {
             let vault = azure::VaultRef::from(&target.vault);
             let current =
@@ -63,7 +66,11 @@ impl RotationPort for Central {
         })
     }
 
-    fn reset_password<'a>(&'a self, credential: &'a str, user: &'a str) -> BoxFuture<'a, Result<SecretString, RotationError>> {
+    fn reset_password<'a>(
+        &'a self,
+        credential: &'a str,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<SecretString, RotationError>> {
         Box::pin(async move {
             let _ = credential;
             let name = ad::AccountName::new(user).map_err(|err| RotationError::new("invalid_name", err.to_string()))?;
@@ -102,7 +109,9 @@ impl RotationPort for Central {
         Box::pin(async move {
             let names = users
                 .iter()
-                .map(|user| ad::AccountName::new(user).map_err(|err| RotationError::new("invalid_name", err.to_string())))
+                .map(|user| {
+                    ad::AccountName::new(user).map_err(|err| RotationError::new("invalid_name", err.to_string()))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let age = self.directory.max_password_age(&names).await.map_err(ad_error)?;
             Ok(age.map(|age| time::Duration::try_from(age).unwrap_or(time::Duration::MAX)))

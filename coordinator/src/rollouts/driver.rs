@@ -643,10 +643,15 @@ impl Driver {
         rotation: gmsa::rollout::RotationPlan,
         requested_by: Option<String>,
     ) -> RolloutReply {
-        let exists = self.rollouts.contains_key(&rollout_id)
-            || matches!(self.index.get_raw(&rollout_id).await, Ok(Some(_)));
+        let exists =
+            self.rollouts.contains_key(&rollout_id) || matches!(self.index.get_raw(&rollout_id).await, Ok(Some(_)));
         if exists {
-            return RolloutReply::Started { rollout_id, dry_run: false, stages: Vec::new(), notes: vec!["exists".into()] };
+            return RolloutReply::Started {
+                rollout_id,
+                dry_run: false,
+                stages: Vec::new(),
+                notes: vec!["exists".into()],
+            };
         }
         let (mut plan, notes) = match self.plan_file_for(&file, &[CommandKind::RotateCredential]).await {
             Ok(planned) => planned,

@@ -42,10 +42,19 @@ pub enum RotateReply {
         #[serde(default)]
         dry_run: bool,
     },
-    Status { credentials: Vec<CredentialRecord> },
-    History { runs: Vec<RotationRun> },
-    Scheduled { credential: Box<CredentialRecord> },
-    Refused { code: String, message: String },
+    Status {
+        credentials: Vec<CredentialRecord>,
+    },
+    History {
+        runs: Vec<RotationRun>,
+    },
+    Scheduled {
+        credential: Box<CredentialRecord>,
+    },
+    Refused {
+        code: String,
+        message: String,
+    },
     #[serde(other)]
     Unknown,
 }

@@ -51,8 +51,12 @@ pub trait RotationPort: Send + Sync + 'static {
     /// binding as the user. The password is returned in memory only.
     fn reset_password<'a>(&'a self, credential: &'a str, user: &'a str) -> PortResult<'a, SecretString>;
     /// Writes `value` (`DOMAIN\user:password`) as a new version tagged with `run_id`; its id.
-    fn write_version<'a>(&'a self, target: &'a Target, value: &'a SecretString, run_id: &'a str)
-    -> PortResult<'a, String>;
+    fn write_version<'a>(
+        &'a self,
+        target: &'a Target,
+        value: &'a SecretString,
+        run_id: &'a str,
+    ) -> PortResult<'a, String>;
     /// The value of one version of the target's secret.
     fn read_version<'a>(&'a self, target: &'a Target, version: &'a str) -> PortResult<'a, Option<SecretString>>;
     /// The longest password age the domain's policy allows the users; `None`: never expires.
@@ -116,7 +120,8 @@ pub async fn run_while_leading(
             return Ok(());
         }
         let term = async {
-            let mut runner = Runner { bus: bus.clone(), store: Store::open(&bus).await?, settings: settings.clone(), value: None };
+            let mut runner =
+                Runner { bus: bus.clone(), store: Store::open(&bus).await?, settings: settings.clone(), value: None };
             runner.serve(&mut leading, &mut shutdown).await
         };
         if let Err(err) = term.instrument(info_span!("rotation-runner")).await {
@@ -146,7 +151,11 @@ struct Runner {
 }
 
 impl Runner {
-    async fn serve(&mut self, leading: &mut watch::Receiver<bool>, shutdown: &mut watch::Receiver<bool>) -> Result<(), BusError> {
+    async fn serve(
+        &mut self,
+        leading: &mut watch::Receiver<bool>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), BusError> {
         let mut requests = self
             .bus
             .client()
@@ -185,9 +194,14 @@ impl Runner {
         let desired = crate::rollouts::driver::desired_state(&self.bus)
             .await
             .map_err(|err| RotationError::new("bus_error", bus::chain(&err)))?
-            .ok_or_else(|| RotationError::new("no_desired_state", "no rollout has set the fleet's desired state yet"))?;
+            .ok_or_else(|| {
+                RotationError::new("no_desired_state", "no rollout has set the fleet's desired state yet")
+            })?;
         let central = desired.file.setup.central.as_ref().ok_or_else(|| {
-            RotationError::new("no_central_setup", "the fleet's desired state has no central section: no users to rotate")
+            RotationError::new(
+                "no_central_setup",
+                "the fleet's desired state has no central section: no users to rotate",
+            )
         })?;
         Ok(Fleet { users: central.users(), file: *desired.file })
     }
@@ -207,7 +221,10 @@ impl Runner {
                 *revision = next;
                 Ok(())
             }
-            Err(err) => Err(RotationError::new("conflict", format!("the rotation record changed meanwhile: {}", bus::chain(&err)))),
+            Err(err) => Err(RotationError::new(
+                "conflict",
+                format!("the rotation record changed meanwhile: {}", bus::chain(&err)),
+            )),
         }
     }
 
@@ -280,7 +297,9 @@ impl Runner {
                     Err(err) => refused(err),
                 }
             }
-            RotateRequest::Unknown => RotateReply::refused("unsupported_verb", "this coordinator does not know that verb"),
+            RotateRequest::Unknown => {
+                RotateReply::refused("unsupported_verb", "this coordinator does not know that verb")
+            }
         }
     }
 
@@ -308,7 +327,8 @@ impl Runner {
 
     /// The targets of the fleet's desired state over today's inventory.
     async fn targets(&self, file: &RolloutFile) -> Result<Vec<Target>, RotationError> {
-        let inventory = inventory::load(&self.bus).await.map_err(|err| RotationError::new("bus_error", bus::chain(&err)))?;
+        let inventory =
+            inventory::load(&self.bus).await.map_err(|err| RotationError::new("bus_error", bus::chain(&err)))?;
         let members: Vec<Member> = inventory
             .entries
             .into_iter()
@@ -318,7 +338,8 @@ impl Runner {
                 labels: entry.labels,
             })
             .collect();
-        let plan = gmsa::rollout::plan(file, &members).map_err(|err| RotationError::new("invalid_rollout", err.to_string()))?;
+        let plan = gmsa::rollout::plan(file, &members)
+            .map_err(|err| RotationError::new("invalid_rollout", err.to_string()))?;
         Ok(targets_of(&plan))
     }
 
@@ -333,7 +354,10 @@ impl Runner {
     ) -> Result<RotationRun, RotationError> {
         let port = self.port()?;
         if let Some(run) = record.current.as_ref().filter(|run| !run.finished()) {
-            return Err(RotationError::new("rotation_in_progress", format!("run {} is in progress ({:?})", run.run_id, run.phase)));
+            return Err(RotationError::new(
+                "rotation_in_progress",
+                format!("run {} is in progress ({:?})", run.run_id, run.phase),
+            ));
         }
         let targets = self.targets(&fleet.file).await?;
         let mut named = Vec::with_capacity(targets.len());
@@ -346,7 +370,8 @@ impl Runner {
             named.push((target.key.clone(), current.map(|(_, user)| user)));
         }
         let users = [fleet.users[0].as_str(), fleet.users[1].as_str()];
-        let (active, idle) = active_user(users, &named).map_err(|err| RotationError::new(err.code(), err.to_string()))?;
+        let (active, idle) =
+            active_user(users, &named).map_err(|err| RotationError::new(err.code(), err.to_string()))?;
         let now = self.now();
         let run_id = format!("{}-{}", now.unix_timestamp(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let run = RotationRun {
@@ -377,7 +402,12 @@ impl Runner {
     }
 
     /// Advances the run in progress as far as it goes now (it waits on the rollout).
-    async fn advance(&mut self, fleet: &Fleet, mut record: CredentialRecord, mut revision: u64) -> Result<(), RotationError> {
+    async fn advance(
+        &mut self,
+        fleet: &Fleet,
+        mut record: CredentialRecord,
+        mut revision: u64,
+    ) -> Result<(), RotationError> {
         let port = self.port()?;
         loop {
             let Some(mut run) = record.current.clone() else { return Ok(()) };
@@ -422,9 +452,10 @@ impl Runner {
                 }
                 Next::CopyFrom { from, version, .. } => {
                     let Some(source) = run.targets.iter().find(|target| target.key == from) else { return Ok(()) };
-                    let value = port.read_version(source, &version).instrument(span.clone()).await?.ok_or_else(|| {
-                        RotationError::new("version_missing", format!("version {version} of {from} disappeared"))
-                    })?;
+                    let value =
+                        port.read_version(source, &version).instrument(span.clone()).await?.ok_or_else(|| {
+                            RotationError::new("version_missing", format!("version {version} of {from} disappeared"))
+                        })?;
                     info!(run_id = %run.run_id, from = %from, "resumed: the new credential is read back from a vault this run wrote");
                     self.value = Some((run.run_id.clone(), value));
                 }
@@ -476,7 +507,10 @@ impl Runner {
             .clusters
             .iter()
             .filter(|cluster| {
-                !matches!(cluster.status, gmsa::rollout::ClusterStatus::Succeeded | gmsa::rollout::ClusterStatus::Unchanged)
+                !matches!(
+                    cluster.status,
+                    gmsa::rollout::ClusterStatus::Succeeded | gmsa::rollout::ClusterStatus::Unchanged
+                )
             })
             .map(|cluster| cluster.cluster.clone())
             .collect();

@@ -95,7 +95,9 @@ pub fn command_for(setup: &GmsaSetup, step: CommandKind, mode: Mode) -> Result<C
 /// setup, or — in a rotation's rollout — `rotate-credential` naming the version the rotation
 /// wrote to the cluster's secret.
 pub fn command_of(plan: &Plan, cluster: &str, step: CommandKind, mode: Mode) -> Result<Command, ValidationError> {
-    let setup = plan.setup_of(cluster).ok_or_else(|| ValidationError::new("cluster", format!("{cluster} is not in the plan")))?;
+    let setup = plan
+        .setup_of(cluster)
+        .ok_or_else(|| ValidationError::new("cluster", format!("{cluster} is not in the plan")))?;
     if step != CommandKind::RotateCredential {
         return command_for(&setup, step, mode);
     }
@@ -103,9 +105,10 @@ pub fn command_of(plan: &Plan, cluster: &str, step: CommandKind, mode: Mode) -> 
         ValidationError::new("step", "rotate-credential is a step of a credential rotation's rollout only")
     })?;
     let key = crate::rotation::run::target_key(&setup.vault, &setup.secret_name);
-    let version = rotation.versions.get(&key).ok_or_else(|| {
-        ValidationError::new("rotation.versions", format!("the rotation wrote no version of {key}"))
-    })?;
+    let version = rotation
+        .versions
+        .get(&key)
+        .ok_or_else(|| ValidationError::new("rotation.versions", format!("the rotation wrote no version of {key}")))?;
     Ok(Command::RotateCredential(RotateCredential {
         vault: setup.vault.clone(),
         secret_name: setup.secret_name.clone(),

@@ -47,7 +47,12 @@ pub fn targets_of(plan: &Plan) -> Vec<Target> {
         let key = target_key(&setup.vault, &setup.secret_name);
         targets
             .entry(key.clone())
-            .or_insert_with(|| Target { key, vault: setup.vault.clone(), secret_name: setup.secret_name, clusters: vec![] })
+            .or_insert_with(|| Target {
+                key,
+                vault: setup.vault.clone(),
+                secret_name: setup.secret_name,
+                clusters: vec![],
+            })
             .clusters
             .push(cluster.clone());
     }
@@ -251,11 +256,7 @@ mod tests {
     fn target(key: &str) -> Target {
         Target {
             key: key.into(),
-            vault: VaultRef {
-                subscription_id: "s".into(),
-                resource_group: "rg".into(),
-                name: key.into(),
-            },
+            vault: VaultRef { subscription_id: "s".into(), resource_group: "rg".into(), name: key.into() },
             secret_name: "GMSADomainUserCred".into(),
             clusters: vec![format!("c-{key}")],
         }
@@ -316,7 +317,8 @@ mod tests {
 
     #[test]
     fn finished_runs_do_nothing() {
-        for phase in [RunPhase::Completed, RunPhase::Failed { code: "x".into(), message: "y".into() }, RunPhase::Unknown]
+        for phase in
+            [RunPhase::Completed, RunPhase::Failed { code: "x".into(), message: "y".into() }, RunPhase::Unknown]
         {
             assert_eq!(next_step(&run(phase, &["v1"]), &[], true), Next::Done);
         }
@@ -333,7 +335,10 @@ mod tests {
         );
         let err = active_user(["svc", "svc-b"], &named(&[("v1", Some("svc")), ("v2", Some("svc-b"))])).unwrap_err();
         assert_eq!(err.code(), "vaults_disagree");
-        assert_eq!(active_user(["svc", "svc-b"], &named(&[("v1", Some("mallory"))])).unwrap_err().code(), "foreign_user");
+        assert_eq!(
+            active_user(["svc", "svc-b"], &named(&[("v1", Some("mallory"))])).unwrap_err().code(),
+            "foreign_user"
+        );
         assert_eq!(active_user(["svc", "svc-b"], &named(&[("v1", None)])).unwrap_err().code(), "secret_missing");
         assert_eq!(active_user(["svc", "svc-b"], &[]).unwrap_err().code(), "no_targets");
     }

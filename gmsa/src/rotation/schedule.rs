@@ -103,7 +103,8 @@ impl Schedule {
             Schedule::Every { secs: interval } => after.checked_add(secs(*interval)),
             Schedule::Cron { cron } => {
                 let cron = Cron::parse(cron).ok()?;
-                let from = after.checked_add(Duration::minutes(1))?.replace_second(0).ok()?.replace_nanosecond(0).ok()?;
+                let from =
+                    after.checked_add(Duration::minutes(1))?.replace_second(0).ok()?.replace_nanosecond(0).ok()?;
                 cron.next_at_or_after(from, from.checked_add(Duration::days(CRON_HORIZON_DAYS))?)
             }
             Schedule::Unknown => None,
@@ -165,9 +166,8 @@ pub fn check_against_max_age(
         Schedule::Cron { .. } => "cron",
         _ => "every",
     };
-    let gap = schedule
-        .longest_gap(from)
-        .ok_or_else(|| ScheduleError::new(field, "does not run at least twice a year"))?;
+    let gap =
+        schedule.longest_gap(from).ok_or_else(|| ScheduleError::new(field, "does not run at least twice a year"))?;
     let Some(max_age) = max_age else { return Ok(()) };
     let reset_every = gap.checked_mul(2).unwrap_or(Duration::MAX);
     if reset_every > max_age {
@@ -188,7 +188,11 @@ pub fn check_against_max_age(
 /// When the next rotation is due: the first scheduled time after `last_run` (or, never run, after
 /// `since`, when the schedule was set). A time in the past means due now — once, however many
 /// windows were missed.
-pub fn next_due(schedule: &Schedule, last_run: Option<OffsetDateTime>, since: OffsetDateTime) -> Option<OffsetDateTime> {
+pub fn next_due(
+    schedule: &Schedule,
+    last_run: Option<OffsetDateTime>,
+    since: OffsetDateTime,
+) -> Option<OffsetDateTime> {
     schedule.next_after(last_run.unwrap_or(since))
 }
 

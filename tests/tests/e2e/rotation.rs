@@ -22,7 +22,14 @@ const WAIT: Duration = Duration::from_secs(90);
 
 /// The setup every rotation test starts from: stage 0 creates the vault, users A and B, the gMSA
 /// and the secret naming A.
-fn setup_file(dc: &SambaDc, user: &str, gmsa: &str, vault: &str, overrides: &str, strategy: &str) -> proto::rollout::RolloutFile {
+fn setup_file(
+    dc: &SambaDc,
+    user: &str,
+    gmsa: &str,
+    vault: &str,
+    overrides: &str,
+    strategy: &str,
+) -> proto::rollout::RolloutFile {
     let yaml = format!(
         r#"
 name: rotation-setup
@@ -80,7 +87,8 @@ pub struct CcgLoop {
 
 impl CcgLoop {
     pub fn start(dc: &'static SambaDc, read_value: impl Fn() -> Option<String> + Send + 'static) -> CcgLoop {
-        let (attempts, failures, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let (attempts, failures, stop) =
+            (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
         let (a, f, s) = (attempts.clone(), failures.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             let mut errors = Vec::new();
@@ -205,7 +213,11 @@ impl Fleet {
     async fn setup(&self, file: proto::rollout::RolloutFile) {
         let reply = coordinator::rollout_verbs::request(
             self.bus(),
-            &coordinator::rollouts::api::RolloutRequest::Start { file: Box::new(file), dry_run: false, requested_by: None },
+            &coordinator::rollouts::api::RolloutRequest::Start {
+                file: Box::new(file),
+                dry_run: false,
+                requested_by: None,
+            },
         )
         .await
         .unwrap();
@@ -262,8 +274,11 @@ async fn two_rotations_of_fifty_clusters_sharing_a_vault_write_one_version_each_
     assert_eq!(user_of(&second), standby, "Key Vault names B after the first rotation");
     let status = wait_rollout(fleet.bus(), finished.rollout_id.as_deref().unwrap()).await;
     assert_eq!(status.clusters.len(), 50);
-    assert!(status.clusters.iter().all(|view| view.status == gmsa::rollout::ClusterStatus::Succeeded
-        || view.status == gmsa::rollout::ClusterStatus::Unchanged), "{status:#?}");
+    assert!(
+        status.clusters.iter().all(|view| view.status == gmsa::rollout::ClusterStatus::Succeeded
+            || view.status == gmsa::rollout::ClusterStatus::Unchanged),
+        "{status:#?}"
+    );
     assert_eq!(record(fleet.bus()).await.active_user.as_deref(), Some(standby.as_str()));
     // Both passwords work: B's new one, and A's (never reset in this cycle).
     ccg_bind(dc, &second).unwrap();
@@ -292,7 +307,9 @@ async fn two_rotations_of_fifty_clusters_sharing_a_vault_write_one_version_each_
     // No password on the bus: not in a command, result, rollout log entry or the rotation record.
     let passwords: Vec<String> =
         [&first, &second, &third].iter().map(|value| value.split_once(':').unwrap().1.to_string()).collect();
-    for stream in [subjects::ROLLOUT_LOG_STREAM, subjects::COMMAND_STREAM, subjects::RESULT_STREAM, "KV_fleet_rotations"] {
+    for stream in
+        [subjects::ROLLOUT_LOG_STREAM, subjects::COMMAND_STREAM, subjects::RESULT_STREAM, "KV_fleet_rotations"]
+    {
         let info = fleet.bus().jetstream().get_stream(stream).await.unwrap();
         let mut sequence = 0;
         while let Ok(message) = info.direct_get_next_for_subject(">", Some(sequence + 1)).await {
@@ -335,8 +352,10 @@ async fn clusters_with_a_vault_each_get_exactly_one_new_version_per_vault() {
         vaults.push(own);
     }
     fleet.setup(setup_file(dc, &user, &gmsa, &vault, &overrides, strategy)).await;
-    let before: Vec<usize> =
-        vaults.iter().map(|name| fleet.world.azure.secret_versions(&vault_id(name), "GMSADomainUserCred").len()).collect();
+    let before: Vec<usize> = vaults
+        .iter()
+        .map(|name| fleet.world.azure.secret_versions(&vault_id(name), "GMSADomainUserCred").len())
+        .collect();
     let run = start_run(fleet.bus()).await;
     let finished = wait_finished(fleet.bus(), &run).await;
     assert_eq!(finished.phase, RunPhase::Completed, "{finished:#?}");
@@ -345,7 +364,11 @@ async fn clusters_with_a_vault_each_get_exactly_one_new_version_per_vault() {
         .iter()
         .zip(&before)
         .map(|(name, before)| {
-            assert_eq!(fleet.world.azure.secret_versions(&vault_id(name), "GMSADomainUserCred").len(), before + 1, "{name}");
+            assert_eq!(
+                fleet.world.azure.secret_versions(&vault_id(name), "GMSADomainUserCred").len(),
+                before + 1,
+                "{name}"
+            );
             fleet.world.azure.secret_value(&vault_id(name), "GMSADomainUserCred", None).unwrap()
         })
         .collect();
@@ -419,6 +442,91 @@ async fn a_schedule_beyond_max_pwd_age_is_refused_and_missed_windows_run_once_af
     let now = coordinator::rollouts::Clock::now(&*clock);
     assert!(record.next_run.is_some_and(|next| next > now), "{:?} after {now}", record.next_run);
     assert_eq!(done.history[0].requested_by.as_deref(), Some("scheduler"));
+    for agent in agents {
+        agent.stop().await.unwrap();
+    }
+    coordinator.stop().await;
+}
+
+/// Real agents (the cloud executor): the canary's Windows identity loses `get` on the secret, so
+/// its `rotate-credential` check fails and the rotation halts before wave 1 — no wave-1 cluster
+/// gets the command — while Key Vault still names a user whose password works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_that_cannot_read_the_new_version_halts_the_rotation_before_wave_1() {
+    let _dc_writer = super::support::SHARED_DC_WRITERS.lock().await;
+    let server = NatsServer::start().unwrap();
+    let dc = tokio::task::spawn_blocking(SambaDc::shared).await.unwrap();
+    let world = SimWorld::build("rcn", 3, 3).await.unwrap();
+    let central = Arc::new(super::central::mk_central(&world, dc));
+    let mut options = coordinator::daemon::Options { central: Some(central), ..Default::default() };
+    options.driver.tick = Duration::from_millis(200);
+    options.rotation.tick = Duration::from_millis(200);
+    let coordinator = tests::fleet::start_coordinator_with(&server.url(), world.declared(), options).await.unwrap();
+    let bus = &coordinator.bus;
+    let agents = world.spawn_agents(&server.url(), |cluster| test_settings(cluster, &[])).await.unwrap();
+    let (user, gmsa) = (unique_name("rca"), unique_name("rcg"));
+    let strategy = "  stages:\n    - {name: canary, count: 1}\n    - {name: wave-1, max_concurrency: 2}";
+    let file = setup_file(dc, &user, &gmsa, tests::world::VAULT_NAME, "", strategy);
+    let reply = coordinator::rollout_verbs::request(
+        bus,
+        &coordinator::rollouts::api::RolloutRequest::Start { file: Box::new(file), dry_run: false, requested_by: None },
+    )
+    .await
+    .unwrap();
+    let coordinator::rollouts::api::RolloutReply::Started { rollout_id, stages, .. } = reply else {
+        panic!("{reply:?}")
+    };
+    let canary = stages[0].clusters[0].clone();
+    let wave: Vec<String> = stages[1].clusters.clone();
+    assert_eq!(wait_rollout(bus, &rollout_id).await.phase, gmsa::rollout::Phase::Completed);
+    // The canary's kubelet identity may no longer get the secret.
+    let azure = world.coordinator_azure().unwrap();
+    let cluster = world.clusters.iter().find(|c| c.id == canary).unwrap();
+    let kubelet = azure
+        .kubelet_identity(&azure::ClusterRef::new(&cluster.subscription_id, &cluster.resource_group, &cluster.id))
+        .await
+        .unwrap();
+    let vault = azure::VaultRef::from(&world.vault_ref());
+    azure.revoke_secret_get(&vault, &kubelet.object_id, proto::Mode::Apply).await.unwrap();
+    let id = world.vault_id.clone();
+    let world = Arc::new(world);
+    let for_loop = world.clone();
+    let ccg = CcgLoop::start(dc, move || for_loop.azure.secret_value(&id, "GMSADomainUserCred", None));
+
+    let run = start_run(bus).await;
+    let finished = wait_finished(bus, &run).await;
+    let RunPhase::Failed { code, message } = &finished.phase else { panic!("{finished:#?}") };
+    assert_eq!(code, "rollout_halted", "{message}");
+    let status = wait_rollout(bus, finished.rollout_id.as_deref().unwrap()).await;
+    let canary_view = status.clusters.iter().find(|view| view.cluster == canary).unwrap();
+    assert_eq!(canary_view.status, gmsa::rollout::ClusterStatus::Failed, "{status:#?}");
+    assert!(canary_view.why.as_deref().is_some_and(|why| why.contains("credential_unreadable")), "{canary_view:?}");
+    // No wave-1 cluster got a rotate-credential command.
+    let stream = bus.jetstream().get_stream(subjects::COMMAND_STREAM).await.unwrap();
+    for cluster in &wave {
+        let mut sequence = 0;
+        while let Ok(message) = stream.direct_get_next_for_subject(subjects::command(cluster), Some(sequence + 1)).await
+        {
+            sequence = message.sequence;
+            let envelope: proto::CommandEnvelope = serde_json::from_slice(&message.payload).unwrap();
+            assert_ne!(
+                envelope.command.kind(),
+                proto::CommandKind::RotateCredential,
+                "{cluster} was sent the rotation"
+            );
+        }
+    }
+    // Key Vault names B, whose new password works; the record says so and lists the unconfirmed.
+    let value = world.azure.secret_value(&world.vault_id, "GMSADomainUserCred", None).unwrap();
+    assert_eq!(user_of(&value), format!("{user}-b"));
+    ccg_bind(dc, &value).unwrap();
+    let record = record(bus).await;
+    assert_eq!(record.active_user.as_deref(), Some(format!("{user}-b").as_str()));
+    assert!(record.unconfirmed.contains(&canary), "{record:#?}");
+    let (attempts, failures, errors) = ccg.finish();
+    eprintln!("CCG-like client: {attempts} attempts, {failures} failures during the halted rotation");
+    assert!(attempts > 0);
+    assert_eq!(failures, 0, "{errors:?}");
     for agent in agents {
         agent.stop().await.unwrap();
     }
