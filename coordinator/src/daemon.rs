@@ -51,10 +51,7 @@ pub async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> Result<Running, StartError> {
     let central = config.central.as_ref().map(Central::connect).transpose()?.map(Arc::new);
-    // A test's failpoint (see `rotation::CrashPoint`); unset in production.
-    let crash_at = std::env::var("FLEET_COORDINATOR_CRASH_AT").ok().and_then(|text| text.parse().ok());
-    let rotation = RotationSettings { crash_at, ..RotationSettings::default() };
-    Ok(start_with(bus, config, Options { central, rotation, ..Options::default() }, shutdown).await?)
+    Ok(start_with(bus, config, Options { central, ..Options::default() }, shutdown).await?)
 }
 
 /// [`start`] with the options given: tests build the central side on simulators, and set a

@@ -49,7 +49,13 @@ pub async fn run_daemon(config_path: Option<&Path>) -> anyhow::Result<()> {
         .transpose()
         .context("the central section")?
         .map(std::sync::Arc::new);
-    let options = crate::daemon::Options { leader, central, ..crate::daemon::Options::default() };
+    // A test's failpoint (see `rotation::CrashPoint`); unset in production.
+    let crash_at = match std::env::var("FLEET_COORDINATOR_CRASH_AT") {
+        Ok(text) => Some(text.parse().map_err(|rule| anyhow::anyhow!("FLEET_COORDINATOR_CRASH_AT: {rule}"))?),
+        Err(_) => None,
+    };
+    let rotation = crate::rotation::RotationSettings { crash_at, ..Default::default() };
+    let options = crate::daemon::Options { leader, central, rotation, ..crate::daemon::Options::default() };
     let running =
         crate::daemon::start_with(bus, &config, options, shutdown).await.context("starting the coordinator")?;
     tracing::info!("coordinator running");

@@ -457,3 +457,6 @@ async fn clusters_list_shows_unreadable_entries_as_invalid_and_still_lists_the_f
 
 #[path = "fleetctl/rollouts.rs"]
 mod rollouts;
+
+#[path = "fleetctl/rotation.rs"]
+mod rotation;

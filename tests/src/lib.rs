@@ -3,6 +3,7 @@
 //! The end-to-end tests (`tests/e2e.rs`), the demo (`fleet-demo`) and the benchmark
 //! (`fleet-bench`) are built on them. Production crates never depend on this crate.
 
+pub mod ccg;
 pub mod fleet;
 pub mod memory;
 pub mod world;

@@ -42,7 +42,7 @@ strategy:
   arm_budget: {burst: 200, per_sec: 10}
 "#;
 
-fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub(super) fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
@@ -315,7 +315,7 @@ impl ProcessFleet {
 }
 
 /// A child process killed (SIGKILL) and reaped on drop.
-struct Process(Child);
+pub(super) struct Process(pub(super) Child);
 
 impl Process {
     fn id(&self) -> u32 {
@@ -415,20 +415,16 @@ async fn the_standby_takes_over_within_ten_seconds_of_the_leader_being_killed_an
     let _ = fleet.shutdown.send(true);
 }
 
-/// The whole setup, stage 0 included, by `fleet-coordinator` run as its own process with its
-/// central configuration, against the Azure and Kubernetes simulators and a real Samba AD DC,
-/// driven only by fleetctl.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fleet_coordinator_with_its_central_section_does_the_whole_setup_stage_0_included_driven_by_fleetctl() {
-    use tests::world::{
-        COORDINATOR_CLIENT_ID, COORDINATOR_OBJECT_ID, COORDINATOR_SECRET, SimWorld, VAULT_RESOURCE_GROUP,
-        VAULT_SUBSCRIPTION,
-    };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let server = NatsServer::start().unwrap();
-    let dc = tokio::task::spawn_blocking(testkit::samba::SambaDc::shared).await.unwrap();
-    let world = SimWorld::build("s0", 2, 2).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
+/// A `fleet-coordinator` configuration with its central section on `world`'s simulators and the
+/// Samba DC `dc` (secrets from `S0_COORDINATOR_SECRET` and `S0_AD_PASSWORD`), declaring `world`'s
+/// clusters.
+pub(super) fn central_config(
+    dir: &Path,
+    nats_url: &str,
+    world: &tests::world::SimWorld,
+    dc: &testkit::samba::SambaDc,
+) -> PathBuf {
+    use tests::world::{COORDINATOR_CLIENT_ID, COORDINATOR_OBJECT_ID};
     let mut toml = format!(
         r#"replicas = 1
 [nats]
@@ -456,7 +452,7 @@ bind_principal = "{principal}"
 password_env = "S0_AD_PASSWORD"
 ca_file = "{dc_ca}"
 "#,
-        nats = server.url(),
+        nats = nats_url,
         tenant = world.azure.tenant_id(),
         object_id = COORDINATOR_OBJECT_ID,
         arm = world.azure.arm_endpoint(),
@@ -472,7 +468,21 @@ ca_file = "{dc_ca}"
         let labels: Vec<String> = cluster.labels.iter().map(|(k, v)| format!("{k} = \"{v}\"")).collect();
         toml.push_str(&format!("[[clusters]]\nid = \"{}\"\nlabels = {{ {} }}\n", cluster.id, labels.join(", ")));
     }
-    let config = write_file(dir.path(), "coordinator.toml", &toml);
+    write_file(dir, "coordinator.toml", &toml)
+}
+
+/// The whole setup, stage 0 included, by `fleet-coordinator` run as its own process with its
+/// central configuration, against the Azure and Kubernetes simulators and a real Samba AD DC,
+/// driven only by fleetctl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_coordinator_with_its_central_section_does_the_whole_setup_stage_0_included_driven_by_fleetctl() {
+    use tests::world::{COORDINATOR_SECRET, SimWorld, VAULT_RESOURCE_GROUP, VAULT_SUBSCRIPTION};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let server = NatsServer::start().unwrap();
+    let dc = tokio::task::spawn_blocking(testkit::samba::SambaDc::shared).await.unwrap();
+    let world = SimWorld::build("s0", 2, 2).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = central_config(dir.path(), &server.url(), &world, dc);
     let coordinator = Process(
         Command::new(env!("CARGO_BIN_EXE_fleet-coordinator"))
             .arg("--config")
