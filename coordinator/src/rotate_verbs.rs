@@ -39,6 +39,9 @@ pub enum RotateAction {
     ///           fleetctl rotate schedule --clear
     #[command(verbatim_doc_comment)]
     Schedule(ScheduleArgs),
+    /// Undo the last rotation: a new version of every secret it wrote, naming the previous user
+    /// again (whose password it did not touch). No version is disabled or deleted.
+    Rollback,
 }
 
 #[derive(Args)]
@@ -147,6 +150,7 @@ pub async fn execute(bus: &Bus, format: Format, action: &RotateAction) -> anyhow
         }
         RotateAction::Status => request(bus, &RotateRequest::Status).await?,
         RotateAction::History => request(bus, &RotateRequest::History).await?,
+        RotateAction::Rollback => request(bus, &RotateRequest::Rollback { requested_by: Some(user()) }).await?,
         RotateAction::Schedule(args) => {
             // Checked here with the coordinator's own rules before anything is sent.
             let schedule = match (&args.every, &args.cron) {

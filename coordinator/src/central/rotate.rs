@@ -7,7 +7,7 @@
 
 use super::Central;
 use crate::rotation::RotationPort;
-use crate::rotation::runner::RotationError;
+use crate::rotation::runner::{CurrentCredential, RotationError};
 use ad::Directory;
 use futures::future::BoxFuture;
 use gmsa::SecretString;
@@ -42,12 +42,16 @@ impl RotationPort for Central {
     fn current_user<'a>(
         &'a self,
         target: &'a Target,
-    ) -> BoxFuture<'a, Result<Option<(String, String)>, RotationError>> {
+    ) -> BoxFuture<'a, Result<Option<CurrentCredential>, RotationError>> {
         Box::pin(async move {
             let vault = azure::VaultRef::from(&target.vault);
             let current =
                 self.azure.read_domain_user_secret(&vault, Some(&target.secret_name)).await.map_err(azure_error)?;
-            Ok(current.and_then(|(value, _)| credential_parts(value.expose())))
+            Ok(current.and_then(|(value, uri)| {
+                let (domain, user) = credential_parts(value.expose())?;
+                let version = uri.0.split('?').next().unwrap_or_default().rsplit('/').next().unwrap_or_default();
+                Some(CurrentCredential { domain, user, version: version.to_string() })
+            }))
         })
     }
 

@@ -30,6 +30,11 @@ pub enum RotateRequest {
         #[serde(default)]
         requested_by: Option<String>,
     },
+    /// Undo the last run with a new version naming the previous user.
+    Rollback {
+        #[serde(default)]
+        requested_by: Option<String>,
+    },
     #[serde(other)]
     Unknown,
 }

@@ -40,10 +40,19 @@ impl RotationError {
 
 type PortResult<'a, T> = BoxFuture<'a, Result<T, RotationError>>;
 
+/// What the latest version of a secret names (never its password).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentCredential {
+    pub domain: String,
+    pub user: String,
+    pub version: String,
+}
+
 /// The central adapters a rotation needs (Key Vault and Active Directory).
 pub trait RotationPort: Send + Sync + 'static {
-    /// `(DOMAIN, user)` of the latest version of the target's secret; `None` when it does not exist.
-    fn current_user<'a>(&'a self, target: &'a Target) -> PortResult<'a, Option<(String, String)>>;
+    /// `(DOMAIN, user, version)` of the latest version of the target's secret; `None` when it
+    /// does not exist.
+    fn current_user<'a>(&'a self, target: &'a Target) -> PortResult<'a, Option<CurrentCredential>>;
     /// The enabled version of the target's secret tagged with `run_id`, if one exists.
     fn tagged_version<'a>(&'a self, target: &'a Target, run_id: &'a str) -> PortResult<'a, Option<String>>;
     /// Resets `user`'s password on the PDC emulator — refusing any account gmsa-fleet did not
@@ -297,6 +306,10 @@ impl Runner {
                     Err(err) => refused(err),
                 }
             }
+            RotateRequest::Rollback { requested_by } => match self.rollback(requested_by).await {
+                Ok(run) => RotateReply::Started { run: Box::new(run), dry_run: false },
+                Err(err) => refused(err),
+            },
             RotateRequest::Unknown => {
                 RotateReply::refused("unsupported_verb", "this coordinator does not know that verb")
             }
@@ -323,6 +336,72 @@ impl Runner {
         record.reschedule();
         self.save(&record, &mut revision).await?;
         Ok(record)
+    }
+
+    /// Undoes the last run: a **new** version of every secret it wrote, holding the value each
+    /// had before it (the previous user, whose password that run did not touch). Refused while a
+    /// run is in progress, when the last run wrote nothing, or when the active user is no longer
+    /// the one it made active (a later change). Idempotent: a secret that already holds the
+    /// rollback (a version tagged `rollback-<run>`) is not written again.
+    async fn rollback(&mut self, requested_by: Option<String>) -> Result<RotationRun, RotationError> {
+        let port = self.port()?;
+        let fleet = self.fleet().await?;
+        let (mut record, mut revision) = self.record(&fleet.users).await?;
+        if let Some(run) = record.current.as_ref().filter(|run| !run.finished()) {
+            return Err(RotationError::new("rotation_in_progress", format!("run {} is in progress", run.run_id)));
+        }
+        let last = record
+            .history
+            .first()
+            .filter(|run| run.writes > 0 && !run.run_id.starts_with("rollback-"))
+            .cloned()
+            .ok_or_else(|| RotationError::new("nothing_to_roll_back", "the last run wrote no new version"))?;
+        if record.active_user.as_deref() != Some(last.target_user.as_str()) {
+            return Err(RotationError::new(
+                "nothing_to_roll_back",
+                format!("the active user is {:?}, not {} (run {})", record.active_user, last.target_user, last.run_id),
+            ));
+        }
+        let tag = format!("rollback-{}", last.run_id);
+        let now = self.now();
+        let mut run = RotationRun {
+            run_id: tag.clone(),
+            credential: last.credential.clone(),
+            domain: last.domain.clone(),
+            target_user: last.previous_user.clone(),
+            previous_user: last.target_user.clone(),
+            phase: RunPhase::Writing,
+            targets: last.targets.clone(),
+            versions: Default::default(),
+            previous_versions: last.versions.clone(),
+            resets: 0,
+            writes: 0,
+            rollout_id: None,
+            started_at: now,
+            finished_at: None,
+            requested_by,
+        };
+        for target in &last.targets {
+            if let Some(version) = port.tagged_version(target, &tag).await? {
+                run.versions.insert(target.key.clone(), version);
+                continue;
+            }
+            let Some(previous) = last.previous_versions.get(&target.key) else { continue };
+            let value = port.read_version(target, previous).await?.ok_or_else(|| {
+                RotationError::new("version_missing", format!("version {previous} of {} is gone", target.key))
+            })?;
+            let version = port.write_version(target, &value, &tag).await?;
+            run.versions.insert(target.key.clone(), version);
+            run.writes = run.writes.saturating_add(1);
+        }
+        run.phase = RunPhase::Completed;
+        run.finished_at = Some(now);
+        info!(run_id = %run.run_id, user = %run.target_user, writes = run.writes, "rotation rolled back");
+        record.active_user = Some(run.target_user.clone());
+        record.history.insert(0, run.clone());
+        record.history.truncate(super::store::HISTORY_LIMIT);
+        self.save(&record, &mut revision).await?;
+        Ok(run)
     }
 
     /// The targets of the fleet's desired state over today's inventory.
@@ -362,12 +441,14 @@ impl Runner {
         let targets = self.targets(&fleet.file).await?;
         let mut named = Vec::with_capacity(targets.len());
         let mut domain = None;
+        let mut previous_versions = std::collections::BTreeMap::new();
         for target in &targets {
             let current = port.current_user(target).await?;
-            if domain.is_none() {
-                domain = current.as_ref().map(|(domain, _)| domain.clone());
+            if let Some(current) = &current {
+                domain.get_or_insert_with(|| current.domain.clone());
+                previous_versions.insert(target.key.clone(), current.version.clone());
             }
-            named.push((target.key.clone(), current.map(|(_, user)| user)));
+            named.push((target.key.clone(), current.map(|current| current.user)));
         }
         let users = [fleet.users[0].as_str(), fleet.users[1].as_str()];
         let (active, idle) =
@@ -383,6 +464,7 @@ impl Runner {
             phase: RunPhase::Resetting,
             targets,
             versions: Default::default(),
+            previous_versions,
             resets: 0,
             writes: 0,
             rollout_id: None,

@@ -95,6 +95,10 @@ pub struct RotationRun {
     /// Versions of this run, by target key.
     #[serde(default)]
     pub versions: BTreeMap<String, String>,
+    /// The latest version of each target when the run started (naming the previous user): what
+    /// a rollback copies into a new version.
+    #[serde(default)]
+    pub previous_versions: BTreeMap<String, String>,
     /// How many times the target user's password was reset (more than one: a resumed run).
     #[serde(default)]
     pub resets: u32,
@@ -272,6 +276,7 @@ mod tests {
             phase,
             targets: keys.iter().map(|key| target(key)).collect(),
             versions: BTreeMap::new(),
+            previous_versions: BTreeMap::new(),
             resets: 0,
             writes: 0,
             rollout_id: None,

@@ -465,12 +465,60 @@ async fn a_canary_that_cannot_read_the_new_version_halts_the_rotation_before_wav
     let record = record(bus).await;
     assert_eq!(record.active_user.as_deref(), Some(format!("{user}-b").as_str()));
     assert!(record.unconfirmed.contains(&canary), "{record:#?}");
+    // Rollback: a new version naming A again, with A's untouched password; nothing disabled.
+    let versions = world.azure.secret_versions(&world.vault_id, "GMSADomainUserCred");
+    let reply = rotate(bus, RotateRequest::Rollback { requested_by: Some("test".into()) }).await;
+    let RotateReply::Started { run: rollback, .. } = reply else { panic!("{reply:?}") };
+    assert_eq!((rollback.target_user.as_str(), rollback.writes), (user.as_str(), 1));
+    let after = world.azure.secret_versions(&world.vault_id, "GMSADomainUserCred");
+    assert_eq!(after.len(), versions.len() + 1);
+    assert!(after.iter().all(|version| version.enabled), "no version is ever disabled");
+    let restored = world.azure.secret_value(&world.vault_id, "GMSADomainUserCred", None).unwrap();
+    assert_eq!(user_of(&restored), user);
+    ccg_bind(dc, &restored).unwrap();
+    assert_eq!(self::record(bus).await.active_user.as_deref(), Some(user.as_str()));
+    // A second rollback has nothing to undo.
+    let again = rotate(bus, RotateRequest::Rollback { requested_by: None }).await;
+    assert!(matches!(&again, RotateReply::Refused { code, .. } if code == "nothing_to_roll_back"), "{again:?}");
     let (attempts, failures, errors) = ccg.finish();
-    eprintln!("CCG-like client: {attempts} attempts, {failures} failures during the halted rotation");
+    eprintln!("CCG-like client: {attempts} attempts, {failures} failures during the halted rotation and its rollback");
     assert!(attempts > 0);
     assert_eq!(failures, 0, "{errors:?}");
     for agent in agents {
         agent.stop().await.unwrap();
     }
     coordinator.stop().await;
+}
+
+/// A full rotation with every component logging at TRACE into one buffer (a current-thread
+/// runtime: the daemon, the simulators and the agents all run on this thread): no password —
+/// neither A's nor the new one — appears in any log line.
+#[tokio::test]
+async fn a_full_rotation_logs_no_password_at_trace() {
+    let captured = super::central::Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let _dc_writer = super::support::SHARED_DC_WRITERS.lock().await;
+    tracing::callsite::rebuild_interest_cache();
+    let fleet = Fleet::start("rtl", 2, None).await;
+    let dc = SambaDc::shared();
+    let (user, gmsa, vault) = (unique_name("rla"), unique_name("rlg"), format!("kv{}", unique_name("l")));
+    fleet.setup(setup_file(dc, &user, &gmsa, &vault, "", "  stages:\n    - {name: all, max_concurrency: 2}")).await;
+    let id = vault_id(&vault);
+    let before = fleet.world.azure.secret_value(&id, "GMSADomainUserCred", None).unwrap();
+    let run = start_run(fleet.bus()).await;
+    assert_eq!(wait_finished(fleet.bus(), &run).await.phase, RunPhase::Completed);
+    let after = fleet.world.azure.secret_value(&id, "GMSADomainUserCred", None).unwrap();
+    fleet.stop().await;
+    let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).to_string();
+    assert!(logs.contains("new credential version written"), "the rotation ran under the capture");
+    for value in [&before, &after] {
+        let password = value.split_once(':').unwrap().1;
+        assert!(!logs.contains(password), "a password is in the TRACE logs");
+    }
+    eprintln!("scanned {} bytes of TRACE logs", logs.len());
 }
