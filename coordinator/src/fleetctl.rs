@@ -290,7 +290,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub(crate) fn print(format: Format, records: &[Record]) -> anyhow::Result<()> {
+pub fn print(format: Format, records: &[Record]) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     output::write(&mut lock, format, records)?;

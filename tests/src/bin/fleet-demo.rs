@@ -220,6 +220,9 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
         say(&format!("second rollout {rerun_id}: {unchanged}/{} clusters unchanged", rerun.clusters.len()));
         all_ok &= matches!(rerun.phase, Phase::Completed) && all_clusters(&rerun, ClusterStatus::Unchanged);
         all_ok &= audit_and_plan_teardown(bus, &world, ROLLOUT_DEADLINE).await?;
+        if let Some(dc) = &dc {
+            all_ok &= rotate_once(bus, &world, dc).await?;
+        }
     }
     say(&format!(
         "{} clusters, {} Azure writes recorded by the simulator, {:.1}s in all",
@@ -241,6 +244,66 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
         say("not every cluster succeeded: see the table");
         Ok(std::process::ExitCode::from(1))
     }
+}
+
+/// `--with-ad`: one zero-downtime rotation of the domain user's password (user B is reset and
+/// written to Key Vault, `rotate-credential` rolls out), then the status table `fleetctl rotate
+/// status` prints, and a logon with the new credential as the CCG plugin would make it.
+async fn rotate_once(bus: &bus::Bus, world: &SimWorld, dc: &testkit::samba::SambaDc) -> anyhow::Result<bool> {
+    use coordinator::rotation::api::{RotateReply, RotateRequest};
+    say("rotating the domain user's password: the idle user is reset, Key Vault gets a new version");
+    let request = RotateRequest::Now { requested_by: Some("fleet-demo".into()), dry_run: false };
+    let run_id = match coordinator::rotate_verbs::request(bus, &request).await? {
+        RotateReply::Started { run, .. } => run.run_id,
+        other => bail!("the rotation was not started: {other:?}"),
+    };
+    let started = Instant::now();
+    let mut last = String::new();
+    let mut followed = false;
+    let (record, run) = loop {
+        let RotateReply::Status { credentials } =
+            coordinator::rotate_verbs::request(bus, &RotateRequest::Status).await?
+        else {
+            bail!("no rotation status");
+        };
+        let Some(record) = credentials.into_iter().next() else { bail!("no credential record") };
+        if let Some(run) = record.history.iter().find(|run| run.run_id == run_id).cloned() {
+            break (record, run);
+        }
+        if let Some(run) = &record.current {
+            let line = format!("{:?}, {}/{} secret(s) written", run.phase, run.writes, run.targets.len());
+            if line != last {
+                say(&format!("rotation {run_id}: {line}"));
+                last = line;
+            }
+            // The rotation's rollout has the fleet's gates: the demo approves them as it did for
+            // the setup (`fleetctl rollout approve`).
+            if let (Some(rollout_id), false) = (&run.rollout_id, followed) {
+                followed = true;
+                say(&format!("rotate-credential rolls out as {rollout_id}, with the fleet's stages and gates"));
+                follow_rollout(bus, rollout_id).await?;
+            }
+        }
+        if started.elapsed() > ROLLOUT_DEADLINE {
+            bail!("the rotation did not finish within {ROLLOUT_DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let now = time::OffsetDateTime::now_utc();
+    coordinator::fleetctl::print(
+        coordinator::output::Format::Table,
+        &[coordinator::rotate_verbs::credential_record(&record, now), coordinator::rotate_verbs::run_record(&run)],
+    )?;
+    let value = world
+        .azure
+        .secret_value(&world.vault_id, "GMSADomainUserCred", None)
+        .context("the secret after the rotation")?;
+    let logon = tests::ccg::ccg_bind(dc, &value);
+    say(&match &logon {
+        Ok(()) => format!("a CCG-style logon with Key Vault's new credential works (user {})", run.target_user),
+        Err(err) => format!("a CCG-style logon with Key Vault's new credential failed: {err}"),
+    });
+    Ok(run.phase == gmsa::rotation::RunPhase::Completed && logon.is_ok())
 }
 
 /// Provisions a Samba AD DC on loopback for stage 0.
