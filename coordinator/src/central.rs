@@ -222,6 +222,9 @@ impl Central {
         let probe =
             self.directory.ensure_user_in(&user_spec, Mode::DryRun).await.map_err(ad_error(STEP_DOMAIN_USER))?;
         let user_exists = probe.outcome.change == proto::Change::Unchanged;
+        let standby_spec = ad::UserSpec { name: standby.clone() };
+        let standby_probe =
+            self.directory.ensure_user_in(&standby_spec, Mode::DryRun).await.map_err(ad_error(STEP_STANDBY_USER))?;
         let action = plan::secret_action(&holds, user.as_str(), user_exists, central.reset_existing_user_password);
         if let SecretAction::Refuse { code, message } = &action {
             return Err(refused(STEP_SECRET_WRITE, code, message.clone()));
@@ -245,17 +248,19 @@ impl Central {
         let user_dn = ensured.outcome.observed["dn"].as_str().unwrap_or_default().to_string();
         let mut new_password = ensured.new_password;
         steps.push(renamed(ensured.outcome, STEP_DOMAIN_USER));
-        // User B, idle until the first rotation resets it: its generated password is dropped
-        // here (nothing reads it). An existing single-user setup is upgraded by this step.
-        let standby_spec = ad::UserSpec { name: standby.clone() };
-        let standby_outcome =
-            self.directory.ensure_user_in(&standby_spec, mode).await.map_err(ad_error(STEP_STANDBY_USER))?;
-        steps.push(renamed(standby_outcome.outcome, STEP_STANDBY_USER));
         if action == SecretAction::ResetAndWrite && mode.applies() {
             // Before the gMSA names the user: `ad` refuses a built-in or critical account here.
             let rotated = self.directory.rotate_password(&user).await.map_err(ad_error(STEP_SECRET_WRITE))?;
             new_password = Some(rotated);
         }
+        // User B, idle until the first rotation resets it: its generated password is dropped
+        // here (nothing reads it). An existing single-user setup is upgraded by this step.
+        let standby_outcome = if mode.applies() {
+            self.directory.ensure_user_in(&standby_spec, mode).await.map_err(ad_error(STEP_STANDBY_USER))?
+        } else {
+            standby_probe
+        };
+        steps.push(renamed(standby_outcome.outcome, STEP_STANDBY_USER));
 
         let dns_domain = plan::dns_name_of_dn(&user_dn);
         let gmsa_spec = ad::GmsaSpec {

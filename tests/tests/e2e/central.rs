@@ -121,6 +121,7 @@ async fn prepare_creates_vault_secret_user_and_gmsa_with_samba_facts_then_change
         [
             ("vault-ensure", Change::Planned),
             ("domain-user", Change::Planned),
+            ("standby-user", Change::Planned),
             ("gmsa-ensure", Change::Planned),
             ("domain-facts", Change::Unchanged),
             ("secret-write", Change::Planned),
@@ -137,6 +138,7 @@ async fn prepare_creates_vault_secret_user_and_gmsa_with_samba_facts_then_change
         [
             ("vault-ensure", Change::Changed),
             ("domain-user", Change::Changed),
+            ("standby-user", Change::Changed),
             ("gmsa-ensure", Change::Changed),
             ("domain-facts", Change::Unchanged),
             ("secret-write", Change::Changed),
@@ -153,8 +155,12 @@ async fn prepare_creates_vault_secret_user_and_gmsa_with_samba_facts_then_change
         prepared.secret_uri,
         format!("https://{}.vault.azure.net/secrets/GMSADomainUserCred", vault.to_ascii_lowercase())
     );
-    let gmsa_step = &prepared.steps[2];
-    assert_eq!(gmsa_step.observed["allowed"].as_object().unwrap().values().collect::<Vec<_>>(), [&json!(user)]);
+    // Both users may retrieve the gMSA's password: A, and B for rotation.
+    let gmsa_step = &prepared.steps[3];
+    assert_eq!(gmsa_step.step, "gmsa-ensure");
+    let mut allowed: Vec<&serde_json::Value> = gmsa_step.observed["allowed"].as_object().unwrap().values().collect();
+    allowed.sort_by_key(|value| value.to_string());
+    assert_eq!(allowed, [&json!(user), &json!(format!("{user}-b"))]);
 
     // The vault holds DOMAIN\user:password, and the password is the user's: it binds.
     let value = world.azure.secret_value(&vault_id(&vault), "GMSADomainUserCred", None).expect("the secret is written");
@@ -254,6 +260,7 @@ async fn prepare_refuses_other_users_secrets_existing_users_built_ins_other_clas
         [
             ("vault-ensure", Change::Unchanged),
             ("domain-user", Change::Unchanged),
+            ("standby-user", Change::Changed),
             ("gmsa-ensure", Change::Changed),
             ("domain-facts", Change::Unchanged),
             ("secret-write", Change::Changed),
