@@ -29,19 +29,59 @@ ensure_nats_server() {
   nats-server --version >&2
 }
 
-# A Samba Active Directory domain controller for the LDAP tests (Debian packages).
+# The Samba release the AD tests need: 4.17 (bookworm) never returns msDS-ManagedPassword, so the
+# gMSA tests run against 4.22 from Debian's bookworm-backports suite.
+samba_series="4.22"
+backports_sources="/etc/apt/sources.list.d/debian-backports.sources"
+
+# Adds bookworm-backports as a deb822 source next to bookworm (same mirror and keyring); returns 0
+# when the file was written now, 1 when it was already there.
+ensure_backports_source() {
+  if [ -f "$backports_sources" ] && grep -q '^Suites:.*bookworm-backports' "$backports_sources"; then
+    return 1
+  fi
+  say "adding the bookworm-backports apt source ($backports_sources)"
+  as_root tee "$backports_sources" >/dev/null <<'SOURCES'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+  return 0
+}
+
+# A Samba Active Directory domain controller for the LDAP tests: samba 4.22 and its tools from
+# bookworm-backports, plus the Kerberos and OpenLDAP clients. Safe to rerun: it installs only when
+# samba is missing, is not 4.22, or a tool is missing.
 ensure_samba() {
   local missing=()
-  command -v samba >/dev/null 2>&1 || missing+=(samba)
+  if ! command -v samba >/dev/null 2>&1 || ! samba --version 2>/dev/null | grep -q "^Version ${samba_series}\."; then
+    missing+=(samba)
+  fi
   command -v samba-tool >/dev/null 2>&1 || missing+=(samba-ad-dc)
   [ -d /usr/share/samba/setup ] || missing+=(samba-ad-provision)
   command -v ldbsearch >/dev/null 2>&1 || missing+=(ldb-tools)
   command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
   command -v kinit >/dev/null 2>&1 || missing+=(krb5-user)
-  if [ "${#missing[@]}" -gt 0 ]; then
-    say "installing ${missing[*]} (apt)"
-    as_root apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
-      samba samba-ad-dc samba-ad-provision ldb-tools ldap-utils krb5-user >&2
+  command -v wbinfo >/dev/null 2>&1 || missing+=(winbind)
+  if [ "${#missing[@]}" -eq 0 ]; then
+    return
   fi
+  say "installing samba ${samba_series} and tools from bookworm-backports (missing or outdated: ${missing[*]})"
+  ensure_backports_source || true
+  as_root apt-get update -qq >&2
+  # All from backports, so samba's libraries (ldb, talloc, tdb, krb5) come from the same suite.
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports \
+    samba samba-ad-dc samba-ad-provision ldb-tools winbind krb5-user ldap-utils >&2
+  # The package starts system samba/smbd/nmbd/winbind services where an init system runs; the
+  # tests start their own DC on the same ports, so the system ones are stopped and disabled.
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    as_root systemctl disable --now samba-ad-dc smbd nmbd winbind >/dev/null 2>&1 || true
+  fi
+  if ! samba --version | grep -q "^Version ${samba_series}\."; then
+    say "samba is $(samba --version), expected ${samba_series}.x"
+    return 1
+  fi
+  samba --version >&2
 }
