@@ -23,8 +23,10 @@
 //! harness therefore issues its own test CA and a server certificate for the DC's host name,
 //! `localhost` and `127.0.0.1`, as an enterprise CA would for a Windows DC.
 //!
-//! Needs the Debian packages `samba`, `samba-ad-dc`, `samba-ad-provision` (schema files) and, for
-//! tests that read the database directly, `ldb-tools` (`ldbsearch`). Must run as root (Samba's DC).
+//! Needs samba 4.22 (`samba`, `samba-ad-dc`, `samba-ad-provision`, and `ldb-tools` for tests that
+//! read the database directly) from Debian's bookworm-backports, as `scripts/lib/install.sh`
+//! installs them: 4.17 never returns `msDS-ManagedPassword`. 4.22's provisioning creates a KDS
+//! root key back-dated 10 hours (usable at once), so the harness adds none. Must run as root.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -81,6 +83,10 @@ pub struct SambaOptions {
     /// registered so that its SRV targets resolve. Off by default: port 53 may be
     /// taken by the system resolver and no test here needs SRV records.
     pub internal_dns: bool,
+    /// smb.conf's `old password allowed period` in minutes: how long the previous password
+    /// still binds over NTLM/LDAP after a reset. `None` leaves Samba's default (60); the default
+    /// here is `Some(0)`, so a rotation test sees the old password refused at once.
+    pub old_password_allowed_period: Option<u32>,
 }
 
 impl Default for SambaOptions {
@@ -90,6 +96,7 @@ impl Default for SambaOptions {
             netbios_domain: "CONTOSO".to_string(),
             host_name: "DC1".to_string(),
             internal_dns: false,
+            old_password_allowed_period: Some(0),
         }
     }
 }
@@ -143,7 +150,11 @@ impl SambaDc {
         let domain_sid = provision(&options, &dir, &admin_password)?;
         // Provisioning drops this option from the generated smb.conf, so it is added afterwards:
         // rotation tests need an old password to stop working at once (Samba's default grace is 60 min).
-        add_global_option(&dir.join("etc/smb.conf"), "old password allowed period = 0")?;
+        let smb_conf = dir.join("etc/smb.conf");
+        if let Some(minutes) = options.old_password_allowed_period {
+            add_global_option(&smb_conf, &format!("old password allowed period = {minutes}"))?;
+        }
+        without_netbios_name_service(&smb_conf)?;
         tracing::info!(elapsed = ?started.elapsed(), dir = %dir.display(), "samba domain provisioned");
 
         let log = File::create(dir.join("samba.out")).map_err(io_error("create samba.out"))?;
@@ -429,6 +440,33 @@ fn write_tls_files(dir: &Path, dc_fqdn: &str) -> Result<(), SambaError> {
     Ok(())
 }
 
+/// Drops the NetBIOS name service (`nbt`) from `server services`: Samba 4.22 puts its socket in
+/// a compiled-in `/run/samba/nmbd`, which exists only where the packaged service ran, and exits
+/// when it cannot create it. No test uses NetBIOS (LDAP, Kerberos and DNS are unaffected).
+fn without_netbios_name_service(smb_conf: &Path) -> Result<(), SambaError> {
+    let text = fs::read_to_string(smb_conf).map_err(io_error("read smb.conf"))?;
+    let mut found = false;
+    let mut lines: Vec<String> = Vec::new();
+    for line in text.lines() {
+        match line.trim().strip_prefix("server services") {
+            Some(rest) if rest.trim_start().starts_with('=') => {
+                found = true;
+                let services: Vec<&str> = rest.trim_start()[1..]
+                    .split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|service| !service.is_empty() && *service != "nbt")
+                    .collect();
+                lines.push(format!("\tserver services = {}", services.join(", ")));
+            }
+            _ => lines.push(line.to_string()),
+        }
+    }
+    fs::write(smb_conf, lines.join("\n") + "\n").map_err(io_error("write smb.conf"))?;
+    if !found {
+        add_global_option(smb_conf, "server services = -nbt")?;
+    }
+    Ok(())
+}
+
 /// Inserts `line` at the top of the `[global]` section of `smb_conf`.
 fn add_global_option(smb_conf: &Path, line: &str) -> Result<(), SambaError> {
     let text = fs::read_to_string(smb_conf).map_err(io_error("read smb.conf"))?;
@@ -454,6 +492,11 @@ fn provision(options: &SambaOptions, dir: &Path, admin_password: &str) -> Result
         "interfaces = lo".to_string(),
         "bind interfaces only = yes".to_string(),
         format!("pid directory = {dir_text}/run"),
+        // Sockets in the DC's directory too: the packaged defaults live under /run/samba, which
+        // exists only where the packaged service ran.
+        format!("ncalrpc dir = {dir_text}/run/ncalrpc"),
+        format!("winbindd socket directory = {dir_text}/run/winbindd"),
+        format!("ntp signd socket directory = {dir_text}/run/ntp_signd"),
         format!("log file = {dir_text}/log.%m"),
         "tls enabled = yes".to_string(),
         format!("tls keyfile = {dir_text}/tls/key.pem"),
