@@ -68,12 +68,16 @@ impl CcgFailure {
     }
 }
 
-/// What one successful attempt did.
+/// What one successful attempt did beyond reading the managed password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CcgSuccess {
-    /// A TGT as the gMSA was obtained (false where kinit is not installed, or the rare
-    /// password with a line feed, which kinit cannot read from stdin).
-    pub kerberos: bool,
+pub enum CcgSuccess {
+    /// A TGT as the gMSA was obtained with the decoded password.
+    Kerberos,
+    /// `kinit` is not installed: the managed password was read and decoded, no TGT asked for.
+    NoKinit,
+    /// The gMSA's password holds a line feed (about 1 in 500 passwords: 128 random UTF-16
+    /// units), which kinit cannot read from stdin; no TGT asked for.
+    PasswordNotTypeable,
 }
 
 /// The client: one gMSA, one DC, one secret source.
@@ -138,14 +142,14 @@ impl CcgClient {
         let managed =
             ad::read_managed_password(&config, &self.gmsa).await.map_err(|source| CcgFailure::Directory { source })?;
         let Some(kinit) = &self.kinit else {
-            return Ok(CcgSuccess { kerberos: false });
+            return Ok(CcgSuccess::NoKinit);
         };
         let kerberos_password = managed.current_kerberos_password();
         if kerberos_password.expose().contains('\n') {
-            return Ok(CcgSuccess { kerberos: false });
+            return Ok(CcgSuccess::PasswordNotTypeable);
         }
         self.kinit(kinit, &kerberos_password, number).await?;
-        Ok(CcgSuccess { kerberos: true })
+        Ok(CcgSuccess::Kerberos)
     }
 
     async fn kinit(&self, kinit: &Path, password: &SecretString, number: u64) -> Result<(), CcgFailure> {
@@ -195,7 +199,7 @@ impl CcgClient {
             loop {
                 stats.attempts += 1;
                 match self.attempt().await {
-                    Ok(success) => stats.kerberos += u64::from(success.kerberos),
+                    Ok(success) => stats.kerberos += u64::from(success == CcgSuccess::Kerberos),
                     Err(failure) => {
                         stats.failures += 1;
                         if stats.first_failures.len() < 5 {

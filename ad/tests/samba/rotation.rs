@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::*;
 use ad::read_managed_password;
-use testkit::ccg::{CcgClient, SecretSource};
+use testkit::ccg::{CcgClient, CcgSuccess, SecretSource};
 
 /// A, B (allowed) and C (not), and a gMSA allowing exactly A and B.
 struct RotationFixture {
@@ -104,7 +104,15 @@ async fn the_ccg_client_succeeds_with_each_users_credential_and_fails_with_a_thi
         let success = client.attempt().await.unwrap_or_else(|failure| panic!("{name}: {failure}"));
         // kinit is part of the test set-up (scripts/lib/install.sh installs krb5-user); the rare
         // gMSA password holding a line feed cannot go through kinit's stdin.
-        assert_eq!(success.kerberos, client.has_kinit(), "{name}: a TGT as the gMSA");
+        if client.has_kinit() {
+            assert_ne!(success, CcgSuccess::NoKinit);
+            if success == CcgSuccess::PasswordNotTypeable {
+                eprintln!("this gMSA password cannot be typed into kinit; no TGT was asked for");
+            }
+        }
+        if success == CcgSuccess::Kerberos {
+            eprintln!("{name}: TGT obtained as {}", fixture.gmsa.machine_account());
+        }
     }
     let (third, password) = &fixture.users[2];
     let client = mk_ccg(dc, &fixture.gmsa, Arc::new(Mutex::new(mk_secret(dc, third, password))));
@@ -136,7 +144,8 @@ async fn the_ccg_client_never_fails_while_a_and_b_are_rotated_alternately() {
     let stats = running.stop().await;
     assert!(stats.attempts >= 4, "{stats:?}");
     assert_eq!(stats.failures, 0, "{stats:?}");
-    if client.has_kinit() {
-        assert!(stats.kerberos > 0, "{stats:?}");
+    if client.has_kinit() && stats.kerberos == 0 {
+        // Only the one-in-500 password kinit cannot read from stdin explains no TGT at all.
+        assert_eq!(client.attempt().await.unwrap(), CcgSuccess::PasswordNotTypeable, "{stats:?}");
     }
 }
