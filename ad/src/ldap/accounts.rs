@@ -15,7 +15,7 @@ use proto::outcome::{Mode, StepOutcome};
 use serde_json::{Value, json};
 
 use super::facts::{naming_contexts, required_sid};
-use super::session::{Session, binary, text, texts};
+use super::session::{Session, binaries, binary, text, texts};
 use crate::account::AccountName;
 use crate::directory::{EnsuredUser, GmsaSpec, Ownership, STEP_DOMAIN_USER, STEP_GMSA, STEP_USER_CLAIM, UserSpec};
 use crate::error::AdError;
@@ -159,14 +159,17 @@ impl GuardedAccount {
             .await?
             .ok_or_else(|| AdError::NotFound { what: entry.dn.clone() })?;
         let mut groups = Vec::new();
-        for (key, values) in &token_groups.bin_attrs {
-            if !key.eq_ignore_ascii_case("tokenGroups") {
-                continue;
-            }
-            for value in values {
-                groups
-                    .push(Sid::from_bytes(value).map_err(|source| AdError::Sid { object: entry.dn.clone(), source })?);
-            }
+        for value in binaries(&token_groups, "tokenGroups") {
+            groups.push(Sid::from_bytes(&value).map_err(|source| AdError::Sid { object: entry.dn.clone(), source })?);
+        }
+        if groups.is_empty() {
+            // Every account has at least its primary group: an empty answer means the read did not
+            // return what the guard needs, and the guard fails closed.
+            return Err(AdError::Attribute {
+                object: entry.dn.clone(),
+                attribute: "tokenGroups",
+                reason: "empty; cannot check privileged group membership".to_string(),
+            });
         }
         Ok(GuardedAccount { entry, sid, groups })
     }
