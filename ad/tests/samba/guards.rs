@@ -1,4 +1,5 @@
-//! The write guards against the real DC: every refused account class, each refusal naming the
+//! The write guards against the real DC: every refused account class (RID below 1000 and
+//! isCriticalSystemObject set in the database with the relax control, as only the DC could), each refusal naming the
 //! account and the rule, and the account's password untouched afterwards (it still binds, or its
 //! `pwdLastSet` is unchanged for accounts that cannot bind); claiming an unmarked user; the
 //! gMSA spec refusals.
@@ -140,9 +141,17 @@ async fn a_critical_system_object_is_not_reset() {
         "dn: CN={name},CN=Users,{}\nchangetype: modify\nreplace: isCriticalSystemObject\nisCriticalSystemObject: TRUE\n",
         dc.base_dn()
     );
-    let ldif_path = dc.dir().join(format!("{name}.ldif"));
+    ldb_relaxed(dc, "ldbmodify", &name, &ldif);
+
+    assert_refused(directory.rotate_password(&mk_spec(&name)).await, &name, WriteRule::CriticalSystemObject);
+    raw_bind(dc, &upn(dc, &name), password.expose()).await.expect("the old password still binds");
+}
+
+/// Runs `ldbmodify`/`ldbadd` with the relax control on the DC's database (system-only attributes).
+fn ldb_relaxed(dc: &SambaDc, tool: &str, name: &str, ldif: &str) {
+    let ldif_path = dc.dir().join(format!("{name}-{tool}.ldif"));
     std::fs::write(&ldif_path, ldif).unwrap();
-    let output = std::process::Command::new("ldbmodify")
+    let output = std::process::Command::new(tool)
         .arg("-H")
         .arg(dc.sam_ldb())
         .arg("--controls=relax:0")
@@ -150,10 +159,29 @@ async fn a_critical_system_object_is_not_reset() {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    assert!(output.status.success(), "ldbmodify: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{tool}: {}", String::from_utf8_lossy(&output.stderr));
+}
 
-    assert_refused(directory.rotate_password(&mk_spec(&name)).await, &name, WriteRule::CriticalSystemObject);
-    raw_bind(dc, &upn(dc, &name), password.expose()).await.expect("the old password still binds");
+#[tokio::test]
+async fn a_marked_user_with_a_rid_below_1000_is_not_reset() {
+    let (dc, _shared) = shared_dc().await;
+    let name = unique_name("gr");
+    // Not a built-in name, not critical, marked for its credential: only the RID (997) is wrong.
+    // AD never allocates such a RID to a new account; the database accepts it with relax.
+    let ldif = format!(
+        "dn: CN={name},CN=Users,{base}\nobjectClass: user\nsAMAccountName: {name}\nobjectSid: {sid}-997\n\
+         adminDescription: gmsa-fleet credential=kv/{name}\n",
+        base = dc.base_dn(),
+        sid = dc.domain_sid()
+    );
+    ldb_relaxed(dc, "ldbadd", &name, &ldif);
+    let password = format!("Kn0wn!{}", unique_name("p"));
+    samba_tool_ok(dc, &["user", "setpassword", &name, &format!("--newpassword={password}")]);
+    samba_tool_ok(dc, &["user", "enable", &name]);
+
+    let message = assert_refused(mk_directory(dc).rotate_password(&mk_spec(&name)).await, &name, WriteRule::LowRid);
+    assert!(message.contains("RID 997"), "{message}");
+    raw_bind(dc, &upn(dc, &name), &password).await.expect("the old password still binds");
 }
 
 #[tokio::test]
