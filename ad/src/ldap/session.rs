@@ -211,7 +211,7 @@ mod tests {
             )]),
             bin_attrs: HashMap::new(),
         };
-        assert_eq!(binaries(&text_only, "tokengroups"), [administrators.clone()]);
+        assert_eq!(binaries(&text_only, "tokengroups"), std::slice::from_ref(&administrators));
         let binary_only = SearchEntry {
             dn: "CN=x".to_string(),
             attrs: HashMap::new(),
