@@ -4,7 +4,9 @@
 
 use crate::account::NameError;
 use crate::escape::EscapeError;
+use crate::guard::WriteRule;
 use crate::guid::GuidError;
+use crate::managed_password::BlobError;
 use crate::security_descriptor::SdError;
 use crate::sid::SidError;
 
@@ -78,10 +80,28 @@ pub enum AdError {
     /// A teardown step found an object it must not delete (wrong class, built-in, critical).
     #[error("refusing to delete {dn}: {rule}")]
     DeleteRefused { dn: String, rule: String },
-    /// A write to an existing account (a password reset) found an object it must not touch
-    /// (wrong class, built-in, critical).
-    #[error("refusing to {operation} {dn}: {rule}")]
-    WriteRefused { operation: &'static str, dn: String, rule: String },
+    /// A write to an existing account (a password reset, a claim) found an account it must not
+    /// touch; refused before anything was written. `rule` says which guard refused it.
+    #[error("refusing to {operation} {account} ({dn}): {rule}: {detail}")]
+    WriteRefused { operation: &'static str, account: String, dn: String, rule: WriteRule, detail: String },
+    /// A spec (user or gMSA) breaks a rule; refused before any LDAP traffic.
+    #[error("invalid {spec} spec: {field}: {rule}")]
+    InvalidSpec { spec: &'static str, field: &'static str, rule: String },
+    /// The PDC emulator (where password resets go) is another DC than the configured one and
+    /// cannot be reached with the configured URL's port, CA and credentials.
+    #[error("the PDC emulator {pdc} is not the configured DC {url}: {reason}")]
+    PdcEmulator { pdc: String, url: String, reason: String },
+    /// The bound identity got the gMSA's entry without `msDS-ManagedPassword`: it is not an
+    /// allowed principal (or the connection is not sealed).
+    #[error("{who} may not read the managed password of {gmsa} (msDS-ManagedPassword absent)")]
+    ManagedPasswordDenied { gmsa: String, who: String },
+    /// `msDS-ManagedPassword` could not be decoded.
+    #[error("{gmsa}: msDS-ManagedPassword: {source}")]
+    ManagedPasswordBlob {
+        gmsa: String,
+        #[source]
+        source: BlobError,
+    },
     /// A name is not a valid account name.
     #[error(transparent)]
     Name(#[from] NameError),
@@ -117,4 +137,47 @@ pub enum AdError {
         #[source]
         source: Box<ldap3::LdapError>,
     },
+}
+
+impl AdError {
+    /// A stable, machine-readable code for the failure (`ad_write_refused`, `ad_bind`, …).
+    /// Callers branch on it and print it; it never changes for a given variant. A refused write
+    /// has a second code for its rule ([`AdError::write_rule`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdError::Config { .. } => "ad_config",
+            AdError::CaBundle { .. } => "ad_ca_bundle",
+            AdError::PlaintextRefused { .. } => "ad_plaintext_refused",
+            AdError::Connect { .. } => "ad_connect",
+            AdError::Bind { .. } => "ad_bind",
+            AdError::Search { .. } => "ad_search",
+            AdError::Add { .. } => "ad_add",
+            AdError::Modify { .. } => "ad_modify",
+            AdError::NotFound { .. } => "ad_not_found",
+            AdError::Attribute { .. } => "ad_attribute",
+            AdError::Ambiguous { .. } => "ad_ambiguous",
+            AdError::WrongObjectClass { .. } => "wrong_object_class",
+            AdError::Delete { .. } => "ad_delete",
+            AdError::DeleteRefused { .. } => "ad_delete_refused",
+            AdError::WriteRefused { .. } => "ad_write_refused",
+            AdError::InvalidSpec { .. } => "ad_invalid_spec",
+            AdError::PdcEmulator { .. } => "ad_pdc_emulator",
+            AdError::ManagedPasswordDenied { .. } => "ad_managed_password_denied",
+            AdError::ManagedPasswordBlob { .. } => "ad_managed_password_blob",
+            AdError::Name(_) => "invalid_name",
+            AdError::Escape(_) => "ad_escape",
+            AdError::Sid { .. } => "ad_sid",
+            AdError::Guid { .. } => "ad_guid",
+            AdError::SecurityDescriptor { .. } => "ad_security_descriptor",
+            AdError::RotationNotConfirmed { .. } => "ad_rotation_not_confirmed",
+        }
+    }
+
+    /// The guard that refused a write ([`AdError::WriteRefused`]), else `None`.
+    pub fn write_rule(&self) -> Option<WriteRule> {
+        match self {
+            AdError::WriteRefused { rule, .. } => Some(*rule),
+            _ => None,
+        }
+    }
 }

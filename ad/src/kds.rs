@@ -11,8 +11,8 @@
 //! (`msKds-KDFParam`, `msKds-SecretAgreementParam`) Windows' KDS service defines, so it is made
 //! by the tool that owns it, never hand-assembled over LDAP.
 //!
-//! Samba 4.17 provisions no `CN=Group Key Distribution Service` container and does not derive
-//! gMSA passwords; against it the check reports "no root key", which is the truth.
+//! Samba 4.22 (the test DC) provisions one root key back-dated 10 hours, so it is effective at
+//! once, and derives gMSA passwords from it; 4.17 had no KDS container and derived none.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

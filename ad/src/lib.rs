@@ -6,10 +6,16 @@
 //!                               │  LdapDirectory (ldap/): LDAPS or StartTLS, verified TLS, simple bind
 //!                               ▼
 //!                         domain controller
-//!   in:  LdapConfig (URL, admin UPN + SecretString, CA bundle, timeouts), UserSpec, GmsaSpec
+//!   in:  LdapConfig (URL, admin UPN + SecretString, CA bundle, timeouts), UserSpec (name +
+//!        credential id), GmsaSpec
 //!   out: DomainFacts (for the credspec), KdsStatus, StepOutcome (changed/unchanged + diff),
-//!        SecretString (a new user password, in memory only)
+//!        SecretString (a new user password, in memory only), ManagedPassword (what an allowed
+//!        principal reads, as CCG does)
 //! ```
+//!
+//! Every write to an existing account passes the guards of [`guard`] first: gmsa-fleet marks
+//! the users it creates (`adminDescription`) and resets only those, never a built-in, critical,
+//! protected or privileged account.
 //!
 //! The binary formats AD uses — SIDs, GUIDs, the gMSA membership security descriptor,
 //! `unicodePwd` — and the escaping of filter and DN values are pure modules with unit tests; the
@@ -20,9 +26,11 @@ pub mod account;
 pub mod directory;
 pub mod error;
 pub mod escape;
+pub mod guard;
 pub mod guid;
 pub mod kds;
 pub mod ldap;
+pub mod managed_password;
 pub mod password;
 pub mod policy;
 pub mod reachability;
@@ -32,11 +40,13 @@ pub mod sid;
 
 pub use account::AccountName;
 pub use directory::{
-    Directory, DomainFacts, EnsuredUser, GmsaSpec, STEP_DOMAIN_USER, STEP_GMSA, STEP_GMSA_DELETE, STEP_USER_DELETE,
-    UserSpec,
+    Directory, DomainFacts, EnsuredUser, GmsaSpec, MAX_PASSWORD_INTERVAL_DAYS, Ownership, STEP_DOMAIN_USER, STEP_GMSA,
+    STEP_GMSA_DELETE, STEP_USER_CLAIM, STEP_USER_DELETE, UserSpec,
 };
 pub use error::AdError;
+pub use guard::WriteRule;
 pub use guid::Guid;
 pub use kds::KdsStatus;
-pub use ldap::{LdapConfig, LdapDirectory, LdapSection};
+pub use ldap::{LdapConfig, LdapDirectory, LdapSection, read_managed_password};
+pub use managed_password::ManagedPassword;
 pub use sid::Sid;

@@ -56,13 +56,25 @@ pub fn meets_complexity(password: &str, account_name: &str) -> bool {
     password.chars().count() >= 7 && classes.iter().filter(|present| **present).count() >= 3 && !contains_name
 }
 
-/// Bytes that wipe themselves on drop: the `unicodePwd` value on its way to the LDAP encoder.
+/// Bytes that wipe themselves on drop: the `unicodePwd` value on its way to the LDAP encoder, a
+/// gMSA's managed password. Debug shows only the length.
 pub struct SecretBytes(Vec<u8>);
 
 impl SecretBytes {
-    /// The bytes; only for the LDAP modify or add that sends them.
+    /// Takes ownership of secret bytes.
+    pub fn new(bytes: Vec<u8>) -> SecretBytes {
+        SecretBytes(bytes)
+    }
+
+    /// The bytes; only for their one destination (the LDAP modify or add, a Kerberos client).
     pub fn expose(&self) -> &[u8] {
         &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretBytes(<redacted>, {} bytes)", self.0.len())
     }
 }
 
@@ -101,6 +113,24 @@ mod tests {
         assert!(first.expose().bytes().any(|b| SYMBOLS.contains(&b)));
         assert!(!first.expose().contains([':', '\\', '"', ' ']));
         assert_ne!(first, second);
+    }
+
+    proptest::proptest! {
+        /// The Key Vault secret is `DOMAIN\\user:password` and the CCG plugin splits it at the
+        /// first `\\` and the first `:`, and keeps only the low 8 bits of JSON `\\u` escapes: every
+        /// generated password must be printable ASCII without `:` or `\\` (nor `"` or a space).
+        #[test]
+        fn generated_passwords_survive_the_ccg_plugin(name in "[a-zA-Z0-9._-]{1,20}") {
+            let password = generate(&name);
+            let text = password.expose();
+            proptest::prop_assert_eq!(text.len(), GENERATED_LEN);
+            proptest::prop_assert!(text.bytes().all(|byte| (0x21..=0x7e).contains(&byte)), "printable ASCII");
+            proptest::prop_assert!(!text.contains([':', '\\', '"', ' ']));
+            proptest::prop_assert!(meets_complexity(text, &name));
+            let secret = format!("CONTOSO\\{name}:{text}");
+            let (_, user_and_password) = secret.split_once('\\').unwrap();
+            proptest::prop_assert_eq!(user_and_password.split_once(':'), Some((name.as_str(), text)));
+        }
     }
 
     #[test]

@@ -57,17 +57,6 @@ pub fn check_removable(kind: Removable, found: &FoundObject<'_>) -> Result<(), A
     check(kind, found, &|rule| AdError::DeleteRefused { dn: found.dn.to_string(), rule })
 }
 
-/// The same rules for the other writes gmsa-fleet makes to an account that already exists (a
-/// password reset, `operation` = `rotate`): refused with [`AdError::WriteRefused`] for an object
-/// of another class, a critical or a built-in account.
-pub fn check_manageable(kind: Removable, operation: &'static str, found: &FoundObject<'_>) -> Result<(), AdError> {
-    check(kind, found, &|rule| AdError::WriteRefused {
-        operation,
-        dn: found.dn.to_string(),
-        rule: rule.replace("teardown never deletes", "gmsa-fleet never writes to"),
-    })
-}
-
 fn check(kind: Removable, found: &FoundObject<'_>, refusal: &dyn Fn(String) -> AdError) -> Result<(), AdError> {
     let refuse = |rule: String| Err(refusal(rule));
     if !kind.class_matches(found.object_classes) {
@@ -140,18 +129,6 @@ mod tests {
         let ordinary = mk_sid(1200);
         let (_, rule) = refusal(check_removable(Removable::DomainUser, &mk_found(USER, Some(&ordinary), true)));
         assert!(rule.contains("isCriticalSystemObject"), "{rule}");
-    }
-
-    #[test]
-    fn a_reset_of_a_built_in_account_is_refused_with_its_own_words() {
-        let krbtgt = mk_sid(502);
-        let error =
-            check_manageable(Removable::DomainUser, "rotate", &mk_found(USER, Some(&krbtgt), false)).unwrap_err();
-        let message = error.to_string();
-        assert!(matches!(error, AdError::WriteRefused { operation: "rotate", .. }), "{message}");
-        assert!(message.contains("gmsa-fleet never writes to a built-in account (RID 502"), "{message}");
-        let ordinary = mk_sid(1200);
-        assert!(check_manageable(Removable::DomainUser, "rotate", &mk_found(USER, Some(&ordinary), false)).is_ok());
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! plain-LDAP refusal, teardown. All tests share the process's DC and use unique account names;
 //! the teardown test, which compares the whole directory before and after, holds the DC
 //! exclusively ([`exclusive_dc`]) while the others share it ([`shared_dc`]).
+//!
+//! The write guards and the A/B rotation tests live in `samba/guards.rs` and
+//! `samba/rotation.rs`: modules of this test binary (one DC per process), files of their own.
 
 use std::sync::Arc;
 
@@ -16,6 +19,11 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use testkit::samba::{SambaDc, unique_name};
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+#[path = "samba/guards.rs"]
+mod guards;
+#[path = "samba/rotation.rs"]
+mod rotation;
 
 /// Tests that write to the shared DC hold this for reading; a test that compares the whole
 /// directory before and after holds it for writing, so no other test's objects appear meanwhile.
@@ -50,8 +58,14 @@ fn mk_gmsa_spec(dc: &SambaDc, name: &str, principals: &[&str]) -> GmsaSpec {
     }
 }
 
+/// The credential id tests give a user: `kv/<name>`.
+fn mk_spec(name: &str) -> UserSpec {
+    UserSpec::new(AccountName::new(name).unwrap(), format!("kv/{name}")).unwrap()
+}
+
 async fn mk_user(directory: &LdapDirectory, name: &str) -> SecretString {
-    let ensured = directory.ensure_user(&UserSpec { name: AccountName::new(name).unwrap() }).await.unwrap();
+    let ensured = directory.ensure_user(&mk_spec(name)).await.unwrap();
+    assert_eq!(ensured.ownership, ad::Ownership::Created);
     ensured.new_password.expect("a new user comes with its generated password")
 }
 
@@ -150,7 +164,7 @@ async fn credspec_built_from_samba_facts_passes_the_validator() {
 async fn user_and_gmsa_are_created_once() {
     let (dc, _shared) = shared_dc().await;
     let directory = mk_directory(dc);
-    let spec = UserSpec { name: AccountName::new(unique_name("ou")).unwrap() };
+    let spec = mk_spec(&unique_name("ou"));
 
     let first = directory.ensure_user(&spec).await.unwrap();
     assert_eq!(first.outcome.change, Change::Changed);
@@ -163,6 +177,7 @@ async fn user_and_gmsa_are_created_once() {
     let second = directory.ensure_user(&spec).await.unwrap();
     assert_eq!(second.outcome.change, Change::Unchanged);
     assert!(second.new_password.is_none());
+    assert_eq!(second.ownership, ad::Ownership::Ours, "created with the marker for its credential");
 
     let gmsa = mk_gmsa_spec(dc, &unique_name("og"), &[spec.name.as_str()]);
     let created = directory.ensure_gmsa(&gmsa).await.unwrap();
@@ -231,7 +246,7 @@ async fn rotation_returns_a_working_password_and_retires_the_old_one() {
     let old_password = mk_user(&directory, &name).await;
     let upn = format!("{name}@{}", dc.dns_domain());
 
-    let new_password = directory.rotate_password(&AccountName::new(&name).unwrap()).await.unwrap();
+    let new_password = directory.rotate_password(&mk_spec(&name)).await.unwrap();
 
     assert_ne!(new_password, old_password);
     assert!(format!("{new_password:?} {new_password}").contains("redacted"));
@@ -257,7 +272,7 @@ async fn injection_attempts_match_and_create_nothing() {
 
     // A legal name with LDAP-significant characters is created once and found again by its exact name.
     let odd_name = format!("#o(k) {}", unique_name("i"));
-    let spec = UserSpec { name: AccountName::new(odd_name.clone()).unwrap() };
+    let spec = mk_spec(&odd_name);
     assert_eq!(directory.ensure_user(&spec).await.unwrap().outcome.change, Change::Changed);
     assert_eq!(directory.ensure_user(&spec).await.unwrap().outcome.change, Change::Unchanged);
     let found =
@@ -282,9 +297,9 @@ async fn password_operations_are_refused_over_plain_ldap_before_connecting() {
     for url in [dc.ldap_url(), "ldap://127.0.0.1:1".to_string()] {
         let directory =
             LdapDirectory::new(LdapConfig::new(url, dc.admin_principal(), SecretString::new(dc.admin_password())));
-        let rotation = directory.rotate_password(&AccountName::new("Administrator").unwrap()).await;
+        let rotation = directory.rotate_password(&mk_spec("Administrator")).await;
         assert!(matches!(rotation, Err(AdError::PlaintextRefused { .. })), "{rotation:?}");
-        let creation = directory.ensure_user(&UserSpec { name: AccountName::new(unique_name("pl")).unwrap() }).await;
+        let creation = directory.ensure_user(&mk_spec(&unique_name("pl"))).await;
         assert!(matches!(creation, Err(AdError::PlaintextRefused { .. })), "{creation:?}");
     }
     // The same ldap:// URL upgraded with StartTLS is encrypted and works.
@@ -321,9 +336,10 @@ async fn kds_root_key_status_matches_the_database() {
         )
         .unwrap();
     assert_eq!(status.root_keys.len(), in_database.len());
-    // A freshly provisioned Samba 4.17 forest has no root key (and no KDS container).
-    assert!(!status.exists());
-    assert!(!status.is_effective(std::time::SystemTime::now()));
+    // Samba 4.22 provisions one root key, back-dated 10 hours so that it is usable at once (4.17
+    // had none); the harness adds none of its own.
+    assert_eq!(status.root_keys.len(), 1, "{status:?}");
+    assert!(status.is_effective(std::time::SystemTime::now()), "{status:?}");
 }
 
 /// Every object of the domain partition as (DN, objectGUID), read over plain ldap3.

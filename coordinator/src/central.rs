@@ -63,6 +63,9 @@ pub const STEP_STANDBY_USER: &str = "standby-user";
 pub const STEP_GMSA_ENSURE: &str = "gmsa-ensure";
 pub const STEP_DOMAIN_FACTS: &str = "domain-facts";
 pub const STEP_SECRET_WRITE: &str = "secret-write";
+/// Marking an existing user made before gmsa-fleet marked its accounts (present only when it
+/// changes something).
+pub const STEP_DOMAIN_USER_CLAIM: &str = "domain-user-claim";
 
 /// The central adapters.
 pub struct Central {
@@ -218,11 +221,14 @@ impl Central {
         } else {
             SecretHolds::Missing
         };
-        let user_spec = ad::UserSpec { name: user.clone() };
+        // The marker names the secret that holds the user's credential.
+        let user_spec = ad::UserSpec::new(user.clone(), format!("{}/{}", setup.vault.name, setup.secret_name))
+            .map_err(|err| refused(STEP_DOMAIN_USER, "invalid_credential", err.to_string()))?;
         let probe =
             self.directory.ensure_user_in(&user_spec, Mode::DryRun).await.map_err(ad_error(STEP_DOMAIN_USER))?;
         let user_exists = probe.outcome.change == proto::Change::Unchanged;
-        let standby_spec = ad::UserSpec { name: standby.clone() };
+        let standby_spec = ad::UserSpec::new(standby.clone(), user_spec.credential.clone())
+            .map_err(|err| refused(STEP_STANDBY_USER, "invalid_credential", err.to_string()))?;
         let standby_probe =
             self.directory.ensure_user_in(&standby_spec, Mode::DryRun).await.map_err(ad_error(STEP_STANDBY_USER))?;
         let action = plan::secret_action(&holds, user.as_str(), user_exists, central.reset_existing_user_password);
@@ -247,10 +253,20 @@ impl Central {
         };
         let user_dn = ensured.outcome.observed["dn"].as_str().unwrap_or_default().to_string();
         let mut new_password = ensured.new_password;
+        let ownership = ensured.ownership;
         steps.push(renamed(ensured.outcome, STEP_DOMAIN_USER));
+        // A user from before markers existed is adopted only when the secret already holds its
+        // credential or the operator allowed a reset; `ad` refuses a built-in or privileged one.
+        if ownership == ad::Ownership::Unmarked && matches!(action, SecretAction::Keep | SecretAction::ResetAndWrite) {
+            let claimed =
+                self.directory.claim_user(&user_spec, mode).await.map_err(ad_error(STEP_DOMAIN_USER_CLAIM))?;
+            if claimed.change != proto::Change::Unchanged {
+                steps.push(renamed(claimed, STEP_DOMAIN_USER_CLAIM));
+            }
+        }
         if action == SecretAction::ResetAndWrite && mode.applies() {
             // Before the gMSA names the user: `ad` refuses a built-in or critical account here.
-            let rotated = self.directory.rotate_password(&user).await.map_err(ad_error(STEP_SECRET_WRITE))?;
+            let rotated = self.directory.rotate_password(&user_spec).await.map_err(ad_error(STEP_SECRET_WRITE))?;
             new_password = Some(rotated);
         }
         // User B, idle until the first rotation resets it: its generated password is dropped

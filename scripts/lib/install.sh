@@ -65,6 +65,10 @@ ensure_samba() {
   command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
   command -v kinit >/dev/null 2>&1 || missing+=(krb5-user)
   command -v wbinfo >/dev/null 2>&1 || missing+=(winbind)
+  # samba 4.22 puts nmbd's socket under the compiled-in /run/samba, which systemd's
+  # RuntimeDirectory creates for the packaged service; without systemd (containers, CI) nothing
+  # does, and a DC started by hand exits. The test harness avoids it; other callers need it.
+  [ -d /run/samba ] || as_root install -d -m 0755 /run/samba
   if [ "${#missing[@]}" -eq 0 ]; then
     return
   fi

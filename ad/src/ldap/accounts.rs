@@ -1,5 +1,6 @@
-//! Creating the standard user and the gMSA if absent, keeping the gMSA's allowed principals
-//! exact, and resetting the user's password.
+//! Creating the standard user (marked as gmsa-fleet's) and the gMSA if absent, keeping the
+//! gMSA's allowed principals exact, claiming an unmarked user, and resetting the user's password
+//! after the guards of [`crate::guard`].
 //!
 //! Each write follows read → diff → write the difference: an account that exists is not
 //! re-created, and a membership change replaces the descriptor with the read one plus or minus
@@ -14,13 +15,13 @@ use proto::outcome::{Mode, StepOutcome};
 use serde_json::{Value, json};
 
 use super::facts::{naming_contexts, required_sid};
-use super::session::{Session, binary, text, texts};
+use super::session::{Session, binaries, binary, text, texts};
 use crate::account::AccountName;
-use crate::directory::{EnsuredUser, GmsaSpec, STEP_DOMAIN_USER, STEP_GMSA, UserSpec};
+use crate::directory::{EnsuredUser, GmsaSpec, Ownership, STEP_DOMAIN_USER, STEP_GMSA, STEP_USER_CLAIM, UserSpec};
 use crate::error::AdError;
 use crate::escape::{dn_value, filter_bytes, filter_value};
+use crate::guard::{self, AccountFacts, MARKER_ATTRIBUTE, MarkerRule, WriteRule};
 use crate::password;
-use crate::removal::{FoundObject, Removable, check_manageable};
 use crate::security_descriptor::{self, SecurityDescriptor};
 use crate::sid::Sid;
 
@@ -62,30 +63,61 @@ fn attribute(name: &str, values: &[&[u8]]) -> (Vec<u8>, HashSet<Vec<u8>>) {
     (name.as_bytes().to_vec(), values.iter().map(|value| value.to_vec()).collect())
 }
 
+/// Attributes read for ownership and for the write guards.
+const GUARD_ATTRS: [&str; 7] =
+    ["objectClass", "objectSid", "sAMAccountName", "isCriticalSystemObject", "adminCount", MARKER_ATTRIBUTE, "cn"];
+
 pub(super) async fn ensure_user(session: &mut Session, user: &UserSpec, mode: Mode) -> Result<EnsuredUser, AdError> {
+    user.validate()?;
     let base = naming_contexts(session).await?.domain;
     let name = user.name.as_str();
-    if let Some(existing) = find_account(session, &base, name, &["objectClass", "objectSid"]).await? {
+    if let Some(existing) = find_account(session, &base, name, &GUARD_ATTRS).await? {
         if !has_class(&existing, "user") || has_class(&existing, "computer") {
             return Err(AdError::WrongObjectClass { name: name.to_string(), expected: "user" });
         }
-        let observed = json!({"dn": existing.dn, "sid": required_sid(&existing)?.to_string()});
-        return Ok(EnsuredUser { outcome: StepOutcome::unchanged(STEP_DOMAIN_USER, observed), new_password: None });
+        let ownership = match text(&existing, MARKER_ATTRIBUTE).and_then(guard::marked_credential) {
+            Some(credential) if credential == user.credential => Ownership::Ours,
+            Some(credential) => {
+                return Err(AdError::WriteRefused {
+                    operation: "ensure",
+                    account: name.to_string(),
+                    dn: existing.dn.clone(),
+                    rule: WriteRule::OtherCredential,
+                    detail: format!("marked for credential {credential}, not {}", user.credential),
+                });
+            }
+            None => Ownership::Unmarked,
+        };
+        let observed = json!({
+            "dn": existing.dn,
+            "sid": required_sid(&existing)?.to_string(),
+            "ownership": ownership.code(),
+        });
+        if ownership == Ownership::Unmarked {
+            tracing::warn!(dn = %existing.dn, "existing domain user carries no gmsa-fleet marker; not written to");
+        }
+        return Ok(EnsuredUser {
+            outcome: StepOutcome::unchanged(STEP_DOMAIN_USER, observed),
+            new_password: None,
+            ownership,
+        });
     }
 
     let dn = format!("CN={},CN=Users,{base}", dn_value(name)?);
     let user_principal_name = format!("{name}@{}", dns_name_of(&base));
+    let marker = guard::marker_value(&user.credential);
     let after = json!({
         "sAMAccountName": name,
         "userPrincipalName": user_principal_name,
         "userAccountControl": 512,
         "unicodePwd": "<redacted>",
+        MARKER_ATTRIBUTE: marker,
     });
     if !mode.applies() {
         // A dry run generates no password: nothing would hold it.
         let observed = json!({"dn": dn, "exists": false});
         let outcome = StepOutcome::in_mode(mode, STEP_DOMAIN_USER, gmsa::json_diff(&json!({}), &after), observed);
-        return Ok(EnsuredUser { outcome, new_password: None });
+        return Ok(EnsuredUser { outcome, new_password: None, ownership: Ownership::Created });
     }
     let new_password = password::generate(name);
     let unicode_pwd = password::unicode_pwd(&new_password);
@@ -95,16 +127,92 @@ pub(super) async fn ensure_user(session: &mut Session, user: &UserSpec, mode: Mo
         attribute("sAMAccountName", &[name.as_bytes()]),
         attribute("userPrincipalName", &[user_principal_name.as_bytes()]),
         attribute("userAccountControl", &[UAC_NORMAL_ACCOUNT.as_bytes()]),
+        attribute(MARKER_ATTRIBUTE, &[marker.as_bytes()]),
         attribute("unicodePwd", &[unicode_pwd.expose()]),
     ];
     session.add(&dn, attributes).await?;
     drop(unicode_pwd);
-    tracing::info!(%dn, "domain user created");
+    tracing::info!(%dn, "domain user created and marked");
 
     let created = session.read(&dn, &["objectSid"]).await?.ok_or_else(|| AdError::NotFound { what: dn.clone() })?;
-    let observed = json!({"dn": dn, "sid": required_sid(&created)?.to_string()});
+    let observed = json!({"dn": dn, "sid": required_sid(&created)?.to_string(), "ownership": "created"});
     let outcome = StepOutcome::from_diff(STEP_DOMAIN_USER, gmsa::json_diff(&json!({}), &after), observed);
-    Ok(EnsuredUser { outcome, new_password: Some(new_password) })
+    Ok(EnsuredUser { outcome, new_password: Some(new_password), ownership: Ownership::Created })
+}
+
+/// The user `user` as the guards see it: found by name, with its `tokenGroups` (a constructed
+/// attribute, returned only by a base search on the entry).
+pub(super) struct GuardedAccount {
+    pub entry: SearchEntry,
+    pub sid: Sid,
+    pub groups: Vec<Sid>,
+}
+
+impl GuardedAccount {
+    pub(super) async fn read(session: &mut Session, base: &str, user: &AccountName) -> Result<GuardedAccount, AdError> {
+        let entry = find_account(session, base, user.as_str(), &GUARD_ATTRS)
+            .await?
+            .ok_or_else(|| AdError::NotFound { what: format!("domain user {user}") })?;
+        let sid = required_sid(&entry)?;
+        let token_groups = session
+            .read(&entry.dn, &["tokenGroups"])
+            .await?
+            .ok_or_else(|| AdError::NotFound { what: entry.dn.clone() })?;
+        let mut groups = Vec::new();
+        for value in binaries(&token_groups, "tokenGroups") {
+            groups.push(Sid::from_bytes(&value).map_err(|source| AdError::Sid { object: entry.dn.clone(), source })?);
+        }
+        if groups.is_empty() {
+            // Every account has at least its primary group: an empty answer means the read did not
+            // return what the guard needs, and the guard fails closed.
+            return Err(AdError::Attribute {
+                object: entry.dn.clone(),
+                attribute: "tokenGroups",
+                reason: "empty; cannot check privileged group membership".to_string(),
+            });
+        }
+        Ok(GuardedAccount { entry, sid, groups })
+    }
+
+    /// Runs the guards of [`crate::guard`] for `operation`.
+    pub(super) fn check(&self, operation: &'static str, marker_rule: MarkerRule<'_>) -> Result<(), AdError> {
+        let object_classes = texts(&self.entry, "objectClass");
+        let is_true = |attribute: &str| text(&self.entry, attribute).is_some_and(|v| v.eq_ignore_ascii_case("TRUE"));
+        let facts = AccountFacts {
+            dn: &self.entry.dn,
+            sam_account_name: text(&self.entry, "sAMAccountName").unwrap_or_default(),
+            object_classes: &object_classes,
+            sid: &self.sid,
+            critical: is_true("isCriticalSystemObject"),
+            admin_count: text(&self.entry, "adminCount").is_some_and(|value| value.trim() == "1"),
+            groups: &self.groups,
+            marker: text(&self.entry, MARKER_ATTRIBUTE),
+        };
+        guard::check_write(operation, &facts, marker_rule)
+    }
+}
+
+/// Marks an existing unmarked plain user as gmsa-fleet's (see [`crate::Directory::claim_user`]).
+pub(super) async fn claim_user(session: &mut Session, user: &UserSpec, mode: Mode) -> Result<StepOutcome, AdError> {
+    user.validate()?;
+    let base = naming_contexts(session).await?.domain;
+    let account = GuardedAccount::read(session, &base, &user.name).await?;
+    account.check("claim", MarkerRule::UnmarkedOrFor(&user.credential))?;
+    let dn = account.entry.dn.clone();
+    let observed = json!({"dn": dn, "sid": account.sid.to_string()});
+    let current = text(&account.entry, MARKER_ATTRIBUTE);
+    let marker = guard::marker_value(&user.credential);
+    if current == Some(marker.as_str()) {
+        return Ok(StepOutcome::unchanged(STEP_USER_CLAIM, observed));
+    }
+    let diff = gmsa::json_diff(&json!({}), &json!({ MARKER_ATTRIBUTE: marker }));
+    if mode.applies() {
+        session
+            .replace(&dn, MARKER_ATTRIBUTE, vec![(MARKER_ATTRIBUTE.as_bytes().to_vec(), marker.into_bytes())])
+            .await?;
+        tracing::info!(%dn, "existing domain user claimed (marked)");
+    }
+    Ok(StepOutcome::in_mode(mode, STEP_USER_CLAIM, diff, observed))
 }
 
 /// Resolves each allowed principal's name to its SID, in spec order. In a dry run a principal
@@ -162,6 +270,7 @@ fn membership_json(principals: &BTreeMap<Sid, String>) -> Value {
 }
 
 pub(super) async fn ensure_gmsa(session: &mut Session, spec: &GmsaSpec, mode: Mode) -> Result<StepOutcome, AdError> {
+    spec.validate()?;
     let base = naming_contexts(session).await?.domain;
     let (desired, missing) = resolve_principals(session, &base, &spec.allowed_principals, mode).await?;
     let sam_account_name = spec.name.machine_account();
@@ -256,29 +365,18 @@ async fn create_gmsa(
     Ok(StepOutcome::from_diff(STEP_GMSA, gmsa::json_diff(&json!({}), &after), observed))
 }
 
-/// Resets the user's password to a generated one (administrative reset) and returns the user's
-/// DN with the new password, for the confirmation bind.
-pub(super) async fn reset_password(
-    session: &mut Session,
-    user: &AccountName,
-) -> Result<(String, SecretString), AdError> {
+/// Checks every guard on the account at the DC `session` is bound to, then resets its password
+/// to a generated one (administrative reset); returns the user's DN with the new password, for
+/// the confirmation bind. Nothing is written when a guard refuses.
+pub(super) async fn reset_password(session: &mut Session, user: &UserSpec) -> Result<(String, SecretString), AdError> {
     let base = naming_contexts(session).await?.domain;
-    let existing = find_account(session, &base, user.as_str(), &["objectClass", "objectSid", "isCriticalSystemObject"])
-        .await?
-        .ok_or_else(|| AdError::NotFound { what: format!("domain user {user}") })?;
-    if !has_class(&existing, "user") || has_class(&existing, "computer") {
-        return Err(AdError::WrongObjectClass { name: user.to_string(), expected: "user" });
-    }
-    // Never a built-in or critical account (krbtgt, Administrator): the same rule as deletion.
-    let object_classes = texts(&existing, "objectClass");
-    let sid = required_sid(&existing)?;
-    let critical = text(&existing, "isCriticalSystemObject").is_some_and(|value| value.eq_ignore_ascii_case("TRUE"));
-    let found = FoundObject { dn: &existing.dn, object_classes: &object_classes, sid: Some(&sid), critical };
-    check_manageable(Removable::DomainUser, "rotate", &found)?;
-    let new_password = password::generate(user.as_str());
+    let account = GuardedAccount::read(session, &base, &user.name).await?;
+    account.check("rotate", MarkerRule::MarkedFor(&user.credential))?;
+    let new_password = password::generate(user.name.as_str());
     let unicode_pwd = password::unicode_pwd(&new_password);
-    session.replace(&existing.dn, "unicodePwd", vec![(b"unicodePwd".to_vec(), unicode_pwd.expose().to_vec())]).await?;
-    Ok((existing.dn, new_password))
+    let dn = account.entry.dn;
+    session.replace(&dn, "unicodePwd", vec![(b"unicodePwd".to_vec(), unicode_pwd.expose().to_vec())]).await?;
+    Ok((dn, new_password))
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 mod accounts;
 mod facts;
 mod policy;
+mod managed;
+mod pdc;
 mod session;
 mod teardown;
 
@@ -24,6 +26,7 @@ use crate::directory::{Directory, DomainFacts, EnsuredUser, GmsaSpec, STEP_GMSA_
 use crate::error::AdError;
 use crate::kds::KdsStatus;
 use crate::removal::Removable;
+pub use managed::read_managed_password;
 use session::Session;
 
 /// How to reach and authenticate to a domain controller.
@@ -73,6 +76,21 @@ impl LdapConfig {
     /// True when binds and passwords travel encrypted (`ldaps://`, or `ldap://` with StartTLS).
     pub fn is_encrypted(&self) -> bool {
         self.url.starts_with("ldaps://") || (self.start_tls && self.url.starts_with("ldap://"))
+    }
+
+    /// The same configuration (scheme, port, trust, credentials, timeouts) for another DC `host`.
+    fn for_host(&self, host: &str) -> Result<LdapConfig, AdError> {
+        let url = pdc::url_with_host(&self.url, host)
+            .ok_or_else(|| AdError::Config { field: "url", reason: format!("'{}' has no scheme://host", self.url) })?;
+        Ok(LdapConfig {
+            url,
+            start_tls: self.start_tls,
+            bind_principal: self.bind_principal.clone(),
+            bind_password: self.bind_password.duplicate(),
+            tls: self.tls.clone(),
+            connect_timeout: self.connect_timeout,
+            operation_timeout: self.operation_timeout,
+        })
     }
 
     /// Checks the URL scheme and refuses `operation` when it would send a password in clear.
@@ -200,22 +218,58 @@ impl Directory for LdapDirectory {
         outcome
     }
 
-    #[tracing::instrument(name = "ad.rotate_password", skip(self), fields(url = %self.config.url, user = %user))]
-    async fn rotate_password(&self, user: &AccountName) -> Result<SecretString, AdError> {
+    #[tracing::instrument(name = "ad.rotate_password", skip_all, fields(url = %self.config.url, user = %user.name, pdc))]
+    async fn rotate_password(&self, user: &UserSpec) -> Result<SecretString, AdError> {
+        user.validate()?;
         let mut session = self.admin_session("rotating a password").await?;
+        // Resets go to the PDC emulator: the configured DC when it holds the role (one DC), else
+        // the role owner reached with the same port, CA and credentials.
+        let pdc = match pdc::locate(&mut session).await {
+            Ok(pdc) => pdc,
+            Err(error) => {
+                session.close().await;
+                return Err(error);
+            }
+        };
+        let pdc_config = match pdc {
+            pdc::PdcEmulator::Connected => None,
+            pdc::PdcEmulator::Other { host } => {
+                session.close().await;
+                let config = self.config.for_host(&host)?;
+                tracing::Span::current().record("pdc", config.url.as_str());
+                session =
+                    Session::open(&config, &config.bind_principal, &config.bind_password).await.map_err(|error| {
+                        AdError::PdcEmulator {
+                            pdc: host.clone(),
+                            url: self.config.url.clone(),
+                            reason: format!("cannot bind there with the configured port, CA and credentials: {error}"),
+                        }
+                    })?;
+                Some(config)
+            }
+        };
+        let reset_config = pdc_config.as_ref().unwrap_or(&self.config);
         let rotated = accounts::reset_password(&mut session, user).await;
         session.close().await;
         let (user_dn, password) = rotated?;
         // Confirm with a fresh connection bound as the user: proves the new password works.
-        match Session::open(&self.config, &user_dn, &password).await {
+        match Session::open(reset_config, &user_dn, &password).await {
             Ok(user_session) => user_session.close().await,
             Err(AdError::Bind { source, .. }) => {
-                return Err(AdError::RotationNotConfirmed { account: user.to_string(), source });
+                return Err(AdError::RotationNotConfirmed { account: user.name.to_string(), source });
             }
             Err(other) => return Err(other),
         }
         tracing::info!("password rotated and confirmed by bind");
         Ok(password)
+    }
+
+    #[tracing::instrument(name = "ad.claim_user", skip_all, fields(url = %self.config.url, user = %user.name))]
+    async fn claim_user(&self, user: &UserSpec, mode: Mode) -> Result<StepOutcome, AdError> {
+        let mut session = self.admin_session("claiming a domain user").await?;
+        let outcome = accounts::claim_user(&mut session, user, mode).await;
+        session.close().await;
+        outcome
     }
 
     #[tracing::instrument(name = "ad.delete_gmsa", skip(self), fields(url = %self.config.url, gmsa = %name))]

@@ -180,3 +180,43 @@ pub(super) fn binary(entry: &SearchEntry, name: &str) -> Option<Vec<u8>> {
         .cloned();
     from_binary.or_else(|| text(entry, name).map(|value| value.as_bytes().to_vec()))
 }
+
+/// All values of a binary attribute. ldap3 files an attribute under `attrs` when every value
+/// happens to be valid UTF-8 (a `tokenGroups` of BUILTIN SIDs, say) and under `bin_attrs`
+/// otherwise, so both maps are consulted; the text form is the bytes unchanged.
+pub(super) fn binaries(entry: &SearchEntry, name: &str) -> Vec<Vec<u8>> {
+    let from_binary = entry
+        .bin_attrs
+        .iter()
+        .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+        .flat_map(|(_, values)| values.iter().cloned());
+    let from_text = texts(entry, name).into_iter().map(|value| value.as_bytes().to_vec());
+    from_binary.chain(from_text).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn binary_values_are_found_whichever_map_ldap3_filed_them_in() {
+        // BUILTIN\Administrators (S-1-5-32-544) is valid UTF-8; a domain SID usually is not.
+        let administrators = vec![1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 0x20, 2, 0, 0];
+        let text_only = SearchEntry {
+            dn: "CN=x".to_string(),
+            attrs: HashMap::from([(
+                "tokenGroups".to_string(),
+                vec![String::from_utf8(administrators.clone()).unwrap()],
+            )]),
+            bin_attrs: HashMap::new(),
+        };
+        assert_eq!(binaries(&text_only, "tokengroups"), std::slice::from_ref(&administrators));
+        let binary_only = SearchEntry {
+            dn: "CN=x".to_string(),
+            attrs: HashMap::new(),
+            bin_attrs: HashMap::from([("tokenGroups".to_string(), vec![administrators.clone(), vec![0xff]])]),
+        };
+        assert_eq!(binaries(&binary_only, "tokenGroups"), [administrators, vec![0xff]]);
+    }
+}

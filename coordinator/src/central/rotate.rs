@@ -21,7 +21,7 @@ fn azure_error(err: azure::Error) -> RotationError {
 
 fn ad_error(err: ad::AdError) -> RotationError {
     let code = match &err {
-        ad::AdError::WriteRefused { .. } => "ad_write_refused",
+        ad::AdError::WriteRefused { rule, .. } => return RotationError::new(format!("ad_write_refused_{}", rule.code()), bus::chain(&err)),
         ad::AdError::WrongObjectClass { .. } => "wrong_object_class",
         ad::AdError::Name(_) => "invalid_name",
         ad::AdError::RotationNotConfirmed { .. } => "rotation_not_confirmed",
@@ -76,9 +76,10 @@ impl RotationPort for Central {
         user: &'a str,
     ) -> BoxFuture<'a, Result<SecretString, RotationError>> {
         Box::pin(async move {
-            let _ = credential;
             let name = ad::AccountName::new(user).map_err(|err| RotationError::new("invalid_name", err.to_string()))?;
-            self.directory.rotate_password(&name).await.map_err(ad_error)
+            let spec = ad::UserSpec::new(name, credential)
+                .map_err(|err| RotationError::new("invalid_credential", err.to_string()))?;
+            self.directory.rotate_password(&spec).await.map_err(ad_error)
         })
     }
 

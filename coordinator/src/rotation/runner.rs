@@ -56,8 +56,9 @@ pub trait RotationPort: Send + Sync + 'static {
     /// The enabled version of the target's secret tagged with `run_id`, if one exists.
     fn tagged_version<'a>(&'a self, target: &'a Target, run_id: &'a str) -> PortResult<'a, Option<String>>;
     /// Resets `user`'s password on the PDC emulator — refusing any account gmsa-fleet did not
-    /// create for `credential`, or that is built-in, critical or privileged — and confirms it by
-    /// binding as the user. The password is returned in memory only.
+    /// create for `credential` (the marker stage 0 writes: `<vault>/<secret>` of the fleet's
+    /// setup), or that is built-in, critical or privileged — and confirms it by binding as the
+    /// user. The password is returned in memory only.
     fn reset_password<'a>(&'a self, credential: &'a str, user: &'a str) -> PortResult<'a, SecretString>;
     /// Writes `value` (`DOMAIN\user:password`) as a new version tagged with `run_id`; its id.
     fn write_version<'a>(
@@ -147,6 +148,8 @@ pub async fn run_while_leading(
 struct Fleet {
     file: RolloutFile,
     users: [String; 2],
+    /// The credential the users were created for (their AD marker): `<vault>/<secret>`.
+    marker: String,
 }
 
 struct Runner {
@@ -212,7 +215,8 @@ impl Runner {
                 "the fleet's desired state has no central section: no users to rotate",
             )
         })?;
-        Ok(Fleet { users: central.users(), file: *desired.file })
+        let marker = format!("{}/{}", desired.file.setup.vault.name, desired.file.setup.secret_name);
+        Ok(Fleet { users: central.users(), marker, file: *desired.file })
     }
 
     async fn record(&self, users: &[String; 2]) -> Result<(CredentialRecord, u64), RotationError> {
@@ -502,7 +506,7 @@ impl Runner {
             let held = self.value.as_ref().filter(|(id, _)| *id == run.run_id).map(|(_, value)| value.duplicate());
             match next_step(&run, &views, held.is_some()) {
                 Next::Reset => {
-                    let reset = port.reset_password(&run.credential, &run.target_user).instrument(span.clone()).await;
+                    let reset = port.reset_password(&fleet.marker, &run.target_user).instrument(span.clone()).await;
                     let password = match reset {
                         Ok(password) => password,
                         Err(err) => return self.fail(&mut record, &mut revision, run, err, false).await,

@@ -211,8 +211,11 @@ async fn prepare_refuses_other_users_secrets_existing_users_built_ins_other_clas
 
     // Someone else's user, and no secret: refused, its password is not reset, nothing is created.
     let theirs = unique_name("gru");
-    directory.ensure_user(&ad::UserSpec { name: ad::AccountName::new(&theirs).unwrap() }).await.unwrap();
     let secret = unique_name("s");
+    // Marked for the credential the setups below name (`<vault>/<secret>`), as the coordinator marks it.
+    let theirs_spec =
+        ad::UserSpec::new(ad::AccountName::new(&theirs).unwrap(), format!("{VAULT_NAME}/{secret}")).unwrap();
+    directory.ensure_user(&theirs_spec).await.unwrap();
     let setup = mk_setup(VAULT_NAME, &secret, &theirs, &gmsa, json!({}));
     let accounts = [theirs.as_str(), gmsa_sam.as_str(), "krbtgt"];
     let (mutations, directory_before) = (world.azure.mutations().len(), directory_state(dc, &accounts));

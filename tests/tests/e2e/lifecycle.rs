@@ -86,7 +86,9 @@ async fn audit_validate_diagnose_and_tear_down_leaving_azure_kubernetes_and_ad_a
 
     // Setup: AD and the secret centrally, then the fleet commands.
     let user = ad::AccountName::new(&user_name).unwrap();
-    let ensured = directory.ensure_user(&ad::UserSpec { name: user.clone() }).await.unwrap();
+    let user_spec =
+        ad::UserSpec::new(user.clone(), format!("{}/GMSADomainUserCred", tests::world::VAULT_NAME)).unwrap();
+    let ensured = directory.ensure_user(&user_spec).await.unwrap();
     let password = ensured.new_password.expect("a new user has a new password");
     let gmsa = ad::AccountName::gmsa(&gmsa_name).unwrap();
     let spec = ad::GmsaSpec {
