@@ -168,7 +168,12 @@ mod tests {
     use super::*;
 
     fn mk_version(version: &str) -> SecretVersion {
-        SecretVersion { version: version.into(), uri: format!("https://kv/secrets/s/{version}"), enabled: true, tags: Default::default() }
+        SecretVersion {
+            version: version.into(),
+            uri: format!("https://kv/secrets/s/{version}"),
+            enabled: true,
+            tags: Default::default(),
+        }
     }
 
     #[test]

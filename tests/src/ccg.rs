@@ -1,9 +1,9 @@
 //! A CCG-like client for the rotation tests: what Microsoft's CCG Key Vault plugin does with the
-//! secret at every container start (read the latest version, split at the first `\\` and `:`),
-//! then a bind as that user over LDAPS with OpenLDAP's `ldapsearch` — a client nobody here wrote.
+//! secret at every container start. [`ccg_bind`] checks one credential with OpenLDAP's
+//! `ldapsearch` (a client nobody here wrote); [`CcgLoop`] runs `testkit::ccg`'s full client —
+//! managed password and Kerberos included — for a whole test.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use testkit::samba::SambaDc;
 
@@ -26,41 +26,31 @@ pub fn ccg_bind(dc: &SambaDc, value: &str) -> Result<(), String> {
     }
 }
 
-/// A CCG-like client looping until dropped: attempts and failures.
-pub struct CcgLoop {
-    pub attempts: Arc<AtomicU64>,
-    pub failures: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<Vec<String>>>,
-}
+/// A CCG-like client in a loop for the whole of a test (`testkit::ccg`): each attempt is one
+/// container start — read the secret, split it as the plugin does, bind as that user over LDAPS,
+/// read and decode the gMSA's `msDS-ManagedPassword`, and, with `kinit` installed, get a TGT as
+/// the gMSA.
+pub struct CcgLoop(testkit::ccg::CcgLoop);
 
 impl CcgLoop {
-    pub fn start(dc: &'static SambaDc, read_value: impl Fn() -> Option<String> + Send + 'static) -> CcgLoop {
-        let (attempts, failures, stop) =
-            (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
-        let (a, f, s) = (attempts.clone(), failures.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let mut errors = Vec::new();
-            while !s.load(Ordering::SeqCst) {
-                let Some(value) = read_value() else {
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                };
-                a.fetch_add(1, Ordering::SeqCst);
-                if let Err(err) = ccg_bind(dc, &value) {
-                    f.fetch_add(1, Ordering::SeqCst);
-                    errors.push(err);
-                }
-            }
-            errors
-        });
-        CcgLoop { attempts, failures, stop, thread: Some(thread) }
+    /// Starts the loop (inside a Tokio runtime) for gMSA `gmsa` (without `$`) of `dc`, reading the
+    /// secret with `read_value`.
+    pub fn start(
+        dc: &'static SambaDc,
+        gmsa: &str,
+        read_value: impl Fn() -> Option<String> + Send + Sync + 'static,
+    ) -> CcgLoop {
+        let source: testkit::ccg::SecretSource =
+            Arc::new(move || read_value().map(gmsa::SecretString::new).ok_or_else(|| "no secret yet".to_string()));
+        let account = ad::AccountName::gmsa(gmsa).expect("a gMSA name");
+        let client =
+            testkit::ccg::CcgClient::new(source, dc.ldaps_url(), dc.ca_cert_path(), account, dc.realm(), "127.0.0.1")
+                .expect("a CCG-like client");
+        CcgLoop(Arc::new(client).spawn_loop(Duration::from_millis(100)))
     }
 
-    /// Stops the loop: (attempts, failures, the failures' messages).
-    pub fn finish(mut self) -> (u64, u64, Vec<String>) {
-        self.stop.store(true, Ordering::SeqCst);
-        let errors = self.thread.take().map(|thread| thread.join().unwrap_or_default()).unwrap_or_default();
-        (self.attempts.load(Ordering::SeqCst), self.failures.load(Ordering::SeqCst), errors)
+    /// Stops the loop: attempts, failures (with the first few), and how many got a TGT.
+    pub async fn finish(self) -> testkit::ccg::CcgStats {
+        self.0.stop().await
     }
 }

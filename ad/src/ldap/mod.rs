@@ -8,9 +8,9 @@
 
 mod accounts;
 mod facts;
-mod policy;
 mod managed;
 mod pdc;
+mod policy;
 mod session;
 mod teardown;
 

@@ -21,7 +21,9 @@ fn azure_error(err: azure::Error) -> RotationError {
 
 fn ad_error(err: ad::AdError) -> RotationError {
     let code = match &err {
-        ad::AdError::WriteRefused { rule, .. } => return RotationError::new(format!("ad_write_refused_{}", rule.code()), bus::chain(&err)),
+        ad::AdError::WriteRefused { rule, .. } => {
+            return RotationError::new(format!("ad_write_refused_{}", rule.code()), bus::chain(&err));
+        }
         ad::AdError::WrongObjectClass { .. } => "wrong_object_class",
         ad::AdError::Name(_) => "invalid_name",
         ad::AdError::RotationNotConfirmed { .. } => "rotation_not_confirmed",

@@ -87,7 +87,7 @@ strategy:
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     let vault_id = world.vault_id.clone();
     let for_loop = world.clone();
-    let ccg = CcgLoop::start(dc, move || for_loop.azure.secret_value(&vault_id, "GMSADomainUserCred", None));
+    let ccg = CcgLoop::start(dc, &gmsa, move || for_loop.azure.secret_value(&vault_id, "GMSADomainUserCred", None));
 
     let mut expected_user = format!("{user}-b");
     for point in ["after-reset", "after-write", "after-rollout-start"] {
@@ -148,7 +148,9 @@ strategy:
         assert!(value.contains(&format!("\\{expected_user}:")), "{point}: Key Vault names {expected_user}");
         expected_user = if expected_user == user { format!("{user}-b") } else { user.clone() };
     }
-    let (attempts, failures, errors) = ccg.finish();
+    let stats = ccg.finish().await;
+    let (attempts, failures, errors) = (stats.attempts, stats.failures, stats.first_failures.clone());
+    eprintln!("CCG-like client: {} attempts got a TGT as the gMSA", stats.kerberos);
     eprintln!("CCG-like client: {attempts} attempts, {failures} failures over three interrupted rotations");
     assert!(attempts > 10, "{attempts}");
     assert_eq!(failures, 0, "{errors:?}");

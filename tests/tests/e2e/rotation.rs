@@ -204,7 +204,7 @@ async fn two_rotations_of_fifty_clusters_sharing_a_vault_write_one_version_each_
     assert!(!dc.ldbsearch(&dc.base_dn(), "sub", &format!("(sAMAccountName={standby})"), &["dn"]).unwrap().is_empty());
     let world = fleet.world.clone();
     let id_for_loop = id.clone();
-    let ccg = CcgLoop::start(dc, move || world.azure.secret_value(&id_for_loop, "GMSADomainUserCred", None));
+    let ccg = CcgLoop::start(dc, &gmsa, move || world.azure.secret_value(&id_for_loop, "GMSADomainUserCred", None));
 
     let versions_before = fleet.world.azure.secret_versions(&id, "GMSADomainUserCred").len();
     let run = start_run(fleet.bus()).await;
@@ -242,9 +242,11 @@ async fn two_rotations_of_fifty_clusters_sharing_a_vault_write_one_version_each_
     };
     assert_eq!(history.len(), 2);
 
-    let (attempts, failures, errors) = ccg.finish();
+    let stats = ccg.finish().await;
+    let (attempts, failures, errors) = (stats.attempts, stats.failures, stats.first_failures.clone());
+    eprintln!("CCG-like client: {} attempts got a TGT as the gMSA", stats.kerberos);
     eprintln!("CCG-like client: {attempts} attempts, {failures} failures over two rotations");
-    assert!(attempts >= 10, "the client ran during the rotations ({attempts} attempts)");
+    assert!(attempts >= 4, "the client ran during the rotations ({attempts} attempts)");
     assert_eq!(failures, 0, "{errors:?}");
     // No password on the bus: not in a command, result, rollout log entry or the rotation record.
     let passwords: Vec<String> =
@@ -433,7 +435,7 @@ async fn a_canary_that_cannot_read_the_new_version_halts_the_rotation_before_wav
     let id = world.vault_id.clone();
     let world = Arc::new(world);
     let for_loop = world.clone();
-    let ccg = CcgLoop::start(dc, move || for_loop.azure.secret_value(&id, "GMSADomainUserCred", None));
+    let ccg = CcgLoop::start(dc, &gmsa, move || for_loop.azure.secret_value(&id, "GMSADomainUserCred", None));
 
     let run = start_run(bus).await;
     let finished = wait_finished(bus, &run).await;
@@ -480,7 +482,9 @@ async fn a_canary_that_cannot_read_the_new_version_halts_the_rotation_before_wav
     // A second rollback has nothing to undo.
     let again = rotate(bus, RotateRequest::Rollback { requested_by: None }).await;
     assert!(matches!(&again, RotateReply::Refused { code, .. } if code == "nothing_to_roll_back"), "{again:?}");
-    let (attempts, failures, errors) = ccg.finish();
+    let stats = ccg.finish().await;
+    let (attempts, failures, errors) = (stats.attempts, stats.failures, stats.first_failures.clone());
+    eprintln!("CCG-like client: {} attempts got a TGT as the gMSA", stats.kerberos);
     eprintln!("CCG-like client: {attempts} attempts, {failures} failures during the halted rotation and its rollback");
     assert!(attempts > 0);
     assert_eq!(failures, 0, "{errors:?}");
