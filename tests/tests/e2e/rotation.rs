@@ -482,6 +482,26 @@ async fn a_canary_that_cannot_read_the_new_version_halts_the_rotation_before_wav
     // A second rollback has nothing to undo.
     let again = rotate(bus, RotateRequest::Rollback { requested_by: None }).await;
     assert!(matches!(&again, RotateReply::Refused { code, .. } if code == "nothing_to_roll_back"), "{again:?}");
+    // Every cluster's diagnostics archive after the rotation holds none of the passwords.
+    let diagnose = proto::Command::CollectDiagnostics(proto::command::CollectDiagnostics {
+        spec_name: "aks-gmsa-spec".into(),
+        owner: "default".into(),
+        recent_results: 20,
+    });
+    let (_, states) = tests::fleet::run_and_follow(bus, diagnose, "", WAIT, |_| {}).await.unwrap();
+    assert_eq!(states.len(), 3);
+    for (target, _) in &states {
+        let bytes = bus::results::fetch_artifact(bus, &target.cluster, target.command_id.as_str())
+            .await
+            .unwrap()
+            .expect("archive stored");
+        let files = gmsa::archive::untar(&bytes).unwrap();
+        let all: String = files.iter().map(|(_, content)| String::from_utf8_lossy(content).into_owned()).collect();
+        for secret in [&value, &restored] {
+            let password = secret.split_once(':').unwrap().1;
+            assert!(!all.contains(password), "{}: the archive holds a password", target.cluster);
+        }
+    }
     let stats = ccg.finish().await;
     let (attempts, failures, errors) = (stats.attempts, stats.failures, stats.first_failures.clone());
     eprintln!("CCG-like client: {} attempts got a TGT as the gMSA", stats.kerberos);
