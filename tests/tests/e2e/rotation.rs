@@ -546,3 +546,33 @@ async fn a_full_rotation_logs_no_password_at_trace() {
     }
     eprintln!("scanned {} bytes of TRACE logs", logs.len());
 }
+
+/// The rotation never resets an account gmsa-fleet did not create for the credential: with the
+/// standby user pointed at the domain's Administrator, the run fails before any write, with the
+/// guard's code, Key Vault is untouched and Administrator's password still binds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_user_that_gmsa_fleet_did_not_create_is_never_reset() {
+    let _dc_writer = super::support::SHARED_DC_WRITERS.lock().await;
+    let fleet = Fleet::start("rog", 1, None).await;
+    let dc = SambaDc::shared();
+    let (user, gmsa, vault) = (unique_name("rga"), unique_name("rgg"), format!("kv{}", unique_name("g")));
+    let mut file = setup_file(dc, &user, &gmsa, &vault, "", "  stages:\n    - {name: all}");
+    if let Some(central) = file.setup.central.as_mut() {
+        central.standby_user = Some("Administrator".into());
+    }
+    fleet.setup(file).await;
+    let id = vault_id(&vault);
+    let versions = fleet.world.azure.secret_versions(&id, "GMSADomainUserCred").len();
+    let run = start_run(fleet.bus()).await;
+    let finished = wait_finished(fleet.bus(), &run).await;
+    let RunPhase::Failed { code, message } = &finished.phase else { panic!("{finished:#?}") };
+    assert_eq!(code, "ad_write_refused_built_in_account", "{message}");
+    assert!(message.contains("Administrator"), "the refusal names the account: {message}");
+    assert_eq!((finished.resets, finished.writes), (0, 0));
+    assert_eq!(fleet.world.azure.secret_versions(&id, "GMSADomainUserCred").len(), versions, "Key Vault untouched");
+    let record = record(fleet.bus()).await;
+    assert_eq!(record.active_user.as_deref(), Some(user.as_str()), "A stays active");
+    let admin = format!("{}\\Administrator:{}", dc.netbios_domain(), dc.admin_password());
+    ccg_bind(dc, &admin).expect("Administrator's password is unchanged");
+    fleet.stop().await;
+}
