@@ -16,6 +16,9 @@ use kube::{Client, Config};
 use kubesim::{ClusterSeed, GmsaCrd, InjectedEvent, KubeSim, SimCluster};
 use serde_json::{Value, json};
 
+#[path = "api/kubectl.rs"]
+mod kubectl;
+
 async fn mk_client(cluster: &SimCluster) -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let kubeconfig = Kubeconfig::from_yaml(&cluster.kubeconfig_yaml()).unwrap();
