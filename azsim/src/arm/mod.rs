@@ -91,13 +91,14 @@ async fn handle(
     {
         return token_endpoint::handle(&shared, tenant, &body).await;
     }
+    // The name the client used (HTTP/1.1 `Host`, HTTP/2 `:authority`).
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| uri.authority().map(|authority| authority.to_string()))
+        .unwrap_or_default();
     if method == Method::GET {
-        let host = headers
-            .get(axum::http::header::HOST)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| uri.authority().map(|authority| authority.to_string()))
-            .unwrap_or_default();
         // Entra's discovery documents, next to the token endpoint.
         match segments.as_slice() {
             [tenant, "v2.0", well_known, configuration] | [tenant, well_known, configuration, ..]
@@ -119,7 +120,7 @@ async fn handle(
     }
     let query = parse_form(uri.query().unwrap_or_default());
     let request_id = shared.lock().new_guid();
-    let result = serve_arm(&shared, &method, &segments, query, &headers, &body).await;
+    let result = serve_arm(&shared, &method, &segments, query, &headers, &host, &body).await;
     into_response(result, &request_id)
 }
 
@@ -129,6 +130,7 @@ async fn serve_arm(
     segments: &[&str],
     query: Vec<(String, String)>,
     headers: &HeaderMap,
+    host: &str,
     body: &[u8],
 ) -> ArmResult {
     // ARM authenticates before it looks at the path or the api-version: a request without a
@@ -215,9 +217,7 @@ async fn serve_arm(
     }
 
     // Operation URLs name the endpoint the client used: Azure's own through the proxy.
-    let via_proxy = headers.get(axum::http::header::HOST).and_then(|value| value.to_str().ok()).is_some_and(|host| {
-        host.split(':').next().is_some_and(|name| name.eq_ignore_ascii_case(crate::proxy::ARM_HOST))
-    });
+    let via_proxy = host.split(':').next().is_some_and(|name| name.eq_ignore_ascii_case(crate::proxy::ARM_HOST));
     let public_endpoint = format!("https://{}", crate::proxy::ARM_HOST);
     let arm_endpoint = if via_proxy { public_endpoint.as_str() } else { shared.arm_endpoint.as_str() };
     let request = ArmRequest { method, api_version, headers, body, query, caller, arm_endpoint };
