@@ -223,10 +223,10 @@ impl ApiError {
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": self.to_string(), "reason": self.reason(), "code": self.code(),
         });
-        if self.reason().is_empty() {
-            if let Some(map) = status.as_object_mut() {
-                map.remove("reason");
-            }
+        if self.reason().is_empty()
+            && let Some(map) = status.as_object_mut()
+        {
+            map.remove("reason");
         }
         let details = match self {
             Self::NotFound(subject) | Self::AlreadyExists(subject) | Self::Conflict { subject, .. } => {

@@ -103,13 +103,23 @@ async fn serve(
     let segments: Vec<&str> = uri.path().split('/').filter(|segment| !segment.is_empty()).collect();
     let query = parse_form(uri.query().unwrap_or_default());
     let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    // The challenge names Entra by the host the client can reach: Azure's own through the
+    // proxy (the client used `<vault>.vault.azure.net`), the simulator's loopback otherwise.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| uri.authority().map(|authority| authority.to_string()))
+        .unwrap_or_default();
+    let via_proxy =
+        host.split(':').next().is_some_and(|name| name.to_ascii_lowercase().ends_with(crate::proxy::VAULT_SUFFIX));
+    let authority =
+        if via_proxy { format!("https://{}", crate::proxy::LOGIN_HOST) } else { shared.arm_endpoint.clone() };
     let claims = {
         let state = shared.lock();
-        let challenge = format!(
-            "Bearer authorization=\"{}/{}\", resource=\"https://vault.azure.net\"",
-            shared.arm_endpoint, state.tenant_id
-        );
-        let claims = match token_endpoint::validate(&state, authorization, &VAULT_AUDIENCES) {
+        let challenge =
+            format!("Bearer authorization=\"{authority}/{}\", resource=\"https://vault.azure.net\"", state.tenant_id);
+        match token_endpoint::validate(&state, authorization, &VAULT_AUDIENCES) {
             Ok(claims) => claims,
             Err(error) => {
                 let message = match error {
@@ -124,8 +134,7 @@ async fn serve(
                 answer.headers.push(("www-authenticate", challenge));
                 return answer;
             }
-        };
-        claims
+        }
     };
     // Key Vault authenticates first: the challenge comes before any other answer.
     let api_version = query.iter().find(|(key, _)| key == "api-version").map(|(_, value)| value.clone());
