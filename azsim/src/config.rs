@@ -8,6 +8,8 @@ use std::time::Duration;
 pub enum Operation {
     /// `POST /{tenant}/oauth2/v2.0/token`.
     Token,
+    /// `GET /subscriptions[/{s}]`, `GET /tenants`, `GET /subscriptions/{s}/resources`.
+    SubscriptionRead,
     /// `GET .../managedClusters/{name}`.
     ClusterGet,
     /// `PUT .../managedClusters/{name}`.
@@ -218,6 +220,10 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Lifetime of issued access tokens.
     pub token_lifetime: Duration,
+    /// Whether vaults are named by their DNS names (`vaultUri` = `https://<vault>.vault.azure.net/`,
+    /// reached through [`crate::AzureSim::https_proxy`]) rather than by `https://127.0.0.1:<port>/`.
+    /// With DNS names every client can keep Key Vault's challenge-resource check on.
+    pub vault_dns_names: bool,
 }
 
 impl Default for SimConfig {
@@ -230,6 +236,7 @@ impl Default for SimConfig {
             seed: 1,
             faults: Faults::default(),
             token_lifetime: Duration::from_secs(3600),
+            vault_dns_names: false,
         }
     }
 }

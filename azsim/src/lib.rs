@@ -27,14 +27,23 @@
 //!   Workload identity's client assertion is accepted for [`AzureSim::add_federated_principal`].
 //! - **ARM**: use [`AzureSim::arm_endpoint`] as the management endpoint, audience/scope
 //!   `https://management.azure.com/.default`.
-//! - **Key Vault**: each vault's `properties.vaultUri` is `https://127.0.0.1:<port>/`. The first
-//!   request without a token gets the real 401 challenge
-//!   (`WWW-Authenticate: Bearer authorization="<authority>/<tenant>", resource="https://vault.azure.net"`).
-//!   azure_security_keyvault_secrets 1.x verifies that the request host ends with
-//!   `.` + the challenge resource's host (`.vault.azure.net`), which a loopback address never does:
-//!   create the `SecretClient` with `SecretClientOptions { verify_challenge_resource: Some(false), .. }`
-//!   against the simulator (keep the default, `true`, against Azure). The SDK's default
-//!   api-version (`2025-07-01`) and 7.4–7.6 are accepted.
+//! - **Key Vault**: each vault's `properties.vaultUri` is `https://127.0.0.1:<port>/`, or with
+//!   [`SimConfig::vault_dns_names`] `https://<vault>.vault.azure.net/`. The first request without
+//!   a token gets the real 401 challenge
+//!   (`WWW-Authenticate: Bearer authorization="<authority>/<tenant>", resource="https://vault.azure.net"`),
+//!   before any other check. Key Vault SDKs verify that the request host ends with `.` + the
+//!   challenge resource's host (`.vault.azure.net`), which a loopback address never does: reach
+//!   vaults by their DNS names through the proxy below and keep that check on, or (loopback
+//!   `vaultUri`) create the Rust `SecretClient` with `verify_challenge_resource: Some(false)`.
+//!   Data-plane api-versions `7.0` … `7.6` and `2025-07-01` … `2026-04-01` are accepted.
+//! - **Azure's host names**: [`AzureSim::https_proxy`] is an HTTPS (`CONNECT`) proxy for
+//!   `HTTPS_PROXY` through which `management.azure.com`, `login.microsoftonline.com` and
+//!   `<vault>.vault.azure.net` reach the simulator; the listeners' certificate carries those
+//!   names. With it and the CA in `REQUESTS_CA_BUNDLE`, the Azure CLI and the Python SDKs run
+//!   unconfigured (tests/wire/official_clients.rs).
+//! - **Entra discovery**: `GET /{tenant}/v2.0/.well-known/openid-configuration` (MSAL and
+//!   azure-identity fetch it first) and `GET /common/discovery/instance`, on the token
+//!   endpoint's listener, naming the host the client used.
 //!
 //! # Public API (all on [`AzureSim`])
 //! - start/stop: [`AzureSim::start`]`(`[`SimConfig`]`)`; dropping the handle stops every listener.
@@ -58,12 +67,18 @@
 //!   "teardown leaves exactly what existed before setup"; see its docs for what is normalized).
 //!
 //! # ARM behaviour a client can rely on
-//! - Paths and ids are case-insensitive; `api-version` is required (400
-//!   `MissingApiVersionParameter`) and must be one the provider registers (400
-//!   `NoRegisteredProviderFound`). Modelled versions: AKS `2024-09-01` (2023-08-01 … 2025-07-01
-//!   accepted), Key Vault management `2023-07-01` (2019-09-01 … 2024-11-01), Authorization
-//!   `2022-04-01`, Managed Identity `2023-01-31` (2018-11-30, 2024-11-30), Compute `2024-07-01`
-//!   (2023-03-01 … 2025-04-01). Key Vault data plane: 7.4, 7.5, 7.6, 2025-07-01.
+//! - Authentication comes first (401 with `WWW-Authenticate` whatever else is wrong). Paths and
+//!   ids are case-insensitive; `api-version` is required (400 `MissingApiVersionParameter`),
+//!   must be well-formed (400 `InvalidApiVersionParameter`) and accepted by rule (400
+//!   `NoRegisteredProviderFound` otherwise): every stable date from the oldest modelled version
+//!   through the newest today's SDKs and CLI send — AKS 2023-08-01 … 2026-08-01 (modelled on
+//!   2024-09-01), Key Vault management 2019-09-01 … 2026-05-15 (2023-07-01), Authorization
+//!   2022-04-01 … 2026-04-01 and two previews, Managed Identity 2018-11-30 … 2025-05-31,
+//!   Compute 2023-03-01 … 2026-04-01, Resource Manager's own 2015-11-01 … 2026-12-01. Fields a
+//!   newer version adds are kept as sent, not modelled.
+//! - Resource Manager reads: `GET /subscriptions`, `GET /subscriptions/{s}`, `GET /tenants`,
+//!   and `GET /subscriptions/{s}/resources` with `$filter` on `resourceType` and `name` (`eq`,
+//!   `and`; 400 `InvalidFilterInQueryString` for anything else).
 //! - Every error is `{"error":{"code","message"}}` with the service's code; every answer carries
 //!   `x-ms-request-id`. 401 without/with a bad management token, 404 `SubscriptionNotFound`,
 //!   `ResourceGroupNotFound`, `ResourceNotFound`.
@@ -101,6 +116,7 @@ mod config;
 mod faults;
 mod keyvault;
 mod mutations;
+mod proxy;
 mod rng;
 mod roles;
 mod seed;

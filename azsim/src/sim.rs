@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) tls: Tls,
     /// `https://127.0.0.1:<port>` of the ARM + Entra listener.
     pub(crate) arm_endpoint: String,
+    /// `http://127.0.0.1:<port>` of the HTTPS (CONNECT) proxy that serves Azure's host names.
+    pub(crate) https_proxy: String,
     /// Abort handles of every listener task: `AzureSim::drop` aborts them, which also breaks the
     /// `Arc<Shared>` cycle (tasks hold the `Arc`).
     pub(crate) tasks: Mutex<Vec<AbortHandle>>,
@@ -94,15 +96,20 @@ impl AzureSim {
         let tls = Tls::generate()?;
         let listener = tls::bind_loopback().await?;
         let port = listener.local_addr().map_err(TlsError::Bind)?.port();
+        let proxy_listener = tls::bind_loopback().await?;
+        let proxy_port = proxy_listener.local_addr().map_err(TlsError::Bind)?.port();
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(&config)),
             tls,
             arm_endpoint: format!("https://127.0.0.1:{port}"),
+            https_proxy: format!("http://127.0.0.1:{proxy_port}"),
             tasks: Mutex::new(Vec::new()),
         });
         let router = arm::router(shared.clone());
         let task = tokio::spawn(tls::serve(listener, shared.tls.acceptor.clone(), router));
         shared.track(task.abort_handle());
+        let proxy = tokio::spawn(crate::proxy::serve(shared.clone(), proxy_listener, port));
+        shared.track(proxy.abort_handle());
         tracing::info!(endpoint = %shared.arm_endpoint, "azsim started");
         Ok(AzureSim { shared })
     }
@@ -115,6 +122,13 @@ impl AzureSim {
     /// Entra authority host (same listener as ARM), `https://127.0.0.1:<port>/`.
     pub fn authority_host(&self) -> String {
         format!("{}/", self.shared.arm_endpoint)
+    }
+
+    /// `http://127.0.0.1:<port>`: an HTTPS proxy (for `HTTPS_PROXY`) through which
+    /// `https://management.azure.com`, `https://login.microsoftonline.com` and
+    /// `https://<vault>.vault.azure.net` reach this simulator, with certificates for those names.
+    pub fn https_proxy(&self) -> String {
+        self.shared.https_proxy.clone()
     }
 
     /// PEM of the CA that signed every listener's certificate.

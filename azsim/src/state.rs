@@ -52,6 +52,9 @@ pub(crate) struct Vault {
     /// Other `properties` the client set, echoed back.
     pub(crate) extra_properties: serde_json::Map<String, Value>,
     pub(crate) vault_uri: String,
+    /// The loopback port of the vault's data-plane listener (what the HTTPS proxy connects
+    /// `<vault>.vault.azure.net` to).
+    pub(crate) port: u16,
 }
 
 /// A role assignment (roleAssignments 2022-04-01 `RoleAssignmentProperties`).
@@ -137,6 +140,8 @@ pub(crate) struct DeletedSecret {
 pub(crate) struct State {
     pub(crate) tenant_id: String,
     pub(crate) location: String,
+    /// [`SimConfig::vault_dns_names`].
+    pub(crate) vault_dns_names: bool,
     pub(crate) lro_duration: Duration,
     pub(crate) lro_retry_after_secs: u64,
     pub(crate) token_lifetime: Duration,
@@ -166,10 +171,20 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// The `vaultUri` of a vault served on `port`.
+    pub(crate) fn vault_uri(&self, name: &str, port: u16) -> String {
+        if self.vault_dns_names {
+            format!("https://{}.vault.azure.net/", name.to_ascii_lowercase())
+        } else {
+            format!("https://127.0.0.1:{port}/")
+        }
+    }
+
     pub(crate) fn new(config: &SimConfig) -> Self {
         State {
             tenant_id: config.tenant_id.clone(),
             location: config.location.clone(),
+            vault_dns_names: config.vault_dns_names,
             lro_duration: config.lro_duration,
             lro_retry_after_secs: config.lro_retry_after_secs,
             token_lifetime: config.token_lifetime,

@@ -1,5 +1,6 @@
 //! HTTPS for the simulator: a throwaway CA and a server certificate for `127.0.0.1`/`localhost`
-//! generated at start (rcgen on ring), and the accept loop that serves an axum router over
+//! and Azure's host names (`management.azure.com`, `login.microsoftonline.com`,
+//! `*.vault.azure.net`, for clients that come through the `proxy`) generated at start (rcgen on ring), and the accept loop that serves an axum router over
 //! tokio-rustls + hyper-util on one loopback listener.
 
 use std::sync::Arc;
@@ -56,7 +57,16 @@ impl Tls {
         let ca_cert = ca_params.self_signed(&ca_key).map_err(ca_error)?;
         let issuer = Issuer::from_params(&ca_params, &ca_key);
 
-        let names = vec!["127.0.0.1".to_string(), "::1".to_string(), "localhost".to_string()];
+        // Loopback for direct use, and Azure's own names for clients that come through the
+        // simulator's HTTPS proxy (`proxy`).
+        let names = vec![
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+            "localhost".to_string(),
+            crate::proxy::ARM_HOST.to_string(),
+            crate::proxy::LOGIN_HOST.to_string(),
+            format!("*{}", crate::proxy::VAULT_SUFFIX),
+        ];
         let mut server_params = CertificateParams::new(names).map_err(server_error)?;
         server_params.distinguished_name.push(DnType::CommonName, "azsim");
         let server_key = KeyPair::generate().map_err(server_error)?;

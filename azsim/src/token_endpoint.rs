@@ -13,6 +13,59 @@ use crate::sim::Shared;
 use crate::state::{State, rfc3339};
 use crate::token::{self, Claims, TokenError};
 
+/// `GET /{tenant}/v2.0/.well-known/openid-configuration` (and the v1 path without `v2.0`): the
+/// Entra discovery document MSAL and azure-identity fetch before their first token request,
+/// its endpoints on `host` (the name the client used: `127.0.0.1:<port>` directly, or
+/// `login.microsoftonline.com` through the proxy). `common`/`organizations` answer with
+/// Entra's `{tenantid}` placeholder; another tenant gets AADSTS90002.
+pub(crate) fn openid_configuration(state: &State, host: &str, tenant: &str) -> Response {
+    let known = tenant.eq_ignore_ascii_case(&state.tenant_id);
+    let multi = ["common", "organizations"].iter().any(|name| tenant.eq_ignore_ascii_case(name));
+    if !known && !multi {
+        let body = json!({"error": "invalid_tenant", "error_description": format!("AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."), "error_codes": [90002]});
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
+    let issuer_tenant = if known { state.tenant_id.clone() } else { "{tenantid}".to_string() };
+    let base = format!("https://{host}/{tenant}");
+    let body = json!({
+        "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": format!("https://{host}/{tenant}/discovery/v2.0/keys"),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": format!("https://{host}/{issuer_tenant}/v2.0"),
+        "request_uri_parameter_supported": false,
+        "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
+        "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+        "device_authorization_endpoint": format!("{base}/oauth2/v2.0/devicecode"),
+        "http_logout_supported": true,
+        "frontchannel_logout_supported": true,
+        "end_session_endpoint": format!("{base}/oauth2/v2.0/logout"),
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "nonce", "tid", "ver", "oid"],
+        "kerberos_endpoint": format!("{base}/kerberos"),
+        "tenant_region_scope": "EU",
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
+        "rbac_url": "https://pas.windows.net",
+    });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// `GET /common/discovery/instance`: Entra's instance-discovery answer, naming `host` as the
+/// one alias of itself (MSAL asks before trusting an authority it does not know).
+pub(crate) fn instance_discovery(host: &str, tenant: &str) -> Response {
+    let body = json!({
+        "tenant_discovery_endpoint": format!("https://{host}/{tenant}/v2.0/.well-known/openid-configuration"),
+        "api-version": "1.1",
+        "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+    });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
 /// Mints a token for `object_id`/`client_id` with `audience` and remembers its `jti`.
 pub(crate) fn issue(state: &mut State, object_id: &str, client_id: &str, audience: &str) -> String {
     let now = OffsetDateTime::now_utc().unix_timestamp();

@@ -159,6 +159,53 @@ mod arm_clusters {
     }
 
     #[tokio::test]
+    async fn authentication_comes_before_the_api_version_on_arm_and_key_vault() {
+        let fixture = mk_fixture(mk_config()).await;
+        let cluster = fixture.mk_cluster("aks1");
+        for query in ["api-version=1999-01-01", "api-version=bogus", ""] {
+            let url = format!("{}{}?{query}", fixture.sim.arm_endpoint(), cluster.id);
+            let (status, headers, body) = fixture.call(Method::GET, &url, None, None).await;
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("AuthenticationFailed"))
+            );
+            assert!(headers.contains_key("www-authenticate"), "{query}");
+        }
+        let (status, _, body) = fixture.arm(Method::GET, &cluster_url(&cluster, "api-version=2024-9-1"), None).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("InvalidApiVersionParameter"))
+        );
+        let vault = fixture.sim.add_vault(SUBSCRIPTION, "rg1", "kv1", VaultSeed::default()).await.expect("vault");
+        let url = format!("{}secrets/s?api-version=1.0", vault.vault_uri);
+        let (status, headers, _) = fixture.call(Method::GET, &url, None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let challenge = headers["www-authenticate"].to_str().expect("challenge");
+        assert!(challenge.contains("resource=\"https://vault.azure.net\""), "{challenge}");
+    }
+
+    #[tokio::test]
+    async fn entra_discovery_and_subscription_reads_answer_as_azure_does() {
+        let fixture = mk_fixture(mk_config()).await;
+        let cluster = fixture.mk_cluster("aks1");
+        let tenant = fixture.sim.tenant_id();
+        let url = format!("{}{tenant}/v2.0/.well-known/openid-configuration", fixture.sim.authority_host());
+        let (status, _, body) = fixture.call(Method::GET, &url, None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["token_endpoint"], format!("{}{tenant}/oauth2/v2.0/token", fixture.sim.authority_host()));
+        let url = format!("{}not-a-tenant/v2.0/.well-known/openid-configuration", fixture.sim.authority_host());
+        assert_eq!(fixture.call(Method::GET, &url, None, None).await.0, StatusCode::BAD_REQUEST);
+        let (status, _, body) = fixture.arm(Method::GET, "/subscriptions?api-version=2022-12-01", None).await;
+        assert_eq!((status, body["value"][0]["subscriptionId"].as_str()), (StatusCode::OK, Some(SUBSCRIPTION)));
+        let filter = "$filter=resourceType%20eq%20%27Microsoft.ContainerService%2FmanagedClusters%27%20and%20name%20eq%20%27AKS1%27";
+        let path = format!("/subscriptions/{SUBSCRIPTION}/resources?{filter}&api-version=2015-11-01");
+        let (status, _, body) = fixture.arm(Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["value"].as_array().map(Vec::len), Some(1));
+        assert_eq!(body["value"][0]["id"], cluster.id);
+    }
+
+    #[tokio::test]
     async fn put_runs_a_long_running_operation_with_etag_and_conflict() {
         let fixture = mk_fixture(mk_config()).await;
         let cluster = fixture.mk_cluster("aks1");
@@ -778,3 +825,6 @@ mod official_sdk {
         assert!(format!("{error:?}").contains("doesn't match"), "{error:?}");
     }
 }
+
+#[path = "wire/official_clients.rs"]
+mod official_clients;

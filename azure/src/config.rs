@@ -112,9 +112,12 @@ pub struct AzureConfig {
     pub credential: CredentialConfig,
     /// Extra PEM root certificate(s) to trust, merged with the system roots (the simulator's CA).
     pub extra_ca_pem: Option<String>,
+    /// An HTTPS proxy every request goes through (`http://host:port`, HTTP `CONNECT`): a
+    /// corporate egress proxy, or the simulator's, which serves Azure's own host names.
+    pub https_proxy: Option<String>,
     /// Whether the Key Vault client requires the challenge's resource to match the vault's
-    /// domain (`SecretClientOptions::verify_challenge_resource`). Keep `true` against Azure;
-    /// the simulator serves vaults on `127.0.0.1`, which cannot match `vault.azure.net`.
+    /// domain (`SecretClientOptions::verify_challenge_resource`). Keep `true`: the simulator
+    /// serves vaults by their `.vault.azure.net` names too (through its proxy).
     pub verify_challenge_resource: bool,
     /// Retry, backoff and per-try timeout.
     pub retry: RetrySettings,
@@ -135,6 +138,7 @@ impl AzureConfig {
             authority_host: None,
             credential,
             extra_ca_pem: None,
+            https_proxy: None,
             verify_challenge_resource: true,
             retry: RetrySettings::default(),
             lro_poll_interval: Duration::from_secs(10),
@@ -167,6 +171,9 @@ pub struct AzureSection {
     /// A PEM file of extra trusted CAs (a private cloud, or the simulator).
     #[serde(default)]
     pub extra_ca_file: Option<PathBuf>,
+    /// An HTTPS proxy for every request (`http://host:port`).
+    #[serde(default)]
+    pub https_proxy: Option<String>,
     /// Key Vault's challenge-resource check; keep `true` against Azure.
     #[serde(default = "yes")]
     pub verify_challenge_resource: bool,
@@ -252,6 +259,7 @@ impl AzureSection {
         config.arm_audience = self.arm_audience.clone();
         config.authority_host = self.authority_host.clone();
         config.verify_challenge_resource = self.verify_challenge_resource;
+        config.https_proxy = self.https_proxy.clone();
         if let Some(path) = &self.extra_ca_file {
             let pem = std::fs::read_to_string(path).map_err(|err| SectionError {
                 field: "extra_ca_file",
@@ -278,6 +286,12 @@ pub(crate) fn build_http_client(config: &AzureConfig) -> Result<Arc<reqwest::Cli
             return Err(Error::new(Operation::Connect, "extra_ca_pem", ErrorKind::Config, "no certificate in PEM"));
         }
         builder = builder.tls_certs_merge(certificates);
+    }
+    if let Some(proxy) = &config.https_proxy {
+        let proxy = reqwest::Proxy::https(proxy).map_err(|error| {
+            Error::new(Operation::Connect, "https_proxy", ErrorKind::Config, format!("unusable proxy URL: {error}"))
+        })?;
+        builder = builder.proxy(proxy);
     }
     let client = builder.build().map_err(|error| {
         Error::new(

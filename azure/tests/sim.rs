@@ -49,12 +49,12 @@ fn mk_config(sim: &AzureSim) -> AzureConfig {
         client_id: AGENT_CLIENT_ID.to_string(),
         secret: SecretString::new(AGENT_SECRET),
     };
+    // Public-cloud defaults (management.azure.com, login.microsoftonline.com, vaults by their
+    // .vault.azure.net names, the challenge-resource check on), reached through the
+    // simulator's proxy, which serves those names with certificates from its CA.
     let mut config = AzureConfig::new(credential);
-    config.arm_endpoint = sim.arm_endpoint();
-    config.arm_audience = Some(azure::PUBLIC_ARM_ENDPOINT.to_string());
-    config.authority_host = Some(sim.authority_host());
     config.extra_ca_pem = Some(sim.ca_pem());
-    config.verify_challenge_resource = false;
+    config.https_proxy = Some(sim.https_proxy());
     config.retry = mk_retry();
     config.lro_poll_interval = Duration::from_millis(200);
     config.lro_timeout = Duration::from_secs(30);
@@ -63,7 +63,8 @@ fn mk_config(sim: &AzureSim) -> AzureConfig {
 
 async fn mk_world() -> World {
     install_ring();
-    let sim = AzureSim::start(SimConfig::default()).await.expect("simulator starts");
+    let sim =
+        AzureSim::start(SimConfig { vault_dns_names: true, ..SimConfig::default() }).await.expect("simulator starts");
     sim.add_service_principal(AGENT_CLIENT_ID, AGENT_SECRET, AGENT_OBJECT_ID);
     sim.add_resource_group(SUBSCRIPTION, RESOURCE_GROUP);
     let azure = Azure::connect(mk_config(&sim)).expect("adapter connects");
@@ -923,6 +924,7 @@ mod secret {
         let token = world.sim.issue_token(AGENT_OBJECT_ID, "https://vault.azure.net");
         let http = reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(world.sim.ca_pem().as_bytes()).unwrap()])
+            .proxy(reqwest::Proxy::https(world.sim.https_proxy()).unwrap())
             .build()
             .unwrap();
         let status = http.delete(&secret_url).bearer_auth(&token).send().await.unwrap().status();

@@ -435,6 +435,11 @@ mod verify {
         let report = cluster::verify(&client, &mk_verify_config()).await.unwrap();
         let WorkloadState::Failed { condition, message, .. } = &report.state else { panic!("{report:?}") };
         assert_eq!(condition, "ReplicaFailure=True", "{message}");
+        // The gMSA webhook's refusal, decided by RBAC: no binding grants `use` on the credspec.
+        assert!(
+            message.contains("admission webhook \"admission-webhook.windows-gmsa.sigs.k8s.io\" denied the request: service account \"default\" is not authorized to `use` gMSA cred spec \"aks-gmsa-spec\""),
+            "{message}"
+        );
         assert!(sim_cluster.get("Deployment", Some("default"), "gmsa-demo").is_none());
         assert!(sim_cluster.get("ConfigMap", Some("default"), "gmsa-demo").is_none());
     }

@@ -220,7 +220,11 @@ pub(crate) fn record_update(
     let new_fields = fields_of(&new_view, list_keys);
     let changed: FieldSet =
         new_fields.iter().filter(|path| value_at(&old_view, path) != value_at(&new_view, path)).cloned().collect();
-    let mut entries = old.map(entries_of).unwrap_or_default();
+    // managedFields written by the request replace the stored ones (kubectl's migration from
+    // client-side to server-side apply does this with a JSON patch); an empty list leaves them
+    // as they were, and `[{}]` (no valid entry) clears them, as documented for the API server.
+    let requested = new["metadata"]["managedFields"].as_array().is_some_and(|entries| !entries.is_empty());
+    let mut entries = if requested { entries_of(new) } else { old.map(entries_of).unwrap_or_default() };
     for entry in entries.iter_mut() {
         let keep_changed = entry.manager == manager && entry.operation == "Update";
         entry

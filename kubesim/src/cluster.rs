@@ -1,5 +1,5 @@
 //! The public handles: [`KubeSim`] owns many simulated clusters, each a [`SimCluster`] with its
-//! own HTTP listener on 127.0.0.1, its kubeconfig, and the out-of-band controls tests use to
+//! own HTTPS listener on 127.0.0.1 and CA, its kubeconfig, the bearer tokens of its users, and the out-of-band controls tests use to
 //! inspect state, edit behind the agent's back and remove gMSA preconditions.
 
 use std::collections::BTreeMap;
@@ -10,9 +10,12 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
+use crate::authn::TokenTable;
 use crate::out_of_band::InjectedEvent;
+use crate::rbac::{PRIVILEGED_GROUP, UserInfo};
 use crate::seed::{self, ClusterSeed, CorednsForward, GmsaCrd};
 use crate::store::{AuditEntry, Origin, Store, lock};
+use crate::tls::Tls;
 
 /// Failures of the simulator's own API (not of HTTP requests, which answer `v1.Status`).
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,13 @@ pub enum SimError {
     /// The store refused an out-of-band change the way the API server would.
     #[error("out-of-band {verb} of {kind} {name} rejected ({code} {reason}): {message}")]
     Rejected { verb: &'static str, kind: String, name: String, code: u16, reason: String, message: String },
+    /// Generating the cluster's CA or serving certificate failed.
+    #[error("setting up TLS for simulated cluster {cluster}: {source}")]
+    Tls {
+        cluster: String,
+        #[source]
+        source: crate::tls::TlsError,
+    },
     /// Writing the kubeconfig file failed.
     #[error("writing kubeconfig {path}: {source}")]
     WriteKubeconfig {
@@ -89,8 +99,12 @@ pub struct SimCluster {
 struct ClusterInner {
     name: String,
     address: SocketAddr,
-    /// Bearer token the server requires; random per cluster.
+    /// The admin's bearer token (user `masterclient` in `system:masters`); random per cluster.
     token: String,
+    /// Every accepted bearer token and its user (the admin's and those of [`SimCluster::add_token`]).
+    tokens: Arc<Mutex<TokenTable>>,
+    /// PEM of the cluster's CA, which signed the serving certificate.
+    ca_pem: String,
     store: Arc<Mutex<Store>>,
     /// The accept loop; aborted on drop so a finished test frees its port.
     server: JoinHandle<()>,
@@ -115,9 +129,14 @@ impl SimCluster {
             .await
             .map_err(|source| SimError::Bind { cluster: name.to_owned(), source })?;
         let address = listener.local_addr().map_err(|source| SimError::Bind { cluster: name.to_owned(), source })?;
+        let tls = Tls::generate().map_err(|source| SimError::Tls { cluster: name.to_owned(), source })?;
         let token = format!("kubesim-{}", uuid::Uuid::new_v4().simple());
-        let server = crate::server::spawn(listener, store.clone(), token.clone(), name.to_owned());
-        Ok(Self { inner: Arc::new(ClusterInner { name: name.to_owned(), address, token, store, server }) })
+        // AKS's admin credential: a client certificate for `masterclient` in `system:masters`.
+        let admin = UserInfo::new("masterclient", &[PRIVILEGED_GROUP]);
+        let tokens = Arc::new(Mutex::new(TokenTable::from([(token.clone(), admin)])));
+        let server = crate::server::spawn(listener, tls.acceptor, store.clone(), tokens.clone(), name.to_owned());
+        let inner = ClusterInner { name: name.to_owned(), address, token, tokens, ca_pem: tls.ca_pem, store, server };
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     /// The cluster's name.
@@ -125,23 +144,50 @@ impl SimCluster {
         &self.inner.name
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `https://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.inner.address)
+        format!("https://{}", self.inner.address)
     }
 
-    /// The bearer token the server accepts.
+    /// The admin's bearer token (a member of `system:masters`, allowed everything).
     pub fn token(&self) -> &str {
         &self.inner.token
     }
 
-    /// A kubeconfig with one cluster (plain http), one token user and a current context.
+    /// PEM of the CA that signed the cluster's serving certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.inner.ca_pem
+    }
+
+    /// Issues a bearer token for `user` in `groups` (plus `system:authenticated`), whose requests
+    /// RBAC then authorizes like any other user's.
+    pub fn add_token(&self, user: &str, groups: &[&str]) -> String {
+        let token = format!("kubesim-{}", uuid::Uuid::new_v4().simple());
+        lock(&self.inner.tokens).insert(token.clone(), UserInfo::new(user, groups));
+        token
+    }
+
+    /// Issues a token of the service account `namespace/name`, as the token request API would.
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> String {
+        let token = format!("kubesim-{}", uuid::Uuid::new_v4().simple());
+        lock(&self.inner.tokens).insert(token.clone(), UserInfo::service_account(namespace, name));
+        token
+    }
+
+    /// A kubeconfig with one cluster (https, the cluster's CA as `certificate-authority-data`),
+    /// the admin's token and a current context.
     pub fn kubeconfig_yaml(&self) -> String {
+        self.kubeconfig_with_token(&self.inner.token)
+    }
+
+    /// [`SimCluster::kubeconfig_yaml`] with another bearer token (one of [`SimCluster::add_token`]).
+    pub fn kubeconfig_with_token(&self, token: &str) -> String {
+        use base64::Engine as _;
         let name = &self.inner.name;
+        let ca_data = base64::engine::general_purpose::STANDARD.encode(self.inner.ca_pem.as_bytes());
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {url}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}-admin\n    namespace: default\ncurrent-context: {name}\nusers:\n- name: {name}-admin\n  user:\n    token: {token}\npreferences: {{}}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca_data}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}-admin\n    namespace: default\ncurrent-context: {name}\nusers:\n- name: {name}-admin\n  user:\n    token: {token}\npreferences: {{}}\n",
             url = self.url(),
-            token = self.inner.token,
         )
     }
 

@@ -1,5 +1,6 @@
 //! The simulator's stand-in for the Deployment controller, scheduler, kubelet and the gMSA
-//! admission webhook: after every write it decides, from the cluster's state, whether each
+//! admission webhook (its access review answered by the cluster's RBAC, its mutation inlining
+//! the credspec's content into the pods): after every write it decides, from the cluster's state, whether each
 //! Deployment's pods would run, and writes Deployment status, Pods and Events accordingly.
 //!
 //! A Deployment whose pod template names a gMSA credspec becomes available only if the gMSA
@@ -9,7 +10,9 @@
 
 use serde_json::{Value, json};
 
+use crate::rbac::{Policy, Request, UserInfo, policy_of};
 use crate::seed::GMSA_WEBHOOK_ENTRY;
+use crate::status::ApiError;
 use crate::store::{ObjectKey, Store, now_rfc3339};
 
 const DEPLOYMENT_ANNOTATION: &str = "kubesim.io/deployment";
@@ -28,10 +31,11 @@ pub(crate) enum Readiness {
 /// The parts of cluster state the decision reads.
 pub(crate) struct ClusterFacts<'a> {
     pub nodes: Vec<&'a Value>,
-    pub credspec_names: Vec<String>,
+    /// Every credspec by name, for the webhook's lookup and its inlining of the content.
+    pub credspecs: Vec<(String, &'a Value)>,
     pub webhook_registered: bool,
-    pub bindings: Vec<&'a Value>,
-    pub roles: Vec<&'a Value>,
+    /// The RBAC objects the webhook's access review is answered from.
+    pub policy: Policy<'a>,
 }
 
 fn objects_of<'a>(store: &'a Store, group: &str, plural: &str) -> impl Iterator<Item = (&'a ObjectKey, &'a Value)> {
@@ -47,66 +51,28 @@ impl<'a> ClusterFacts<'a> {
                     config["webhooks"].as_array().into_iter().flatten().any(|w| w["name"] == GMSA_WEBHOOK_ENTRY)
                 })
             });
-        let rbac = "rbac.authorization.k8s.io";
         Self {
             nodes: objects_of(store, "", "nodes").map(|(_, v)| v).collect(),
-            credspec_names: objects_of(store, "windows.k8s.io", "gmsacredentialspecs")
-                .map(|(k, _)| k.name.clone())
+            credspecs: objects_of(store, "windows.k8s.io", "gmsacredentialspecs")
+                .map(|(k, v)| (k.name.clone(), v))
                 .collect(),
             webhook_registered,
-            bindings: objects_of(store, rbac, "rolebindings")
-                .chain(objects_of(store, rbac, "clusterrolebindings"))
-                .map(|(_, v)| v)
-                .collect(),
-            roles: objects_of(store, rbac, "clusterroles")
-                .chain(objects_of(store, rbac, "roles"))
-                .map(|(_, v)| v)
-                .collect(),
+            policy: policy_of(store),
         }
     }
 
-    /// Whether `service_account` in `namespace` may `use` the credspec, via any binding.
+    /// The webhook's check: a (Local)SubjectAccessReview asking whether the pod's service
+    /// account may `use` the credspec, answered by RBAC.
     fn may_use_credspec(&self, namespace: &str, service_account: &str, credspec: &str) -> bool {
-        self.bindings.iter().any(|binding| {
-            let binding_namespace = binding["metadata"]["namespace"].as_str();
-            if binding_namespace.is_some_and(|ns| ns != namespace) {
-                return false;
-            }
-            let binds_account = binding["subjects"].as_array().into_iter().flatten().any(|subject| {
-                subject["kind"] == "ServiceAccount"
-                    && subject["name"] == service_account
-                    && subject["namespace"].as_str().or(binding_namespace) == Some(namespace)
-            });
-            binds_account && self.role_of(binding).is_some_and(|role| grants_use(role, credspec))
-        })
+        let user = UserInfo::service_account(namespace, service_account);
+        let request = Request::resource("use", "windows.k8s.io", "gmsacredentialspecs", namespace, credspec);
+        self.policy.authorize(&user, &request).allowed
     }
 
-    fn role_of(&self, binding: &Value) -> Option<&'a Value> {
-        let role_ref = &binding["roleRef"];
-        self.roles.iter().copied().find(|role| {
-            let is_cluster_role = role["kind"] == "ClusterRole" || role["metadata"]["namespace"].is_null();
-            role["metadata"]["name"] == role_ref["name"]
-                && match role_ref["kind"].as_str() {
-                    Some("ClusterRole") => is_cluster_role,
-                    _ => !is_cluster_role && role["metadata"]["namespace"] == binding["metadata"]["namespace"],
-                }
-        })
+    /// The credspec's `credspec` field as the JSON text the webhook inlines.
+    fn credspec_contents(&self, name: &str) -> Option<String> {
+        self.credspecs.iter().find(|(found, _)| found == name).map(|(_, object)| object["credspec"].to_string())
     }
-}
-
-fn contains(list: &Value, wanted: &str) -> bool {
-    list.as_array().into_iter().flatten().any(|item| item == wanted || item == "*")
-}
-
-fn grants_use(role: &Value, credspec: &str) -> bool {
-    role["rules"].as_array().into_iter().flatten().any(|rule| {
-        contains(&rule["apiGroups"], "windows.k8s.io")
-            && contains(&rule["resources"], "gmsacredentialspecs")
-            && contains(&rule["verbs"], "use")
-            && rule["resourceNames"]
-                .as_array()
-                .is_none_or(|names| names.is_empty() || names.iter().any(|n| n == credspec))
-    })
 }
 
 /// The credspec a pod template names, at pod or container level.
@@ -118,6 +84,60 @@ fn credspec_name(pod_spec: &Value) -> Option<String> {
         .flatten()
         .find_map(|c| c.pointer("/securityContext/windowsOptions/gmsaCredentialSpecName").and_then(Value::as_str));
     pod_level.or(container_level).map(str::to_owned)
+}
+
+/// The pod spec after the gMSA mutating webhook: every `gmsaCredentialSpecName` (pod and
+/// container level) gets `gmsaCredentialSpec`, the credspec's content as JSON text.
+fn admitted_pod_spec(template_spec: &Value, facts: &ClusterFacts<'_>) -> Value {
+    let mut spec = template_spec.clone();
+    let fill = |security_context: Option<&mut Value>| {
+        let Some(options) = security_context.and_then(|context| context.get_mut("windowsOptions")) else { return };
+        let Some(name) = options["gmsaCredentialSpecName"].as_str().map(str::to_owned) else { return };
+        if let Some(contents) = facts.credspec_contents(&name) {
+            options["gmsaCredentialSpec"] = json!(contents);
+        }
+    };
+    fill(spec.get_mut("securityContext"));
+    for container in spec["containers"].as_array_mut().into_iter().flatten() {
+        fill(container.get_mut("securityContext"));
+    }
+    spec
+}
+
+/// The gMSA webhook's verdict on a pod (a no-op without a credspec name): the credspec must
+/// exist, and the pod's service account must be allowed to `use` it.
+fn webhook_verdict(namespace: &str, pod_spec: &Value, facts: &ClusterFacts<'_>) -> Result<(), ApiError> {
+    let Some(credspec) = credspec_name(pod_spec) else { return Ok(()) };
+    let denied = |code: u16, message: String| ApiError::AdmissionDenied {
+        webhook: GMSA_WEBHOOK_ENTRY.to_owned(),
+        code,
+        message,
+    };
+    if facts.credspec_contents(&credspec).is_none() {
+        return Err(denied(404, format!("cred spec {credspec} does not exist")));
+    }
+    let service_account = pod_spec["serviceAccountName"].as_str().unwrap_or("default");
+    if !facts.may_use_credspec(namespace, service_account, &credspec) {
+        return Err(denied(
+            403,
+            format!("service account \"{service_account}\" is not authorized to `use` gMSA cred spec \"{credspec}\""),
+        ));
+    }
+    Ok(())
+}
+
+/// Admission of a Pod created through the API, as the registered gMSA webhooks do it: the
+/// validating check of [`webhook_verdict`], then the mutation that inlines the credspec content.
+/// Without the webhook registered the pod is stored as sent.
+pub(crate) fn admit_pod(store: &Store, pod: &mut Value) -> Result<(), ApiError> {
+    let facts = ClusterFacts::gather(store);
+    if !facts.webhook_registered {
+        return Ok(());
+    }
+    let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("default").to_owned();
+    webhook_verdict(&namespace, &pod["spec"], &facts)?;
+    pod["spec"] = admitted_pod_spec(&pod["spec"], &facts);
+    Ok(())
 }
 
 /// Decides whether a Deployment's pods would run (pure).
@@ -133,16 +153,8 @@ pub(crate) fn readiness(deployment: &Value, facts: &ClusterFacts<'_>) -> Readine
                 ),
             };
         }
-        if !facts.credspec_names.contains(&credspec) {
-            return Readiness::AdmissionDenied(format!(
-                "admission webhook \"{GMSA_WEBHOOK_ENTRY}\" denied the request: cred spec {credspec} does not exist"
-            ));
-        }
-        let service_account = pod_spec["serviceAccountName"].as_str().unwrap_or("default");
-        if !facts.may_use_credspec(namespace, service_account, &credspec) {
-            return Readiness::AdmissionDenied(format!(
-                "admission webhook \"{GMSA_WEBHOOK_ENTRY}\" denied the request: service account \"{service_account}\" is not authorized to `use` gMSA cred spec \"{credspec}\""
-            ));
+        if let Err(denied) = webhook_verdict(namespace, pod_spec, facts) {
+            return Readiness::AdmissionDenied(denied.to_string());
         }
     }
     let selector = pod_spec["nodeSelector"].as_object();
@@ -254,7 +266,7 @@ pub(crate) fn reconcile(store: &mut Store) {
                         "labels": deployment["spec"]["template"]["metadata"]["labels"].clone(),
                         "annotations": {DEPLOYMENT_ANNOTATION: key.name},
                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": replica_set, "controller": true}]},
-                        "spec": deployment["spec"]["template"]["spec"].clone(), "status": {"phase": phase}});
+                        "spec": admitted_pod_spec(&deployment["spec"]["template"]["spec"], &facts), "status": {"phase": phase}});
                     wanted_pods.push((
                         ObjectKey {
                             group: String::new(),
@@ -340,7 +352,22 @@ mod tests {
     }
 
     fn mk_facts<'a>(nodes: Vec<&'a Value>, bindings: Vec<&'a Value>, roles: Vec<&'a Value>) -> ClusterFacts<'a> {
-        ClusterFacts { nodes, credspec_names: vec!["aks-gmsa-spec".into()], webhook_registered: true, bindings, roles }
+        let policy = Policy { cluster_roles: roles, role_bindings: bindings, ..Policy::default() };
+        ClusterFacts { nodes, credspecs: vec![("aks-gmsa-spec".into(), &CREDSPEC)], webhook_registered: true, policy }
+    }
+
+    static CREDSPEC: std::sync::LazyLock<Value> =
+        std::sync::LazyLock::new(|| json!({"credspec": {"CmsPlugins": ["ActiveDirectory"]}}));
+
+    #[test]
+    fn admitted_pods_carry_the_credspec_content() {
+        let (node, role, binding) = (node_object("w", "windows"), mk_role(), mk_binding());
+        let facts = mk_facts(vec![&node], vec![&binding], vec![&role]);
+        let spec = admitted_pod_spec(&mk_deployment()["spec"]["template"]["spec"], &facts);
+        assert_eq!(
+            spec["securityContext"]["windowsOptions"]["gmsaCredentialSpec"],
+            "{\"CmsPlugins\":[\"ActiveDirectory\"]}"
+        );
     }
 
     #[test]
@@ -369,7 +396,7 @@ mod tests {
     fn missing_credspec_is_denied() {
         let (node, role, binding) = (node_object("w", "windows"), mk_role(), mk_binding());
         let mut facts = mk_facts(vec![&node], vec![&binding], vec![&role]);
-        facts.credspec_names.clear();
+        facts.credspecs.clear();
         assert!(
             matches!(readiness(&mk_deployment(), &facts), Readiness::AdmissionDenied(m) if m.contains("does not exist"))
         );

@@ -87,6 +87,7 @@ pub(crate) fn seed_objects(cluster_name: &str, seed: &ClusterSeed) -> Vec<Value>
     for index in 0..seed.windows_nodes {
         objects.push(node_object(&format!("akswin{index:06}"), "windows"));
     }
+    objects.extend(bootstrap_rbac_objects());
     objects.push(coredns_configmap(seed.coredns_forward.as_ref()));
     if let Some(crd) = gmsa_crd_object(seed.gmsa_crd) {
         objects.push(crd);
@@ -95,6 +96,47 @@ pub(crate) fn seed_objects(cluster_name: &str, seed: &ClusterSeed) -> Vec<Value>
         objects.extend(gmsa_webhook_objects());
     }
     objects
+}
+
+/// The part of kube-apiserver's bootstrap RBAC policy that every user's requests rely on:
+/// `cluster-admin` (bound to `system:masters`), discovery and health paths for authenticated
+/// users, and `system:basic-user` (creating SelfSubjectAccessReviews, as `kubectl auth can-i`
+/// does). Labelled and annotated as the apiserver writes them.
+pub(crate) fn bootstrap_rbac_objects() -> Vec<Value> {
+    let metadata = |name: &str| {
+        json!({"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+            "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}})
+    };
+    let role = |name: &str, rules: Value| json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": metadata(name), "rules": rules});
+    let binding = |name: &str, groups: &[&str]| {
+        let subjects: Vec<Value> = groups
+            .iter()
+            .map(|group| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}))
+            .collect();
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": metadata(name),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}, "subjects": subjects})
+    };
+    vec![
+        role(
+            "cluster-admin",
+            json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+            {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
+        ),
+        binding("cluster-admin", &["system:masters"]),
+        role(
+            "system:discovery",
+            json!([{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz",
+            "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
+        ),
+        binding("system:discovery", &["system:authenticated"]),
+        role(
+            "system:basic-user",
+            json!([
+            {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]},
+            {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]}]),
+        ),
+        binding("system:basic-user", &["system:authenticated"]),
+    ]
 }
 
 /// A Node as AKS labels it.

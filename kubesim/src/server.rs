@@ -1,5 +1,7 @@
-//! The HTTP front of one simulated cluster: bearer-token check, path and query parsing the way
-//! the API server routes them, dispatch to discovery, reads, watches and the write verbs, and
+//! The HTTPS front of one simulated cluster, in the apiserver's filter order: authentication
+//! (bearer token), impersonation, request info (path and query parsed the way the API server
+//! routes them), authorization (RBAC, for resource and non-resource requests alike), then
+//! dispatch to discovery, OpenAPI, access reviews, reads, watches and the write verbs, and
 //! rendering of results and `v1.Status` errors.
 
 use std::sync::{Arc, Mutex};
@@ -11,38 +13,39 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::discovery;
+use crate::authn::{TokenTable, authenticate, impersonate};
+use crate::rbac::{Request, UserInfo, policy_of};
 use crate::registry::ResourceType;
+use crate::review::{self, ReviewKind};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{FieldValidation, Origin, Store, WriteOptions, lock};
 use crate::watch::{self, WatchRequest};
 use crate::write::{self, PatchKind};
+use crate::{discovery, openapi};
 
 /// Shared by all requests of one cluster.
 struct ServerState {
     store: Arc<Mutex<Store>>,
-    /// Expected `Authorization: Bearer` token.
-    token: String,
+    /// Bearer tokens the server accepts and whom they authenticate.
+    tokens: Arc<Mutex<TokenTable>>,
     cluster: String,
     address: String,
 }
 
-/// Starts serving `store` on `listener`; the task ends when aborted.
+/// Starts serving `store` over TLS on `listener`; the task ends when aborted (which also ends
+/// every open connection and watch).
 pub(crate) fn spawn(
     listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
     store: Arc<Mutex<Store>>,
-    token: String,
+    tokens: Arc<Mutex<TokenTable>>,
     cluster: String,
 ) -> tokio::task::JoinHandle<()> {
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let state = Arc::new(ServerState { store, token, cluster, address });
+    let state = Arc::new(ServerState { store, tokens, cluster, address });
     let router = axum::Router::new().fallback(handle).with_state(state);
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router).await {
-            tracing::error!(%error, "kubesim listener stopped");
-        }
-    })
+    tokio::spawn(crate::tls::serve(listener, acceptor, router))
 }
 
 fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
@@ -119,6 +122,22 @@ struct Target {
     subresource: Option<String>,
 }
 
+/// The verb of a resource request, as the apiserver's request-info resolver names it.
+fn resource_verb(method: &Method, has_name: bool, query: &Query) -> Option<&'static str> {
+    Some(match (method, has_name) {
+        (&Method::GET, false) if query.flag("watch") => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::POST, false) => "create",
+        (&Method::GET, true) if query.flag("watch") => "watch",
+        (&Method::GET, true) => "get",
+        (&Method::PUT, true) => "update",
+        (&Method::PATCH, true) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => return None,
+    })
+}
+
 async fn handle(
     State(state): State<Arc<ServerState>>,
     method: Method,
@@ -126,42 +145,90 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let authorized = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.strip_prefix("Bearer ").is_some_and(|token| token == state.token));
-    if !authorized {
-        return error_response(&ApiError::Unauthorized);
-    }
+    let requester = match authenticate(&lock(&state.tokens), &headers) {
+        Ok(user) => user,
+        Err(error) => return error_response(&error),
+    };
     let span = tracing::debug_span!("kubesim_request", cluster = %state.cluster, %method, path = %uri.path());
     let _entered = span.enter();
+    let user = {
+        let store = lock(&state.store);
+        match impersonate(requester, &headers, &policy_of(&store)) {
+            Ok(user) => user,
+            Err(error) => return error_response(&error),
+        }
+    };
     let query = Query::parse(&uri);
     let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
     let types = lock(&state.store).types();
-    let discovery_document = match (method.clone(), segments.as_slice()) {
+    let non_resource = match (method.clone(), segments.as_slice()) {
         (Method::GET, ["version"]) => Some(Some(discovery::version())),
         (Method::GET, ["api"]) => Some(Some(discovery::core_versions(&state.address))),
         (Method::GET, ["api", version]) => Some(discovery::resource_list(&types, "", version)),
         (Method::GET, ["apis"]) => Some(Some(discovery::group_list(&types))),
         (Method::GET, ["apis", group]) => Some(discovery::group(&types, group)),
         (Method::GET, ["apis", group, version]) => Some(discovery::resource_list(&types, group, version)),
+        (Method::GET, ["openapi", "v3"]) => Some(Some(openapi::index(&types))),
+        (Method::GET, ["openapi", "v3", rest @ ..]) => Some(openapi::group_version(&types, &rest.join("/"))),
+        (Method::GET, ["openapi", ..]) => Some(None),
+        (Method::GET, ["healthz" | "livez" | "readyz"]) => {
+            return authorized_non_resource(&state, &user, &method, uri.path(), || {
+                (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "ok").into_response()
+            });
+        }
         _ => None,
     };
-    if let Some(document) = discovery_document {
+    if let Some(document) = non_resource {
         // Aggregated-discovery Accept headers get the classic form, as from a server without it.
-        return match document {
+        return authorized_non_resource(&state, &user, &method, uri.path(), || match document {
             Some(document) => json_response(StatusCode::OK, &document, &[]),
             None => error_response(&ApiError::NoSuchResource),
-        };
+        });
     }
     let target = match segments.as_slice() {
         ["api", version, rest @ ..] => resolve_target(&types, "", version, rest),
         ["apis", group, version, rest @ ..] => resolve_target(&types, group, version, rest),
         _ => None,
     };
-    let Some(target) = target else { return error_response(&ApiError::NoSuchResource) };
+    let Some(target) = target else {
+        return authorized_non_resource(&state, &user, &method, uri.path(), || {
+            error_response(&ApiError::NoSuchResource)
+        });
+    };
+    let Some(verb) = resource_verb(&method, target.name.is_some(), &query) else {
+        return error_response(&ApiError::MethodNotAllowed);
+    };
+    let request = Request::Resource {
+        verb: verb.to_owned(),
+        group: target.resource_type.group.clone(),
+        resource: target.resource_type.plural.clone(),
+        subresource: target.subresource.clone().unwrap_or_default(),
+        namespace: target.namespace.clone().unwrap_or_default(),
+        name: target.name.clone().unwrap_or_default(),
+    };
+    if !policy_of(&lock(&state.store)).authorize(&user, &request).allowed {
+        let name = target.name.clone().unwrap_or_default();
+        let (group, plural) = (&target.resource_type.group, &target.resource_type.plural);
+        tracing::debug!(user = %user.name, verb, resource = %plural, "request forbidden");
+        return error_response(&crate::authn::forbidden(&user, &request, group, plural, &name));
+    }
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_owned();
+    if let Some(kind) = ReviewKind::from_plural(&target.resource_type.plural)
+        .filter(|_| target.resource_type.group == "authorization.k8s.io")
+    {
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        return match access_review(&state, kind, &user, &content_type, &body) {
+            Ok(review) if accept.starts_with(review::PROTOBUF) => (
+                StatusCode::CREATED,
+                [(header::CONTENT_TYPE, review::PROTOBUF)],
+                review::encode_protobuf(kind, &review),
+            )
+                .into_response(),
+            Ok(review) => json_response(StatusCode::CREATED, &review, &[]),
+            Err(error) => error_response(&error),
+        };
+    }
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown").to_owned();
     match serve(&state, method, target, &query, &content_type, &user_agent, &body) {
         Ok(response) => response,
@@ -170,6 +237,41 @@ async fn handle(
             error_response(&error)
         }
     }
+}
+
+/// Answers a non-resource request with `respond` if the user may `<verb>` its path.
+fn authorized_non_resource(
+    state: &ServerState,
+    user: &UserInfo,
+    method: &Method,
+    path: &str,
+    respond: impl FnOnce() -> Response,
+) -> Response {
+    let request = Request::NonResource { verb: method.as_str().to_ascii_lowercase(), path: path.to_owned() };
+    if policy_of(&lock(&state.store)).authorize(user, &request).allowed {
+        respond()
+    } else {
+        error_response(&ApiError::Forbidden {
+            subject: Default::default(),
+            message: request.forbidden_message(&user.name),
+        })
+    }
+}
+
+/// Decodes (JSON or protobuf) and evaluates an access review.
+fn access_review(
+    state: &ServerState,
+    kind: ReviewKind,
+    user: &UserInfo,
+    content_type: &str,
+    body: &Bytes,
+) -> Result<Value, ApiError> {
+    let review = if content_type.starts_with(review::PROTOBUF) {
+        review::decode_protobuf(kind, body)?
+    } else {
+        decode_body(body, false)?
+    };
+    review::evaluate(kind, review, user, &policy_of(&lock(&state.store)))
 }
 
 fn resolve_target(types: &[ResourceType], group: &str, version: &str, rest: &[&str]) -> Option<Target> {
@@ -269,16 +371,13 @@ fn serve(
             return Err(ApiError::MethodNotAllowed);
         }
     }
-    let verb = match (&method, target.name.is_some()) {
-        (&Method::GET, false) if query.flag("watch") => "watch",
-        (&Method::GET, false) => "list",
-        (&Method::POST, false) => "create",
-        (&Method::GET, true) => "get",
-        (&Method::PUT, true) => "update",
-        (&Method::PATCH, true) => "patch",
-        (&Method::DELETE, true) => "delete",
+    let verb = match resource_verb(&method, target.name.is_some(), query) {
+        Some(verb @ ("watch" | "list" | "create" | "get" | "update" | "patch" | "delete")) => verb,
         _ => return Err(ApiError::MethodNotAllowed),
     };
+    if verb == "watch" && target.name.is_some() {
+        return Err(ApiError::MethodNotAllowed);
+    }
     if !resource_type.allows(verb) {
         return Err(ApiError::MethodNotAllowed);
     }
@@ -307,8 +406,13 @@ fn serve(
         "get" => Ok(json_response(StatusCode::OK, &lock(&state.store).get(resource_type, namespace, &name)?, &[])),
         "create" => {
             let options = write_options(query, user_agent)?;
-            let written =
-                write::create(&mut lock(&state.store), resource_type, namespace, decode_body(body, false)?, &options)?;
+            let mut object = decode_body(body, false)?;
+            let mut store = lock(&state.store);
+            if resource_type.group.is_empty() && resource_type.plural == "pods" && object["metadata"].is_object() {
+                object["metadata"]["namespace"] = json!(namespace.unwrap_or("default"));
+                crate::controller::admit_pod(&store, &mut object)?;
+            }
+            let written = write::create(&mut store, resource_type, namespace, object, &options)?;
             Ok(json_response(StatusCode::CREATED, &written.object, &written.warnings))
         }
         "update" => {

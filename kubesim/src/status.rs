@@ -133,6 +133,16 @@ pub(crate) enum ApiError {
     /// 401: missing or wrong bearer token.
     #[error("Unauthorized")]
     Unauthorized,
+    /// 403: the authorizer refused the request (or an impersonation it asks for).
+    #[error("{}", forbidden_text(.subject, .message))]
+    Forbidden { subject: Subject, message: String },
+    /// 403 (or the webhook's code): an admission webhook refused the object; worded by the
+    /// apiserver as `admission webhook "<name>" denied the request: <message>`, with no reason.
+    #[error("admission webhook {webhook:?} denied the request: {message}")]
+    AdmissionDenied { webhook: String, code: u16, message: String },
+    /// 500: a request the server cannot serve.
+    #[error("Internal error occurred: {0}")]
+    InternalError(String),
     /// 405: the verb is not served for this resource.
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
@@ -142,6 +152,18 @@ pub(crate) enum ApiError {
     /// 410: a resourceVersion older than the retained history.
     #[error("too old resource version: {requested} ({oldest})")]
     Expired { requested: u64, oldest: u64 },
+}
+
+/// `NewForbidden`'s message: `<resource> "<name>" is forbidden: …`, without name or resource
+/// when the request had none.
+fn forbidden_text(subject: &Subject, message: &str) -> String {
+    if subject.resource.is_empty() {
+        format!("forbidden: {message}")
+    } else if subject.name.is_empty() {
+        format!("{} is forbidden: {message}", subject.qualified_resource())
+    } else {
+        format!("{} {:?} is forbidden: {message}", subject.qualified_resource(), subject.name)
+    }
 }
 
 fn render_causes(causes: &[Cause]) -> String {
@@ -168,6 +190,9 @@ impl ApiError {
             Self::Invalid { .. } => 422,
             Self::BadRequest(_) => 400,
             Self::Unauthorized => 401,
+            Self::Forbidden { .. } => 403,
+            Self::AdmissionDenied { code, .. } => *code,
+            Self::InternalError(_) => 500,
             Self::MethodNotAllowed => 405,
             Self::UnsupportedMediaType(_) => 415,
             Self::Expired { .. } => 410,
@@ -183,6 +208,9 @@ impl ApiError {
             Self::Invalid { .. } => "Invalid",
             Self::BadRequest(_) => "BadRequest",
             Self::Unauthorized => "Unauthorized",
+            Self::Forbidden { .. } => "Forbidden",
+            Self::AdmissionDenied { .. } => "",
+            Self::InternalError(_) => "InternalError",
             Self::MethodNotAllowed => "MethodNotAllowed",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Expired { .. } => "Expired",
@@ -195,6 +223,11 @@ impl ApiError {
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": self.to_string(), "reason": self.reason(), "code": self.code(),
         });
+        if self.reason().is_empty()
+            && let Some(map) = status.as_object_mut()
+        {
+            map.remove("reason");
+        }
         let details = match self {
             Self::NotFound(subject) | Self::AlreadyExists(subject) | Self::Conflict { subject, .. } => {
                 Some(details(subject, &subject.resource, &[]))
@@ -202,6 +235,16 @@ impl ApiError {
             Self::ApplyConflict { subject, causes } => Some(details(subject, &subject.resource, causes)),
             Self::Invalid { subject, causes } => Some(details(subject, &subject.kind, causes)),
             Self::NoSuchResource => Some(json!({})),
+            Self::Forbidden { subject, .. } => {
+                // StatusDetails' fields are omitempty: a request without name or resource has none.
+                let mut details = Map::new();
+                for (key, value) in [("name", &subject.name), ("group", &subject.group), ("kind", &subject.resource)] {
+                    if !value.is_empty() {
+                        details.insert(key.into(), json!(value));
+                    }
+                }
+                Some(Value::Object(details))
+            }
             _ => None,
         };
         if let Some(details) = details {

@@ -1,7 +1,7 @@
 //! The write verbs as the API server defines them, over a [`Store`]: create (409
 //! AlreadyExists), update (resourceVersion precondition → 409 Conflict; required for custom
-//! resources), the PATCH flavours (merge, strategic-as-merge for built-ins, server-side apply
-//! with fieldManager/force) and delete with preconditions.
+//! resources), the PATCH flavours (JSON patch, merge, strategic-as-merge for built-ins,
+//! server-side apply with fieldManager/force) and delete with preconditions.
 
 use serde_json::{Value, json};
 
@@ -14,6 +14,8 @@ use crate::store::{Store, WriteOptions, WriteResult, now_rfc3339, subject_of};
 /// PATCH content types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PatchKind {
+    /// RFC 6902 (`application/json-patch+json`).
+    Json,
     Merge,
     StrategicMerge,
     Apply,
@@ -29,6 +31,7 @@ impl PatchKind {
             "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
         };
         match media_type {
+            "application/json-patch+json" => Ok(Self::Json),
             "application/merge-patch+json" => Ok(Self::Merge),
             // Custom resources have no strategic-merge metadata; the real server refuses it.
             "application/strategic-merge-patch+json" if !resource_type.is_custom() => Ok(Self::StrategicMerge),
@@ -189,7 +192,9 @@ pub(crate) fn update(
         return Err(ApiError::Invalid { subject: subject_of(resource_type, name), causes });
     }
     check_resource_version(resource_type, name, &body, &stored)?;
-    body["metadata"]["managedFields"] = stored["metadata"]["managedFields"].clone();
+    if body["metadata"]["managedFields"].as_array().is_none_or(|entries| entries.is_empty()) {
+        body["metadata"]["managedFields"] = stored["metadata"]["managedFields"].clone();
+    }
     let keys = list_keys_of(resource_type);
     record_update(
         Some(&stored),
@@ -217,15 +222,24 @@ pub(crate) fn patch(
     let stored = store.objects.get(&key).map(|object| Store::served(resource_type, object));
     let keys = list_keys_of(resource_type);
     match kind {
-        PatchKind::Merge | PatchKind::StrategicMerge => {
+        PatchKind::Json | PatchKind::Merge | PatchKind::StrategicMerge => {
             let stored = stored.ok_or_else(|| ApiError::NotFound(subject_of(resource_type, name)))?;
-            if !patch_body.is_object() {
-                return Err(ApiError::BadRequest("the body of a merge patch must be a JSON object".into()));
+            let mut patched = if kind == PatchKind::Json {
+                let patched = crate::json_patch::apply(&stored, &patch_body).map_err(ApiError::BadRequest)?;
+                check_resource_version(resource_type, name, &patched, &stored)?;
+                patched
+            } else {
+                if !patch_body.is_object() {
+                    return Err(ApiError::BadRequest("the body of a merge patch must be a JSON object".into()));
+                }
+                check_resource_version(resource_type, name, &patch_body, &stored)?;
+                let mut patched = stored.clone();
+                merge_patch(&mut patched, &patch_body);
+                patched
+            };
+            if patched["metadata"]["managedFields"].as_array().is_none_or(|entries| entries.is_empty()) {
+                patched["metadata"]["managedFields"] = stored["metadata"]["managedFields"].clone();
             }
-            check_resource_version(resource_type, name, &patch_body, &stored)?;
-            let mut patched = stored.clone();
-            merge_patch(&mut patched, &patch_body);
-            patched["metadata"]["managedFields"] = stored["metadata"]["managedFields"].clone();
             patched["metadata"]["name"] = json!(name);
             normalise(resource_type, namespace, &mut patched)?;
             record_update(

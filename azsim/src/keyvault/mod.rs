@@ -25,8 +25,17 @@ use crate::sim::Shared;
 use crate::token::{TokenError, parse_form};
 use crate::{tls, token_endpoint};
 
-/// Data-plane api-versions accepted.
-const API_VERSIONS: [&str; 4] = ["7.4", "7.5", "7.6", "2025-07-01"];
+/// Data-plane api-versions accepted, by rule: `7.0` … `7.6`, and the date-named versions from
+/// `2025-07-01` (the Rust SDK 1.x's default) through `2026-04-01` (azure-keyvault-secrets 4.12's).
+fn accepts_api_version(version: &str) -> bool {
+    if let Some(minor) = version.strip_prefix("7.") {
+        return minor.len() == 1 && minor.as_bytes()[0].is_ascii_digit() && minor <= "6";
+    }
+    match crate::arm::route::parse_api_version(version) {
+        Some((date, false)) => ("2025-07-01"..="2026-04-01").contains(&date),
+        _ => false,
+    }
+}
 /// Audiences Key Vault accepts.
 const VAULT_AUDIENCES: [&str; 2] = ["https://vault.azure.net", "https://vault.azure.net/"];
 
@@ -93,30 +102,24 @@ async fn serve(
 ) -> VaultAnswer {
     let segments: Vec<&str> = uri.path().split('/').filter(|segment| !segment.is_empty()).collect();
     let query = parse_form(uri.query().unwrap_or_default());
-    let api_version = query.iter().find(|(key, _)| key == "api-version").map(|(_, value)| value.clone());
-    let Some(api_version) = api_version.filter(|version| API_VERSIONS.contains(&version.as_str())) else {
-        return VaultAnswer::error(
-            StatusCode::BAD_REQUEST,
-            "BadParameter",
-            "The specified version is not recognized or missing. Consider using the latest supported version (2025-07-01).",
-        );
-    };
-    let Some(operation) = secrets::operation(method, &segments) else {
-        return VaultAnswer::error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("The path '{}' is not served by this simulator.", uri.path()),
-        );
-    };
-
     let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
-    let (claims, verdict) = {
-        let mut state = shared.lock();
-        let challenge = format!(
-            "Bearer authorization=\"{}/{}\", resource=\"https://vault.azure.net\"",
-            shared.arm_endpoint, state.tenant_id
-        );
-        let claims = match token_endpoint::validate(&state, authorization, &VAULT_AUDIENCES) {
+    // The challenge names Entra by the host the client can reach: Azure's own through the
+    // proxy (the client used `<vault>.vault.azure.net`), the simulator's loopback otherwise.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| uri.authority().map(|authority| authority.to_string()))
+        .unwrap_or_default();
+    let via_proxy =
+        host.split(':').next().is_some_and(|name| name.to_ascii_lowercase().ends_with(crate::proxy::VAULT_SUFFIX));
+    let authority =
+        if via_proxy { format!("https://{}", crate::proxy::LOGIN_HOST) } else { shared.arm_endpoint.clone() };
+    let claims = {
+        let state = shared.lock();
+        let challenge =
+            format!("Bearer authorization=\"{authority}/{}\", resource=\"https://vault.azure.net\"", state.tenant_id);
+        match token_endpoint::validate(&state, authorization, &VAULT_AUDIENCES) {
             Ok(claims) => claims,
             Err(error) => {
                 let message = match error {
@@ -131,8 +134,28 @@ async fn serve(
                 answer.headers.push(("www-authenticate", challenge));
                 return answer;
             }
-        };
-        (claims, state.faults.decide(operation))
+        }
+    };
+    // Key Vault authenticates first: the challenge comes before any other answer.
+    let api_version = query.iter().find(|(key, _)| key == "api-version").map(|(_, value)| value.clone());
+    let Some(api_version) = api_version.filter(|version| accepts_api_version(version)) else {
+        return VaultAnswer::error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "The specified version is not recognized or missing. Consider using the latest supported version (2026-04-01).",
+        );
+    };
+    let Some(operation) = secrets::operation(method, &segments) else {
+        return VaultAnswer::error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("The path '{}' is not served by this simulator.", uri.path()),
+        );
+    };
+    let (claims, verdict) = {
+        let mut state = shared.lock();
+        let verdict = state.faults.decide(operation);
+        (claims, verdict)
     };
     let delay = match &verdict {
         Verdict::Serve { delay } | Verdict::Throttle { delay, .. } | Verdict::ServerError { delay, .. } => *delay,

@@ -436,11 +436,8 @@ renew_millis = 250
 tenant_id = "{tenant}"
 principal_object_id = "{object_id}"
 [central.azure]
-arm_endpoint = "{arm}"
-arm_audience = "{audience}"
-authority_host = "{authority}"
 extra_ca_file = "{ca}"
-verify_challenge_resource = false
+https_proxy = "{proxy}"
 [central.azure.credential]
 type = "client-secret"
 tenant_id = "{tenant}"
@@ -455,9 +452,7 @@ ca_file = "{dc_ca}"
         nats = nats_url,
         tenant = world.azure.tenant_id(),
         object_id = COORDINATOR_OBJECT_ID,
-        arm = world.azure.arm_endpoint(),
-        audience = azure::PUBLIC_ARM_ENDPOINT,
-        authority = world.azure.authority_host(),
+        proxy = world.azure.https_proxy(),
         ca = world.ca_file().display(),
         client = COORDINATOR_CLIENT_ID,
         ldaps = dc.ldaps_url(),

@@ -252,3 +252,82 @@ async fn check_dc_connectivity_runs_from_the_agent_against_a_real_dc_and_names_w
     }
     coordinator.stop().await;
 }
+
+/// The gMSA webhook's rule, as kubesim models it (the pod's service account must be allowed to
+/// `use` the credspec, by RBAC): without the seed's RoleBinding, `verify` and
+/// `validate-credspec --run-workload` fail because the sample workload's pod is refused at
+/// admission; with it, both pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_validate_credspec_fail_at_admission_when_the_role_binding_is_missing() {
+    use coordinator::rollout::TargetState;
+    use proto::command::{DomainFacts, ValidateCredspec, Verify};
+    use proto::report::{CheckReport, CheckStatus};
+    let server = NatsServer::start().unwrap();
+    let world = SimWorld::build("admit", 2, 2).await.unwrap();
+    let coordinator = start_coordinator(&server.url(), world.declared()).await.unwrap();
+    let agents = world.spawn_agents(&server.url(), |cluster: &str| test_settings(cluster, &[])).await.unwrap();
+    let deadline = Duration::from_secs(60);
+    let secret_uri = "https://kv-gmsa-fleet.vault.azure.net/secrets/GMSADomainUserCred";
+    // admit-000 (ring 0) gets the credspec without any binding, admit-001 (ring 1) with the seed's.
+    let mut unbound = mk_credspec(secret_uri, "aks-gmsa-spec");
+    if let Command::ApplyCredspec(payload) = &mut unbound {
+        payload.bindings.clear();
+    }
+    for (command, selector) in [(unbound, "ring=0"), (mk_credspec(secret_uri, "aks-gmsa-spec"), "ring=1")] {
+        let (_, states) = run_and_follow(&coordinator.bus, command, selector, deadline, |_| {}).await.unwrap();
+        assert!(states.iter().all(|(_, state)| state.is_success()), "{states:?}");
+    }
+    assert!(world.clusters[0].kube.list("RoleBinding").is_empty());
+    let denied = "admission webhook \"admission-webhook.windows-gmsa.sigs.k8s.io\" denied the request: service account \"default\" is not authorized to `use` gMSA cred spec \"aks-gmsa-spec\"";
+
+    let verify = Command::Verify(Verify {
+        spec_name: "aks-gmsa-spec".into(),
+        namespace: "default".into(),
+        image: None,
+        timeout_secs: 30,
+    });
+    let (_, states) = run_and_follow(&coordinator.bus, verify, "", deadline, |_| {}).await.unwrap();
+    for (target, state) in &states {
+        let TargetState::Done(result) = state else { panic!("{state:?}") };
+        match (target.cluster.as_str(), &result.status) {
+            ("admit-000", proto::ResultStatus::Failed { code, message, .. }) => {
+                assert_eq!(code, "workload_failed");
+                assert!(message.contains(denied), "{message}");
+            }
+            ("admit-001", status) => assert!(status.is_success(), "{status:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    let validate = Command::ValidateCredspec(ValidateCredspec {
+        spec_name: "aks-gmsa-spec".into(),
+        expected: DomainFacts {
+            gmsa_account: "WebApp01".into(),
+            netbios_domain: "CONTOSO".into(),
+            dns_domain: "contoso.com".into(),
+            dns_tree_root: "contoso.com".into(),
+            domain_guid: GUID.into(),
+            domain_sid: SID.into(),
+        },
+        vault: world.vault_ref(),
+        run_workload: true,
+        timeout_secs: 30,
+    });
+    let (_, states) = run_and_follow(&coordinator.bus, validate, "", deadline, |_| {}).await.unwrap();
+    for (target, state) in &states {
+        let TargetState::Done(result) = state else { panic!("{state:?}") };
+        let step = result.steps.iter().find(|s| s.step == "credspec-validate").expect("the report");
+        let report: CheckReport = serde_json::from_value(step.observed.clone()).unwrap();
+        let workload = report.checks.iter().find(|c| c.name == "workload").expect("workload check");
+        if target.cluster == "admit-000" {
+            assert_eq!(workload.status, CheckStatus::Fail, "{workload:?}");
+            assert!(workload.detail.contains(denied), "{}", workload.detail);
+        } else {
+            assert_eq!(workload.status, CheckStatus::Pass, "{workload:?}");
+        }
+    }
+    for agent in agents {
+        agent.stop().await.unwrap();
+    }
+    coordinator.stop().await;
+}
