@@ -290,10 +290,19 @@ async fn the_failure_budget_halts_mid_wave_in_flight_clusters_finish_and_none_st
         .map(|view| view.cluster.as_str())
         .collect();
     assert_eq!(failed, ["m-001", "m-002"], "the second failure exceeds the budget of 1");
-    // Clusters later in the order never started: no write, no start at the in-memory cluster.
-    for cluster in ["m-004", "m-005", "m-006", "m-007"] {
+    // No cluster started after the halt: every cluster still pending had no start at the
+    // in-memory cluster (which clusters got in before it depends on timing: with two slots, the
+    // slot beside a failing cluster may finish one or two others first), and the last ones in
+    // the order are among them.
+    let pending: Vec<&str> = (settled.clusters.iter())
+        .filter(|view| view.status == ClusterStatus::Pending)
+        .map(|view| view.cluster.as_str())
+        .collect();
+    for cluster in &pending {
         assert_eq!(fleet.fleet.cluster(cluster).starts(), 0, "{cluster} started after the halt");
-        assert_eq!(state_of(&settled, cluster), ClusterStatus::Pending);
+    }
+    for cluster in ["m-006", "m-007"] {
+        assert!(pending.contains(&cluster), "{cluster} is not pending: {settled:#?}");
     }
     // Never more than two at once, at the clusters themselves.
     assert!(fleet.script.max_running.load(Ordering::SeqCst) <= 2);
