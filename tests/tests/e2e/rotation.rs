@@ -236,6 +236,9 @@ async fn two_rotations_of_fifty_clusters_sharing_a_vault_write_one_version_each_
     assert_eq!(user_of(&third), user);
     ccg_bind(dc, &third).unwrap();
     ccg_bind(dc, &second).unwrap();
+    // The test DC allows no old password (Samba's `old password allowed period = 0`): A's
+    // previous password stopped working when A was reset — while nothing named it any more.
+    assert!(ccg_bind(dc, &first).is_err(), "A's previous password is refused after A's reset");
     let history = match rotate(fleet.bus(), RotateRequest::History).await {
         RotateReply::History { runs } => runs,
         other => panic!("{other:?}"),
@@ -574,5 +577,51 @@ async fn a_standby_user_that_gmsa_fleet_did_not_create_is_never_reset() {
     assert_eq!(record.active_user.as_deref(), Some(user.as_str()), "A stays active");
     let admin = format!("{}\\Administrator:{}", dc.netbios_domain(), dc.admin_password());
     ccg_bind(dc, &admin).expect("Administrator's password is unchanged");
+    fleet.stop().await;
+}
+
+/// One rotation of a credential at a time: while a run's rollout soaks after its canary (the clock
+/// is the test's and does not move), `rotate now` is refused `rotation_in_progress`; once the
+/// soak is over the run completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_rotation_is_refused_while_one_is_in_progress() {
+    let _dc_writer = super::support::SHARED_DC_WRITERS.lock().await;
+    let clock = Arc::new(coordinator::rollouts::ManualClock::new(time::OffsetDateTime::now_utc()));
+    let fleet = Fleet::start("rop", 2, Some(clock.clone())).await;
+    let dc = SambaDc::shared();
+    let (user, gmsa, vault) = (unique_name("rpa"), unique_name("rpg"), format!("kv{}", unique_name("p")));
+    fleet.setup(setup_file(dc, &user, &gmsa, &vault, "", "  stages:\n    - {name: all, max_concurrency: 2}")).await;
+    // The fleet's desired state now soaks an hour after its canary: so does a rotation's rollout.
+    let soaking = setup_file(
+        dc,
+        &user,
+        &gmsa,
+        &vault,
+        "",
+        "  stages:\n    - {name: canary, count: 1, soak_secs: 3600}\n    - {name: rest}",
+    );
+    let reply = coordinator::rollout_verbs::request(
+        fleet.bus(),
+        &coordinator::rollouts::api::RolloutRequest::Start {
+            file: Box::new(soaking),
+            dry_run: false,
+            requested_by: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(reply, coordinator::rollouts::api::RolloutReply::Started { .. }), "{reply:?}");
+    let run = start_run(fleet.bus()).await;
+    let started = Instant::now();
+    while record(fleet.bus()).await.current.as_ref().is_none_or(|current| current.phase != RunPhase::RollingOut) {
+        assert!(started.elapsed() < WAIT, "the run never reached its rollout");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = rotate(fleet.bus(), RotateRequest::Now { requested_by: None, dry_run: false }).await;
+    assert!(matches!(&second, RotateReply::Refused { code, .. } if code == "rotation_in_progress"), "{second:?}");
+    clock.advance(time::Duration::hours(2));
+    let finished = wait_finished(fleet.bus(), &run).await;
+    assert_eq!(finished.phase, RunPhase::Completed, "{finished:#?}");
+    assert_eq!(finished.writes, 1);
     fleet.stop().await;
 }
