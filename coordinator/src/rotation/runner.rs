@@ -299,7 +299,7 @@ impl Runner {
             RotateRequest::History => match self.store.all().await {
                 Ok(records) => {
                     let mut runs: Vec<RotationRun> = records.into_iter().flat_map(|record| record.history).collect();
-                    runs.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+                    runs.sort_by_key(|run| std::cmp::Reverse(run.started_at));
                     RotateReply::History { runs }
                 }
                 Err(err) => RotateReply::refused("bus_error", bus::chain(&err)),
