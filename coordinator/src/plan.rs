@@ -186,6 +186,8 @@ mod tests {
             secret_name: "GMSADomainUserCred".into(),
             secret_version: "0123456789abcdef0123456789abcdef".into(),
             spec_name: None,
+            run_workload: false,
+            timeout_secs: 600,
         });
         let planned = plan(&inventory, "", &command, "r1", OffsetDateTime::UNIX_EPOCH, 60, None).unwrap();
         let sent: Vec<&str> = planned.envelopes.iter().map(|e| e.cluster.as_str()).collect();

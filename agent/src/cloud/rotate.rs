@@ -1,8 +1,8 @@
 //! `rotate-credential` on a cluster: the coordinator reset the idle user's password and wrote a
 //! new version of the secret; this step proves the cluster will pick it up at its next container
 //! start. It reads metadata only — the credspec, the Windows pools' identities, the vault's access
-//! and the secret's version list — and **never a secret value**; it writes nothing on the
-//! cluster (the credspecs keep their unversioned `SecretUri`, so a new version needs no change).
+//! and the secret's version list — and **never a secret value**; it changes nothing the cluster
+//! runs (the credspecs keep their unversioned `SecretUri`, so a new version needs no change).
 //!
 //! Checks (all in the step's `observed`; any failure fails the step `credential_unreadable`, which
 //! the rollout engine counts against the stage's failure budget):
@@ -11,7 +11,10 @@
 //! - `plugin-identity`, `secret-readable`: its plugin identity runs on a Windows pool and may `get`
 //!   the secret;
 //! - `secret-version`: the new version exists and is enabled (a disabled latest version fails every
-//!   container start with 403).
+//!   container start with 403);
+//! - `workload` (with `run_workload`): the sample workload with the credspec starts — a canary pod,
+//!   admitted by the gMSA webhook's rule, whose container start reads the newest version. This is
+//!   the step's one write (the sample Deployment, as `verify` makes it).
 
 use super::audit::Expected;
 use super::validate::{parse_plugin_input, secret_path};
@@ -112,6 +115,32 @@ impl CloudExecutor {
                 None => format!("secret {} has no version {}", payload.secret_name, payload.secret_version),
             },
         ));
+        if payload.run_workload
+            && let Some(spec_name) = &payload.spec_name
+        {
+            progress.report(cluster::VERIFY_STEP, "starting the sample workload with the credspec");
+            let namespace = "default".to_string();
+            let config = cluster::VerifyConfig {
+                spec_name: spec_name.clone(),
+                namespace,
+                image: self.config.verify_image.clone(),
+                timeout: std::time::Duration::from_secs(u64::from(payload.timeout_secs)),
+            };
+            checks.push(match cluster::verify(&self.kube, &config).await {
+                Ok(report) => match report.state {
+                    cluster::WorkloadState::Available => {
+                        Check::of("workload", true, "a pod with the credspec started and is available")
+                    }
+                    cluster::WorkloadState::Failed { condition, reason, message } => {
+                        Check::of("workload", false, format!("{condition} {reason}: {message}"))
+                    }
+                    cluster::WorkloadState::Pending => {
+                        Check::of("workload", false, format!("not available after {}s", payload.timeout_secs))
+                    }
+                },
+                Err(err) => Check::of("workload", false, error_chain(&err)),
+            });
+        }
         let report = CheckReport { checks };
         let observed = json!({"secret_version": payload.secret_version, "checks": report.checks});
         let step = StepOutcome::unchanged(STEP_ROTATE_CONFIRM, observed);

@@ -114,6 +114,10 @@ pub fn command_of(plan: &Plan, cluster: &str, step: CommandKind, mode: Mode) -> 
         secret_name: setup.secret_name.clone(),
         secret_version: version.clone(),
         spec_name: Some(setup.credspec.spec_name.clone()),
+        // The setup's `run_workload`: a canary pod per cluster proves a container start reads
+        // the new version.
+        run_workload: setup.run_workload,
+        timeout_secs: 600,
     }))
 }
 

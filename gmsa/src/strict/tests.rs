@@ -238,6 +238,8 @@ fn rotate_credential() -> impl Strategy<Value = RotateCredential> {
         secret_name,
         secret_version,
         spec_name: None,
+        run_workload: false,
+        timeout_secs: 600,
     })
 }
 

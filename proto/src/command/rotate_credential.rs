@@ -17,6 +17,17 @@ pub struct RotateCredential {
     /// every identity of the cluster's Windows pools is checked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_name: Option<String>,
+    /// Also start the sample workload with the credspec (a canary pod that makes a container
+    /// start read the new version) and wait up to `timeout_secs` for it (schema 1.4; needs
+    /// `spec_name`).
+    #[serde(default)]
+    pub run_workload: bool,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u32,
+}
+
+fn default_timeout() -> u32 {
+    600
 }
 
 impl RotateCredential {
@@ -35,6 +46,15 @@ impl RotateCredential {
             && spec_name.trim().is_empty()
         {
             return Err(ValidationError::new("payload.spec_name", "must not be empty when given"));
+        }
+        if self.run_workload && self.spec_name.is_none() {
+            return Err(ValidationError::new(
+                "payload.run_workload",
+                "needs payload.spec_name (the credspec to run with)",
+            ));
+        }
+        if !(1..=3600).contains(&self.timeout_secs) {
+            return Err(ValidationError::new("payload.timeout_secs", "must be between 1 and 3600"));
         }
         Ok(())
     }

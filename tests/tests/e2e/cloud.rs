@@ -326,6 +326,55 @@ async fn verify_and_validate_credspec_fail_at_admission_when_the_role_binding_is
             assert_eq!(workload.status, CheckStatus::Pass, "{workload:?}");
         }
     }
+
+    // rotate-credential with its canary pod (#19): the same admission rule decides. Each cluster's
+    // identity may read the secret, and the new version exists, so only the pod differs.
+    let grant = Command::GrantIdentity(proto::command::GrantIdentity {
+        vault: world.vault_ref(),
+        secret_name: "GMSADomainUserCred".into(),
+        identity: proto::command::IdentityChoice::Kubelet,
+        mode: proto::Mode::Apply,
+    });
+    let (_, states) = run_and_follow(&coordinator.bus, grant, "", deadline, |_| {}).await.unwrap();
+    assert!(states.iter().all(|(_, state)| state.is_success()), "{states:?}");
+    let written = world
+        .coordinator_azure()
+        .unwrap()
+        .write_domain_user_secret(
+            &azure::VaultRef::from(&world.vault_ref()),
+            None,
+            &gmsa::SecretString::new("CONTOSO\\u:p"),
+        )
+        .await
+        .unwrap();
+    let version = written.uri.0.rsplit('/').next().unwrap().to_string();
+    let rotate = Command::RotateCredential(proto::command::RotateCredential {
+        vault: world.vault_ref(),
+        secret_name: "GMSADomainUserCred".into(),
+        secret_version: version,
+        spec_name: Some("aks-gmsa-spec".into()),
+        run_workload: true,
+        timeout_secs: 30,
+    });
+    let (_, states) = run_and_follow(&coordinator.bus, rotate, "", deadline, |_| {}).await.unwrap();
+    for (target, state) in &states {
+        let TargetState::Done(result) = state else { panic!("{state:?}") };
+        let step = result.steps.iter().find(|s| s.step == "credential-confirm").expect("the report");
+        let checks: Vec<proto::report::Check> = serde_json::from_value(step.observed["checks"].clone()).unwrap();
+        let workload = checks.iter().find(|c| c.name == "workload").expect("workload check");
+        match (target.cluster.as_str(), &result.status) {
+            ("admit-000", proto::ResultStatus::Failed { code, .. }) => {
+                assert_eq!(code, "credential_unreadable");
+                assert_eq!(workload.status, CheckStatus::Fail, "{workload:?}");
+                assert!(workload.detail.contains(denied), "{}", workload.detail);
+            }
+            ("admit-001", status) => {
+                assert!(status.is_success(), "{status:?}");
+                assert_eq!(workload.status, CheckStatus::Pass, "{workload:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
     for agent in agents {
         agent.stop().await.unwrap();
     }

@@ -354,6 +354,8 @@ async fn a_mixed_fleet_is_planned_by_capability_and_the_others_reported_skipped_
         secret_name: "GMSADomainUserCred".into(),
         secret_version: "0123456789abcdef0123456789abcdef".into(),
         spec_name: None,
+        run_workload: false,
+        timeout_secs: 600,
     });
     let reply = request_run(bus, &mk_request(rotate, "env=demo", 60)).await;
     let RunReply::Accepted { targets, skipped, .. } = reply else { panic!("{reply:?}") };
