@@ -1,6 +1,7 @@
 //! The leader election loop (I/O): every `renew` interval, read the lease, decide
 //! ([`crate::lease::decide`]) and compare-and-set it in `fleet_leader`. Whether this process leads
-//! is published on a `watch` channel; the rollout driver runs only while it reads true.
+//! is published on a `watch` channel; the leader's tasks (the rollout driver, the rotation runner)
+//! run one term each time it turns true ([`each_term`]).
 //!
 //! # Guarantees
 //! - A process that cannot renew (the write lost a race, the server is unreachable past the
@@ -10,9 +11,10 @@
 //!   takes over then (within `ttl + renew`).
 
 use crate::lease::{self, Decision, Lease};
-use bus::Bus;
 use bus::kv::Bucket;
+use bus::{Bus, BusError};
 use proto::subjects;
+use std::future::Future;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -108,5 +110,40 @@ async fn try_claim(bucket: &Bucket<Lease>, me: &str, ttl: time::Duration) -> Res
             Err(bus::BusError::KvWrite { .. }) => Ok(false),
             Err(err) => Err(bus::chain(&err)),
         },
+    }
+}
+
+/// Runs a leader-only task: `term` (given the `leading` and `shutdown` receivers) each time this
+/// process becomes the leader, until `shutdown`. A term ends when leadership is lost (the term
+/// returns `Ok`) or on an error, after which it is started again in a second if this process
+/// still leads; `task` names it in that warning.
+pub async fn each_term<F, Fut>(
+    task: &'static str,
+    mut leading: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+    mut term: F,
+) -> Result<(), BusError>
+where
+    F: FnMut(watch::Receiver<bool>, watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = Result<(), BusError>>,
+{
+    let mut waiting = shutdown.clone();
+    loop {
+        while !*leading.borrow() {
+            tokio::select! {
+                changed = leading.changed() => if changed.is_err() { return Ok(()) },
+                _ = waiting.changed() => return Ok(()),
+            }
+        }
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        if let Err(err) = term(leading.clone(), shutdown.clone()).await {
+            warn!(task, error = %bus::chain(&err), "leader task stopped; restarting its term in 1s");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        if *shutdown.borrow() {
+            return Ok(());
+        }
     }
 }

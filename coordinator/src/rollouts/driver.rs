@@ -205,32 +205,19 @@ pub struct Driver {
 pub async fn run_while_leading(
     bus: Bus,
     settings: DriverSettings,
-    mut leading: watch::Receiver<bool>,
-    mut shutdown: watch::Receiver<bool>,
+    leading: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), BusError> {
-    loop {
-        while !*leading.borrow() {
-            tokio::select! {
-                changed = leading.changed() => if changed.is_err() { return Ok(()) },
-                _ = shutdown.changed() => return Ok(()),
-            }
-        }
-        if *shutdown.borrow() {
-            return Ok(());
-        }
-        let term = async {
+    crate::leader::each_term("rollout driver", leading, shutdown, |mut leading, mut shutdown| {
+        let (bus, settings) = (bus.clone(), settings.clone());
+        async move {
             let (prepared_sender, prepared) = mpsc::unbounded_channel();
-            let mut driver = Driver::open(&bus, settings.clone(), prepared_sender).await?;
+            let mut driver = Driver::open(&bus, settings, prepared_sender).await?;
             driver.serve(prepared, &mut leading, &mut shutdown).await
-        };
-        if let Err(err) = term.instrument(info_span!("rollout-driver")).await {
-            warn!(error = %bus::chain(&err), "rollout driver stopped; restarting its term in 1s");
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        if *shutdown.borrow() {
-            return Ok(());
-        }
-    }
+        .instrument(info_span!("rollout-driver"))
+    })
+    .await
 }
 
 impl Driver {

@@ -116,32 +116,19 @@ impl Default for RotationSettings {
 pub async fn run_while_leading(
     bus: Bus,
     settings: RotationSettings,
-    mut leading: watch::Receiver<bool>,
-    mut shutdown: watch::Receiver<bool>,
+    leading: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), BusError> {
-    loop {
-        while !*leading.borrow() {
-            tokio::select! {
-                changed = leading.changed() => if changed.is_err() { return Ok(()) },
-                _ = shutdown.changed() => return Ok(()),
-            }
-        }
-        if *shutdown.borrow() {
-            return Ok(());
-        }
-        let term = async {
-            let mut runner =
-                Runner { bus: bus.clone(), store: Store::open(&bus).await?, settings: settings.clone(), value: None };
+    crate::leader::each_term("rotation runner", leading, shutdown, |mut leading, mut shutdown| {
+        let (bus, settings) = (bus.clone(), settings.clone());
+        async move {
+            let store = Store::open(&bus).await?;
+            let mut runner = Runner { bus, store, settings, value: None };
             runner.serve(&mut leading, &mut shutdown).await
-        };
-        if let Err(err) = term.instrument(info_span!("rotation-runner")).await {
-            warn!(error = %bus::chain(&err), "rotation runner stopped; restarting its term in 1s");
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        if *shutdown.borrow() {
-            return Ok(());
-        }
-    }
+        .instrument(info_span!("rotation-runner"))
+    })
+    .await
 }
 
 /// The fleet's credential: the desired state's file and users A and B.
@@ -498,10 +485,14 @@ impl Runner {
         loop {
             let Some(mut run) = record.current.clone() else { return Ok(()) };
             let span = info_span!("rotation.step", run_id = %run.run_id, phase = ?run.phase);
-            let mut views = Vec::with_capacity(run.targets.len());
-            for target in &run.targets {
-                let tagged = port.tagged_version(target, &run.run_id).instrument(span.clone()).await?;
-                views.push(TargetView { key: target.key.clone(), tagged_version: tagged });
+            // One version list per vault, and only while something may still be written: a run
+            // that follows its rollout reads no vault at each tick.
+            let mut views = Vec::new();
+            if run.needs_views() {
+                for target in &run.targets {
+                    let tagged = port.tagged_version(target, &run.run_id).instrument(span.clone()).await?;
+                    views.push(TargetView { key: target.key.clone(), tagged_version: tagged });
+                }
             }
             let held = self.value.as_ref().filter(|(id, _)| *id == run.run_id).map(|(_, value)| value.duplicate());
             match next_step(&run, &views, held.is_some()) {

@@ -121,6 +121,12 @@ impl RotationRun {
         matches!(self.phase, RunPhase::Completed | RunPhase::Failed { .. } | RunPhase::Unknown)
     }
 
+    /// Whether [`next_step`] needs to know what the vaults hold: only before the rollout (once it
+    /// starts, the run's record holds every version and nothing is written any more).
+    pub fn needs_views(&self) -> bool {
+        matches!(self.phase, RunPhase::Resetting | RunPhase::Writing)
+    }
+
     /// The rollout id of this run's `rotate-credential` rollout: fixed by the run id, so a
     /// coordinator that crashed after starting it finds it instead of starting another.
     pub fn rollout_id_of(run_id: &str) -> String {
