@@ -81,17 +81,30 @@ pub struct StatusArgs {
     pub watch: bool,
 }
 
-/// Sends one rollout request to the leading coordinator. During a leader change nobody answers
-/// for a few seconds: the request is repeated for up to 20 s (every verb is safe to repeat:
-/// the coordinator applies an operator's event once and ignores a repeat).
+/// Sends one rollout request to the leading coordinator (see [`request_leader`]; the rollout
+/// driver answers within 30 s).
 pub async fn request(bus: &Bus, request: &RolloutRequest) -> anyhow::Result<RolloutReply> {
+    request_leader(bus, api::SUBJECT, request, Duration::from_secs(30)).await
+}
+
+/// Sends one request to a subject only the leading coordinator serves, and decodes its reply.
+/// During a leader change nobody answers for a few seconds: the request is repeated for up to
+/// 20 s (every leader verb is safe to repeat: the coordinator applies an operator's event once
+/// and ignores a repeat). No answer within `wait` is an error.
+pub async fn request_leader<Request, Reply>(
+    bus: &Bus,
+    subject: &'static str,
+    request: &Request,
+    wait: Duration,
+) -> anyhow::Result<Reply>
+where
+    Request: serde::Serialize,
+    Reply: serde::de::DeserializeOwned,
+{
     let body = serde_json::to_vec(request)?;
     let started = tokio::time::Instant::now();
     loop {
-        let sent =
-            tokio::time::timeout(Duration::from_secs(30), bus.client().request(api::SUBJECT, body.clone().into()))
-                .await;
-        match sent {
+        match tokio::time::timeout(wait, bus.client().request(subject, body.clone().into())).await {
             Ok(Ok(reply)) => {
                 return serde_json::from_slice(&reply.payload).context("the coordinator's reply is not understood");
             }
@@ -99,10 +112,8 @@ pub async fn request(bus: &Bus, request: &RolloutRequest) -> anyhow::Result<Roll
                 tracing::debug!(error = %err, "no leading coordinator yet; asking again");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            Ok(Err(err)) => {
-                bail!("no leading coordinator answered on {}: {err}; is fleet-coordinator running?", api::SUBJECT)
-            }
-            Err(_) => bail!("the coordinator did not answer within 30s"),
+            Ok(Err(err)) => bail!("no leading coordinator answered on {subject}: {err}; is fleet-coordinator running?"),
+            Err(_) => bail!("the coordinator did not answer within {}s", wait.as_secs()),
         }
     }
 }

@@ -8,7 +8,7 @@
 use crate::output::{Format, Record};
 use crate::rotation::api::{RotateReply, RotateRequest, SUBJECT};
 use crate::rotation::store::CredentialRecord;
-use anyhow::{Context, bail};
+use anyhow::bail;
 use bus::Bus;
 use clap::{Args, Subcommand};
 use gmsa::rotation::{RotationRun, RunPhase, Schedule};
@@ -68,25 +68,10 @@ pub struct ScheduleArgs {
     pub clear: bool,
 }
 
-/// Sends one rotation request to the leading coordinator (repeated for up to 20 s while no
-/// coordinator leads).
+/// Sends one rotation request to the leading coordinator (a rotation started now resets a
+/// password and writes the vaults before it answers: up to 60 s).
 pub async fn request(bus: &Bus, request: &RotateRequest) -> anyhow::Result<RotateReply> {
-    let body = serde_json::to_vec(request)?;
-    let started = tokio::time::Instant::now();
-    loop {
-        let sent =
-            tokio::time::timeout(Duration::from_secs(60), bus.client().request(SUBJECT, body.clone().into())).await;
-        match sent {
-            Ok(Ok(reply)) => {
-                return serde_json::from_slice(&reply.payload).context("the coordinator's reply is not understood");
-            }
-            Ok(Err(_)) if started.elapsed() < Duration::from_secs(20) => {
-                tokio::time::sleep(Duration::from_millis(500)).await
-            }
-            Ok(Err(err)) => bail!("no leading coordinator answered on {SUBJECT}: {err}; is fleet-coordinator running?"),
-            Err(_) => bail!("the coordinator did not answer within 60s"),
-        }
-    }
+    crate::rollout_verbs::request_leader(bus, SUBJECT, request, Duration::from_secs(60)).await
 }
 
 fn rfc3339(at: OffsetDateTime) -> String {
