@@ -27,6 +27,15 @@ impl SecretString {
     }
 }
 
+/// Splits the Key Vault secret `DOMAIN\user:password` as the CCG plugin does: the domain before
+/// the first `\`, the user before the first `:` after it, the password after that (which may hold
+/// either character). The error is the rule broken; nothing of the value is in it.
+pub fn split_credential(value: &str) -> Result<(&str, &str, &str), &'static str> {
+    let (domain, rest) = value.split_once('\\').ok_or("no '\\' after the domain")?;
+    let (user, password) = rest.split_once(':').ok_or("no ':' after the user")?;
+    Ok((domain, user, password))
+}
+
 impl fmt::Debug for SecretString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretString(<redacted>)")
@@ -59,6 +68,13 @@ impl Drop for SecretString {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_split_at_the_first_backslash_and_the_first_colon_after_it() {
+        assert_eq!(split_credential("CONTOSO\\svc:p@ss:w\\rd"), Ok(("CONTOSO", "svc", "p@ss:w\\rd")));
+        assert!(split_credential("svc:pw").is_err());
+        assert!(split_credential("CONTOSO\\svc").is_err());
+    }
 
     #[test]
     fn never_formats_the_value() {

@@ -223,8 +223,7 @@ impl CcgClient {
 /// Splits `DOMAIN\user:password` as the plugin does: the domain before the first `\`, then the
 /// user before the first `:` after it, the password after that.
 pub fn split_secret(value: &str) -> Result<(&str, &str, &str), CcgFailure> {
-    let (domain, rest) = value.split_once('\\').ok_or(CcgFailure::Format("no '\\' after the domain"))?;
-    let (user, password) = rest.split_once(':').ok_or(CcgFailure::Format("no ':' after the user"))?;
+    let (domain, user, password) = gmsa::secret::split_credential(value).map_err(CcgFailure::Format)?;
     if domain.is_empty() || user.is_empty() || password.is_empty() {
         return Err(CcgFailure::Format("empty domain, user or password"));
     }

@@ -10,8 +10,7 @@ use testkit::samba::SambaDc;
 /// What the CCG plugin does with a secret value, and a bind with it: `Ok` when the user's
 /// password works over LDAPS.
 pub fn ccg_bind(dc: &SambaDc, value: &str) -> Result<(), String> {
-    let (_domain, rest) = value.split_once('\\').ok_or("no '\\' in the secret")?;
-    let (user, password) = rest.split_once(':').ok_or("no ':' in the secret")?;
+    let (_domain, user, password) = gmsa::secret::split_credential(value)?;
     let output = std::process::Command::new("ldapsearch")
         .args(["-x", "-H", &dc.ldaps_url(), "-D", &format!("{user}@{}", dc.realm()), "-w", password])
         .args(["-b", "", "-s", "base", "(objectClass=*)", "defaultNamingContext"])

@@ -181,3 +181,43 @@ strategy:
     );
     serde_yaml::from_str(&yaml).map_err(|err| anyhow::anyhow!("the rollout file does not parse: {err}\n{yaml}"))
 }
+
+/// The YAML of a rollout file named `name` with a `central` section (stage 0 creates the vault
+/// `vault` in the simulated world's vault group, users `user` and `<user>-b`, the gMSA `gmsa`, and
+/// the secret), for the AD domain `realm` (its DNS name), with `overrides` (a top-level
+/// `overrides:` section or nothing) and `strategy` (the body of `strategy:`, indented by two).
+pub fn central_rollout_yaml(
+    name: &str,
+    realm: &str,
+    user: &str,
+    gmsa: &str,
+    vault: &str,
+    overrides: &str,
+    strategy: &str,
+) -> String {
+    format!(
+        r#"
+name: {name}
+setup:
+  dns_server: 10.1.0.4
+  root_domain: {realm}
+  vault: {{subscription_id: {sub}, resource_group: {rg}, name: {vault}}}
+  secret_name: GMSADomainUserCred
+  identity: {{type: kubelet}}
+  credspec:
+    spec_name: aks-gmsa-spec
+    gmsa_account: {gmsa}
+    bindings: [{{namespace: default, name: default}}]
+  central:
+    domain_user: {user}
+    vault_create: {{location: westeurope}}
+  validate: false
+{overrides}
+strategy:
+{strategy}
+"#,
+        realm = realm.to_lowercase(),
+        sub = crate::world::VAULT_SUBSCRIPTION,
+        rg = crate::world::VAULT_RESOURCE_GROUP,
+    )
+}

@@ -32,11 +32,10 @@ fn ad_error(err: ad::AdError) -> RotationError {
     RotationError::new(code, bus::chain(&err))
 }
 
-/// `(DOMAIN, user)` of a credential string, split as the CCG plugin splits it: at the first `\`
-/// and the first `:` after it.
+/// `(DOMAIN, user)` of a credential string, split as the CCG plugin splits it
+/// ([`gmsa::secret::split_credential`]).
 pub fn credential_parts(value: &str) -> Option<(String, String)> {
-    let (domain, rest) = value.split_once('\\')?;
-    let (user, _) = rest.split_once(':')?;
+    let (domain, user, _) = gmsa::secret::split_credential(value).ok()?;
     Some((domain.to_string(), user.to_string()))
 }
 

@@ -500,31 +500,14 @@ async fn fleet_coordinator_with_its_central_section_does_the_whole_setup_stage_0
     let agents = world.spawn_agents(&server.url(), |cluster| tests::fleet::test_settings(cluster, &[])).await.unwrap();
     let (user, gmsa) = (testkit::samba::unique_name("s0u"), testkit::samba::unique_name("s0g"));
     let vault = format!("kv{}", testkit::samba::unique_name("s"));
-    let rollout = format!(
-        r#"
-name: stage-0-through-the-binaries
-setup:
-  dns_server: 10.1.0.4
-  root_domain: {realm}
-  vault: {{subscription_id: {sub}, resource_group: {rg}, name: {vault}}}
-  secret_name: GMSADomainUserCred
-  identity: {{type: kubelet}}
-  credspec:
-    spec_name: aks-gmsa-spec
-    gmsa_account: {gmsa}
-    bindings: [{{namespace: default, name: default}}]
-  central:
-    domain_user: {user}
-    vault_create: {{location: westeurope}}
-  validate: false
-strategy:
-  stages:
-    - {{name: canary, count: 1}}
-    - {{name: rest}}
-"#,
-        realm = dc.realm().to_lowercase(),
-        sub = VAULT_SUBSCRIPTION,
-        rg = VAULT_RESOURCE_GROUP,
+    let rollout = tests::fleet::central_rollout_yaml(
+        "stage-0-through-the-binaries",
+        dc.realm(),
+        &user,
+        &gmsa,
+        &vault,
+        "",
+        "  stages:\n    - {name: canary, count: 1}\n    - {name: rest}",
     );
     let path = write_file(dir.path(), "rollout.yaml", &rollout);
     let url = server.url();

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use testkit::nats::NatsServer;
 use tests::ccg::CcgLoop;
-use tests::world::{COORDINATOR_SECRET, SimWorld, VAULT_NAME, VAULT_RESOURCE_GROUP, VAULT_SUBSCRIPTION};
+use tests::world::{COORDINATOR_SECRET, SimWorld, VAULT_NAME};
 
 fn spawn_coordinator(config: &std::path::Path, dc: &testkit::samba::SambaDc, crash_at: Option<&str>) -> Process {
     let mut command = Command::new(env!("CARGO_BIN_EXE_fleet-coordinator"));
@@ -53,28 +53,15 @@ async fn fleet_coordinator_aborted_at_each_step_of_a_rotation_resumes_writes_eac
     }
     let agents = world.spawn_agents(&server.url(), |cluster| tests::fleet::test_settings(cluster, &[])).await.unwrap();
     let (user, gmsa) = (testkit::samba::unique_name("rku"), testkit::samba::unique_name("rkg"));
-    let rollout = format!(
-        r#"
-name: rotation-under-crashes
-setup:
-  dns_server: 10.1.0.4
-  root_domain: {realm}
-  vault: {{subscription_id: {VAULT_SUBSCRIPTION}, resource_group: {VAULT_RESOURCE_GROUP}, name: {VAULT_NAME}}}
-  secret_name: GMSADomainUserCred
-  identity: {{type: kubelet}}
-  credspec:
-    spec_name: aks-gmsa-spec
-    gmsa_account: {gmsa}
-    bindings: [{{namespace: default, name: default}}]
-  central:
-    domain_user: {user}
-  validate: false
-strategy:
-  stages:
-    - {{name: canary, count: 1}}
-    - {{name: rest}}
-"#,
-        realm = dc.realm().to_lowercase(),
+    let strategy = "  stages:\n    - {name: canary, count: 1}\n    - {name: rest}";
+    let rollout = tests::fleet::central_rollout_yaml(
+        "rotation-under-crashes",
+        dc.realm(),
+        &user,
+        &gmsa,
+        VAULT_NAME,
+        "",
+        strategy,
     );
     let path = write_file(dir.path(), "rollout.yaml", &rollout);
     let url = server.url();

@@ -30,31 +30,7 @@ fn setup_file(
     overrides: &str,
     strategy: &str,
 ) -> proto::rollout::RolloutFile {
-    let yaml = format!(
-        r#"
-name: rotation-setup
-setup:
-  dns_server: 10.1.0.4
-  root_domain: {realm}
-  vault: {{subscription_id: {sub}, resource_group: {rg}, name: {vault}}}
-  secret_name: GMSADomainUserCred
-  identity: {{type: kubelet}}
-  credspec:
-    spec_name: aks-gmsa-spec
-    gmsa_account: {gmsa}
-    bindings: [{{namespace: default, name: default}}]
-  central:
-    domain_user: {user}
-    vault_create: {{location: westeurope}}
-  validate: false
-{overrides}
-strategy:
-{strategy}
-"#,
-        realm = dc.realm().to_lowercase(),
-        sub = VAULT_SUBSCRIPTION,
-        rg = VAULT_RESOURCE_GROUP,
-    );
+    let yaml = tests::fleet::central_rollout_yaml("rotation-setup", dc.realm(), user, gmsa, vault, overrides, strategy);
     serde_yaml::from_str(&yaml).unwrap_or_else(|err| panic!("{err}\n{yaml}"))
 }
 
@@ -181,7 +157,7 @@ fn vault_id(name: &str) -> String {
 }
 
 fn user_of(value: &str) -> String {
-    value.split_once('\\').and_then(|(_, rest)| rest.split_once(':')).map(|(user, _)| user.to_string()).unwrap()
+    gmsa::secret::split_credential(value).map(|(_, user, _)| user.to_string()).unwrap()
 }
 
 /// Two full rotation cycles (A → B → A) over 50 clusters sharing one vault: one new version per
