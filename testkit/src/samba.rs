@@ -183,9 +183,10 @@ impl SambaDc {
         let domain = self.dns_domain();
         let host = self.options.host_name.to_lowercase();
         let password = format!("--password={}", self.admin_password);
-        // The DC answers LDAPS before its DNS RPC server listens (more so on a loaded machine):
-        // a refused connection is retried for a while, any other failure is final.
-        let mut attempts = 0;
+        // The DC answers LDAPS before its DNS RPC server listens (more so on a loaded machine: seen
+        // refused for over 30 s while a 200-agent test ran beside it): a refused connection is
+        // retried until START_TIMEOUT, any other failure is final.
+        let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let output = self
                 .samba_tool(&[
@@ -205,8 +206,7 @@ impl SambaDc {
                 return Ok(());
             }
             let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-            attempts += 1;
-            if !stderr.contains("refused") || attempts >= 20 {
+            if !stderr.contains("refused") || Instant::now() >= deadline {
                 return Err(SambaError::DnsRegistration(stderr));
             }
             std::thread::sleep(Duration::from_millis(500));
