@@ -17,6 +17,8 @@ pub struct AgentConfig {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     pub nats: NatsConfig,
+    /// Who this agent is and whom it obeys.
+    pub identity: IdentityConfig,
     #[serde(default)]
     pub delivery: DeliveryConfig,
     /// Adapter settings (Azure, Kubernetes) handed to the executor as they are.
@@ -29,6 +31,25 @@ pub struct AgentConfig {
 pub struct NatsConfig {
     /// `nats://host:port`, comma-separated for several servers.
     pub url: String,
+}
+
+/// The `[identity]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// The agent's secret key (`ed25519-seed:…`, written by `fleetctl agents enroll`); its results
+    /// are signed with it. The file should be readable by the agent only.
+    pub key_file: std::path::PathBuf,
+    /// The coordinator's command keys (`ed25519:…`); list the next key beside the current one
+    /// before the coordinator switches, and remove the old one after.
+    pub coordinator_keys: Vec<String>,
+    /// How long after it was issued a command is still applied (days; then it is `stale`).
+    #[serde(default = "default_max_command_age_days")]
+    pub max_command_age_days: u64,
+}
+
+fn default_max_command_age_days() -> u64 {
+    8
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +117,22 @@ impl AgentConfig {
                 rule: format!("{:?} must be nats://, tls://, ws:// or wss:// URLs separated by commas", self.nats.url),
             });
         }
+        if self.identity.coordinator_keys.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "identity.coordinator_keys",
+                rule: "must list at least one key: an agent that trusts no key refuses every command".into(),
+            });
+        }
+        for key in &self.identity.coordinator_keys {
+            gmsa::signing::PublicKey::parse(key)
+                .map_err(|err| ConfigError::Invalid { field: "identity.coordinator_keys", rule: err.to_string() })?;
+        }
+        if !(1..=30).contains(&self.identity.max_command_age_days) {
+            return Err(ConfigError::Invalid {
+                field: "identity.max_command_age_days",
+                rule: "must be 1 to 30".into(),
+            });
+        }
         let delivery = &self.delivery;
         let positive = [
             ("delivery.poll_interval_secs", delivery.poll_interval_secs),
@@ -120,6 +157,9 @@ impl AgentConfig {
         settings.max_attempts = self.delivery.max_attempts;
         settings.shutdown_grace = Duration::from_secs(self.delivery.shutdown_grace_secs);
         settings.progress_interval = Duration::from_secs(self.delivery.progress_interval_secs);
+        settings.coordinator_keys =
+            self.identity.coordinator_keys.iter().filter_map(|key| gmsa::signing::PublicKey::parse(key).ok()).collect();
+        settings.max_command_age = Duration::from_secs(self.identity.max_command_age_days.saturating_mul(24 * 3600));
         settings
     }
 }
@@ -128,7 +168,12 @@ impl AgentConfig {
 mod tests {
     use super::*;
 
+    const IDENTITY: &str =
+        "[identity]\nkey_file = \"/k\"\ncoordinator_keys = [\"ed25519:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE\"]\n";
+
     fn load_toml(text: &str) -> Result<AgentConfig, ConfigError> {
+        let text = if text.contains("[identity]") { text.to_string() } else { format!("{text}{IDENTITY}") };
+        let text = text.as_str();
         let dir = std::env::temp_dir().join(format!("agent-config-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("agent.toml");
@@ -156,6 +201,18 @@ mod tests {
         let err = load_toml("cluster_id = \"aks-1\"\n[nats]\nurl = \"nats://x:1\"\n[delivery]\nmax_attempts = 0\n")
             .unwrap_err();
         assert!(err.to_string().starts_with("delivery.max_attempts:"), "{err}");
+    }
+
+    #[test]
+    fn the_identity_section_is_required_and_its_keys_checked() {
+        let config = load_toml("cluster_id = \"aks-1\"\n[nats]\nurl = \"nats://x:1\"\n").unwrap();
+        assert_eq!(config.settings().coordinator_keys.len(), 1);
+        let err = load_toml("cluster_id = \"aks-1\"\n[nats]\nurl = \"nats://x:1\"\n[identity]\nkey_file = \"/k\"\ncoordinator_keys = []\n")
+            .unwrap_err();
+        assert!(err.to_string().starts_with("identity.coordinator_keys: must list"), "{err}");
+        let err = load_toml("cluster_id = \"aks-1\"\n[nats]\nurl = \"nats://x:1\"\n[identity]\nkey_file = \"/k\"\ncoordinator_keys = [\"ed25519:nope\"]\n")
+            .unwrap_err();
+        assert!(err.to_string().starts_with("identity.coordinator_keys: a public key"), "{err}");
     }
 
     #[test]

@@ -24,14 +24,23 @@ pub struct Inputs<'a> {
     /// The agent's cursor as stored.
     pub cursor: &'a Cursor,
     pub max_attempts: u32,
+    /// How long after its `issued_at` a command is still accepted (older ones are `stale`).
+    pub max_age: time::Duration,
     pub now: OffsetDateTime,
 }
+
+/// How far in the future an `issued_at` may lie (clock skew between coordinator and agent).
+pub const MAX_CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
 
 /// The action for one stored command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// A result exists already: advance the cursor, touch nothing.
+    /// This attempt's result was published before a crash: advance the cursor, touch nothing.
     AlreadyDone,
+    /// The command id was answered already and the command arrives again (a replay, or a
+    /// re-publish beyond the dedup window): record a dead letter `replayed`, touch nothing, keep
+    /// the first result.
+    Replayed,
     /// Answer `failed` with this refusal and advance; nothing is applied.
     Refuse(Refusal),
     /// Apply the command; this is attempt number `attempt`.
@@ -39,9 +48,16 @@ pub enum Action {
 }
 
 /// Decides what to do with a stored command.
+///
+/// The signature was checked before (`worker`: a command that is not signed by a trusted key gets
+/// no result and no effect, only a dead letter); this decides for authentic commands.
 pub fn decide(inputs: &Inputs<'_>) -> Action {
     if inputs.recorded.is_some() {
-        return Action::AlreadyDone;
+        // Only a crash between publishing the result and advancing the cursor leaves this very
+        // message in flight with a result; any other arrival of an answered id is a replay.
+        let interrupted =
+            inputs.cursor.in_flight.as_ref().is_some_and(|in_flight| in_flight.sequence == inputs.sequence);
+        return if interrupted { Action::AlreadyDone } else { Action::Replayed };
     }
     let envelope = match &inputs.envelope {
         Ok(envelope) => *envelope,
@@ -59,6 +75,9 @@ pub fn decide(inputs: &Inputs<'_>) -> Action {
                 inputs.cluster
             ),
         ));
+    }
+    if let Some(refusal) = stale(envelope.issued_at, inputs.now, inputs.max_age) {
+        return Action::Refuse(refusal);
     }
     if let Err(err) = gmsa::validate::command(&envelope.command) {
         return Action::Refuse(Refusal::new(Code::InvalidPayload, err.to_string()));
@@ -95,6 +114,25 @@ pub fn decide(inputs: &Inputs<'_>) -> Action {
         ));
     }
     Action::Execute { attempt }
+}
+
+/// Why a command issued at `issued_at` is too old or from the future at `now`, if it is.
+pub fn stale(issued_at: OffsetDateTime, now: OffsetDateTime, max_age: time::Duration) -> Option<Refusal> {
+    let oldest = now.checked_sub(max_age)?;
+    let newest = now.checked_add(MAX_CLOCK_SKEW)?;
+    if issued_at < oldest {
+        return Some(Refusal::new(
+            Code::Stale,
+            format!("issued_at {issued_at} is more than {max_age} before the agent's clock {now}"),
+        ));
+    }
+    if issued_at > newest {
+        return Some(Refusal::new(
+            Code::Stale,
+            format!("issued_at {issued_at} is more than {MAX_CLOCK_SKEW} after the agent's clock {now}"),
+        ));
+    }
+    None
 }
 
 /// The cursor to store before applying: records the attempt, so a crash mid-command counts, and

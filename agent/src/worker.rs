@@ -60,6 +60,11 @@ pub struct AgentSettings {
     /// Interval of progress heartbeats while a command runs.
     pub progress_interval: Duration,
     pub agent_version: String,
+    /// The keys the coordinator signs commands with (several while a key rotates). A command
+    /// signed by none of them is not applied.
+    pub coordinator_keys: Vec<gmsa::signing::PublicKey>,
+    /// How long after its `issued_at` a command is accepted (then it is `stale`).
+    pub max_command_age: Duration,
 }
 
 impl AgentSettings {
@@ -73,6 +78,8 @@ impl AgentSettings {
             shutdown_grace: Duration::from_secs(30),
             progress_interval: Duration::from_secs(10),
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            coordinator_keys: Vec::new(),
+            max_command_age: Duration::from_secs(8 * 24 * 3600),
         }
     }
 }
@@ -87,6 +94,9 @@ pub enum AgentError {
         #[source]
         source: BusError,
     },
+    /// The agent has no identity to sign its results with, or trusts no coordinator key.
+    #[error("agent of cluster {cluster} cannot start: {rule}")]
+    Identity { cluster: String, rule: &'static str },
 }
 
 /// Delay before catch-up attempt `failures + 1`: 200 ms doubling to 10 s, with a jitter of up to
@@ -131,6 +141,18 @@ impl<E: Executor> Agent<E> {
     /// Opens the streams and buckets the agent uses (they must exist: the coordinator creates them).
     pub async fn new(bus: Bus, settings: AgentSettings, executor: E) -> Result<Self, AgentError> {
         let cluster = settings.cluster.clone();
+        if bus.identity().is_none() {
+            return Err(AgentError::Identity {
+                cluster,
+                rule: "the bus connection has no identity key to sign results with",
+            });
+        }
+        if settings.coordinator_keys.is_empty() {
+            return Err(AgentError::Identity {
+                cluster,
+                rule: "no coordinator key is trusted: every command would be refused",
+            });
+        }
         let bus_error = |source| AgentError::Bus { cluster: cluster.clone(), source };
         let inbox = CommandInbox::open(&bus, &settings.cluster).await.map_err(bus_error)?;
         let results = ResultPublisher::open(&bus).await.map_err(bus_error)?;
@@ -311,6 +333,25 @@ impl<E: Executor> Agent<E> {
     ) -> Result<bool, AgentError> {
         let cluster = self.settings.cluster.as_str();
         let traceparent = headers::traceparent_of(&stored.headers);
+        // First gate: only what a trusted coordinator key signed, for this subject, is read at all.
+        // A forgery gets no result (its id is the forger's choice: a result under it could squat a
+        // real command's id), only a dead letter with the rule it broke.
+        let subject = proto::subjects::command(cluster);
+        let signed = headers::verify(
+            Some(&stored.headers),
+            &self.settings.coordinator_keys,
+            gmsa::signing::Purpose::Command,
+            &subject,
+            &stored.payload,
+        );
+        if let Err(err) = signed {
+            let refusal = headers::refusal_of(&err);
+            warn!(sequence = stored.sequence, code = %refusal.code, message = %refusal.message, "command not signed by a trusted coordinator key; not applied");
+            let message_id = format!("cmd-{cluster}-{}", stored.sequence);
+            self.dead_letter(subject, Some(stored.sequence), &refusal, "not applied", &message_id).await?;
+            self.store_cursor(&decision::cursor_after_done(stored.sequence), revision).await?;
+            return Ok(false);
+        }
         let (head, kind, envelope) = match decode::command(headers::schema_of(&stored.headers), &stored.payload) {
             CommandMessage::Valid(envelope) => {
                 (EnvelopeHead::from(&*envelope), envelope.command.kind().name().to_string(), Ok(envelope))
@@ -328,8 +369,11 @@ impl<E: Executor> Agent<E> {
         };
         let span = info_span!("command", command_id = %head.command_id, sequence = stored.sequence, traceparent = traceparent.as_deref().unwrap_or(""));
         async {
+            // Only a result this agent signed counts as done: one someone else put on the subject
+            // cannot make the agent skip the command.
+            let own = self.bus.identity().map(|key| key.public()).into_iter().collect::<Vec<_>>();
             let recorded =
-                match self.results.lookup(cluster, head.command_id.as_str()).await.map_err(|err| self.bus_error(err))? {
+                match self.results.lookup(cluster, head.command_id.as_str(), &own).await.map_err(|err| self.bus_error(err))? {
                     Lookup::Found(result) => Some(*result),
                     Lookup::Absent => None,
                     Lookup::Undecodable(refusal) => {
@@ -346,6 +390,7 @@ impl<E: Executor> Agent<E> {
                 recorded: recorded.as_ref(),
                 cursor: &cursor,
                 max_attempts: self.settings.max_attempts,
+                max_age: time::Duration::try_from(self.settings.max_command_age).unwrap_or(time::Duration::MAX),
                 now: OffsetDateTime::now_utc(),
             });
             let ending =
@@ -353,6 +398,17 @@ impl<E: Executor> Agent<E> {
             match action {
                 Action::AlreadyDone => {
                     info!("result already recorded; nothing applied");
+                    self.store_cursor(&decision::cursor_after_done(stored.sequence), revision).await?;
+                    Ok(false)
+                }
+                Action::Replayed => {
+                    let refusal = Refusal::new(
+                        decode::Code::Replayed,
+                        format!("command {} was answered already; the first result stands", head.command_id.as_str()),
+                    );
+                    warn!(code = %refusal.code, "command id answered already; not applied again");
+                    let message_id = format!("cmd-{cluster}-{}", stored.sequence);
+                    self.dead_letter(subject.clone(), Some(stored.sequence), &refusal, "not applied", &message_id).await?;
                     self.store_cursor(&decision::cursor_after_done(stored.sequence), revision).await?;
                     Ok(false)
                 }

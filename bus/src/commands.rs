@@ -37,7 +37,8 @@ impl CommandPublisher {
         CommandPublisher { bus: bus.clone() }
     }
 
-    /// Sends a command without waiting for the server's acknowledgement; await the returned
+    /// Sends a command — signed with the bus's identity, the coordinator's command key — without
+    /// waiting for the server's acknowledgement; await the returned
     /// future with [`CommandPublisher::confirm`]. Many sends in flight are how a fleet-wide command
     /// is published quickly.
     pub async fn send(
@@ -48,7 +49,10 @@ impl CommandPublisher {
         let subject = subjects::command(&envelope.cluster);
         let payload =
             serde_json::to_vec(envelope).map_err(|source| BusError::Encode { subject: subject.clone(), source })?;
-        let headers = headers::outgoing(envelope.command_id.as_str(), traceparent);
+        let mut headers = headers::outgoing(envelope.command_id.as_str(), traceparent);
+        if let Some(key) = self.bus.identity() {
+            headers::sign(&mut headers, key, gmsa::signing::Purpose::Command, &subject, &payload);
+        }
         self.bus
             .jetstream()
             .publish_with_headers(subject.clone(), headers, payload.into())
@@ -75,9 +79,20 @@ impl CommandPublisher {
         self.confirm(&envelope.cluster, ack).await
     }
 
-    /// Publishes raw bytes as a command (for tests of malformed or future messages).
-    pub async fn publish_raw(&self, cluster: &str, headers: HeaderMap, payload: Bytes) -> Result<Published, BusError> {
+    /// Publishes raw bytes as a command (for tests of malformed or future messages), signed like
+    /// any command when the bus has an identity and `headers` carry no signature.
+    pub async fn publish_raw(
+        &self,
+        cluster: &str,
+        mut headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<Published, BusError> {
         let subject = subjects::command(cluster);
+        if let Some(key) = self.bus.identity()
+            && headers.get(proto::identity::SIGNATURE_HEADER).is_none()
+        {
+            headers::sign(&mut headers, key, gmsa::signing::Purpose::Command, &subject, &payload);
+        }
         let ack = self
             .bus
             .jetstream()

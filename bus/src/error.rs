@@ -4,6 +4,9 @@
 /// An operation on the bus failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
+    /// A key file cannot be read or is not a key.
+    #[error("identity key file {path}: {reason}")]
+    Identity { path: String, reason: String },
     /// Could not connect to NATS.
     #[error("cannot connect to NATS at {url}")]
     Connect {

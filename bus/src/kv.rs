@@ -95,6 +95,22 @@ impl<T: Serialize + DeserializeOwned> Bucket<T> {
         Ok(out)
     }
 
+    /// Every change from now on (after the current values): key and bytes, `None` for a delete.
+    pub async fn watch_raw(
+        &self,
+    ) -> Result<impl futures::Stream<Item = Result<(String, Option<bytes::Bytes>), BusError>> + Send + 'static, BusError>
+    {
+        let name = self.name;
+        let watch = self.store.watch_all().await.map_err(|err| self.read_error(">", err))?;
+        Ok(futures::StreamExt::map(watch, move |entry| match entry {
+            Ok(entry) => {
+                let value = (entry.operation == async_nats::jetstream::kv::Operation::Put).then_some(entry.value);
+                Ok((entry.key, value))
+            }
+            Err(err) => Err(BusError::KvRead { bucket: name.to_string(), key: ">".into(), source: err.into() }),
+        }))
+    }
+
     /// Every key and its stored bytes, undecoded, so the caller can skip and report bad entries.
     pub async fn entries_raw(&self) -> Result<Vec<(String, bytes::Bytes)>, BusError> {
         let keys: Vec<String> = self
@@ -155,4 +171,9 @@ pub async fn cursors(bus: &Bus) -> Result<Bucket<Cursor>, BusError> {
 /// The agents' hellos and heartbeats.
 pub async fn agents(bus: &Bus) -> Result<Bucket<proto::AgentInfo>, BusError> {
     Bucket::open(bus, subjects::AGENTS_BUCKET).await
+}
+
+/// The agents' enrollments (written by the coordinator only).
+pub async fn enrollments(bus: &Bus) -> Result<Bucket<proto::identity::Enrollment>, BusError> {
+    Bucket::open(bus, subjects::ENROLLMENTS_BUCKET).await
 }

@@ -20,6 +20,7 @@
 
 pub mod commands;
 pub mod deadletters;
+pub mod enrollment;
 pub mod error;
 pub mod headers;
 pub mod kv;
@@ -31,11 +32,23 @@ pub use error::{BusError, chain};
 
 use async_nats::jetstream;
 
-/// A connection to the bus: a NATS client and its JetStream context.
+/// Reads a secret key file (`ed25519-seed:…`, see `gmsa::signing`): the identity a connection
+/// signs with. The error names the file, never its content.
+pub fn read_identity(path: &std::path::Path) -> Result<std::sync::Arc<gmsa::signing::SecretKey>, BusError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| BusError::Identity { path: path.display().to_string(), reason: err.to_string() })?;
+    let key = gmsa::signing::SecretKey::parse(&text)
+        .map_err(|err| BusError::Identity { path: path.display().to_string(), reason: err.to_string() })?;
+    Ok(std::sync::Arc::new(key))
+}
+
+/// A connection to the bus: a NATS client, its JetStream context and the process's signing key
+/// (the coordinator's command key, an agent's identity, an operator's key), if it has one.
 #[derive(Clone)]
 pub struct Bus {
     client: async_nats::Client,
     jetstream: jetstream::Context,
+    identity: Option<std::sync::Arc<gmsa::signing::SecretKey>>,
 }
 
 impl Bus {
@@ -56,7 +69,7 @@ impl Bus {
             .await
             .map_err(|source| BusError::Connect { url: url.to_string(), source })?;
         let jetstream = jetstream::new(client.clone());
-        Ok(Bus { client, jetstream })
+        Ok(Bus { client, jetstream, identity: None })
     }
 
     /// Like [`Bus::connect`], and sends `()` on `reconnected` each time the connection is
@@ -83,7 +96,19 @@ impl Bus {
         }
         let client = options.connect(url).await.map_err(|source| BusError::Connect { url: url.to_string(), source })?;
         let jetstream = jetstream::new(client.clone());
-        Ok(Bus { client, jetstream })
+        Ok(Bus { client, jetstream, identity: None })
+    }
+
+    /// This connection with `key` as the key that signs what it publishes: commands (coordinator),
+    /// results (agent), control requests (operator).
+    pub fn with_identity(mut self, key: std::sync::Arc<gmsa::signing::SecretKey>) -> Bus {
+        self.identity = Some(key);
+        self
+    }
+
+    /// The key that signs what this connection publishes.
+    pub fn identity(&self) -> Option<&gmsa::signing::SecretKey> {
+        self.identity.as_deref()
     }
 
     pub fn client(&self) -> &async_nats::Client {
@@ -92,6 +117,22 @@ impl Bus {
 
     pub fn jetstream(&self) -> &jetstream::Context {
         &self.jetstream
+    }
+
+    /// A request (a control-API call), signed with this connection's identity — the operator's
+    /// key — when it has one; the reply within `timeout`.
+    pub async fn signed_request(
+        &self,
+        subject: String,
+        body: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> Result<async_nats::Message, async_nats::RequestError> {
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(key) = self.identity() {
+            headers::sign(&mut headers, key, gmsa::signing::Purpose::Request, &subject, &body);
+        }
+        let request = async_nats::Request::new().headers(headers).payload(body.into()).timeout(Some(timeout));
+        self.client.send_request(subject, request).await
     }
 
     /// Waits until everything published so far has reached the server.

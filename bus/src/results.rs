@@ -26,17 +26,22 @@ impl ResultPublisher {
         Ok(ResultPublisher { bus: bus.clone(), results })
     }
 
-    /// Publishes a result and waits for JetStream's acknowledgement. The message id is the command
+    /// Publishes a result, signed with the bus's identity (the agent's key), and waits for
+    /// JetStream's acknowledgement. The message id is the command
     /// id, so a result re-published after a crash is stored once.
     pub async fn publish_result(&self, result: &CommandResult, traceparent: Option<&str>) -> Result<(), BusError> {
         let subject = subjects::result(&result.cluster, result.command_id.as_str());
         let payload =
             serde_json::to_vec(result).map_err(|source| BusError::Encode { subject: subject.clone(), source })?;
         let message_id = format!("result-{}-{}", result.cluster, result.command_id);
+        let mut headers = headers::outgoing(&message_id, traceparent);
+        if let Some(key) = self.bus.identity() {
+            headers::sign(&mut headers, key, gmsa::signing::Purpose::Result, &subject, &payload);
+        }
         let ack = self
             .bus
             .jetstream()
-            .publish_with_headers(subject.clone(), headers::outgoing(&message_id, traceparent), payload.into())
+            .publish_with_headers(subject.clone(), headers, payload.into())
             .await
             .map_err(|source| BusError::Publish { subject: subject.clone(), source })?;
         ack.await.map_err(|source| BusError::Publish { subject, source })?;
@@ -55,15 +60,19 @@ impl ResultPublisher {
             .map_err(|source| BusError::CorePublish { subject, source })
     }
 
-    /// Publishes a drift report and waits for JetStream's acknowledgement.
+    /// Publishes a drift report, signed like a result, and waits for JetStream's acknowledgement.
     pub async fn publish_drift(&self, report: &proto::drift::DriftReport) -> Result<(), BusError> {
         let subject = subjects::drift(&report.cluster);
         let payload =
             serde_json::to_vec(report).map_err(|source| BusError::Encode { subject: subject.clone(), source })?;
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(key) = self.bus.identity() {
+            headers::sign(&mut headers, key, gmsa::signing::Purpose::Result, &subject, &payload);
+        }
         let ack = self
             .bus
             .jetstream()
-            .publish(subject.clone(), payload.into())
+            .publish_with_headers(subject.clone(), headers, payload.into())
             .await
             .map_err(|source| BusError::Publish { subject: subject.clone(), source })?;
         ack.await.map_err(|source| BusError::Publish { subject, source })?;
@@ -86,17 +95,49 @@ impl ResultPublisher {
     }
 
     /// The result stored for this command on this cluster: found, absent, or something on its
-    /// subject that is not its result (decoded by [`proto::decode::result`]).
-    pub async fn lookup(&self, cluster: &str, command_id: &str) -> Result<Lookup, BusError> {
+    /// subject that is not its result — undecodable ([`proto::decode::result`]) or not signed by
+    /// one of `signers` (the cluster's enrolled key; an agent passes its own): a result anyone else
+    /// wrote is not the cluster's.
+    pub async fn lookup(
+        &self,
+        cluster: &str,
+        command_id: &str,
+        signers: &[gmsa::signing::PublicKey],
+    ) -> Result<Lookup, BusError> {
         let subject = subjects::result(cluster, command_id);
         match self.results.direct_get_last_for_subject(subject.as_str()).await {
-            Ok(message) => Ok(match proto::decode::result(Some((cluster, command_id)), &message.payload) {
-                Ok(result) => Lookup::Found(Box::new(result)),
-                Err(refusal) => Lookup::Undecodable(refusal),
-            }),
+            Ok(message) => Ok(
+                match headers::verify(
+                    Some(&message.headers),
+                    signers,
+                    gmsa::signing::Purpose::Result,
+                    &subject,
+                    &message.payload,
+                ) {
+                    Err(err) => Lookup::Undecodable(headers::refusal_of(&err)),
+                    Ok(_) => match proto::decode::result(Some((cluster, command_id)), &message.payload) {
+                        Ok(result) => Lookup::Found(Box::new(result)),
+                        Err(refusal) => Lookup::Undecodable(refusal),
+                    },
+                },
+            ),
             Err(err) if err.kind() == DirectGetErrorKind::NotFound => Ok(Lookup::Absent),
             Err(source) => Err(BusError::DirectGet { stream: subjects::RESULT_STREAM.to_string(), subject, source }),
         }
+    }
+}
+
+impl ResultPublisher {
+    /// [`ResultPublisher::lookup`] with the cluster's enrolled key: what the coordinator and
+    /// fleetctl read as a cluster's result.
+    pub async fn lookup_enrolled(
+        &self,
+        enrollments: &crate::enrollment::Enrollments,
+        cluster: &str,
+        command_id: &str,
+    ) -> Result<Lookup, BusError> {
+        let keys = enrollments.keys_of(cluster).await?;
+        self.lookup(cluster, command_id, &keys).await
     }
 }
 
@@ -138,6 +179,7 @@ pub async fn fetch_artifact(bus: &Bus, cluster: &str, command_id: &str) -> Resul
 /// coordinator restart loses none.
 pub struct ResultFeed {
     messages: pull::Stream,
+    enrollments: crate::enrollment::Enrollments,
 }
 
 /// A result with the handle to acknowledge it once recorded.
@@ -183,6 +225,11 @@ impl ResultFeed {
         Self::open_as(bus, subjects::RESULT_CONSUMER, Duration::from_secs(30)).await
     }
 
+    /// The enrollments the feed checks signatures against.
+    pub fn enrollments(&self) -> &crate::enrollment::Enrollments {
+        &self.enrollments
+    }
+
     /// Creates (or reuses) the durable consumer `name` on the result stream and starts pulling:
     /// each durable consumer sees every result once (the recorder's and the rollout driver's).
     /// A result not acknowledged within `ack_wait` is delivered again — which is also how a new
@@ -212,10 +259,14 @@ impl ResultFeed {
             .await
             .map_err(|err| consumer_error(err.into()))?;
         let messages = consumer.messages().await.map_err(|err| consumer_error(err.into()))?;
-        Ok(ResultFeed { messages })
+        let enrollments = crate::enrollment::Enrollments::open(bus).await?;
+        Ok(ResultFeed { messages, enrollments })
     }
 
-    /// The next result; `None` when the feed ended.
+    /// The next result; `None` when the feed ended. A result is refused (`unsigned`,
+    /// `unknown_key`, `bad_signature`) unless it is signed by the enrolled, unrevoked key of the
+    /// cluster its subject names — the authenticated sender — and it must name that cluster and
+    /// command in its body ([`proto::decode::result`]).
     pub async fn next(&mut self) -> Option<Result<ReceivedResult, BusError>> {
         let message = self.messages.next().await?;
         Some(match message {
@@ -224,7 +275,20 @@ impl ResultFeed {
                 let (sequence, deliveries) =
                     message.info().map_or((0, 1), |info| (info.stream_sequence, info.delivered));
                 let result = match subjects::parse_result(&subject) {
-                    Some(expected) => proto::decode::result(Some(expected), &message.payload),
+                    Some(expected) => match self.enrollments.keys_of(expected.0).await {
+                        Ok(keys) => headers::verify(
+                            message.headers.as_ref(),
+                            &keys,
+                            gmsa::signing::Purpose::Result,
+                            &subject,
+                            &message.payload,
+                        )
+                        .map_err(|err| headers::refusal_of(&err))
+                        .and_then(|_| proto::decode::result(Some(expected), &message.payload)),
+                        Err(err) => {
+                            return Some(Err(err));
+                        }
+                    },
                     None => Err(proto::decode::Refusal::new(
                         proto::decode::Code::UndecodableResult,
                         "the subject is not fleet.result.<cluster>.<command id> with token ids",

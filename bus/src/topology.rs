@@ -88,6 +88,7 @@ impl Topology {
             bucket(subjects::ROLLOUT_INDEX_BUCKET, 1, "rollouts the driver runs, by id"),
             bucket(subjects::ROTATIONS_BUCKET, 1, "credential rotations, by credential"),
             bucket(subjects::LEADER_BUCKET, 1, "the leading coordinator's lease"),
+            bucket(subjects::ENROLLMENTS_BUCKET, 5, "agents' public keys, by cluster (coordinator only)"),
         ]
     }
 }

@@ -23,6 +23,23 @@ pub struct CoordinatorConfig {
     /// refuses central writes (stage 0, `fleet.ctl.teardown-shared`).
     #[serde(default)]
     pub central: Option<CentralConfig>,
+    /// The coordinator's command-signing key and the operators it answers. Required by
+    /// `fleet-coordinator` (tests hand the key to the bus directly).
+    #[serde(default)]
+    pub identity: Option<IdentityConfig>,
+    /// The operators whose signed requests the control API answers, with their roles. None: only
+    /// the coordinator itself is answered.
+    #[serde(default)]
+    pub operators: Vec<crate::authz::OperatorConfig>,
+}
+
+/// The `[identity]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// The secret key every command is signed with (`fleetctl keys new --out FILE`); agents list
+    /// its public half in `identity.coordinator_keys`.
+    pub key_file: std::path::PathBuf,
 }
 
 /// The leader lease (see `coordinator::leader`).
@@ -112,6 +129,7 @@ impl CoordinatorConfig {
                 rule: "must start with nats:// or tls://".into(),
             });
         }
+        crate::authz::validate(&self.operators).map_err(|(field, rule)| ConfigError::Invalid { field, rule })?;
         if !(1..=60).contains(&self.leader.ttl_secs) {
             return Err(ConfigError::Invalid { field: "leader.ttl_secs".into(), rule: "must be 1 to 60".into() });
         }
@@ -215,6 +233,8 @@ mod tests {
             nats: NatsConfig { url: "nats://127.0.0.1:4222".into() },
             replicas: 1,
             central: None,
+            identity: None,
+            operators: Vec::new(),
             clusters: clusters
                 .iter()
                 .map(|id| DeclaredCluster { id: id.to_string(), labels: Default::default() })

@@ -6,6 +6,7 @@
 //! derived from the rollout id and the cluster: re-publishing a rollout (after a crash mid-publish)
 //! is deduplicated by JetStream and, beyond its window, by the agents.
 
+use crate::authz::Operators;
 use crate::plan::{self, Plan};
 use crate::rollout::{self, RolloutRecord};
 use crate::{inventory, record, teardown};
@@ -13,7 +14,9 @@ use bus::commands::CommandPublisher;
 use bus::{Bus, BusError, headers};
 use futures::StreamExt;
 use proto::control::{RunReply, RunRequest};
+use proto::identity::Role;
 use proto::subjects;
+use std::sync::Arc;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
@@ -103,29 +106,39 @@ pub async fn publish(bus: &Bus, plan: &Plan) -> Result<(), BusError> {
 ///
 /// Each request is decoded by [`proto::decode::run_request`] and answered in a task of its own:
 /// a request that fails — or a bug that panics on one — ends that request, never the server.
-pub async fn serve(bus: Bus, shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
+pub async fn serve(bus: Bus, operators: Arc<Operators>, shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
     let subject = subjects::control(proto::control::RUN);
     serve_requests(
         bus,
         subject,
         shutdown,
         || info_span!("control.run"),
-        |bus, payload| async move { answer(&bus, &payload).await },
-        |message| RunReply::Refused { code: "internal_error".into(), message },
+        operators,
+        // A dry run only reads; anything else sends commands.
+        |payload| match proto::decode::run_request(payload) {
+            Ok(request) if request.dry_run => Role::ReadOnly,
+            _ => Role::Operate,
+        },
+        |bus, payload, actor| async move { answer(&bus, &payload, actor).await },
+        |code, message| RunReply::Refused { code: code.into(), message },
     )
     .await
 }
 
 /// Serves request-reply on `subject` (queue group `coordinator`) until `shutdown`: each request
-/// is answered by `handle` in a task of its own, under `span`; a task that fails (a panic) is
-/// answered with `on_failure(why)`, so the client gets an answer and the server keeps serving.
+/// is checked by `operators` (signed by a known key whose role covers `role_of(payload)`, see
+/// [`crate::authz`]), then answered by `handle` with the verified actor's name, in a task of its
+/// own, under `span`. A refused request is answered with `refuse(code, why)`; so is a task that
+/// fails (a panic, `internal_error`): the client gets an answer and the server keeps serving.
 pub(crate) async fn serve_requests<R, F>(
     bus: Bus,
     subject: String,
     mut shutdown: watch::Receiver<bool>,
     span: impl Fn() -> tracing::Span,
-    handle: impl Fn(Bus, bytes::Bytes) -> F,
-    on_failure: impl Fn(String) -> R + Clone + Send + 'static,
+    operators: Arc<Operators>,
+    role_of: impl Fn(&[u8]) -> Role,
+    handle: impl Fn(Bus, bytes::Bytes, String) -> F,
+    refuse: impl Fn(&str, String) -> R + Clone + Send + 'static,
 ) -> Result<(), BusError>
 where
     R: serde::Serialize + Send + 'static,
@@ -143,11 +156,23 @@ where
         };
         let Some(message) = message else { return Ok(()) };
         let Some(reply_to) = message.reply.clone() else { continue };
-        let answer = tokio::spawn(handle(bus.clone(), message.payload).instrument(span()));
-        let (bus, on_failure) = (bus.clone(), on_failure.clone());
+        let answer = match operators.check(&message, role_of(&message.payload)) {
+            Ok(actor) => Some(tokio::spawn(handle(bus.clone(), message.payload, actor.name).instrument(span()))),
+            Err(refusal) => {
+                warn!(subject = %subject, code = %refusal.code, message = %refusal.message, "control request refused");
+                let reply = refuse(refusal.code.as_str(), refusal.message);
+                send_reply(&bus, reply_to.clone(), &reply).await;
+                None
+            }
+        };
+        let Some(answer) = answer else { continue };
+        let (bus, refuse) = (bus.clone(), refuse.clone());
         tokio::spawn(async move {
             let reply = answer.await.unwrap_or_else(|err| {
-                on_failure(format!("the coordinator failed on this request ({err}); it keeps serving others"))
+                refuse(
+                    "internal_error",
+                    format!("the coordinator failed on this request ({err}); it keeps serving others"),
+                )
             });
             match serde_json::to_vec(&reply) {
                 Ok(body) => {
@@ -161,10 +186,22 @@ where
     }
 }
 
-/// The reply to one raw request.
-async fn answer(bus: &Bus, payload: &[u8]) -> RunReply {
+/// Sends a reply (best effort: a lost reply times the client out).
+pub(crate) async fn send_reply(bus: &Bus, reply_to: async_nats::Subject, reply: &impl serde::Serialize) {
+    match serde_json::to_vec(reply) {
+        Ok(body) => {
+            if let Err(err) = bus.client().publish(reply_to, body.into()).await {
+                warn!(error = %err, "control reply not sent");
+            }
+        }
+        Err(err) => warn!(error = %err, "control reply not encoded"),
+    }
+}
+
+/// The reply to one raw request from the verified `actor`.
+async fn answer(bus: &Bus, payload: &[u8], actor: String) -> RunReply {
     match proto::decode::run_request(payload) {
-        Ok(request) => run(bus, request)
+        Ok(request) => run(bus, RunRequest { requested_by: Some(actor), ..request })
             .await
             .unwrap_or_else(|err| RunReply::Refused { code: "bus_error".into(), message: bus::chain(&err) }),
         Err(refusal) => RunReply::Refused { code: refusal.code.as_str().into(), message: refusal.message },

@@ -67,9 +67,16 @@ pub async fn start_with(
     let written = inventory::publish_declared(&bus, &config.clusters).await?;
     info!(declared = config.clusters.len(), written, central = options.central.is_some(), "inventory published");
     let recorder = tokio::spawn(record::run_recorder(bus.clone(), shutdown.clone()));
-    let control = tokio::spawn(control::serve(bus.clone(), shutdown.clone()));
+    if bus.identity().is_none() {
+        tracing::warn!("the bus connection has no identity: commands go out unsigned and every agent refuses them");
+    }
+    let operators = Arc::new(crate::authz::Operators::new(&config.operators, bus.identity().map(|key| key.public())));
+    options.driver.operators = operators.clone();
+    options.rotation.operators = operators.clone();
+    let control = tokio::spawn(control::serve(bus.clone(), operators.clone(), shutdown.clone()));
+    let agents = tokio::spawn(crate::agents::serve(bus.clone(), operators.clone(), shutdown.clone()));
     let central = options.central.clone();
-    let shared = tokio::spawn(central::serve::serve(bus.clone(), central.clone(), shutdown.clone()));
+    let shared = tokio::spawn(central::serve::serve(bus.clone(), central.clone(), operators, shutdown.clone()));
     if options.driver.stage0.is_none()
         && let Some(central) = &central
     {
@@ -87,13 +94,14 @@ pub async fn start_with(
     let rotations =
         tokio::spawn(crate::rotation::run_while_leading(bus.clone(), rotation, leading.clone(), shutdown.clone()));
     let driver = tokio::spawn(rollouts::run_while_leading(bus.clone(), options.driver, leading.clone(), shutdown));
-    Ok(Running { recorder, control, shared, central, driver, rotations, election, leading })
+    Ok(Running { recorder, control, agents, shared, central, driver, rotations, election, leading })
 }
 
 /// The coordinator's running tasks.
 pub struct Running {
     recorder: tokio::task::JoinHandle<Result<(), BusError>>,
     control: tokio::task::JoinHandle<Result<(), BusError>>,
+    agents: tokio::task::JoinHandle<Result<(), BusError>>,
     shared: tokio::task::JoinHandle<Result<(), BusError>>,
     central: Option<Arc<Central>>,
     driver: tokio::task::JoinHandle<Result<(), BusError>>,
@@ -111,12 +119,19 @@ impl Running {
 
     /// Waits for every task; the first error wins.
     pub async fn wait(self) -> Result<(), BusError> {
-        let (recorder, control, shared, driver, rotations, election) =
-            tokio::join!(self.recorder, self.control, self.shared, self.driver, self.rotations, self.election);
+        let (recorder, control, agents, shared, driver, rotations, election) = tokio::join!(
+            self.recorder,
+            self.control,
+            self.agents,
+            self.shared,
+            self.driver,
+            self.rotations,
+            self.election
+        );
         if let Err(err) = election {
             tracing::error!(error = %err, "leader election panicked");
         }
-        for joined in [recorder, control, shared, driver, rotations] {
+        for joined in [recorder, control, agents, shared, driver, rotations] {
             match joined {
                 Ok(result) => result?,
                 Err(err) => tracing::error!(error = %err, "coordinator task panicked"),

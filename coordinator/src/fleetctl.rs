@@ -48,6 +48,11 @@ pub struct Cli {
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
     pub output: Format,
+    /// The operator's secret key file (`fleetctl keys new`): every control request is signed with
+    /// it, and the coordinator acts with the role its `[[operators]]` give this key. Without it
+    /// the coordinator refuses every request (`unsigned`).
+    #[arg(long, global = true, env = "FLEETCTL_OPERATOR_KEY")]
+    pub operator_key: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Verb,
 }
@@ -100,9 +105,29 @@ pub enum Verb {
         #[command(subcommand)]
         action: crate::rotate_verbs::RotateAction,
     },
+    /// Agents' identities: enroll (a key pair per cluster), revoke, list.
+    Agents {
+        #[command(subcommand)]
+        action: crate::agent_verbs::AgentsAction,
+    },
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Collect a redacted diagnostics archive per cluster into --out-dir/<cluster>.tar
     /// (Copy-WindowsHostsLogs, through the Kubernetes and Azure APIs).
     Diagnostics(crate::verbs::DiagnosticsArgs),
+}
+
+#[derive(Subcommand)]
+pub enum KeysAction {
+    /// A new Ed25519 key: the secret half to --out (mode 0600, never overwritten), the public half
+    /// printed. For the coordinator's `identity.key_file`, an operator's --operator-key, or an agent.
+    New {
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -273,9 +298,20 @@ pub async fn main() -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Verb::Keys { action: KeysAction::New { out } } = &cli.command {
+        return crate::agent_verbs::keys_new(cli.output, out);
+    }
+    let identity = match &cli.operator_key {
+        Some(path) => Some(bus::read_identity(path)?),
+        None => None,
+    };
     let bus = tokio::time::timeout(Duration::from_secs(10), Bus::connect_once(&cli.nats, "fleetctl"))
         .await
         .with_context(|| format!("no NATS server answered at {} within 10s", cli.nats))??;
+    let bus = match identity {
+        Some(key) => bus.with_identity(key),
+        None => bus,
+    };
     match &cli.command {
         Verb::Clusters { action: ClustersAction::List { selector } } => clusters_list(&bus, cli.output, selector).await,
         Verb::Run(args) => run(&bus, cli.output, args).await,
@@ -287,6 +323,8 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Verb::Diagnostics(args) => crate::verbs::diagnostics(&bus, cli.output, args).await,
         Verb::Rollout { action } => crate::rollout_verbs::execute(&bus, cli.output, action).await,
         Verb::Rotate { action } => crate::rotate_verbs::execute(&bus, cli.output, action).await,
+        Verb::Agents { action } => crate::agent_verbs::execute(&bus, cli.output, action).await,
+        Verb::Keys { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 
@@ -368,10 +406,13 @@ pub(crate) async fn submit(
             body.len()
         );
     }
-    let reply = tokio::time::timeout(Duration::from_secs(60), bus.client().request(subject.clone(), body.into()))
-        .await
-        .context("the coordinator did not answer within 60s")?
-        .with_context(|| format!("no coordinator answered on {subject}; is fleet-coordinator running?"))?;
+    let reply = tokio::time::timeout(
+        Duration::from_secs(60),
+        bus.signed_request(subject.clone(), body, Duration::from_secs(60)),
+    )
+    .await
+    .context("the coordinator did not answer within 60s")?
+    .with_context(|| format!("no coordinator answered on {subject}; is fleet-coordinator running?"))?;
     let reply: RunReply =
         serde_json::from_slice(&reply.payload).context("the coordinator's reply is not understood")?;
     match reply {

@@ -12,6 +12,9 @@
 //! [`central::serve`], [`daemon`]. [`central`] holds the only Azure and AD credentials that write
 //! shared resources (the domain-user secret, AD accounts, shared deletions).
 
+pub mod agent_verbs;
+pub mod agents;
+pub mod authz;
 pub mod central;
 pub mod config;
 pub mod control;

@@ -19,6 +19,8 @@
 //! - `{"type":"rollout_phase","rollout_id","name","phase","current_stage","waiting","truncated"}`
 //! - `{"type":"rollout","rollout_id","name","phase","clusters","created_at","requested_by","origin"}` (`rollout list`)
 //! - `{"type":"done","rollout_id","message"}` (approve, pause, resume, abort)
+//! - `{"type":"enrollment","cluster","public_key","enrolled_at","enrolled_by","revoked_at","key_file"}` (`agents …`)
+//! - `{"type":"key","public_key","key_file"}` (`keys new`)
 //! - `{"type":"invalid","bucket","key","code","message"}` (an inventory entry that cannot be read:
 //!   skipped, never planned)
 //!
@@ -165,6 +167,19 @@ pub enum Record {
         created_at: String,
         requested_by: Option<String>,
         origin: String,
+    },
+    Enrollment {
+        cluster: String,
+        public_key: String,
+        enrolled_at: String,
+        enrolled_by: Option<String>,
+        revoked_at: Option<String>,
+        /// Where `agents enroll --key-out` wrote the agent's secret key.
+        key_file: Option<String>,
+    },
+    Key {
+        public_key: String,
+        key_file: String,
     },
     Done {
         rollout_id: String,
@@ -372,6 +387,18 @@ fn cells(record: &Record) -> (&'static str, Vec<String>) {
             ],
         ),
         Record::Done { rollout_id, message } => ("done", vec![rollout_id.clone(), message.clone()]),
+        Record::Enrollment { cluster, public_key, enrolled_at, enrolled_by, revoked_at, key_file } => (
+            "enrollment",
+            vec![
+                cluster.clone(),
+                public_key.clone(),
+                enrolled_at.clone(),
+                or_dash(enrolled_by),
+                or_dash(revoked_at),
+                or_dash(key_file),
+            ],
+        ),
+        Record::Key { public_key, key_file } => ("key", vec![public_key.clone(), key_file.clone()]),
         Record::Credential { credential, active_user, age, schedule, next_run, running, unconfirmed } => (
             "credential",
             vec![
@@ -455,6 +482,8 @@ fn header(kind: &str) -> Vec<&'static str> {
         "rollout_phase" => vec!["ROLLOUT", "NAME", "PHASE", "CURRENT STAGE", "WAITING FOR"],
         "rollout" => vec!["ROLLOUT", "NAME", "PHASE", "CLUSTERS", "CREATED", "BY", "ORIGIN"],
         "done" => vec!["ROLLOUT", "DONE"],
+        "enrollment" => vec!["CLUSTER", "PUBLIC KEY", "ENROLLED", "BY", "REVOKED", "KEY FILE"],
+        "key" => vec!["PUBLIC KEY", "KEY FILE"],
         "credential" => vec!["CREDENTIAL", "ACTIVE USER", "AGE", "SCHEDULE", "NEXT RUN", "IN PROGRESS", "UNCONFIRMED"],
         "rotation_run" => {
             vec!["RUN", "CREDENTIAL", "RESET USER", "PHASE", "STARTED", "FINISHED", "WRITES", "RESETS", "ROLLOUT", "BY"]

@@ -98,18 +98,21 @@ impl Tally {
     }
 }
 
-/// The state of each target, read from the result stream (256 direct gets in flight).
+/// The state of each target, read from the result stream (256 direct gets in flight); only a
+/// result signed by the cluster's enrolled key counts.
 pub async fn target_states(
     bus: &Bus,
     rollout: &RolloutRecord,
     now: OffsetDateTime,
 ) -> Result<Vec<(Target, TargetState)>, BusError> {
     let publisher = bus::results::ResultPublisher::open(bus).await?;
+    let enrollments = bus::enrollment::Enrollments::open(bus).await?;
     let lookups = futures::stream::iter(rollout.targets.iter().cloned())
         .map(|target| {
-            let publisher = publisher.clone();
+            let (publisher, enrollments) = (publisher.clone(), enrollments.clone());
             async move {
-                let found = publisher.lookup(&target.cluster, target.command_id.as_str()).await?;
+                let found =
+                    publisher.lookup_enrolled(&enrollments, &target.cluster, target.command_id.as_str()).await?;
                 let state = match found {
                     bus::results::Lookup::Found(result) => TargetState::Done(result),
                     _ if now > rollout.deadline => TargetState::TimedOut,

@@ -104,7 +104,7 @@ where
     let body = serde_json::to_vec(request)?;
     let started = tokio::time::Instant::now();
     loop {
-        match tokio::time::timeout(wait, bus.client().request(subject, body.clone().into())).await {
+        match tokio::time::timeout(wait, bus.signed_request(subject.to_string(), body.clone(), wait)).await {
             Ok(Ok(reply)) => {
                 return serde_json::from_slice(&reply.payload).context("the coordinator's reply is not understood");
             }
@@ -215,13 +215,17 @@ async fn plan_diffs(bus: &Bus, format: Format, rollout_id: &str, mut records: Ve
     eprintln!("fleetctl: every selected agent reports what each step would change; nothing is written");
     let status = wait_for_end(bus, rollout_id).await?;
     let publisher = bus::results::ResultPublisher::open(bus).await?;
+    let enrollments = bus::enrollment::Enrollments::open(bus).await?;
     let mut failed = false;
     let mut clusters: Vec<&str> = status.clusters.iter().map(|view| view.cluster.as_str()).collect();
     clusters.sort_unstable();
     for cluster in clusters {
         for step in [CommandKind::EnableGmsa, CommandKind::GrantIdentity, CommandKind::ApplyCredspec] {
             let command_id = proto::CommandId::for_rollout(rollout_id, &format!("{cluster}/{step}"));
-            let Some(result) = publisher.lookup(cluster, command_id.as_str()).await?.found() else { continue };
+            let Some(result) = publisher.lookup_enrolled(&enrollments, cluster, command_id.as_str()).await?.found()
+            else {
+                continue;
+            };
             if let proto::ResultStatus::Failed { code, message } = &result.status {
                 failed = true;
                 records.push(Record::Step {

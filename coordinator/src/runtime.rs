@@ -37,7 +37,15 @@ pub fn shutdown_on_signals() -> watch::Receiver<bool> {
 pub async fn run_daemon(config_path: Option<&Path>) -> anyhow::Result<()> {
     use anyhow::Context;
     let config = CoordinatorConfig::load(config_path)?;
-    let bus = bus::Bus::connect(&config.nats.url, "fleet-coordinator").await.context("connecting to NATS")?;
+    let identity = config
+        .identity
+        .as_ref()
+        .context("identity.key_file: required: the coordinator signs every command and agents refuse unsigned ones")?;
+    let key = bus::read_identity(&identity.key_file)?;
+    let bus = bus::Bus::connect(&config.nats.url, "fleet-coordinator")
+        .await
+        .context("connecting to NATS")?
+        .with_identity(key);
     let shutdown = shutdown_on_signals();
     let leader = crate::leader::LeaderSettings {
         ttl: std::time::Duration::from_secs(config.leader.ttl_secs),

@@ -89,14 +89,21 @@ async fn mk_fleet(clusters: &[(&str, &str)]) -> Fleet {
         clusters: declared,
         leader: Default::default(),
         central: None,
+        identity: None,
+        operators: vec![test_operator()],
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let bus = bus::Bus::connect(&server.url(), "coordinator").await.unwrap();
+    let bus = bus::Bus::connect(&server.url(), "coordinator")
+        .await
+        .unwrap()
+        .with_identity(testkit::identity::coordinator_key());
     let running = coordinator::daemon::start(bus, &config, shutdown_rx.clone()).await.unwrap();
     tokio::spawn(running.wait());
     for (id, _) in clusters {
-        let bus = bus::Bus::connect(&server.url(), id).await.unwrap();
+        let bus = bus::Bus::connect(&server.url(), id).await.unwrap().with_identity(testkit::identity::agent_key(id));
+        testkit::identity::enroll(&bus, id).await.unwrap();
         let mut settings = AgentSettings::new(*id);
+        settings.coordinator_keys = vec![testkit::identity::coordinator_public()];
         settings.poll_interval = Duration::from_millis(500);
         let agent = Agent::new(bus, settings, TestExecutor { cluster: id.to_string() }).await.unwrap();
         tokio::spawn(agent.run(shutdown_rx.clone(), None));
@@ -105,14 +112,28 @@ async fn mk_fleet(clusters: &[(&str, &str)]) -> Fleet {
 }
 
 /// Runs fleetctl; returns its exit code, stdout records (JSON lines) and stderr.
+fn test_operator() -> coordinator::authz::OperatorConfig {
+    coordinator::authz::OperatorConfig {
+        name: testkit::identity::TEST_OPERATOR.into(),
+        public_key: testkit::identity::operator_key(testkit::identity::TEST_OPERATOR).public().to_string(),
+        role: proto::identity::Role::Approve,
+    }
+}
+
+/// fleetctl, signing its requests as the test operator (role approve).
+fn fleetctl_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fleetctl"));
+    command.env("FLEETCTL_OPERATOR_KEY", testkit::identity::operator_key_file());
+    command
+}
+
 async fn fleetctl(fleet: &Fleet, args: &[&str]) -> (i32, Vec<Value>, String) {
     let url = fleet.server.url();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_fleetctl")).arg("--nats").arg(url).args(args).output().unwrap()
-    })
-    .await
-    .unwrap();
+    let output =
+        tokio::task::spawn_blocking(move || fleetctl_command().arg("--nats").arg(url).args(args).output().unwrap())
+            .await
+            .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     let records =
         stdout.lines().filter(|line| line.starts_with('{')).map(|line| serde_json::from_str(line).unwrap()).collect();
@@ -156,10 +177,7 @@ async fn run_follows_the_rollout_and_exits_zero_when_every_cluster_succeeds() {
     let rollout = summary["rollout_id"].as_str().unwrap().to_string();
     let url = fleet.server.url();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_fleetctl"))
-            .args(["--nats", &url, "status", &rollout, "-o", "yaml"])
-            .output()
-            .unwrap()
+        fleetctl_command().args(["--nats", &url, "status", &rollout, "-o", "yaml"]).output().unwrap()
     })
     .await
     .unwrap();
@@ -195,7 +213,10 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_sent() {
     assert_eq!(code, 2);
     assert!(stderr.contains("selector"), "{stderr}");
     // Nothing reached the command stream.
-    let bus = bus::Bus::connect(&fleet.server.url(), "check").await.unwrap();
+    let bus = bus::Bus::connect(&fleet.server.url(), "check")
+        .await
+        .unwrap()
+        .with_identity(testkit::identity::operator_key(testkit::identity::TEST_OPERATOR));
     let mut stream = bus.jetstream().get_stream(proto::subjects::COMMAND_STREAM).await.unwrap();
     assert_eq!(stream.info().await.unwrap().state.messages, 0);
     let _ = fleet.shutdown.send(true);
@@ -210,7 +231,10 @@ async fn dry_run_lists_the_targets_and_publishes_nothing_and_clusters_list_shows
     let targets = of_type(&records, "target");
     assert_eq!(targets.len(), 1);
     assert_eq!(targets[0]["state"], "would-send");
-    let bus = bus::Bus::connect(&fleet.server.url(), "check").await.unwrap();
+    let bus = bus::Bus::connect(&fleet.server.url(), "check")
+        .await
+        .unwrap()
+        .with_identity(testkit::identity::operator_key(testkit::identity::TEST_OPERATOR));
     let mut stream = bus.jetstream().get_stream(proto::subjects::COMMAND_STREAM).await.unwrap();
     assert_eq!(stream.info().await.unwrap().state.messages, 0);
 
@@ -224,10 +248,7 @@ async fn dry_run_lists_the_targets_and_publishes_nothing_and_clusters_list_shows
     // Table output is a view of the same records.
     let url = fleet.server.url();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_fleetctl"))
-            .args(["--nats", &url, "clusters", "list", "-l", "env=prod"])
-            .output()
-            .unwrap()
+        fleetctl_command().args(["--nats", &url, "clusters", "list", "-l", "env=prod"]).output().unwrap()
     })
     .await
     .unwrap();
@@ -261,7 +282,10 @@ async fn audit_access_prints_pools_findings_and_a_summary_and_teardown_is_a_dry_
         fleetctl(&fleet, &["run", "grant-identity", "--payload-file", payload.to_str().unwrap(), "-o", "json"]).await;
     assert_eq!(code, 0, "{stderr}");
     // Deleting the secret while p2 still uses it is refused, naming p2; nothing is sent.
-    let bus = bus::Bus::connect(&fleet.server.url(), "check").await.unwrap();
+    let bus = bus::Bus::connect(&fleet.server.url(), "check")
+        .await
+        .unwrap()
+        .with_identity(testkit::identity::operator_key(testkit::identity::TEST_OPERATOR));
     let records_bucket = coordinator::record::records(&bus).await.unwrap();
     for _ in 0..100 {
         let recorded = records_bucket.entries().await.unwrap();
@@ -325,7 +349,10 @@ fn mk_payload_file(name: &str, text: &str) -> String {
 
 /// What has been sent so far: commands in `FLEET_COMMANDS` and rollouts recorded.
 async fn sent(fleet: &Fleet) -> (u64, usize) {
-    let bus = bus::Bus::connect(&fleet.server.url(), "check").await.unwrap();
+    let bus = bus::Bus::connect(&fleet.server.url(), "check")
+        .await
+        .unwrap()
+        .with_identity(testkit::identity::operator_key(testkit::identity::TEST_OPERATOR));
     let mut stream = bus.jetstream().get_stream(proto::subjects::COMMAND_STREAM).await.unwrap();
     let commands = stream.info().await.unwrap().state.messages;
     let rollouts = coordinator::rollout::rollouts(&bus).await.unwrap().entries().await.unwrap().len();
@@ -340,7 +367,10 @@ async fn a_misspelt_payload_field_is_refused_with_the_nearest_name_and_reaches_n
     assert_eq!(code, 0, "{stderr}");
     let before = sent(&fleet).await;
     assert_eq!(before, (1, 1));
-    let bus = bus::Bus::connect(&fleet.server.url(), "check").await.unwrap();
+    let bus = bus::Bus::connect(&fleet.server.url(), "check")
+        .await
+        .unwrap()
+        .with_identity(testkit::identity::operator_key(testkit::identity::TEST_OPERATOR));
     let records_bucket = coordinator::record::records(&bus).await.unwrap();
     let applied = records_bucket.get("p1").await.unwrap().unwrap().0.last_result;
 

@@ -28,6 +28,7 @@ pub mod rollout;
 pub mod rotation;
 pub mod secret;
 pub mod selector;
+pub mod signing;
 pub mod strict;
 pub mod validate;
 

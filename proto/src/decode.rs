@@ -52,6 +52,18 @@ pub enum Code {
     UndecodableCursor,
     /// A control request cannot be decoded or breaks a rule.
     InvalidRequest,
+    /// A command, result or request carries no signature.
+    Unsigned,
+    /// A signature names a key the reader does not trust (or the signer's enrollment is revoked).
+    UnknownKey,
+    /// A signature does not verify for the subject and payload.
+    BadSignature,
+    /// A command issued too long ago, or in the future.
+    Stale,
+    /// A command whose id this agent has answered already, arriving again.
+    Replayed,
+    /// The verified operator's role does not allow the request.
+    Forbidden,
 }
 
 impl Code {
@@ -70,6 +82,12 @@ impl Code {
             Code::InvalidEntry => "invalid_entry",
             Code::UndecodableCursor => "undecodable_cursor",
             Code::InvalidRequest => "invalid_request",
+            Code::Unsigned => "unsigned",
+            Code::UnknownKey => "unknown_key",
+            Code::BadSignature => "bad_signature",
+            Code::Stale => "stale",
+            Code::Replayed => "replayed",
+            Code::Forbidden => "forbidden",
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod control;
 pub mod deadletter;
 pub mod decode;
 pub mod drift;
+pub mod identity;
 pub mod outcome;
 pub mod progress;
 pub mod report;

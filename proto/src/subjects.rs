@@ -41,6 +41,9 @@ pub const STATE_BUCKET: &str = "fleet_state";
 pub const ROLLOUTS_BUCKET: &str = "fleet_rollouts";
 /// Request-reply subject prefix of the coordinator's control API used by `fleetctl`.
 pub const CONTROL_PREFIX: &str = "fleet.ctl";
+/// KV bucket of agents' enrollments (`proto::identity::Enrollment`), key `<cluster>`: written
+/// by the coordinator only.
+pub const ENROLLMENTS_BUCKET: &str = "fleet_enrollments";
 /// KV bucket of clusters declared in the coordinator's configuration, key `<cluster>`.
 pub const INVENTORY_BUCKET: &str = "fleet_inventory";
 

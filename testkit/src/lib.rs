@@ -4,5 +4,6 @@
 //! [`ccg`] is a client that does what a Windows node's CCG plugin does with the Key Vault secret.
 
 pub mod ccg;
+pub mod identity;
 pub mod nats;
 pub mod samba;

@@ -40,10 +40,21 @@ pub fn test_settings(cluster: &str, labels: &[(&str, &str)]) -> AgentSettings {
     settings
 }
 
-/// Connects an agent to `url` and runs it in a task.
-pub async fn spawn_agent<E: Executor>(url: &str, settings: AgentSettings, executor: E) -> anyhow::Result<AgentHandle> {
+/// Connects an agent to `url` with its test identity (enrolled, as `fleetctl agents enroll`
+/// would), trusting the test coordinator key unless `settings` name keys, and runs it in a task.
+pub async fn spawn_agent<E: Executor>(
+    url: &str,
+    mut settings: AgentSettings,
+    executor: E,
+) -> anyhow::Result<AgentHandle> {
     let (reconnected_tx, reconnected_rx) = mpsc::unbounded_channel();
-    let bus = Bus::connect_with_events(url, &format!("agent-{}", settings.cluster), Some(reconnected_tx)).await?;
+    let bus = Bus::connect_with_events(url, &format!("agent-{}", settings.cluster), Some(reconnected_tx))
+        .await?
+        .with_identity(testkit::identity::agent_key(&settings.cluster));
+    testkit::identity::enroll(&bus, &settings.cluster).await?;
+    if settings.coordinator_keys.is_empty() {
+        settings.coordinator_keys = vec![testkit::identity::coordinator_public()];
+    }
     let cluster = settings.cluster.clone();
     let agent = Agent::new(bus, settings, executor).await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -67,6 +78,21 @@ impl CoordinatorHandle {
     }
 }
 
+/// The operators of every test coordinator: `test-admin` (approve), `test-operate` (operate) and
+/// `test-reader` (read-only), with their testkit keys.
+pub fn test_operators() -> Vec<coordinator::authz::OperatorConfig> {
+    use proto::identity::Role;
+    use testkit::identity::{TEST_OPERATE, TEST_OPERATOR, TEST_READER, operator_key};
+    [(TEST_OPERATOR, Role::Approve), (TEST_OPERATE, Role::Operate), (TEST_READER, Role::ReadOnly)]
+        .into_iter()
+        .map(|(name, role)| coordinator::authz::OperatorConfig {
+            name: name.into(),
+            public_key: operator_key(name).public().to_string(),
+            role,
+        })
+        .collect()
+}
+
 /// Starts the coordinator with these declared clusters.
 pub async fn start_coordinator(url: &str, clusters: Vec<DeclaredCluster>) -> anyhow::Result<CoordinatorHandle> {
     start_coordinator_with(url, clusters, coordinator::daemon::Options::default()).await
@@ -79,13 +105,15 @@ pub async fn start_coordinator_with(
     clusters: Vec<DeclaredCluster>,
     options: coordinator::daemon::Options,
 ) -> anyhow::Result<CoordinatorHandle> {
-    let bus = Bus::connect(url, "fleet-coordinator").await?;
+    let bus = Bus::connect(url, "fleet-coordinator").await?.with_identity(testkit::identity::coordinator_key());
     let config = CoordinatorConfig {
         nats: NatsConfig { url: url.to_string() },
         replicas: 1,
         clusters,
         leader: Default::default(),
         central: None,
+        identity: None,
+        operators: test_operators(),
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let running = coordinator::daemon::start_with(bus.clone(), &config, options, shutdown_rx).await?;

@@ -211,7 +211,9 @@ impl SimWorld {
                 .await
                 .with_context(|| format!("building the executor of {}", cluster.id))?;
             if let Some(events) = executor.take_drift_events() {
-                let bus = bus::Bus::connect(nats_url, &format!("drift-{}", cluster.id)).await?;
+                let bus = bus::Bus::connect(nats_url, &format!("drift-{}", cluster.id))
+                    .await?
+                    .with_identity(testkit::identity::agent_key(&cluster.id));
                 let publisher = bus::results::ResultPublisher::open(&bus).await?;
                 tokio::spawn(agent::drift::forward(publisher, cluster.id.clone(), events));
             }

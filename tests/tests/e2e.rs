@@ -9,5 +9,6 @@ mod e2e {
     pub mod lifecycle;
     pub mod rollouts;
     pub mod rotation;
+    pub mod security;
     pub mod support;
 }

@@ -46,8 +46,37 @@ fn decide_with(envelope: &CommandEnvelope, recorded: Option<&CommandResult>, cur
         recorded,
         cursor,
         max_attempts: 3,
+        max_age: time::Duration::days(7),
         now: datetime!(2026-11-23 10:30 UTC),
     })
+}
+
+#[test]
+fn an_answered_id_is_a_replay_unless_this_very_message_was_interrupted() {
+    let result = mk_result();
+    assert_eq!(decide_with(&mk_envelope("aks-1"), Some(&result), &Cursor::default()), Action::Replayed);
+    let interrupted = cursor_before_execute(&Cursor::default(), 7, "cmd-1", 1);
+    assert_eq!(decide_with(&mk_envelope("aks-1"), Some(&result), &interrupted), Action::AlreadyDone);
+    let other_message = cursor_before_execute(&Cursor::default(), 6, "cmd-1", 1);
+    assert_eq!(decide_with(&mk_envelope("aks-1"), Some(&result), &other_message), Action::Replayed);
+}
+
+#[test]
+fn commands_issued_too_long_ago_or_in_the_future_are_stale() {
+    let mut old = mk_envelope("aks-1");
+    old.issued_at = datetime!(2026-11-16 10:00 UTC);
+    old.deadline = datetime!(2026-11-30 10:00 UTC);
+    let Action::Refuse(refusal) = decide_with(&old, None, &Cursor::default()) else { panic!("not refused") };
+    assert_eq!(refusal.code, Code::Stale);
+    let mut future = mk_envelope("aks-1");
+    future.issued_at = datetime!(2026-11-23 10:36 UTC);
+    future.deadline = datetime!(2026-11-23 12:00 UTC);
+    let Action::Refuse(refusal) = decide_with(&future, None, &Cursor::default()) else { panic!("not refused") };
+    assert_eq!(refusal.code, Code::Stale);
+    let mut skewed = mk_envelope("aks-1");
+    skewed.issued_at = datetime!(2026-11-23 10:34 UTC);
+    assert_eq!(decide_with(&skewed, None, &Cursor::default()), Action::Execute { attempt: 1 });
+    assert!(stale(datetime!(2026-11-23 10:00 UTC), datetime!(2026-11-23 10:00 UTC), time::Duration::MAX).is_none());
 }
 
 #[test]
@@ -58,7 +87,9 @@ fn a_fresh_command_is_executed_as_attempt_one() {
 #[test]
 fn a_recorded_result_wins_over_everything() {
     let result = mk_result();
-    assert_eq!(decide_with(&mk_envelope("aks-1"), Some(&result), &Cursor::default()), Action::AlreadyDone);
+    let interrupted = cursor_before_execute(&Cursor::default(), 7, "cmd-1", 3);
+    assert_eq!(decide_with(&mk_envelope("aks-1"), Some(&result), &interrupted), Action::AlreadyDone);
+    assert_eq!(decide_with(&mk_envelope("aks-2"), Some(&result), &Cursor::default()), Action::Replayed);
 }
 
 #[test]

@@ -19,26 +19,38 @@ use tracing::{info, info_span};
 
 /// Serves `fleet.ctl.teardown-shared` until `shutdown`; without `central` every request is
 /// refused with `central_not_configured`.
-pub async fn serve(bus: Bus, central: Option<Arc<Central>>, shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
+pub async fn serve(
+    bus: Bus,
+    central: Option<Arc<Central>>,
+    operators: Arc<crate::authz::Operators>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), BusError> {
     crate::control::serve_requests(
         bus,
         proto::subjects::control(TEARDOWN_SHARED),
         shutdown,
         || info_span!("control.teardown_shared"),
-        move |bus, payload| {
+        operators,
+        |_| proto::identity::Role::Operate,
+        move |bus, payload, actor| {
             let central = central.clone();
-            async move { answer(&bus, central.as_deref(), &payload).await }
+            async move { answer(&bus, central.as_deref(), &payload, Some(actor)).await }
         },
-        |message| TeardownSharedReply::Refused { code: "internal_error".into(), message },
+        |code, message| TeardownSharedReply::Refused { code: code.into(), message },
     )
     .await
 }
 
 /// The reply to one raw request.
-pub async fn answer(bus: &Bus, central: Option<&Central>, payload: &[u8]) -> TeardownSharedReply {
+pub async fn answer(
+    bus: &Bus,
+    central: Option<&Central>,
+    payload: &[u8],
+    actor: Option<String>,
+) -> TeardownSharedReply {
     let refused = |code: &str, message: String| TeardownSharedReply::Refused { code: code.into(), message };
     let request = match proto::decode::teardown_shared_request(payload) {
-        Ok(request) => request,
+        Ok(request) => TeardownSharedRequest { requested_by: actor.or(request.requested_by), ..request },
         Err(refusal) => return refused(refusal.code.as_str(), refusal.message),
     };
     let Some(central) = central else {
@@ -111,9 +123,7 @@ pub async fn call(
     let subject = proto::subjects::control(TEARDOWN_SHARED);
     let body = serde_json::to_vec(request)?;
     // The client's default request timeout (10 s) is shorter than a purge may take.
-    let sent = bus
-        .client()
-        .send_request(subject.clone(), async_nats::Request::new().payload(body.into()).timeout(Some(timeout)));
+    let sent = bus.signed_request(subject.clone(), body, timeout);
     let reply = tokio::time::timeout(timeout + Duration::from_secs(1), sent)
         .await
         .map_err(|_| CallError::Timeout(timeout))?

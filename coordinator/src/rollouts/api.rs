@@ -78,6 +78,41 @@ pub enum RolloutRequest {
     Unknown,
 }
 
+impl RolloutRequest {
+    /// The role an operator needs to ask this ([`crate::authz`]).
+    pub fn required_role(&self) -> proto::identity::Role {
+        use proto::identity::Role;
+        match self {
+            RolloutRequest::Status { .. } | RolloutRequest::List | RolloutRequest::Unknown => Role::ReadOnly,
+            RolloutRequest::Start { dry_run: true, .. } => Role::ReadOnly,
+            RolloutRequest::Approve { .. } | RolloutRequest::StartRotation { .. } => Role::Approve,
+            _ => Role::Operate,
+        }
+    }
+
+    /// The request with the verified `actor` as its requester, whatever the body said.
+    pub fn asked_by(self, actor: String) -> RolloutRequest {
+        match self {
+            RolloutRequest::Start { file, dry_run, .. } => {
+                RolloutRequest::Start { file, dry_run, requested_by: Some(actor) }
+            }
+            RolloutRequest::Approve { rollout_id, stage, .. } => {
+                RolloutRequest::Approve { rollout_id, stage, by: actor }
+            }
+            RolloutRequest::Pause { rollout_id, .. } => RolloutRequest::Pause { rollout_id, by: actor },
+            RolloutRequest::Resume { rollout_id, .. } => RolloutRequest::Resume { rollout_id, by: actor },
+            RolloutRequest::Abort { rollout_id, .. } => RolloutRequest::Abort { rollout_id, by: actor },
+            RolloutRequest::Retry { rollout_id, .. } => RolloutRequest::Retry { rollout_id, by: actor },
+            RolloutRequest::Rollback { rollout_id, .. } => RolloutRequest::Rollback { rollout_id, by: actor },
+            RolloutRequest::StartRotation { rollout_id, file, rotation, requested_by } => {
+                // The runner names the operator who asked for the rotation; the coordinator signed it.
+                RolloutRequest::StartRotation { rollout_id, file, rotation, requested_by: requested_by.or(Some(actor)) }
+            }
+            other => other,
+        }
+    }
+}
+
 /// One stage of a plan, as a start (or dry run) reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedStage {

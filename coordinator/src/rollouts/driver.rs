@@ -105,11 +105,18 @@ pub struct DriverSettings {
     pub tick: Duration,
     pub clock: Arc<dyn Clock>,
     pub stage0: Option<Arc<dyn Stage0>>,
+    /// Whose signed requests are answered (the daemon sets it from the configuration).
+    pub operators: Arc<crate::authz::Operators>,
 }
 
 impl Default for DriverSettings {
     fn default() -> Self {
-        DriverSettings { tick: Duration::from_secs(1), clock: Arc::new(SystemClock), stage0: None }
+        DriverSettings {
+            tick: Duration::from_secs(1),
+            clock: Arc::new(SystemClock),
+            stage0: None,
+            operators: Arc::default(),
+        }
     }
 }
 
@@ -336,7 +343,13 @@ impl Driver {
                     let Some(message) = message else { return Ok(()) };
                     let Some(reply_to) = message.reply.clone() else { continue };
                     let reply = match serde_json::from_slice::<RolloutRequest>(&message.payload) {
-                        Ok(request) => self.on_request(request).await,
+                        Ok(request) => match self.settings.operators.check(&message, request.required_role()) {
+                            Ok(actor) => self.on_request(request.asked_by(actor.name)).await,
+                            Err(refusal) => {
+                                warn!(code = %refusal.code, message = %refusal.message, "rollout request refused");
+                                RolloutReply::refused(refusal.code.as_str(), refusal.message)
+                            }
+                        },
                         Err(err) => RolloutReply::refused("invalid_request", proto::decode::bounded(&err.to_string(), 2048)),
                     };
                     match serde_json::to_vec(&reply) {

@@ -39,6 +39,28 @@ pub enum RotateRequest {
     Unknown,
 }
 
+impl RotateRequest {
+    /// The role an operator needs to ask this ([`crate::authz`]).
+    pub fn required_role(&self) -> proto::identity::Role {
+        use proto::identity::Role;
+        match self {
+            RotateRequest::Status | RotateRequest::History | RotateRequest::Unknown => Role::ReadOnly,
+            RotateRequest::Now { dry_run: true, .. } => Role::ReadOnly,
+            _ => Role::Operate,
+        }
+    }
+
+    /// The request with the verified `actor` as its requester.
+    pub fn asked_by(self, actor: String) -> RotateRequest {
+        match self {
+            RotateRequest::Now { dry_run, .. } => RotateRequest::Now { requested_by: Some(actor), dry_run },
+            RotateRequest::Schedule { schedule, .. } => RotateRequest::Schedule { schedule, requested_by: Some(actor) },
+            RotateRequest::Rollback { .. } => RotateRequest::Rollback { requested_by: Some(actor) },
+            other => other,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum RotateReply {

@@ -104,11 +104,19 @@ pub struct RotationSettings {
     /// The central adapters; without them every verb but `status` and `history` is refused.
     pub port: Option<Arc<dyn RotationPort>>,
     pub crash_at: Option<CrashPoint>,
+    /// Whose signed requests are answered (the daemon sets it from the configuration).
+    pub operators: Arc<crate::authz::Operators>,
 }
 
 impl Default for RotationSettings {
     fn default() -> Self {
-        RotationSettings { tick: Duration::from_secs(1), clock: Arc::new(SystemClock), port: None, crash_at: None }
+        RotationSettings {
+            tick: Duration::from_secs(1),
+            clock: Arc::new(SystemClock),
+            port: None,
+            crash_at: None,
+            operators: Arc::default(),
+        }
     }
 }
 
@@ -169,7 +177,10 @@ impl Runner {
                     let Some(message) = message else { return Ok(()) };
                     let Some(reply_to) = message.reply.clone() else { continue };
                     let reply = match serde_json::from_slice::<RotateRequest>(&message.payload) {
-                        Ok(request) => self.on_request(request).instrument(info_span!("rotation.request")).await,
+                        Ok(request) => match self.settings.operators.check(&message, request.required_role()) {
+                            Ok(actor) => self.on_request(request.asked_by(actor.name)).instrument(info_span!("rotation.request")).await,
+                            Err(refusal) => RotateReply::refused(refusal.code.as_str(), refusal.message),
+                        },
                         Err(err) => RotateReply::refused("invalid_request", proto::decode::bounded(&err.to_string(), 2048)),
                     };
                     match serde_json::to_vec(&reply) {

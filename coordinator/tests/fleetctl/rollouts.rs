@@ -42,6 +42,13 @@ strategy:
   arm_budget: {burst: 200, per_sec: 10}
 "#;
 
+/// fleetctl, signing its requests as the test operator (role approve).
+pub(super) fn fleetctl_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fleetctl"));
+    command.env("FLEETCTL_OPERATOR_KEY", testkit::identity::operator_key_file());
+    command
+}
+
 pub(super) fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -95,7 +102,10 @@ async fn rollout_files_that_break_a_rule_are_refused_before_anything_is_sent() {
         }
     }
     // Nothing was sent, and no rollout exists.
-    let bus = bus::Bus::connect(&fleet.server.url(), "check").await.unwrap();
+    let bus = bus::Bus::connect(&fleet.server.url(), "check")
+        .await
+        .unwrap()
+        .with_identity(testkit::identity::operator_key(testkit::identity::TEST_OPERATOR));
     let mut stream = bus.jetstream().get_stream(subjects::COMMAND_STREAM).await.unwrap();
     assert_eq!(stream.info().await.unwrap().state.messages, 0);
     let (code, records, stderr) = fleetctl(&fleet, &["rollout", "list", "-o", "json"]).await;
@@ -191,6 +201,9 @@ impl ProcessFleet {
             "replicas = 1\n[nats]\nurl = \"{}\"\n[leader]\nttl_secs = {ttl_secs}\nrenew_millis = 250\n",
             server.url()
         );
+        let key = write_file(dir.path(), "coordinator.key", &testkit::identity::coordinator_key().to_text());
+        toml.push_str(&format!("[identity]\nkey_file = \"{}\"\n", key.display()));
+        toml.push_str(&testkit::identity::test_operator_toml());
         for cluster in &clusters {
             toml.push_str(&format!("[[clusters]]\nid = \"{}\"\nlabels = {{ env = \"prod\" }}\n", cluster.id));
         }
@@ -209,8 +222,13 @@ impl ProcessFleet {
         let first = fleet.coordinator();
         fleet.wait_for_leader(first.id()).await;
         for cluster in clusters {
-            let bus = bus::Bus::connect(&fleet.server.url(), &cluster.id).await.unwrap();
+            let bus = bus::Bus::connect(&fleet.server.url(), &cluster.id)
+                .await
+                .unwrap()
+                .with_identity(testkit::identity::agent_key(&cluster.id));
+            testkit::identity::enroll(&bus, &cluster.id).await.unwrap();
             let mut settings = agent::AgentSettings::new(cluster.id.clone());
+            settings.coordinator_keys = vec![testkit::identity::coordinator_public()];
             settings.poll_interval = Duration::from_millis(500);
             let executor = Counting {
                 inner: fleet.memory.executor(&cluster.id, Pause::None),
@@ -279,11 +297,10 @@ impl ProcessFleet {
     async fn fleetctl(&self, args: &[&str]) -> (i32, Vec<Value>, String) {
         let url = self.server.url();
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_fleetctl")).arg("--nats").arg(url).args(args).output().unwrap()
-        })
-        .await
-        .unwrap();
+        let output =
+            tokio::task::spawn_blocking(move || fleetctl_command().arg("--nats").arg(url).args(args).output().unwrap())
+                .await
+                .unwrap();
         let stdout = String::from_utf8(output.stdout).unwrap();
         let records = stdout.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
         (output.status.code().unwrap_or(-1), records, String::from_utf8(output.stderr).unwrap())
@@ -363,7 +380,10 @@ async fn the_coordinator_killed_at_random_points_of_a_200_cluster_rollout_loses_
         let succeeded: u64 = stage.iter().map(|s| s["succeeded"].as_u64().unwrap()).sum();
         assert_eq!(succeeded, 200, "trial {trial}: every cluster's results reached the engine");
         // Every command of this rollout ran exactly once on its cluster.
-        let bus = bus::Bus::connect(&fleet.server.url(), "check").await.unwrap();
+        let bus = bus::Bus::connect(&fleet.server.url(), "check")
+            .await
+            .unwrap()
+            .with_identity(testkit::identity::operator_key(testkit::identity::TEST_OPERATOR));
         let mut per_cluster: BTreeMap<String, usize> = BTreeMap::new();
         for ((cluster, command_id), count) in fleet.executions.0.lock().unwrap().iter() {
             let _ = command_id;
@@ -459,6 +479,9 @@ ca_file = "{dc_ca}"
         principal = dc.admin_principal(),
         dc_ca = dc.ca_cert_path().display(),
     );
+    let key = write_file(dir, "coordinator.key", &testkit::identity::coordinator_key().to_text());
+    toml.push_str(&format!("[identity]\nkey_file = \"{}\"\n", key.display()));
+    toml.push_str(&testkit::identity::test_operator_toml());
     for cluster in world.declared() {
         let labels: Vec<String> = cluster.labels.iter().map(|(k, v)| format!("{k} = \"{v}\"")).collect();
         toml.push_str(&format!("[[clusters]]\nid = \"{}\"\nlabels = {{ {} }}\n", cluster.id, labels.join(", ")));
@@ -491,7 +514,10 @@ async fn fleet_coordinator_with_its_central_section_does_the_whole_setup_stage_0
             .unwrap(),
     );
     // Agents start once the coordinator has laid out the bus.
-    let bus = bus::Bus::connect(&server.url(), "check").await.unwrap();
+    let bus = bus::Bus::connect(&server.url(), "check")
+        .await
+        .unwrap()
+        .with_identity(testkit::identity::operator_key(testkit::identity::TEST_OPERATOR));
     let started = Instant::now();
     while bus::kv::cursors(&bus).await.is_err() {
         assert!(started.elapsed() < Duration::from_secs(20), "the coordinator never created the bus layout");
@@ -512,11 +538,10 @@ async fn fleet_coordinator_with_its_central_section_does_the_whole_setup_stage_0
     let path = write_file(dir.path(), "rollout.yaml", &rollout);
     let url = server.url();
     let args = ["rollout", "start", "-f", path.to_str().unwrap(), "--watch", "-o", "json"].map(String::from);
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_fleetctl")).arg("--nats").arg(url).args(args).output().unwrap()
-    })
-    .await
-    .unwrap();
+    let output =
+        tokio::task::spawn_blocking(move || fleetctl_command().arg("--nats").arg(url).args(args).output().unwrap())
+            .await
+            .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     let records: Vec<Value> = String::from_utf8_lossy(&output.stdout)
         .lines()

@@ -4,7 +4,7 @@
 //! the new password lost from memory), then restarted; agents are real cloud executors. A CCG-like
 //! client runs throughout and must never fail.
 
-use super::rollouts::{Process, central_config, write_file};
+use super::rollouts::{Process, central_config, fleetctl_command, write_file};
 use coordinator::rotation::api::{RotateReply, RotateRequest};
 use gmsa::rotation::RunPhase;
 use std::process::Command;
@@ -45,7 +45,10 @@ async fn fleet_coordinator_aborted_at_each_step_of_a_rotation_resumes_writes_eac
     let dir = tempfile::tempdir().unwrap();
     let config = central_config(dir.path(), &server.url(), &world, dc);
     let mut coordinator = spawn_coordinator(&config, dc, None);
-    let bus = bus::Bus::connect(&server.url(), "check").await.unwrap();
+    let bus = bus::Bus::connect(&server.url(), "check")
+        .await
+        .unwrap()
+        .with_identity(testkit::identity::operator_key(testkit::identity::TEST_OPERATOR));
     let started = Instant::now();
     while bus::kv::cursors(&bus).await.is_err() {
         assert!(started.elapsed() < Duration::from_secs(20), "the coordinator never created the bus layout");
@@ -66,11 +69,10 @@ async fn fleet_coordinator_aborted_at_each_step_of_a_rotation_resumes_writes_eac
     let path = write_file(dir.path(), "rollout.yaml", &rollout);
     let url = server.url();
     let args = ["rollout", "start", "-f", path.to_str().unwrap(), "--watch", "-o", "json"].map(String::from);
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_fleetctl")).arg("--nats").arg(url).args(args).output().unwrap()
-    })
-    .await
-    .unwrap();
+    let output =
+        tokio::task::spawn_blocking(move || fleetctl_command().arg("--nats").arg(url).args(args).output().unwrap())
+            .await
+            .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     let vault_id = world.vault_id.clone();
     let for_loop = world.clone();
@@ -88,7 +90,11 @@ async fn fleet_coordinator_aborted_at_each_step_of_a_rotation_resumes_writes_eac
         loop {
             let sent = tokio::time::timeout(
                 Duration::from_secs(5),
-                bus.client().request(coordinator::rotation::api::SUBJECT, body.clone().into()),
+                bus.signed_request(
+                    coordinator::rotation::api::SUBJECT.to_string(),
+                    body.clone(),
+                    Duration::from_secs(5),
+                ),
             )
             .await;
             if matches!(sent, Ok(Ok(_)) | Err(_)) || crashing.0.try_wait().unwrap().is_some() {

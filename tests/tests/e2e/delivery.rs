@@ -37,8 +37,7 @@ async fn a_three_agent_fleet_completes_a_command_sent_through_the_coordinator() 
     };
     let reply = coordinator
         .bus
-        .client()
-        .request(subjects::control("run"), serde_json::to_vec(&request).unwrap().into())
+        .signed_request(subjects::control("run"), serde_json::to_vec(&request).unwrap(), Duration::from_secs(10))
         .await
         .unwrap();
     let RunReply::Accepted { targets, .. } = serde_json::from_slice(&reply.payload).unwrap() else { panic!("refused") };

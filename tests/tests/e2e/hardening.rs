@@ -176,7 +176,8 @@ async fn a_rerun_after_a_crash_reports_what_the_first_attempt_changed() {
 async fn request_raw(bus: &Bus, payload: Vec<u8>) -> RunReply {
     let started = std::time::Instant::now();
     loop {
-        match bus.client().request(subjects::control(proto::control::RUN), payload.clone().into()).await {
+        match bus.signed_request(subjects::control(proto::control::RUN), payload.clone(), Duration::from_secs(10)).await
+        {
             Ok(reply) => return serde_json::from_slice(&reply.payload).unwrap(),
             Err(err) => assert!(started.elapsed() < WAIT, "the control API never answered: {err}"),
         }

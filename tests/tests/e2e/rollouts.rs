@@ -340,12 +340,32 @@ async fn an_approval_gate_holds_until_approved_and_pause_resume_and_abort_do_wha
         .await,
         RolloutReply::Refused { .. }
     ));
-    let approved = ask(
-        fleet.bus(),
-        RolloutRequest::Approve { rollout_id: rollout_id.clone(), stage: Some("canary".into()), by: "op".into() },
-    )
-    .await;
-    assert!(matches!(approved, RolloutReply::Done { .. }), "{approved:?}");
+    // Only a verified operator with the approve role may approve; the body's `by` is ignored.
+    let approve =
+        RolloutRequest::Approve { rollout_id: rollout_id.clone(), stage: Some("canary".into()), by: "op".into() };
+    let url = fleet._server.url();
+    for (name, code) in [(testkit::identity::TEST_READER, "forbidden"), (testkit::identity::TEST_OPERATE, "forbidden")]
+    {
+        let bus = testkit::identity::operator_bus(&url, name).await.unwrap();
+        match ask(&bus, approve.clone()).await {
+            RolloutReply::Refused { code: got, .. } => assert_eq!(got, code, "{name}"),
+            other => panic!("{name} approved: {other:?}"),
+        }
+    }
+    let anonymous = Bus::connect(&url, "anonymous").await.unwrap();
+    assert!(matches!(ask(&anonymous, approve.clone()).await, RolloutReply::Refused { code, .. } if code == "unsigned"));
+    let mallory = Bus::connect(&url, "mallory")
+        .await
+        .unwrap()
+        .with_identity(std::sync::Arc::new(gmsa::signing::SecretKey::from_seed([7; 32])));
+    assert!(
+        matches!(ask(&mallory, approve.clone()).await, RolloutReply::Refused { code, .. } if code == "unknown_key")
+    );
+    assert_eq!(fleet.fleet.cluster("m-001").starts(), 0, "no refused approval opened the gate");
+    let admin = testkit::identity::operator_bus(&url, testkit::identity::TEST_OPERATOR).await.unwrap();
+    let approved = ask(&admin, approve).await;
+    let RolloutReply::Done { message, .. } = &approved else { panic!("{approved:?}") };
+    assert!(message.ends_with("as test-admin"), "the verified approver is recorded: {message}");
     // Pause as soon as wave 2 runs: no new cluster starts until resume.
     wait_until(fleet.bus(), &rollout_id, "wave 2 running", |status| status.current_stage == "wave-2").await;
     let paused = ask(fleet.bus(), RolloutRequest::Pause { rollout_id: rollout_id.clone(), by: "op".into() }).await;
@@ -485,6 +505,7 @@ async fn a_cluster_outside_its_maintenance_window_waits_and_starts_when_the_wind
             tick: Duration::from_millis(200),
             clock: clock.clone(),
             stage0: None,
+            ..Default::default()
         },
         ..Default::default()
     };

@@ -30,9 +30,10 @@ pub fn mk_enable(cluster: &str, command_id: &str) -> CommandEnvelope {
     }
 }
 
-/// Creates the bus layout as the coordinator does at start-up.
+/// Creates the bus layout as the coordinator does at start-up; the connection signs as the
+/// coordinator (its test key), so what the test publishes are authentic commands.
 pub async fn bus_with_topology(url: &str) -> Bus {
-    let bus = Bus::connect(url, "test").await.unwrap();
+    let bus = Bus::connect(url, "test").await.unwrap().with_identity(testkit::identity::coordinator_key());
     bus::topology::ensure(&bus, &bus::topology::Topology::default()).await.unwrap();
     bus
 }
