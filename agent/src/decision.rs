@@ -26,10 +26,12 @@ pub struct Inputs<'a> {
     pub max_attempts: u32,
     /// How long after its `issued_at` a command is still accepted (older ones are `stale`).
     pub max_age: time::Duration,
+    /// How far ahead of the agent's clock an `issued_at` may lie (clock skew).
+    pub max_skew: time::Duration,
     pub now: OffsetDateTime,
 }
 
-/// How far in the future an `issued_at` may lie (clock skew between coordinator and agent).
+/// The default of [`Inputs::max_skew`].
 pub const MAX_CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
 
 /// The action for one stored command.
@@ -76,7 +78,7 @@ pub fn decide(inputs: &Inputs<'_>) -> Action {
             ),
         ));
     }
-    if let Some(refusal) = stale(envelope.issued_at, inputs.now, inputs.max_age) {
+    if let Some(refusal) = stale(envelope.issued_at, inputs.now, inputs.max_age, inputs.max_skew) {
         return Action::Refuse(refusal);
     }
     if let Err(err) = gmsa::validate::command(&envelope.command) {
@@ -117,9 +119,14 @@ pub fn decide(inputs: &Inputs<'_>) -> Action {
 }
 
 /// Why a command issued at `issued_at` is too old or from the future at `now`, if it is.
-pub fn stale(issued_at: OffsetDateTime, now: OffsetDateTime, max_age: time::Duration) -> Option<Refusal> {
+pub fn stale(
+    issued_at: OffsetDateTime,
+    now: OffsetDateTime,
+    max_age: time::Duration,
+    max_skew: time::Duration,
+) -> Option<Refusal> {
     let oldest = now.checked_sub(max_age)?;
-    let newest = now.checked_add(MAX_CLOCK_SKEW)?;
+    let newest = now.checked_add(max_skew)?;
     if issued_at < oldest {
         return Some(Refusal::new(
             Code::Stale,
@@ -129,7 +136,7 @@ pub fn stale(issued_at: OffsetDateTime, now: OffsetDateTime, max_age: time::Dura
     if issued_at > newest {
         return Some(Refusal::new(
             Code::Stale,
-            format!("issued_at {issued_at} is more than {MAX_CLOCK_SKEW} after the agent's clock {now}"),
+            format!("issued_at {issued_at} is more than {max_skew} after the agent's clock {now}"),
         ));
     }
     None

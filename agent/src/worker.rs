@@ -65,6 +65,8 @@ pub struct AgentSettings {
     pub coordinator_keys: Vec<gmsa::signing::PublicKey>,
     /// How long after its `issued_at` a command is accepted (then it is `stale`).
     pub max_command_age: Duration,
+    /// How far ahead of this agent's clock a command's `issued_at` may be.
+    pub max_clock_skew: Duration,
 }
 
 impl AgentSettings {
@@ -80,6 +82,7 @@ impl AgentSettings {
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             coordinator_keys: Vec::new(),
             max_command_age: Duration::from_secs(8 * 24 * 3600),
+            max_clock_skew: Duration::from_secs(300),
         }
     }
 }
@@ -391,6 +394,7 @@ impl<E: Executor> Agent<E> {
                 cursor: &cursor,
                 max_attempts: self.settings.max_attempts,
                 max_age: time::Duration::try_from(self.settings.max_command_age).unwrap_or(time::Duration::MAX),
+                max_skew: time::Duration::try_from(self.settings.max_clock_skew).unwrap_or(time::Duration::MAX),
                 now: OffsetDateTime::now_utc(),
             });
             let ending =

@@ -37,6 +37,8 @@ pub fn test_settings(cluster: &str, labels: &[(&str, &str)]) -> AgentSettings {
     settings.poll_interval = Duration::from_millis(500);
     settings.progress_interval = Duration::from_millis(200);
     settings.shutdown_grace = Duration::from_millis(200);
+    // Tests drive the coordinator with manual clocks that run hours ahead of the agents'.
+    settings.max_clock_skew = Duration::from_secs(6 * 3600);
     settings
 }
 

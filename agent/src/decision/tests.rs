@@ -47,6 +47,7 @@ fn decide_with(envelope: &CommandEnvelope, recorded: Option<&CommandResult>, cur
         cursor,
         max_attempts: 3,
         max_age: time::Duration::days(7),
+        max_skew: MAX_CLOCK_SKEW,
         now: datetime!(2026-11-23 10:30 UTC),
     })
 }
@@ -76,7 +77,10 @@ fn commands_issued_too_long_ago_or_in_the_future_are_stale() {
     let mut skewed = mk_envelope("aks-1");
     skewed.issued_at = datetime!(2026-11-23 10:34 UTC);
     assert_eq!(decide_with(&skewed, None, &Cursor::default()), Action::Execute { attempt: 1 });
-    assert!(stale(datetime!(2026-11-23 10:00 UTC), datetime!(2026-11-23 10:00 UTC), time::Duration::MAX).is_none());
+    assert!(
+        stale(datetime!(2026-11-23 10:00 UTC), datetime!(2026-11-23 10:00 UTC), time::Duration::MAX, MAX_CLOCK_SKEW)
+            .is_none()
+    );
 }
 
 #[test]

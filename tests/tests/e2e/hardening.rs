@@ -262,15 +262,18 @@ async fn the_recorder_dead_letters_a_result_it_cannot_record_instead_of_looping(
     let coordinator = start_coordinator(&server.url(), declare("rec", 1)).await.unwrap();
     let bus = &coordinator.bus;
     // A result whose body names cluster "" on a valid result subject, and plain garbage.
+    // Both signed with the cluster's enrolled key: they pass the signature check and meet the decoder.
+    testkit::identity::enroll(bus, "rec-000").await.unwrap();
+    let signed_publish = |subject: String, payload: Vec<u8>| async move {
+        let mut headers = async_nats::HeaderMap::new();
+        let key = testkit::identity::agent_key("rec-000");
+        bus::headers::sign(&mut headers, &key, gmsa::signing::Purpose::Result, &subject, &payload);
+        bus.jetstream().publish_with_headers(subject, headers, payload.into()).await.unwrap().await.unwrap();
+    };
     let mut body = serde_json::to_value(tests_result("rec-000", "cmd-1")).unwrap();
     body["cluster"] = json!("");
-    bus.jetstream()
-        .publish(subjects::result("rec-000", "cmd-1"), serde_json::to_vec(&body).unwrap().into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    bus.jetstream().publish(subjects::result("rec-000", "cmd-2"), "junk".into()).await.unwrap().await.unwrap();
+    signed_publish(subjects::result("rec-000", "cmd-1"), serde_json::to_vec(&body).unwrap()).await;
+    signed_publish(subjects::result("rec-000", "cmd-2"), b"junk".to_vec()).await;
     let letters = wait_for_dead_letters(bus, proto::deadletter::COORDINATOR, 2).await;
     assert!(letters.iter().all(|letter| letter.code == "undecodable_result"), "{letters:?}");
     // Both were acknowledged once, not redelivered every second.
