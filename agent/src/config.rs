@@ -29,8 +29,38 @@ pub struct AgentConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
-    /// `nats://host:port`, comma-separated for several servers.
+    /// `nats://host:port` or `tls://host:port`, comma-separated for several servers.
     pub url: String,
+    /// The CA of the server's certificate: set, the connection requires TLS.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// `signed`: connect as `agent:<cluster_id>` with a token signed by `identity.key_file`,
+    /// checked by the coordinator's auth callout (the shipped server configuration). `none`: no
+    /// credentials (a development server).
+    #[serde(default)]
+    pub credentials: CredentialsMode,
+}
+
+/// How the agent authenticates to NATS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialsMode {
+    #[default]
+    None,
+    Signed,
+}
+
+impl AgentConfig {
+    /// The connection's TLS and credentials.
+    pub fn security(&self) -> bus::Security {
+        bus::Security {
+            ca_file: self.nats.ca_file.clone(),
+            credentials: match self.nats.credentials {
+                CredentialsMode::None => bus::Credentials::None,
+                CredentialsMode::Signed => bus::Credentials::Signed { user: format!("agent:{}", self.cluster_id) },
+            },
+        }
+    }
 }
 
 /// The `[identity]` section.

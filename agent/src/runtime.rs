@@ -22,7 +22,8 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
     let (reconnected_tx, reconnected_rx) = mpsc::unbounded_channel();
     let name = format!("fleet-agent-{}", config.cluster_id);
     let key = read_key(&config.identity.key_file)?;
-    let bus = bus::Bus::connect_with_events(&config.nats.url, &name, Some(reconnected_tx)).await?.with_identity(key);
+    let bus =
+        bus::Bus::connect_secured(&config.security(), Some(key), &config.nats.url, &name, Some(reconnected_tx)).await?;
     if let Some(events) = drift_events {
         let publisher = bus::results::ResultPublisher::open(&bus).await?;
         tokio::spawn(crate::drift::forward(publisher, config.cluster_id.clone(), events));

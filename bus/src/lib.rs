@@ -32,6 +32,73 @@ pub use error::{BusError, chain};
 
 use async_nats::jetstream;
 
+/// How a process connects: TLS trust and credentials. The default is neither (a test server on
+/// loopback).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Security {
+    /// The CA that signed the server's certificate; set, the connection requires TLS.
+    pub ca_file: Option<std::path::PathBuf>,
+    pub credentials: Credentials,
+}
+
+/// What a connection authenticates with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Credentials {
+    #[default]
+    None,
+    /// A static user of the server's configuration (the coordinator, the callout service).
+    Password { user: String, password: String },
+    /// `agent:<cluster>` or `operator:<name>` with a fresh signed token at each (re)connect, checked
+    /// by the coordinator's auth callout (`gmsa::natsauth`); replies use the principal's own
+    /// inbox prefix, the only one its permissions allow.
+    Signed { user: String },
+}
+
+impl Security {
+    fn options(
+        &self,
+        identity: Option<std::sync::Arc<gmsa::signing::SecretKey>>,
+        url: &str,
+    ) -> Result<async_nats::ConnectOptions, BusError> {
+        let mut options = match &self.credentials {
+            Credentials::None => async_nats::ConnectOptions::new(),
+            Credentials::Password { user, password } => {
+                async_nats::ConnectOptions::new().user_and_password(user.clone(), password.clone())
+            }
+            Credentials::Signed { user } => {
+                let principal = gmsa::natsauth::Principal::parse(user)
+                    .map_err(|reason| BusError::Identity { path: "nats credentials".into(), reason })?;
+                let key = identity.ok_or_else(|| BusError::Identity {
+                    path: "nats credentials".into(),
+                    reason: "signed credentials need an identity key".into(),
+                })?;
+                let user = user.clone();
+                async_nats::ConnectOptions::with_auth_callback(move |_nonce| {
+                    let (key, user) = (key.clone(), user.clone());
+                    async move {
+                        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                        let mut auth = async_nats::Auth::new();
+                        auth.password = Some(gmsa::natsauth::token(&key, &user, now));
+                        auth.username = Some(user);
+                        Ok(auth)
+                    }
+                })
+                .custom_inbox_prefix(principal.inbox_prefix())
+            }
+        };
+        if let Some(ca) = &self.ca_file {
+            if !ca.is_file() {
+                return Err(BusError::Identity {
+                    path: ca.display().to_string(),
+                    reason: format!("nats.ca_file: no such file (connecting to {url})"),
+                });
+            }
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        Ok(options)
+    }
+}
+
 /// Reads a secret key file (`ed25519-seed:…`, see `gmsa::signing`): the identity a connection
 /// signs with. The error names the file, never its content.
 pub fn read_identity(path: &std::path::Path) -> Result<std::sync::Arc<gmsa::signing::SecretKey>, BusError> {
@@ -62,14 +129,25 @@ impl Bus {
     /// Connects once, failing at once when no server answers: for command-line tools, where
     /// "no NATS server at …" is a better answer than waiting for reconnects.
     pub async fn connect_once(url: &str, name: &str) -> Result<Bus, BusError> {
-        let client = async_nats::ConnectOptions::new()
+        Self::connect_once_secured(&Security::default(), None, url, name).await
+    }
+
+    /// [`Bus::connect_once`] with TLS and credentials.
+    pub async fn connect_once_secured(
+        security: &Security,
+        identity: Option<std::sync::Arc<gmsa::signing::SecretKey>>,
+        url: &str,
+        name: &str,
+    ) -> Result<Bus, BusError> {
+        let client = security
+            .options(identity.clone(), url)?
             .name(name)
             .connection_timeout(std::time::Duration::from_secs(5))
             .connect(url)
             .await
             .map_err(|source| BusError::Connect { url: url.to_string(), source })?;
         let jetstream = jetstream::new(client.clone());
-        Ok(Bus { client, jetstream, identity: None })
+        Ok(Bus { client, jetstream, identity })
     }
 
     /// Like [`Bus::connect`], and sends `()` on `reconnected` each time the connection is
@@ -79,7 +157,20 @@ impl Bus {
         name: &str,
         reconnected: Option<tokio::sync::mpsc::UnboundedSender<()>>,
     ) -> Result<Bus, BusError> {
-        let mut options = async_nats::ConnectOptions::new()
+        Self::connect_secured(&Security::default(), None, url, name, reconnected).await
+    }
+
+    /// Connects with TLS and credentials as `security` says; `identity` (needed for
+    /// [`Credentials::Signed`]) becomes the bus's signing key.
+    pub async fn connect_secured(
+        security: &Security,
+        identity: Option<std::sync::Arc<gmsa::signing::SecretKey>>,
+        url: &str,
+        name: &str,
+        reconnected: Option<tokio::sync::mpsc::UnboundedSender<()>>,
+    ) -> Result<Bus, BusError> {
+        let mut options = security.options(identity.clone(), url)?;
+        options = options
             .name(name)
             .retry_on_initial_connect()
             .max_reconnects(None)
@@ -96,7 +187,7 @@ impl Bus {
         }
         let client = options.connect(url).await.map_err(|source| BusError::Connect { url: url.to_string(), source })?;
         let jetstream = jetstream::new(client.clone());
-        Ok(Bus { client, jetstream, identity: None })
+        Ok(Bus { client, jetstream, identity })
     }
 
     /// This connection with `key` as the key that signs what it publishes: commands (coordinator),

@@ -57,6 +57,11 @@ impl Operators {
         Operators { principals }
     }
 
+    /// The key of operator `name` (for the NATS auth callout).
+    pub fn key_of(&self, name: &str) -> Option<PublicKey> {
+        self.principals.iter().find(|(_, actor)| actor.name == name && name != COORDINATOR).map(|(key, _)| *key)
+    }
+
     /// Verifies `message`'s signature and that its signer's role covers `needed`.
     pub fn check(&self, message: &async_nats::Message, needed: Role) -> Result<Actor, Refusal> {
         self.check_parts(message.headers.as_ref(), message.subject.as_str(), &message.payload, needed)

@@ -91,6 +91,43 @@ pub struct CentralConfig {
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
     pub url: String,
+    /// The CA of the server's certificate: set, connections require TLS.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The coordinator's static user in the server configuration (account FLEET) and the
+    /// environment variable holding its password.
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// The auth callout this coordinator serves (the shipped server configuration needs it).
+    #[serde(default)]
+    pub callout: Option<CalloutConfig>,
+}
+
+/// The `[nats.callout]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalloutConfig {
+    /// The callout service's static user (account AUTH) and its password's variable.
+    pub user: String,
+    pub password_env: String,
+    /// The key whose account nkey is the server's `auth_callout.issuer`.
+    pub issuer_key_file: std::path::PathBuf,
+    /// Lifetime of an issued user JWT: the longest a revoked agent stays connected.
+    #[serde(default = "default_callout_ttl_secs")]
+    pub ttl_secs: u64,
+}
+
+fn default_callout_ttl_secs() -> u64 {
+    300
+}
+
+impl NatsConfig {
+    /// A plain connection to `url` (tests).
+    pub fn plain(url: impl Into<String>) -> NatsConfig {
+        NatsConfig { url: url.into(), ca_file: None, user: None, password_env: None, callout: None }
+    }
 }
 
 fn one() -> usize {
@@ -127,6 +164,20 @@ impl CoordinatorConfig {
             return Err(ConfigError::Invalid {
                 field: "nats.url".into(),
                 rule: "must start with nats:// or tls://".into(),
+            });
+        }
+        if self.nats.user.is_some() != self.nats.password_env.is_some() {
+            return Err(ConfigError::Invalid {
+                field: "nats.password_env".into(),
+                rule: "nats.user and nats.password_env go together".into(),
+            });
+        }
+        if let Some(callout) = &self.nats.callout
+            && !(10..=3600).contains(&callout.ttl_secs)
+        {
+            return Err(ConfigError::Invalid {
+                field: "nats.callout.ttl_secs".into(),
+                rule: "must be 10 to 3600".into(),
             });
         }
         crate::authz::validate(&self.operators).map_err(|(field, rule)| ConfigError::Invalid { field, rule })?;
@@ -230,7 +281,7 @@ mod tests {
 
     fn mk(clusters: &[&str]) -> CoordinatorConfig {
         CoordinatorConfig {
-            nats: NatsConfig { url: "nats://127.0.0.1:4222".into() },
+            nats: NatsConfig::plain("nats://127.0.0.1:4222"),
             replicas: 1,
             central: None,
             identity: None,

@@ -41,6 +41,8 @@ pub struct Options {
     /// The credential rotation runner; its port is the central side unless set, its clock the
     /// driver's.
     pub rotation: RotationSettings,
+    /// The NATS auth callout: a connection in the callout account and how to answer.
+    pub callout: Option<(Bus, crate::callout::CalloutSettings)>,
 }
 
 /// Starts the coordinator's tasks on `bus`, with [`Central`] built from `config.central` when
@@ -75,6 +77,14 @@ pub async fn start_with(
     options.rotation.operators = operators.clone();
     let control = tokio::spawn(control::serve(bus.clone(), operators.clone(), shutdown.clone()));
     let agents = tokio::spawn(crate::agents::serve(bus.clone(), operators.clone(), shutdown.clone()));
+    if let Some((callout_bus, settings)) = options.callout.take() {
+        let (fleet_bus, operators, shutdown) = (bus.clone(), operators.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(err) = crate::callout::serve(callout_bus, fleet_bus, operators, settings, shutdown).await {
+                tracing::error!(error = %bus::chain(&err), "the auth callout stopped: no agent or operator can connect");
+            }
+        });
+    }
     let central = options.central.clone();
     let shared = tokio::spawn(central::serve::serve(bus.clone(), central.clone(), operators, shutdown.clone()));
     if options.driver.stage0.is_none()

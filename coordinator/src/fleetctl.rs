@@ -53,6 +53,13 @@ pub struct Cli {
     /// the coordinator refuses every request (`unsigned`).
     #[arg(long, global = true, env = "FLEETCTL_OPERATOR_KEY")]
     pub operator_key: Option<std::path::PathBuf>,
+    /// The CA of the NATS server's certificate (then the connection requires TLS).
+    #[arg(long, global = true, env = "FLEET_NATS_CA")]
+    pub nats_ca: Option<std::path::PathBuf>,
+    /// Connect as `operator:<NAME>` with a token signed by --operator-key, as the shipped server
+    /// configuration (auth callout) requires.
+    #[arg(long, global = true, env = "FLEETCTL_OPERATOR", requires = "operator_key")]
+    pub operator: Option<String>,
     #[command(subcommand)]
     pub command: Verb,
 }
@@ -127,6 +134,13 @@ pub enum KeysAction {
     New {
         #[arg(long)]
         out: std::path::PathBuf,
+    },
+    /// The public half of a key file; with --nkey-account as the NATS account nkey the server's
+    /// `auth_callout.issuer` takes (for the coordinator's `nats.callout.issuer_key_file`).
+    Public {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        nkey_account: bool,
     },
 }
 
@@ -298,20 +312,37 @@ pub async fn main() -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Verb::Keys { action: KeysAction::New { out } } = &cli.command {
-        return crate::agent_verbs::keys_new(cli.output, out);
+    match &cli.command {
+        Verb::Keys { action: KeysAction::New { out } } => return crate::agent_verbs::keys_new(cli.output, out),
+        Verb::Keys { action: KeysAction::Public { file, nkey_account } } => {
+            let key = bus::read_identity(file)?;
+            let public_key = if *nkey_account {
+                gmsa::signing::nkey_of(&key.public(), gmsa::signing::NkeyKind::Account)
+            } else {
+                key.public().to_string()
+            };
+            print(cli.output, &[Record::Key { public_key, key_file: file.display().to_string() }])?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let identity = match &cli.operator_key {
         Some(path) => Some(bus::read_identity(path)?),
         None => None,
     };
-    let bus = tokio::time::timeout(Duration::from_secs(10), Bus::connect_once(&cli.nats, "fleetctl"))
-        .await
-        .with_context(|| format!("no NATS server answered at {} within 10s", cli.nats))??;
-    let bus = match identity {
-        Some(key) => bus.with_identity(key),
-        None => bus,
+    let security = bus::Security {
+        ca_file: cli.nats_ca.clone(),
+        credentials: match &cli.operator {
+            Some(name) => bus::Credentials::Signed { user: format!("operator:{name}") },
+            None => bus::Credentials::None,
+        },
     };
+    let bus = tokio::time::timeout(
+        Duration::from_secs(10),
+        Bus::connect_once_secured(&security, identity, &cli.nats, "fleetctl"),
+    )
+    .await
+    .with_context(|| format!("no NATS server answered at {} within 10s", cli.nats))??;
     match &cli.command {
         Verb::Clusters { action: ClustersAction::List { selector } } => clusters_list(&bus, cli.output, selector).await,
         Verb::Run(args) => run(&bus, cli.output, args).await,

@@ -15,6 +15,7 @@
 pub mod agent_verbs;
 pub mod agents;
 pub mod authz;
+pub mod callout;
 pub mod central;
 pub mod config;
 pub mod control;

@@ -42,10 +42,40 @@ pub async fn run_daemon(config_path: Option<&Path>) -> anyhow::Result<()> {
         .as_ref()
         .context("identity.key_file: required: the coordinator signs every command and agents refuse unsigned ones")?;
     let key = bus::read_identity(&identity.key_file)?;
-    let bus = bus::Bus::connect(&config.nats.url, "fleet-coordinator")
+    let password = |field: &str, variable: &str| {
+        std::env::var(variable).with_context(|| format!("{field}: the environment variable {variable} is not set"))
+    };
+    let credentials = match (&config.nats.user, &config.nats.password_env) {
+        (Some(user), Some(variable)) => {
+            bus::Credentials::Password { user: user.clone(), password: password("nats.password_env", variable)? }
+        }
+        _ => bus::Credentials::None,
+    };
+    let security = bus::Security { ca_file: config.nats.ca_file.clone(), credentials };
+    let bus = bus::Bus::connect_secured(&security, Some(key), &config.nats.url, "fleet-coordinator", None)
         .await
-        .context("connecting to NATS")?
-        .with_identity(key);
+        .context("connecting to NATS")?;
+    let callout = match &config.nats.callout {
+        Some(section) => {
+            let credentials = bus::Credentials::Password {
+                user: section.user.clone(),
+                password: password("nats.callout.password_env", &section.password_env)?,
+            };
+            let security = bus::Security { ca_file: config.nats.ca_file.clone(), credentials };
+            let callout_bus =
+                bus::Bus::connect_secured(&security, None, &config.nats.url, "fleet-coordinator-callout", None)
+                    .await
+                    .context("connecting to NATS as the auth callout service")?;
+            let settings = crate::callout::CalloutSettings {
+                issuer: bus::read_identity(&section.issuer_key_file)?,
+                account: "FLEET".into(),
+                ttl: std::time::Duration::from_secs(section.ttl_secs),
+                window: std::time::Duration::from_secs(120),
+            };
+            Some((callout_bus, settings))
+        }
+        None => None,
+    };
     let shutdown = shutdown_on_signals();
     let leader = crate::leader::LeaderSettings {
         ttl: std::time::Duration::from_secs(config.leader.ttl_secs),
@@ -63,7 +93,7 @@ pub async fn run_daemon(config_path: Option<&Path>) -> anyhow::Result<()> {
         Err(_) => None,
     };
     let rotation = crate::rotation::RotationSettings { crash_at, ..Default::default() };
-    let options = crate::daemon::Options { leader, central, rotation, ..crate::daemon::Options::default() };
+    let options = crate::daemon::Options { leader, central, rotation, callout, ..crate::daemon::Options::default() };
     let running =
         crate::daemon::start_with(bus, &config, options, shutdown).await.context("starting the coordinator")?;
     tracing::info!("coordinator running");

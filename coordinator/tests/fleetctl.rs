@@ -84,7 +84,7 @@ async fn mk_fleet(clusters: &[(&str, &str)]) -> Fleet {
         })
         .collect();
     let config = CoordinatorConfig {
-        nats: NatsConfig { url: server.url() },
+        nats: NatsConfig::plain(server.url()),
         replicas: 1,
         clusters: declared,
         leader: Default::default(),

@@ -25,6 +25,8 @@ pub enum Purpose {
     Command,
     Result,
     Request,
+    /// A NATS connection's password (`gmsa::natsauth`): the user name as subject, the time as payload.
+    Connect,
 }
 
 impl Purpose {
@@ -33,8 +35,54 @@ impl Purpose {
             Purpose::Command => b"command",
             Purpose::Result => b"result",
             Purpose::Request => b"request",
+            Purpose::Connect => b"connect",
         }
     }
+}
+
+/// The kinds of NATS nkey this product writes (the first character of the encoding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NkeyKind {
+    /// `A…`: the auth callout's issuer.
+    Account,
+    /// `U…`: a user.
+    User,
+}
+
+impl NkeyKind {
+    fn prefix(self) -> u8 {
+        match self {
+            NkeyKind::Account => 0,
+            NkeyKind::User => 20 << 3,
+        }
+    }
+}
+
+/// CRC-16/XMODEM, the checksum of nkey encodings.
+fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for byte in bytes {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc
+}
+
+/// The nkey text of a public key: base32 of prefix, key and checksum (as nats-server reads it).
+pub fn nkey_of(key: &PublicKey, kind: NkeyKind) -> String {
+    let mut raw = Vec::with_capacity(35);
+    raw.push(kind.prefix());
+    raw.extend_from_slice(key.as_bytes());
+    let crc = crc16(&raw);
+    raw.extend_from_slice(&crc.to_le_bytes());
+    data_encoding::BASE32_NOPAD.encode(&raw)
+}
+
+/// A signature in JWT form (base64url without padding) over `bytes`, as NATS JWTs carry it.
+pub fn sign_raw(key: &SecretKey, bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(key.pair.sign(bytes))
 }
 
 /// The bytes a signature covers: `gmsa-fleet/v1 \0 purpose \0 subject \0 payload`.
@@ -260,6 +308,19 @@ mod tests {
             *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap();
         }
         out
+    }
+
+    #[test]
+    fn nkeys_have_the_encoding_nats_reads() {
+        // nats-server 2.15.1 accepted this encoding as `auth_callout.issuer` (it checks the prefix
+        // and the CRC); the e2e tests use keys encoded the same way.
+        let text = "ABJHLOVMPA4CI6R5KLNGOB4GSLNIY7IOUPAJC4YFNDLQVGOOSTDHPR6Z";
+        let raw = data_encoding::BASE32_NOPAD.decode(text.as_bytes()).unwrap();
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&raw[1..33]);
+        assert_eq!(nkey_of(&PublicKey(key), NkeyKind::Account), text);
+        assert_eq!(crc16(b"123456789"), 0x31C3, "CRC-16/XMODEM check value");
+        assert!(nkey_of(&PublicKey(key), NkeyKind::User).starts_with('U'));
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub fn next_coordinator_key() -> Arc<SecretKey> {
     Arc::new(derived("coordinator-next"))
 }
 
+/// The auth callout's issuer key in tests.
+pub fn callout_issuer_key() -> Arc<SecretKey> {
+    Arc::new(derived("callout-issuer"))
+}
+
 /// `cluster`'s agent key in tests.
 pub fn agent_key(cluster: &str) -> Arc<SecretKey> {
     Arc::new(derived(&format!("agent:{cluster}")))

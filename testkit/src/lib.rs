@@ -7,3 +7,4 @@ pub mod ccg;
 pub mod identity;
 pub mod nats;
 pub mod samba;
+pub mod tls;

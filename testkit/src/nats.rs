@@ -41,6 +41,28 @@ pub struct NatsServer {
     /// Holds the store and config; removed when the server is dropped.
     dir: tempfile::TempDir,
     options: NatsOptions,
+    shipped: Option<Shipped>,
+}
+
+/// What a server started from the shipped configuration (`deploy/nats/nats-server.conf`) is given
+/// through its environment, and what clients need to reach it.
+#[derive(Debug, Clone)]
+pub struct Shipped {
+    /// The test CA that signed the server's certificate (clients' `nats.ca_file`).
+    pub ca_file: PathBuf,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Password of the static user `coordinator` (account FLEET).
+    pub coordinator_password: String,
+    /// Password of the static user `auth` (account AUTH, the callout service).
+    pub auth_password: String,
+    /// The callout issuer's account nkey (`auth_callout.issuer`).
+    pub issuer_nkey: String,
+}
+
+/// The shipped server configuration.
+pub fn shipped_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/nats-server.conf")
 }
 
 fn binary() -> String {
@@ -55,14 +77,40 @@ impl NatsServer {
 
     pub fn start_with(options: NatsOptions) -> Result<NatsServer, NatsServerError> {
         let dir = tempfile::Builder::new().prefix("nats-test-").tempdir().map_err(NatsServerError::Store)?;
-        let mut server = NatsServer { child: None, port: 0, dir, options };
+        let mut server = NatsServer { child: None, port: 0, dir, options, shipped: None };
         server.spawn(None)?;
         Ok(server)
     }
 
-    /// `nats://127.0.0.1:<port>`.
+    /// Starts a server from the shipped configuration: TLS with a test CA, the FLEET, AUTH and SYS
+    /// accounts, and the auth callout with `issuer_nkey` as its issuer.
+    pub fn start_shipped(issuer_nkey: &str) -> Result<NatsServer, NatsServerError> {
+        let dir = tempfile::Builder::new().prefix("nats-shipped-").tempdir().map_err(NatsServerError::Store)?;
+        let tls = crate::tls::issue(&dir.path().join("tls"), "nats.test")
+            .map_err(|err| NatsServerError::Store(std::io::Error::other(err.to_string())))?;
+        let shipped = Shipped {
+            ca_file: tls.ca,
+            cert_file: tls.cert,
+            key_file: tls.key,
+            coordinator_password: random_password(),
+            auth_password: random_password(),
+            issuer_nkey: issuer_nkey.to_string(),
+        };
+        let mut server =
+            NatsServer { child: None, port: 0, dir, options: NatsOptions::default(), shipped: Some(shipped) };
+        server.spawn(None)?;
+        Ok(server)
+    }
+
+    /// What the shipped configuration was given, when started with [`NatsServer::start_shipped`].
+    pub fn shipped(&self) -> Option<&Shipped> {
+        self.shipped.as_ref()
+    }
+
+    /// `nats://127.0.0.1:<port>`, or `tls://…` for a server from the shipped configuration.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        let scheme = if self.shipped.is_some() { "tls" } else { "nats" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -108,11 +156,27 @@ impl NatsServer {
     }
 
     fn spawn(&mut self, port: Option<u16>) -> Result<(), NatsServerError> {
-        let config = self.write_config(port)?;
         let binary = binary();
-        let mut child = Command::new(&binary)
-            .arg("-c")
-            .arg(&config)
+        let mut command = Command::new(&binary);
+        if let Some(shipped) = &self.shipped {
+            std::fs::create_dir_all(self.store_dir()).map_err(NatsServerError::Store)?;
+            command
+                .arg("-c")
+                .arg(shipped_config())
+                .env("NATS_HOST", "127.0.0.1")
+                .env("NATS_PORT", port.map(i32::from).unwrap_or(-1).to_string())
+                .env("NATS_SERVER_NAME", "gmsa-fleet-test")
+                .env("NATS_TLS_CERT", &shipped.cert_file)
+                .env("NATS_TLS_KEY", &shipped.key_file)
+                .env("NATS_AUTH_PASSWORD", &shipped.auth_password)
+                .env("NATS_COORDINATOR_PASSWORD", &shipped.coordinator_password)
+                .env("NATS_CALLOUT_ISSUER", &shipped.issuer_nkey)
+                .env("NATS_STORE_DIR", self.store_dir());
+        } else {
+            let config = self.write_config(port)?;
+            command.arg("-c").arg(&config);
+        }
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -152,6 +216,12 @@ impl NatsServer {
         self.kill();
         Err(NatsServerError::NotReady(timeout, last))
     }
+}
+
+fn random_password() -> String {
+    let mut bytes = [0u8; 18];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Parses `Listening for client connections on 127.0.0.1:4222`.

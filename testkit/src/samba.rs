@@ -29,7 +29,6 @@
 //! root key back-dated 10 hours (usable at once), so the harness adds none. Must run as root.
 
 use std::fs::{self, File};
-use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
@@ -410,34 +409,11 @@ fn wait_for_ports_free(timeout: Duration) -> Result<(), SambaError> {
 
 /// Issues a test CA and a server certificate for the DC into `DIR/tls`.
 fn write_tls_files(dir: &Path, dc_fqdn: &str) -> Result<(), SambaError> {
-    use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair};
-    let tls_dir = dir.join("tls");
-    fs::create_dir_all(&tls_dir).map_err(io_error("create tls dir"))?;
-
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name = DistinguishedName::new();
-    ca_params.distinguished_name.push(DnType::CommonName, "gmsa-fleet test CA");
-    let ca_key = KeyPair::generate()?;
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let mut server_params =
-        CertificateParams::new(vec![dc_fqdn.to_string(), "localhost".to_string(), "127.0.0.1".to_string()])?;
-    server_params.distinguished_name = DistinguishedName::new();
-    server_params.distinguished_name.push(DnType::CommonName, dc_fqdn);
-    let server_key = KeyPair::generate()?;
-    let server_cert = server_params.signed_by(&server_key, &issuer)?;
-
-    fs::write(tls_dir.join("ca.pem"), ca_cert.pem()).map_err(io_error("write ca.pem"))?;
-    fs::write(tls_dir.join("cert.pem"), server_cert.pem()).map_err(io_error("write cert.pem"))?;
-    let key_path = tls_dir.join("key.pem");
-    let mut key_file = File::create(&key_path).map_err(io_error("create key.pem"))?;
-    // Samba refuses a key file other users can read.
-    use std::os::unix::fs::PermissionsExt;
-    key_file.set_permissions(fs::Permissions::from_mode(0o600)).map_err(io_error("chmod key.pem"))?;
-    key_file.write_all(server_key.serialize_pem().as_bytes()).map_err(io_error("write key.pem"))?;
-    Ok(())
+    match crate::tls::issue(&dir.join("tls"), dc_fqdn) {
+        Ok(_) => Ok(()),
+        Err(crate::tls::TlsError::Certificate(err)) => Err(SambaError::Certificate(err)),
+        Err(crate::tls::TlsError::Io(what, source)) => Err(SambaError::Io { what, source }),
+    }
 }
 
 /// Drops the NetBIOS name service (`nbt`) from `server services`: Samba 4.22 puts its socket in

@@ -42,6 +42,33 @@ pub fn test_settings(cluster: &str, labels: &[(&str, &str)]) -> AgentSettings {
     settings
 }
 
+/// Connects an agent to a server from the shipped configuration: TLS with `ca_file`, and its
+/// signed `agent:<cluster>` credentials checked by the coordinator's auth callout (the agent must
+/// be enrolled already).
+pub async fn spawn_agent_secured<E: Executor>(
+    url: &str,
+    ca_file: &std::path::Path,
+    mut settings: AgentSettings,
+    executor: E,
+) -> anyhow::Result<AgentHandle> {
+    let (reconnected_tx, reconnected_rx) = mpsc::unbounded_channel();
+    let security = bus::Security {
+        ca_file: Some(ca_file.to_path_buf()),
+        credentials: bus::Credentials::Signed { user: format!("agent:{}", settings.cluster) },
+    };
+    let key = testkit::identity::agent_key(&settings.cluster);
+    let name = format!("agent-{}", settings.cluster);
+    let bus = Bus::connect_secured(&security, Some(key), url, &name, Some(reconnected_tx)).await?;
+    if settings.coordinator_keys.is_empty() {
+        settings.coordinator_keys = vec![testkit::identity::coordinator_public()];
+    }
+    let cluster = settings.cluster.clone();
+    let agent = Agent::new(bus, settings, executor).await?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let task = tokio::spawn(agent.run(shutdown_rx, Some(reconnected_rx)));
+    Ok(AgentHandle { cluster, shutdown, task })
+}
+
 /// Connects an agent to `url` with its test identity (enrolled, as `fleetctl agents enroll`
 /// would), trusting the test coordinator key unless `settings` name keys, and runs it in a task.
 pub async fn spawn_agent<E: Executor>(
@@ -108,8 +135,18 @@ pub async fn start_coordinator_with(
     options: coordinator::daemon::Options,
 ) -> anyhow::Result<CoordinatorHandle> {
     let bus = Bus::connect(url, "fleet-coordinator").await?.with_identity(testkit::identity::coordinator_key());
+    start_coordinator_on(bus, url, clusters, options).await
+}
+
+/// [`start_coordinator_with`] on a connection the caller made (TLS and credentials of its own).
+pub async fn start_coordinator_on(
+    bus: Bus,
+    url: &str,
+    clusters: Vec<DeclaredCluster>,
+    options: coordinator::daemon::Options,
+) -> anyhow::Result<CoordinatorHandle> {
     let config = CoordinatorConfig {
-        nats: NatsConfig { url: url.to_string() },
+        nats: NatsConfig::plain(url),
         replicas: 1,
         clusters,
         leader: Default::default(),

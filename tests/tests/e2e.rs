@@ -7,6 +7,7 @@ mod e2e {
     pub mod delivery;
     pub mod hardening;
     pub mod lifecycle;
+    pub mod permissions;
     pub mod rollouts;
     pub mod rotation;
     pub mod security;
