@@ -4,6 +4,9 @@
 /// An operation on the bus failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
+    /// A server URL does not parse.
+    #[error("nats.url: {url:?} is not a server address: {reason}")]
+    Url { url: String, reason: String },
     /// A key file cannot be read or is not a key.
     #[error("identity key file {path}: {reason}")]
     Identity { path: String, reason: String },

@@ -32,6 +32,18 @@ pub use error::{BusError, chain};
 
 use async_nats::jetstream;
 
+/// The servers of a comma-separated URL list (`nats://a:4222,nats://b:4222`): the client library
+/// parses one address per string, so the list is split here.
+fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, BusError> {
+    url.split(',')
+        .map(|one| {
+            one.trim()
+                .parse::<async_nats::ServerAddr>()
+                .map_err(|err| BusError::Url { url: one.to_string(), reason: err.to_string() })
+        })
+        .collect()
+}
+
 /// How a process connects: TLS trust and credentials. The default is neither (a test server on
 /// loopback).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -143,7 +155,7 @@ impl Bus {
             .options(identity.clone(), url)?
             .name(name)
             .connection_timeout(std::time::Duration::from_secs(5))
-            .connect(url)
+            .connect(server_addrs(url)?)
             .await
             .map_err(|source| BusError::Connect { url: url.to_string(), source })?;
         let jetstream = jetstream::new(client.clone());
@@ -185,7 +197,10 @@ impl Bus {
                 }
             });
         }
-        let client = options.connect(url).await.map_err(|source| BusError::Connect { url: url.to_string(), source })?;
+        let client = options
+            .connect(server_addrs(url)?)
+            .await
+            .map_err(|source| BusError::Connect { url: url.to_string(), source })?;
         let jetstream = jetstream::new(client.clone());
         Ok(Bus { client, jetstream, identity })
     }

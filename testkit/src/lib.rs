@@ -6,5 +6,6 @@
 pub mod ccg;
 pub mod identity;
 pub mod nats;
+pub mod nats_cluster;
 pub mod samba;
 pub mod tls;

@@ -8,6 +8,7 @@ mod e2e {
     pub mod hardening;
     pub mod lifecycle;
     pub mod permissions;
+    pub mod replication;
     pub mod rollouts;
     pub mod rotation;
     pub mod security;
