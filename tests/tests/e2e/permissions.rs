@@ -158,6 +158,7 @@ async fn agents_connect_with_their_own_credentials_over_tls_and_the_server_refus
         "$KV.fleet_inventory.p-009",
         "$KV.fleet_rollouts.r1",
         "$KV.fleet_enrollments.p-000",
+        "$JS.API.DIRECT.GET.FLEET_COMMANDS.fleet.cmd.p-001",
         "$JS.API.DIRECT.GET.FLEET_RESULTS.fleet.result.p-001.ok-p-001",
         "$JS.API.DIRECT.GET.KV_fleet_cursors.$KV.fleet_cursors.p-001",
         "$JS.API.STREAM.MSG.GET.FLEET_COMMANDS",
