@@ -270,7 +270,15 @@ impl<E: Executor> Agent<E> {
             let Some(stored) = self.inbox.next_after(cursor.last_done).await.map_err(|err| self.bus_error(err))? else {
                 return Ok(handled);
             };
+            let receipt = stored.clone();
             let handed_back = self.handle(stored, cursor, revision, shutdown).await?;
+            if !handed_back {
+                // Outcome recorded (result and cursor): the consumer may move on. A lost ack only
+                // means a redelivery, which the cursor passes over.
+                if let Err(err) = self.inbox.done(&receipt).await {
+                    warn!(error = %bus::chain(&err), "command not acknowledged; its redelivery is passed over");
+                }
+            }
             handled += 1;
             if handed_back || *shutdown.borrow() {
                 return Ok(handled);

@@ -6,15 +6,20 @@
 //! 2. Once JetStream has acknowledged it (it is stored), the coordinator sends a core-NATS
 //!    **nudge** on `fleet.wake.<cluster>`. (The core copy of the publish itself is not used: it can
 //!    reach a subscriber before the stream has stored the message, and a read then finds nothing.)
-//! 3. On a wake-up, on (re)connect and on a periodic poll, the agent asks the stream for the next
-//!    message on its subject after its cursor ([`CommandInbox::next_after`], a direct get), so it
-//!    reads in stream order, misses nothing while offline and needs no server-side consumer.
+//! 3. On a wake-up, on (re)connect and on a periodic poll, the agent fetches the next message of its
+//!    own durable consumer `agent-<cluster>` ([`CommandInbox::next_after`]), so it reads in stream
+//!    order and misses nothing while offline; it acknowledges each command once its result and
+//!    cursor are stored ([`CommandInbox::done`]). The consumer's name and filter are in the
+//!    subjects it uses, which is what lets server permissions confine an agent to its own commands
+//!    (a direct get's filter travels in the body, where permissions cannot see it).
 
 use crate::{Bus, BusError, headers};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::context::PublishAckFuture;
-use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use async_nats::jetstream::stream::Stream;
 use async_nats::{HeaderMap, Subscriber};
 use bytes::Bytes;
+use futures::StreamExt;
 use proto::{CommandEnvelope, subjects};
 
 /// Publishes commands (coordinator side).
@@ -110,14 +115,30 @@ pub struct StoredCommand {
     pub sequence: u64,
     pub headers: HeaderMap,
     pub payload: Bytes,
+    /// Where the acknowledgement goes ([`CommandInbox::done`]); `None` for a command not read
+    /// through the inbox.
+    pub ack_subject: Option<String>,
 }
 
-/// One cluster's view of the command stream (agent side).
+/// One cluster's view of the command stream (agent side): its own durable pull consumer
+/// `agent-<cluster>`, filtered on `fleet.cmd.<cluster>`. Both the consumer's name and its filter
+/// are in the subjects the agent uses (`$JS.API.CONSUMER.CREATE.FLEET_COMMANDS.agent-<c>.fleet.cmd.<c>`,
+/// `…MSG.NEXT.FLEET_COMMANDS.agent-<c>`), so server permissions pin each agent to its own commands.
+///
+/// The agent's cursor (`fleet_cursors`) stays the truth: the consumer is a pipe that delivers one
+/// command at a time (`max_ack_pending` 1) and redelivers one not acknowledged within `ack_wait`
+/// (a crash, a lost fetch). A delivery at or below the cursor is acknowledged and passed over.
 pub struct CommandInbox {
     stream: Stream<()>,
-    subject: String,
+    cluster: String,
     wake: String,
+    ack_wait: std::time::Duration,
+    client: async_nats::Client,
+    consumer: tokio::sync::Mutex<Option<async_nats::jetstream::consumer::PullConsumer>>,
 }
+
+/// How long a delivered command waits for its acknowledgement before it is delivered again.
+pub const DEFAULT_ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl CommandInbox {
     /// Opens the command stream for `cluster` without a round trip.
@@ -127,24 +148,114 @@ impl CommandInbox {
             .get_stream_no_info(subjects::COMMAND_STREAM)
             .await
             .map_err(|source| BusError::OpenStream { stream: subjects::COMMAND_STREAM.to_string(), source })?;
-        Ok(CommandInbox { stream, subject: subjects::command(cluster), wake: subjects::wake(cluster) })
+        Ok(CommandInbox {
+            stream,
+            cluster: cluster.to_string(),
+            wake: subjects::wake(cluster),
+            ack_wait: DEFAULT_ACK_WAIT,
+            client: bus.client().clone(),
+            consumer: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    fn consumer_error(&self, source: impl Into<async_nats::Error>) -> BusError {
+        BusError::Consumer {
+            stream: subjects::COMMAND_STREAM.to_string(),
+            consumer: subjects::agent_consumer(&self.cluster),
+            source: source.into(),
+        }
+    }
+
+    /// The agent's consumer, created (starting after `sequence`) when it does not exist.
+    async fn reader(&self, sequence: u64) -> Result<async_nats::jetstream::consumer::PullConsumer, BusError> {
+        let mut cached = self.consumer.lock().await;
+        if let Some(consumer) = cached.as_ref() {
+            return Ok(consumer.clone());
+        }
+        let name = subjects::agent_consumer(&self.cluster);
+        let deliver_policy = match sequence.checked_add(1) {
+            Some(start) if sequence > 0 => DeliverPolicy::ByStartSequence { start_sequence: start },
+            _ => DeliverPolicy::All,
+        };
+        let config = pull::Config {
+            durable_name: Some(name.clone()),
+            filter_subject: subjects::command(&self.cluster),
+            deliver_policy,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            max_ack_pending: 1,
+            // The cursor is the truth: the consumer's own state is disposable (a lost one is made
+            // again from the cursor), so it costs one replica in memory, not a Raft group per agent.
+            num_replicas: 1,
+            memory_storage: true,
+            ..Default::default()
+        };
+        let consumer =
+            self.stream.get_or_create_consumer(&name, config).await.map_err(|err| self.consumer_error(err))?;
+        *cached = Some(consumer.clone());
+        Ok(consumer)
     }
 
     /// The first command on this cluster's subject with a sequence greater than `sequence`.
     pub async fn next_after(&self, sequence: u64) -> Result<Option<StoredCommand>, BusError> {
-        match self.stream.direct_get_next_for_subject(self.subject.as_str(), Some(sequence + 1)).await {
-            Ok(message) => Ok(Some(StoredCommand {
-                sequence: message.sequence,
-                headers: message.headers,
+        let mut recreated = false;
+        loop {
+            let consumer = self.reader(sequence).await?;
+            let fetched = consumer.fetch().max_messages(1).messages().await;
+            let mut messages = match fetched {
+                Ok(messages) => messages,
+                Err(err) => {
+                    // The consumer may be gone (a server restart lost its memory state): make it
+                    // again from the cursor, once.
+                    *self.consumer.lock().await = None;
+                    if recreated {
+                        return Err(self.consumer_error(err));
+                    }
+                    recreated = true;
+                    continue;
+                }
+            };
+            let message = match messages.next().await {
+                None => return Ok(None),
+                Some(Ok(message)) => message,
+                Some(Err(err)) => {
+                    *self.consumer.lock().await = None;
+                    if recreated {
+                        return Err(self.consumer_error(err));
+                    }
+                    recreated = true;
+                    continue;
+                }
+            };
+            let stream_sequence =
+                message.info().map(|info| info.stream_sequence).map_err(|err| self.consumer_error(err))?;
+            let ack_subject = message.reply.as_ref().map(ToString::to_string);
+            if stream_sequence <= sequence {
+                // Already done (a redelivery after the cursor moved): acknowledge and go on.
+                self.ack(ack_subject.as_deref()).await?;
+                continue;
+            }
+            let message = message.split().0;
+            return Ok(Some(StoredCommand {
+                sequence: stream_sequence,
+                headers: message.headers.unwrap_or_default(),
                 payload: message.payload,
-            })),
-            Err(err) if err.kind() == DirectGetErrorKind::NotFound => Ok(None),
-            Err(source) => Err(BusError::DirectGet {
-                stream: subjects::COMMAND_STREAM.to_string(),
-                subject: self.subject.clone(),
-                source,
-            }),
+                ack_subject,
+            }));
         }
+    }
+
+    /// Acknowledges a command once its outcome is recorded (result published, cursor moved).
+    pub async fn done(&self, stored: &StoredCommand) -> Result<(), BusError> {
+        self.ack(stored.ack_subject.as_deref()).await
+    }
+
+    async fn ack(&self, subject: Option<&str>) -> Result<(), BusError> {
+        let Some(subject) = subject else { return Ok(()) };
+        self.client
+            .publish(subject.to_string(), Bytes::from_static(b"+ACK"))
+            .await
+            .map_err(|source| BusError::CorePublish { subject: subject.to_string(), source })
     }
 
     /// A core subscription to this cluster's nudges (`fleet.wake.<cluster>`).

@@ -50,12 +50,18 @@ impl Topology {
             num_replicas: self.replicas,
             max_age,
             duplicate_window: self.duplicate_window,
-            // Agents read their own subject by direct get: no consumer per agent.
+            // Agents read results and cursors by direct get (subject form, pinned per cluster).
             allow_direct: true,
             ..Default::default()
         };
+        // One durable consumer per agent on the command stream: the server's default of 1,000
+        // consumers per stream is raised explicitly (a stream's own -1 means that default).
+        let commands = stream::Config {
+            max_consumers: 1_000_000,
+            ..base(subjects::COMMAND_STREAM, subjects::COMMAND_ALL, self.command_max_age)
+        };
         vec![
-            base(subjects::COMMAND_STREAM, subjects::COMMAND_ALL, self.command_max_age),
+            commands,
             base(subjects::RESULT_STREAM, subjects::RESULT_ALL, self.result_max_age),
             base(subjects::PROGRESS_STREAM, subjects::PROGRESS_ALL, self.progress_max_age),
             base(subjects::DRIFT_STREAM, subjects::DRIFT_ALL, self.result_max_age),

@@ -95,12 +95,11 @@ pub struct Permissions {
 }
 
 /// What `cluster`'s agent may do: publish its own results, progress, drift, dead letters,
-/// artifacts, hello and cursor; read its own results and cursor; receive its own nudges and
-/// replies. The one read it is granted that is not pinned to its cluster is the command stream's
-/// direct get (`$JS.API.DIRECT.GET.FLEET_COMMANDS`, subject filter in the body — ARCHITECTURE.md
-/// says why and what replaces it).
+/// artifacts, hello and cursor; read its own commands (its consumer `agent-<cluster>`, name and
+/// filter in the subject), results and cursor; receive its own nudges and replies.
 pub fn agent_permissions(cluster: &str) -> Permissions {
     let c = cluster;
+    let consumer = proto::subjects::agent_consumer(c);
     let publish = vec![
         format!("fleet.result.{c}.*"),
         format!("fleet.progress.{c}.*"),
@@ -109,7 +108,11 @@ pub fn agent_permissions(cluster: &str) -> Permissions {
         format!("fleet.artifact.{c}.*"),
         format!("$KV.{}.{c}", proto::subjects::AGENTS_BUCKET),
         format!("$KV.{}.{c}", proto::subjects::CURSORS_BUCKET),
-        format!("$JS.API.DIRECT.GET.{}", proto::subjects::COMMAND_STREAM),
+        format!("$JS.API.CONSUMER.INFO.{}.{consumer}", proto::subjects::COMMAND_STREAM),
+        format!("$JS.API.CONSUMER.CREATE.{}.{consumer}.fleet.cmd.{c}", proto::subjects::COMMAND_STREAM),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{}.{consumer}", proto::subjects::COMMAND_STREAM),
+        format!("$JS.ACK.{}.{consumer}.>", proto::subjects::COMMAND_STREAM),
+        format!("$JS.ACK.*.*.{}.{consumer}.>", proto::subjects::COMMAND_STREAM),
         format!("$JS.API.DIRECT.GET.{}.fleet.result.{c}.*", proto::subjects::RESULT_STREAM),
         format!("$JS.API.DIRECT.GET.KV_{b}.$KV.{b}.{c}", b = proto::subjects::CURSORS_BUCKET),
         format!("$JS.API.STREAM.INFO.KV_{}", proto::subjects::CURSORS_BUCKET),
@@ -265,10 +268,14 @@ mod tests {
     }
 
     #[test]
-    fn an_agents_permissions_name_only_its_own_cluster_but_the_command_stream_read() {
+    fn an_agents_permissions_name_only_its_own_cluster() {
         let permissions = agent_permissions("a");
         for subject in permissions.publish.iter().chain(&permissions.subscribe) {
-            let pinned = subject.contains(".a.") || subject.ends_with(".a") || subject.starts_with("_INBOX_a.");
+            let pinned = subject.contains(".a.")
+                || subject.ends_with(".a")
+                || subject.starts_with("_INBOX_a.")
+                || subject.contains(".agent-a.")
+                || subject.ends_with(".agent-a");
             let known_exceptions =
                 subject == "$JS.API.DIRECT.GET.FLEET_COMMANDS" || subject.starts_with("$JS.API.STREAM.INFO.");
             assert!(pinned || known_exceptions, "{subject} is not pinned to cluster a");

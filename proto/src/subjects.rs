@@ -52,6 +52,12 @@ pub fn command(cluster: &str) -> String {
     format!("fleet.cmd.{cluster}")
 }
 
+/// The durable consumer through which `cluster`'s agent reads its commands (its name and its
+/// filter are in the subjects the agent's permissions allow).
+pub fn agent_consumer(cluster: &str) -> String {
+    format!("agent-{cluster}")
+}
+
 /// Core-NATS subject (no stream) on which the coordinator nudges an agent once its command is
 /// stored: the agent then reads the stream. Sent after JetStream's acknowledgement, so the command
 /// is there to read; a lost nudge only delays the agent until its reconnect catch-up or poll.

@@ -158,7 +158,15 @@ async fn agents_connect_with_their_own_credentials_over_tls_and_the_server_refus
         "$KV.fleet_inventory.p-009",
         "$KV.fleet_rollouts.r1",
         "$KV.fleet_enrollments.p-000",
+        // Direct gets by sequence and by next_by_subj (filter in the body), and last-by-subject.
+        "$JS.API.DIRECT.GET.FLEET_COMMANDS",
         "$JS.API.DIRECT.GET.FLEET_COMMANDS.fleet.cmd.p-001",
+        // B's own consumer: created, read, or acknowledged by A.
+        "$JS.API.CONSUMER.CREATE.FLEET_COMMANDS.agent-p-001.fleet.cmd.p-001",
+        "$JS.API.CONSUMER.CREATE.FLEET_COMMANDS.agent-p-000.fleet.cmd.p-001",
+        "$JS.API.CONSUMER.MSG.NEXT.FLEET_COMMANDS.agent-p-001",
+        "$JS.API.CONSUMER.INFO.FLEET_COMMANDS.agent-p-001",
+        "$JS.ACK.FLEET_COMMANDS.agent-p-001.1.1.1.1.0",
         "$JS.API.DIRECT.GET.FLEET_RESULTS.fleet.result.p-001.ok-p-001",
         "$JS.API.DIRECT.GET.KV_fleet_cursors.$KV.fleet_cursors.p-001",
         "$JS.API.STREAM.MSG.GET.FLEET_COMMANDS",
