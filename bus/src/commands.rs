@@ -135,7 +135,14 @@ pub struct CommandInbox {
     ack_wait: std::time::Duration,
     client: async_nats::Client,
     consumer: tokio::sync::Mutex<Option<async_nats::jetstream::consumer::PullConsumer>>,
+    /// A standing pull on the consumer (one pending request, renewed by the client library):
+    /// a command is delivered as soon as it is stored, without a request per read.
+    messages: tokio::sync::Mutex<Option<pull::Stream>>,
 }
+
+/// How long a read waits for a delivery already on its way (the nudge follows the store; the
+/// delivery may be a moment behind it).
+const DELIVERY_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How long a delivered command waits for its acknowledgement before it is delivered again.
 pub const DEFAULT_ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -155,6 +162,7 @@ impl CommandInbox {
             ack_wait: DEFAULT_ACK_WAIT,
             client: bus.client().clone(),
             consumer: tokio::sync::Mutex::new(None),
+            messages: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -200,33 +208,49 @@ impl CommandInbox {
     pub async fn next_after(&self, sequence: u64) -> Result<Option<StoredCommand>, BusError> {
         let mut recreated = false;
         loop {
-            let consumer = self.reader(sequence).await?;
-            let fetched = consumer.fetch().max_messages(1).messages().await;
-            let mut messages = match fetched {
-                Ok(messages) => messages,
-                Err(err) => {
-                    // The consumer may be gone (a server restart lost its memory state): make it
-                    // again from the cursor, once.
+            let mut messages = self.messages.lock().await;
+            if messages.is_none() {
+                let consumer = self.reader(sequence).await?;
+                let opened = consumer
+                    .stream()
+                    .max_messages_per_batch(1)
+                    .expires(std::time::Duration::from_secs(30))
+                    .heartbeat(std::time::Duration::from_secs(10))
+                    .messages()
+                    .await;
+                match opened {
+                    Ok(stream) => *messages = Some(stream),
+                    Err(err) => {
+                        *self.consumer.lock().await = None;
+                        if recreated {
+                            return Err(self.consumer_error(err));
+                        }
+                        recreated = true;
+                        continue;
+                    }
+                }
+            }
+            let Some(stream) = messages.as_mut() else { continue };
+            let message = match tokio::time::timeout(DELIVERY_GRACE, stream.next()).await {
+                Err(_) => return Ok(None),
+                Ok(Some(Ok(message))) => message,
+                Ok(None) | Ok(Some(Err(_))) => {
+                    // The pull ended or failed (a server restart may have lost the consumer's
+                    // memory state): make the consumer again from the cursor, once.
+                    *messages = None;
                     *self.consumer.lock().await = None;
                     if recreated {
-                        return Err(self.consumer_error(err));
+                        return Err(BusError::Consumer {
+                            stream: subjects::COMMAND_STREAM.to_string(),
+                            consumer: subjects::agent_consumer(&self.cluster),
+                            source: "the command pull ended twice".into(),
+                        });
                     }
                     recreated = true;
                     continue;
                 }
             };
-            let message = match messages.next().await {
-                None => return Ok(None),
-                Some(Ok(message)) => message,
-                Some(Err(err)) => {
-                    *self.consumer.lock().await = None;
-                    if recreated {
-                        return Err(self.consumer_error(err));
-                    }
-                    recreated = true;
-                    continue;
-                }
-            };
+            drop(messages);
             let stream_sequence =
                 message.info().map(|info| info.stream_sequence).map_err(|err| self.consumer_error(err))?;
             let ack_subject = message.reply.as_ref().map(ToString::to_string);

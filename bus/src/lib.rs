@@ -3,7 +3,7 @@
 //! subject or a stream config.
 //!
 //! ```text
-//!             publish (Nats-Msg-Id = command id)                direct get next_by_subj
+//!             publish (Nats-Msg-Id = command id, signed)        consumer agent-<c> (pinned)
 //! coordinator ───────────────► FLEET_COMMANDS  fleet.cmd.<c> ◄──────────────────────── agent <c>
 //!      │ after the ack: core nudge on fleet.wake.<c> ──────────────────────────────────────► │
 //!      │  durable consumer           │                                                     │
@@ -14,9 +14,10 @@
 //!                     KV fleet_state/<c>, fleet_rollouts/<id> (coordinator's record)
 //! ```
 //!
-//! There is **no consumer per agent**: an agent reads its own subject with direct gets from the
-//! position it keeps in `fleet_cursors`, woken by a core-NATS nudge sent once each command is stored (and a
-//! periodic poll). ARCHITECTURE.md, "Transport", gives the reasons and the measured cost.
+//! Each agent reads its own subject through its own durable consumer `agent-<cluster>` (name and
+//! filter in the subject, so server permissions pin it), from the position it keeps in
+//! `fleet_cursors`, woken by a core-NATS nudge sent once each command is stored (and a periodic
+//! poll). ARCHITECTURE.md, "Transport decision", gives the reasons and the measured cost.
 
 pub mod commands;
 pub mod deadletters;

@@ -1,8 +1,8 @@
 //! Every subject, stream, consumer and bucket name of the bus, in one place.
 //! `proto/README.md` documents them; nothing else in the workspace spells a subject.
 
-/// Stream of commands, subjects `fleet.cmd.<cluster>`. Agents read it with direct gets by subject
-/// (no consumer per agent); see ARCHITECTURE.md "Transport".
+/// Stream of commands, subjects `fleet.cmd.<cluster>`. Each agent reads it through its own durable
+/// consumer ([`agent_consumer`]); see ARCHITECTURE.md "Transport decision".
 pub const COMMAND_STREAM: &str = "FLEET_COMMANDS";
 /// Stream of command results, subjects `fleet.result.<cluster>.<command id>`.
 pub const RESULT_STREAM: &str = "FLEET_RESULTS";

@@ -48,7 +48,7 @@ pub fn test_settings(cluster: &str, labels: &[(&str, &str)]) -> AgentSettings {
 pub async fn spawn_agent_secured<E: Executor>(
     url: &str,
     ca_file: &std::path::Path,
-    mut settings: AgentSettings,
+    settings: AgentSettings,
     executor: E,
 ) -> anyhow::Result<AgentHandle> {
     let (reconnected_tx, reconnected_rx) = mpsc::unbounded_channel();
@@ -59,36 +59,35 @@ pub async fn spawn_agent_secured<E: Executor>(
     let key = testkit::identity::agent_key(&settings.cluster);
     let name = format!("agent-{}", settings.cluster);
     let bus = Bus::connect_secured(&security, Some(key), url, &name, Some(reconnected_tx)).await?;
+    run_agent(bus, settings, executor, reconnected_rx).await
+}
+
+/// Runs an agent on `bus` in a task, trusting the test coordinator key unless `settings` name keys.
+async fn run_agent<E: Executor>(
+    bus: Bus,
+    mut settings: AgentSettings,
+    executor: E,
+    reconnected: mpsc::UnboundedReceiver<()>,
+) -> anyhow::Result<AgentHandle> {
     if settings.coordinator_keys.is_empty() {
         settings.coordinator_keys = vec![testkit::identity::coordinator_public()];
     }
     let cluster = settings.cluster.clone();
     let agent = Agent::new(bus, settings, executor).await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let task = tokio::spawn(agent.run(shutdown_rx, Some(reconnected_rx)));
+    let task = tokio::spawn(agent.run(shutdown_rx, Some(reconnected)));
     Ok(AgentHandle { cluster, shutdown, task })
 }
 
 /// Connects an agent to `url` with its test identity (enrolled, as `fleetctl agents enroll`
 /// would), trusting the test coordinator key unless `settings` name keys, and runs it in a task.
-pub async fn spawn_agent<E: Executor>(
-    url: &str,
-    mut settings: AgentSettings,
-    executor: E,
-) -> anyhow::Result<AgentHandle> {
+pub async fn spawn_agent<E: Executor>(url: &str, settings: AgentSettings, executor: E) -> anyhow::Result<AgentHandle> {
     let (reconnected_tx, reconnected_rx) = mpsc::unbounded_channel();
     let bus = Bus::connect_with_events(url, &format!("agent-{}", settings.cluster), Some(reconnected_tx))
         .await?
         .with_identity(testkit::identity::agent_key(&settings.cluster));
     testkit::identity::enroll(&bus, &settings.cluster).await?;
-    if settings.coordinator_keys.is_empty() {
-        settings.coordinator_keys = vec![testkit::identity::coordinator_public()];
-    }
-    let cluster = settings.cluster.clone();
-    let agent = Agent::new(bus, settings, executor).await?;
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let task = tokio::spawn(agent.run(shutdown_rx, Some(reconnected_rx)));
-    Ok(AgentHandle { cluster, shutdown, task })
+    run_agent(bus, settings, executor, reconnected_rx).await
 }
 
 /// A running coordinator (recorder and control API).

@@ -3,7 +3,7 @@
 //! the coordinator's control task and recorder survive what they are sent; bad inventory entries
 //! are planned around; a mixed-version fleet is planned by capability.
 
-use super::support::{bus_with_topology, mk_enable, stored_results, wait_for_results};
+use super::support::{bus_with_topology, dead_letters, mk_enable, stored_results, wait_for_results};
 use agent::{ExecError, Executor, Progress};
 use bus::Bus;
 use bus::commands::CommandPublisher;
@@ -20,17 +20,6 @@ use tests::memory::{MemoryExecutor, MemoryFleet, Pause};
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Every dead letter `reporter` recorded, read from the dead-letter stream.
-async fn dead_letters(bus: &Bus, reporter: &str) -> Vec<DeadLetter> {
-    let stream = bus.jetstream().get_stream(subjects::DEAD_STREAM).await.unwrap();
-    let mut letters = Vec::new();
-    let mut sequence = 0;
-    let subject = subjects::dead(reporter);
-    while let Ok(message) = stream.direct_get_next_for_subject(subject.as_str(), Some(sequence + 1)).await {
-        sequence = message.sequence;
-        letters.push(serde_json::from_slice(&message.payload).unwrap());
-    }
-    letters
-}
 
 async fn wait_for_dead_letters(bus: &Bus, reporter: &str, count: usize) -> Vec<DeadLetter> {
     let started = std::time::Instant::now();

@@ -3,7 +3,7 @@
 //! cluster's enrolled key; each forgery is refused with its own code and has no effect (the
 //! executor never starts: nothing reaches any adapter).
 
-use super::support::{bus_with_topology, mk_enable, stored_results, wait_for_results};
+use super::support::{bus_with_topology, dead_letters, mk_enable, stored_results, wait_for_results};
 use bus::Bus;
 use bus::commands::CommandPublisher;
 use bus::results::ResultPublisher;
@@ -22,18 +22,6 @@ const WAIT: Duration = Duration::from_secs(20);
 
 fn mallory() -> Arc<SecretKey> {
     Arc::new(SecretKey::from_seed([0x66; 32]))
-}
-
-async fn dead_letters(bus: &Bus, reporter: &str) -> Vec<DeadLetter> {
-    let stream = bus.jetstream().get_stream(subjects::DEAD_STREAM).await.unwrap();
-    let mut letters = Vec::new();
-    let mut sequence = 0;
-    let subject = subjects::dead(reporter);
-    while let Ok(message) = stream.direct_get_next_for_subject(subject.as_str(), Some(sequence + 1)).await {
-        sequence = message.sequence;
-        letters.push(serde_json::from_slice(&message.payload).unwrap());
-    }
-    letters
 }
 
 async fn wait_for_codes(bus: &Bus, reporter: &str, codes: &[&str]) -> Vec<DeadLetter> {

@@ -90,3 +90,16 @@ pub fn azure_state(world: &tests::world::SimWorld) -> serde_json::Value {
     normalize(&mut state);
     state
 }
+
+/// Every dead letter `reporter` recorded, read from the dead-letter stream.
+pub async fn dead_letters(bus: &Bus, reporter: &str) -> Vec<proto::deadletter::DeadLetter> {
+    let stream = bus.jetstream().get_stream_no_info(subjects::DEAD_STREAM).await.unwrap();
+    let mut letters = Vec::new();
+    let mut sequence = 0;
+    let subject = subjects::dead(reporter);
+    while let Ok(message) = stream.direct_get_next_for_subject(subject.as_str(), Some(sequence + 1)).await {
+        sequence = message.sequence;
+        letters.push(serde_json::from_slice(&message.payload).unwrap());
+    }
+    letters
+}
