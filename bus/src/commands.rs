@@ -174,13 +174,23 @@ impl CommandInbox {
         }
     }
 
-    /// The agent's consumer, created (starting after `sequence`) when it does not exist.
-    async fn reader(&self, sequence: u64) -> Result<async_nats::jetstream::consumer::PullConsumer, BusError> {
+    /// The agent's consumer, created (starting after `sequence`) when it does not exist. With
+    /// `fresh`, an existing one is deleted first: after a pull failed, the consumer may be stranded
+    /// on a server that is gone (it has one replica), and only a new one is placed on a live server.
+    async fn reader(
+        &self,
+        sequence: u64,
+        fresh: bool,
+    ) -> Result<async_nats::jetstream::consumer::PullConsumer, BusError> {
         let mut cached = self.consumer.lock().await;
         if let Some(consumer) = cached.as_ref() {
             return Ok(consumer.clone());
         }
         let name = subjects::agent_consumer(&self.cluster);
+        if fresh {
+            // Absent is fine: the point is that none is left behind.
+            let _ = self.stream.delete_consumer(&name).await;
+        }
         let deliver_policy = match sequence.checked_add(1) {
             Some(start) if sequence > 0 => DeliverPolicy::ByStartSequence { start_sequence: start },
             _ => DeliverPolicy::All,
@@ -210,12 +220,12 @@ impl CommandInbox {
         loop {
             let mut messages = self.messages.lock().await;
             if messages.is_none() {
-                let consumer = self.reader(sequence).await?;
+                let consumer = self.reader(sequence, recreated).await?;
                 let opened = consumer
                     .stream()
                     .max_messages_per_batch(1)
                     .expires(std::time::Duration::from_secs(30))
-                    .heartbeat(std::time::Duration::from_secs(10))
+                    .heartbeat(std::time::Duration::from_secs(5))
                     .messages()
                     .await;
                 match opened {

@@ -2,7 +2,7 @@
 
 use crate::{Bus, BusError};
 use async_nats::jetstream::kv::Store;
-use futures::TryStreamExt;
+use futures::StreamExt;
 use proto::subjects;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::marker::PhantomData;
@@ -112,19 +112,29 @@ impl<T: Serialize + DeserializeOwned> Bucket<T> {
     }
 
     /// Every key and its stored bytes, undecoded, so the caller can skip and report bad entries.
+    ///
+    /// One ordered consumer delivering the last value of every key (not a read per key): 10,000
+    /// entries arrive in one stream of messages.
     pub async fn entries_raw(&self) -> Result<Vec<(String, bytes::Bytes)>, BusError> {
-        let keys: Vec<String> = self
-            .store
-            .keys()
-            .await
-            .map_err(|err| self.read_error("*", err))?
-            .try_collect()
-            .await
-            .map_err(|err| self.read_error("*", err))?;
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some((bytes, _)) = self.get_raw(&key).await? {
-                out.push((key, bytes));
+        let mut stream = self.store.stream.clone();
+        let info = stream.info().await.map_err(|err| self.read_error("*", err))?;
+        if info.state.messages == 0 {
+            return Ok(Vec::new());
+        }
+        let mut watch = self.store.watch_with_history(">").await.map_err(|err| self.read_error("*", err))?;
+        let mut out = Vec::new();
+        loop {
+            let entry = tokio::time::timeout(std::time::Duration::from_secs(30), watch.next())
+                .await
+                .map_err(|_| self.read_error("*", "no entry within 30 s while listing the bucket"))?;
+            let Some(entry) = entry else { break };
+            let entry = entry.map_err(|err| self.read_error("*", err))?;
+            let last = entry.delta == 0;
+            if entry.operation == async_nats::jetstream::kv::Operation::Put {
+                out.push((entry.key, entry.value));
+            }
+            if last {
+                break;
             }
         }
         Ok(out)

@@ -23,6 +23,7 @@ pub mod archive;
 pub mod credspec;
 pub mod diff;
 pub mod kube_names;
+pub mod merkle;
 pub mod natsauth;
 pub mod redact;
 pub mod rollout;

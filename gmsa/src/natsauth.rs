@@ -111,6 +111,7 @@ pub fn agent_permissions(cluster: &str) -> Permissions {
         format!("$JS.API.CONSUMER.INFO.{}.{consumer}", proto::subjects::COMMAND_STREAM),
         format!("$JS.API.CONSUMER.CREATE.{}.{consumer}.fleet.cmd.{c}", proto::subjects::COMMAND_STREAM),
         format!("$JS.API.CONSUMER.MSG.NEXT.{}.{consumer}", proto::subjects::COMMAND_STREAM),
+        format!("$JS.API.CONSUMER.DELETE.{}.{consumer}", proto::subjects::COMMAND_STREAM),
         format!("$JS.ACK.{}.{consumer}.>", proto::subjects::COMMAND_STREAM),
         format!("$JS.ACK.*.*.{}.{consumer}.>", proto::subjects::COMMAND_STREAM),
         format!("$JS.API.DIRECT.GET.{}.fleet.result.{c}.*", proto::subjects::RESULT_STREAM),
