@@ -21,7 +21,7 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
     let drift_events = executor.take_drift_events();
     let (reconnected_tx, reconnected_rx) = mpsc::unbounded_channel();
     let name = format!("fleet-agent-{}", config.cluster_id);
-    let key = read_key(&config.identity.key_file)?;
+    let key = bus::read_identity(&config.identity.key_file).context("identity.key_file")?;
     let bus =
         bus::Bus::connect_secured(&config.security(), Some(key), &config.nats.url, &name, Some(reconnected_tx)).await?;
     if let Some(events) = drift_events {
@@ -47,13 +47,4 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
     });
     agent.run(shutdown_rx, Some(reconnected_rx)).await?;
     Ok(())
-}
-
-/// Reads a secret key file (`ed25519-seed:…`); the error names the file, never its content.
-pub fn read_key(path: &Path) -> anyhow::Result<std::sync::Arc<gmsa::signing::SecretKey>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("identity.key_file: cannot read {}", path.display()))?;
-    let key =
-        gmsa::signing::SecretKey::parse(&text).with_context(|| format!("identity.key_file: {}", path.display()))?;
-    Ok(std::sync::Arc::new(key))
 }

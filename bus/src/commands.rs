@@ -219,42 +219,33 @@ impl CommandInbox {
         let mut recreated = false;
         loop {
             let mut messages = self.messages.lock().await;
-            if messages.is_none() {
-                let consumer = self.reader(sequence, recreated).await?;
-                let opened = consumer
-                    .stream()
-                    .max_messages_per_batch(1)
-                    .expires(std::time::Duration::from_secs(30))
-                    .heartbeat(std::time::Duration::from_secs(5))
-                    .messages()
-                    .await;
-                match opened {
-                    Ok(stream) => *messages = Some(stream),
-                    Err(err) => {
-                        *self.consumer.lock().await = None;
-                        if recreated {
-                            return Err(self.consumer_error(err));
-                        }
-                        recreated = true;
-                        continue;
+            let delivered = match messages.as_mut() {
+                Some(stream) => Self::delivery(stream).await,
+                None => {
+                    let consumer = self.reader(sequence, recreated).await?;
+                    match consumer
+                        .stream()
+                        .max_messages_per_batch(1)
+                        .expires(std::time::Duration::from_secs(30))
+                        .heartbeat(std::time::Duration::from_secs(5))
+                        .messages()
+                        .await
+                    {
+                        Ok(stream) => Self::delivery(messages.insert(stream)).await,
+                        Err(err) => Err(err.into()),
                     }
                 }
-            }
-            let Some(stream) = messages.as_mut() else { continue };
-            let message = match tokio::time::timeout(DELIVERY_GRACE, stream.next()).await {
-                Err(_) => return Ok(None),
-                Ok(Some(Ok(message))) => message,
-                Ok(None) | Ok(Some(Err(_))) => {
-                    // The pull ended or failed (a server restart may have lost the consumer's
-                    // memory state): make the consumer again from the cursor, once.
+            };
+            let message = match delivered {
+                Ok(None) => return Ok(None),
+                Ok(Some(message)) => message,
+                Err(err) => {
+                    // The pull could not start, ended or failed (a server restart may have lost
+                    // the consumer's memory state): make the consumer again from the cursor, once.
                     *messages = None;
                     *self.consumer.lock().await = None;
                     if recreated {
-                        return Err(BusError::Consumer {
-                            stream: subjects::COMMAND_STREAM.to_string(),
-                            consumer: subjects::agent_consumer(&self.cluster),
-                            source: "the command pull ended twice".into(),
-                        });
+                        return Err(self.consumer_error(err));
                     }
                     recreated = true;
                     continue;
@@ -276,6 +267,16 @@ impl CommandInbox {
                 payload: message.payload,
                 ack_subject,
             }));
+        }
+    }
+
+    /// The next delivery of the standing pull, waiting [`DELIVERY_GRACE`] for one on its way.
+    async fn delivery(stream: &mut pull::Stream) -> Result<Option<async_nats::jetstream::Message>, async_nats::Error> {
+        match tokio::time::timeout(DELIVERY_GRACE, stream.next()).await {
+            Err(_) => Ok(None),
+            Ok(Some(Ok(message))) => Ok(Some(message)),
+            Ok(Some(Err(err))) => Err(err.into()),
+            Ok(None) => Err("the command pull ended".into()),
         }
     }
 

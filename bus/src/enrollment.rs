@@ -14,12 +14,22 @@ use tracing::warn;
 /// A cluster's entry in the cache: its key, or revoked / unreadable (no key).
 type Entry = Option<PublicKey>;
 
-/// The enrolled keys, followed live.
+/// The enrolled keys: read on demand and kept, and — for long-lived readers ([`Enrollments::follow`])
+/// — followed live.
 #[derive(Clone)]
 pub struct Enrollments {
     bucket: Bucket<Enrollment>,
     cache: Arc<RwLock<HashMap<String, Entry>>>,
-    _watch: Arc<tokio::task::JoinHandle<()>>,
+    _follower: Option<Arc<Follower>>,
+}
+
+/// The task following the bucket, stopped with the last clone of its [`Enrollments`].
+struct Follower(tokio::task::JoinHandle<()>);
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The key an enrollment lets results be signed with: none when revoked or unreadable.
@@ -30,34 +40,40 @@ pub fn key_of(enrollment: &Enrollment) -> Entry {
     PublicKey::parse(&enrollment.public_key).ok()
 }
 
+/// The key a stored enrollment names (none when it cannot be read).
+fn key_in(bytes: &[u8]) -> Entry {
+    serde_json::from_slice::<Enrollment>(bytes).ok().and_then(|enrollment| key_of(&enrollment))
+}
+
 impl Enrollments {
-    /// Opens the bucket and starts following it.
+    /// Opens the bucket for a short-lived reader (fleetctl, a status view): each cluster's
+    /// enrollment is read once, when first asked for.
     pub async fn open(bus: &Bus) -> Result<Enrollments, BusError> {
-        let bucket = kv::enrollments(bus).await?;
-        let cache: Arc<RwLock<HashMap<String, Entry>>> = Arc::default();
-        let watch = bucket.watch_raw().await?;
-        let follower = {
-            let cache = cache.clone();
-            tokio::spawn(async move {
-                let mut watch = watch;
-                while let Some(update) = watch.next().await {
-                    let (key, value) = match update {
-                        Ok(update) => update,
-                        Err(err) => {
-                            warn!(error = %err, "enrollment watch error");
-                            continue;
-                        }
-                    };
-                    let entry = value
-                        .and_then(|bytes| serde_json::from_slice::<Enrollment>(&bytes).ok())
-                        .and_then(|e| key_of(&e));
-                    if let Ok(mut cache) = cache.write() {
-                        cache.insert(key, entry);
+        Ok(Enrollments { bucket: kv::enrollments(bus).await?, cache: Arc::default(), _follower: None })
+    }
+
+    /// Opens the bucket and follows it with a KV watch, so an enrollment or revocation reaches a
+    /// long-lived reader (the result feed, the auth callout) without a restart.
+    pub async fn follow(bus: &Bus) -> Result<Enrollments, BusError> {
+        let mut enrollments = Self::open(bus).await?;
+        let mut watch = enrollments.bucket.watch_raw().await?;
+        let cache = enrollments.cache.clone();
+        let task = tokio::spawn(async move {
+            while let Some(update) = watch.next().await {
+                let (key, value) = match update {
+                    Ok(update) => update,
+                    Err(err) => {
+                        warn!(error = %err, "enrollment watch error");
+                        continue;
                     }
+                };
+                if let Ok(mut cache) = cache.write() {
+                    cache.insert(key, value.and_then(|bytes| key_in(&bytes)));
                 }
-            })
-        };
-        Ok(Enrollments { bucket, cache, _watch: Arc::new(follower) })
+            }
+        });
+        enrollments._follower = Some(Arc::new(Follower(task)));
+        Ok(enrollments)
     }
 
     /// The keys `cluster`'s results may be signed with (none: not enrolled, or revoked).
@@ -65,26 +81,11 @@ impl Enrollments {
         if let Some(entry) = self.cache.read().ok().and_then(|cache| cache.get(cluster).copied()) {
             return Ok(entry.into_iter().collect());
         }
-        let entry = match self.bucket.get_raw(cluster).await? {
-            Some((bytes, _)) => serde_json::from_slice::<Enrollment>(&bytes).ok().and_then(|e| key_of(&e)),
-            None => return Ok(Vec::new()),
-        };
+        let Some((bytes, _)) = self.bucket.get_raw(cluster).await? else { return Ok(Vec::new()) };
+        let entry = key_in(&bytes);
         if let Ok(mut cache) = self.cache.write() {
             cache.entry(cluster.to_string()).or_insert(entry);
         }
         Ok(entry.into_iter().collect())
-    }
-
-    /// The bucket (the coordinator writes enrollments through it).
-    pub fn bucket(&self) -> &Bucket<Enrollment> {
-        &self.bucket
-    }
-}
-
-impl Drop for Enrollments {
-    fn drop(&mut self) {
-        if Arc::strong_count(&self._watch) == 1 {
-            self._watch.abort();
-        }
     }
 }

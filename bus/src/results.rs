@@ -259,7 +259,7 @@ impl ResultFeed {
             .await
             .map_err(|err| consumer_error(err.into()))?;
         let messages = consumer.messages().await.map_err(|err| consumer_error(err.into()))?;
-        let enrollments = crate::enrollment::Enrollments::open(bus).await?;
+        let enrollments = crate::enrollment::Enrollments::follow(bus).await?;
         Ok(ResultFeed { messages, enrollments })
     }
 

@@ -45,7 +45,7 @@ pub async fn serve(
     settings: CalloutSettings,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), BusError> {
-    let enrollments = Enrollments::open(&fleet_bus).await?;
+    let enrollments = Enrollments::follow(&fleet_bus).await?;
     let mut requests = callout_bus
         .client()
         .queue_subscribe(SUBJECT, "coordinator".into())
