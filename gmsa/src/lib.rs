@@ -20,6 +20,7 @@
 //! [`kube_names`]) — the agent calls the same function before it executes.
 
 pub mod archive;
+pub mod audit;
 pub mod credspec;
 pub mod diff;
 pub mod kube_names;

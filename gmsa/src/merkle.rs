@@ -175,6 +175,65 @@ pub fn verify_consistency(m: u64, n: u64, first: &Hash, second: &Hash, proof: &[
     fr == *first && sr == *second && sn == 0
 }
 
+/// The right edge of a growing tree: the roots of its perfect subtrees, largest first (one per
+/// set bit of the size). Appending a leaf and computing the root take O(log n), so the writer
+/// keeps this, not the leaves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    /// `(height, root)` of each perfect subtree, largest first.
+    subtrees: Vec<(u32, Hash)>,
+}
+
+impl Frontier {
+    /// The frontier of a tree of `size` leaves from its subtree roots (largest first), as
+    /// [`Frontier::hashes`] gave them; `None` when they do not fit the size.
+    pub fn from_parts(size: u64, hashes: &[Hash]) -> Option<Frontier> {
+        let heights: Vec<u32> = (0..64).rev().filter(|bit| size & (1u64 << bit) != 0).collect();
+        (heights.len() == hashes.len())
+            .then(|| Frontier { size, subtrees: heights.into_iter().zip(hashes.iter().copied()).collect() })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The subtree roots, largest first.
+    pub fn hashes(&self) -> Vec<Hash> {
+        self.subtrees.iter().map(|(_, hash)| *hash).collect()
+    }
+
+    /// Appends a leaf hash.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut carry = (0u32, leaf);
+        while let Some(&(height, hash)) = self.subtrees.last() {
+            if height != carry.0 {
+                break;
+            }
+            self.subtrees.pop();
+            carry = (height + 1, node_hash(&hash, &carry.1));
+        }
+        self.subtrees.push(carry);
+        self.size = self.size.saturating_add(1);
+    }
+
+    /// The root of the tree so far (RFC 6962: the subtrees folded from the right).
+    pub fn root(&self) -> Hash {
+        let mut subtrees = self.subtrees.iter().rev();
+        let Some((_, last)) = subtrees.next() else { return sha256(&[]) };
+        subtrees.fold(*last, |right, (_, left)| node_hash(left, &right))
+    }
+}
+
+/// The C2SP verifier key of `(name, key)`: `<name>+<hex key id>+<base64(0x01 ‖ key)>`, what an
+/// auditor configures to check checkpoints.
+pub fn verifier_key(name: &str, key: &PublicKey) -> String {
+    let id = key_id(name, key);
+    let mut raw = vec![0x01];
+    raw.extend_from_slice(key.as_bytes());
+    format!("{name}+{}+{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>(), STANDARD.encode(raw))
+}
+
 /// A checkpoint: the log's origin line, its size and its root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -268,6 +327,29 @@ mod tests {
 
     /// The test vectors of Certificate Transparency's reference implementation (the eight leaves
     /// of `merkle_tree_test`, and the root after each): an independent check of the hashing.
+    #[test]
+    fn a_frontier_gives_the_same_roots_as_the_whole_tree() {
+        let leaves: Vec<Hash> = (0u32..70).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let mut frontier = Frontier::default();
+        assert_eq!(frontier.root(), root(&[]));
+        for (n, leaf) in leaves.iter().enumerate() {
+            frontier.push(*leaf);
+            assert_eq!(frontier.root(), root(&leaves[..=n]), "size {}", n + 1);
+            let again = Frontier::from_parts(frontier.size(), &frontier.hashes()).unwrap();
+            assert_eq!(again, frontier);
+        }
+        assert!(Frontier::from_parts(3, &[leaves[0]]).is_none());
+    }
+
+    #[test]
+    fn the_verifier_key_is_the_go_note_format() {
+        // golang.org/x/mod/sumdb/note's example key: name PeterNeumann, id c74f20a3.
+        let text = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+        let raw = STANDARD.decode("ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW").unwrap();
+        let key = PublicKey::from_bytes(raw[1..].try_into().unwrap());
+        assert_eq!(verifier_key("PeterNeumann", &key), text);
+    }
+
     #[test]
     fn roots_match_the_certificate_transparency_test_vectors() {
         let inputs =

@@ -27,6 +27,8 @@ pub enum Purpose {
     Request,
     /// A NATS connection's password (`gmsa::natsauth`): the user name as subject, the time as payload.
     Connect,
+    /// A batch of the audit log (`proto::audit::seal`).
+    Audit,
 }
 
 impl Purpose {
@@ -36,6 +38,7 @@ impl Purpose {
             Purpose::Result => b"result",
             Purpose::Request => b"request",
             Purpose::Connect => b"connect",
+            Purpose::Audit => b"audit",
         }
     }
 }
@@ -114,6 +117,11 @@ pub enum KeyError {
 }
 
 impl PublicKey {
+    /// The key of 32 raw bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> PublicKey {
+        PublicKey(bytes)
+    }
+
     pub fn parse(text: &str) -> Result<PublicKey, KeyError> {
         let shown = || KeyError::Public(text.chars().take(80).collect());
         let encoded = text.trim().strip_prefix(PUBLIC_PREFIX).ok_or_else(shown)?;

@@ -13,6 +13,7 @@
 //! in `tidy` checks the manifest). Versioning rules are in [`version`] and `proto/README.md`.
 
 pub mod agent;
+pub mod audit;
 pub mod command;
 pub mod control;
 pub mod deadletter;

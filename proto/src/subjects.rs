@@ -47,6 +47,26 @@ pub const ENROLLMENTS_BUCKET: &str = "fleet_enrollments";
 /// KV bucket of clusters declared in the coordinator's configuration, key `<cluster>`.
 pub const INVENTORY_BUCKET: &str = "fleet_inventory";
 
+/// Stream of the central audit log (`proto::audit`): batches of entries on [`AUDIT_LOG`],
+/// appended only by the leading coordinator; deletes and purges denied.
+pub const AUDIT_STREAM: &str = "FLEET_AUDIT";
+/// The audit log's one subject.
+pub const AUDIT_LOG: &str = "fleet.audit.log";
+/// Stream of the audit log's signed checkpoints, on [`AUDIT_CHECKPOINT`]; deletes and purges denied.
+pub const AUDIT_CHECKPOINT_STREAM: &str = "FLEET_AUDIT_CHECKPOINTS";
+/// The checkpoints' one subject.
+pub const AUDIT_CHECKPOINT: &str = "fleet.audit.checkpoint";
+/// Stream of audit drafts from every coordinator process (operator requests, rollout
+/// transitions, rotation steps), subjects `fleet.audit.in.<kind>`: the writer appends them.
+pub const AUDIT_INBOX_STREAM: &str = "FLEET_AUDIT_INBOX";
+/// Every audit draft (the inbox stream's subject filter).
+pub const AUDIT_INBOX_ALL: &str = "fleet.audit.in.*";
+
+/// Subject of an audit draft of `kind`.
+pub fn audit_inbox(kind: &str) -> String {
+    format!("fleet.audit.in.{kind}")
+}
+
 /// Subject of commands for one cluster.
 pub fn command(cluster: &str) -> String {
     format!("fleet.cmd.{cluster}")
