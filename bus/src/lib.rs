@@ -19,6 +19,7 @@
 //! `fleet_cursors`, woken by a core-NATS nudge sent once each command is stored (and a periodic
 //! poll). ARCHITECTURE.md, "Transport decision", gives the reasons and the measured cost.
 
+pub mod audit;
 pub mod commands;
 pub mod deadletters;
 pub mod enrollment;

@@ -24,6 +24,8 @@ pub struct Topology {
     pub duplicate_window: Duration,
     /// How long rollout logs are kept.
     pub rollout_log_max_age: Duration,
+    /// How long audit entries and checkpoints are kept (zero: for ever).
+    pub audit_max_age: Duration,
 }
 
 impl Default for Topology {
@@ -35,6 +37,7 @@ impl Default for Topology {
             progress_max_age: Duration::from_secs(3600),
             duplicate_window: Duration::from_secs(120),
             rollout_log_max_age: Duration::from_secs(365 * 24 * 3600),
+            audit_max_age: Duration::ZERO,
         }
     }
 }
@@ -60,8 +63,19 @@ impl Topology {
             max_consumers: 1_000_000,
             ..base(subjects::COMMAND_STREAM, subjects::COMMAND_ALL, self.command_max_age)
         };
+        // The audit log and its checkpoints: append-only — no delete, no purge, no rollup.
+        let append_only = |name: &str, subject: &str| stream::Config {
+            deny_delete: true,
+            deny_purge: true,
+            allow_rollup: false,
+            ..base(name, subject, self.audit_max_age)
+        };
         vec![
             commands,
+            append_only(subjects::AUDIT_STREAM, subjects::AUDIT_LOG),
+            append_only(subjects::AUDIT_CHECKPOINT_STREAM, subjects::AUDIT_CHECKPOINT),
+            // Drafts wait here until the leader's writer appends them; it reads them by sequence.
+            base(subjects::AUDIT_INBOX_STREAM, subjects::AUDIT_INBOX_ALL, self.result_max_age),
             base(subjects::RESULT_STREAM, subjects::RESULT_ALL, self.result_max_age),
             base(subjects::PROGRESS_STREAM, subjects::PROGRESS_ALL, self.progress_max_age),
             base(subjects::DRIFT_STREAM, subjects::DRIFT_ALL, self.result_max_age),

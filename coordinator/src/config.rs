@@ -31,6 +31,61 @@ pub struct CoordinatorConfig {
     /// the coordinator itself is answered.
     #[serde(default)]
     pub operators: Vec<crate::authz::OperatorConfig>,
+    /// The central audit log (`coordinator::audit`).
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// The `[audit]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Whether the leader writes the audit log.
+    pub enabled: bool,
+    /// The log's name in its checkpoints.
+    pub origin: String,
+    /// The coordinator key's name in checkpoint signatures (`fleetctl keys public --verifier-key NAME`).
+    pub key_name: String,
+    /// A checkpoint after this many entries…
+    pub checkpoint_every_entries: u64,
+    /// …or this many seconds, whichever comes first.
+    pub checkpoint_every_secs: u64,
+    /// How long entries are kept (0: for ever).
+    pub max_age_days: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            enabled: true,
+            origin: crate::audit::DEFAULT_ORIGIN.into(),
+            key_name: crate::audit::DEFAULT_KEY_NAME.into(),
+            checkpoint_every_entries: 1000,
+            checkpoint_every_secs: 10,
+            max_age_days: 0,
+        }
+    }
+}
+
+impl AuditConfig {
+    /// The writer's settings.
+    pub fn settings(&self) -> crate::audit::AuditSettings {
+        crate::audit::AuditSettings {
+            enabled: self.enabled,
+            origin: self.origin.clone(),
+            key_name: self.key_name.clone(),
+            checkpoints: gmsa::audit::seal::CheckpointPolicy {
+                every_entries: self.checkpoint_every_entries.max(1),
+                every: std::time::Duration::from_secs(self.checkpoint_every_secs.max(1)),
+            },
+            ..crate::audit::AuditSettings::default()
+        }
+    }
+
+    /// The retention, bounded to 100 years (checked arithmetic on operator input).
+    pub fn max_age(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.max_age_days.min(36_500).saturating_mul(86_400))
+    }
 }
 
 /// The `[identity]` section.

@@ -156,17 +156,33 @@ where
         };
         let Some(message) = message else { return Ok(()) };
         let Some(reply_to) = message.reply.clone() else { continue };
-        let answer = match operators.check(&message, role_of(&message.payload)) {
-            Ok(actor) => Some(tokio::spawn(handle(bus.clone(), message.payload, actor.name).instrument(span()))),
+        let signer = bus::headers::signer_of(message.headers.as_ref()).map(|key| key.to_string());
+        let (answer, name) = match operators.check(&message, role_of(&message.payload)) {
+            Ok(actor) => {
+                let name = actor.name.clone();
+                (
+                    Some(tokio::spawn(handle(bus.clone(), message.payload.clone(), actor.name).instrument(span()))),
+                    name,
+                )
+            }
             Err(refusal) => {
                 warn!(subject = %subject, code = %refusal.code, message = %refusal.message, "control request refused");
+                let draft = crate::audit::sources::request_draft(
+                    OffsetDateTime::now_utc(),
+                    &subject,
+                    signer.as_deref(),
+                    Err((refusal.code.as_str(), &refusal.message)),
+                    &message.payload,
+                    None,
+                );
+                crate::audit::submit(&bus, &format!("request-{}", uuid::Uuid::new_v4().simple()), &draft).await;
                 let reply = refuse(refusal.code.as_str(), refusal.message);
                 send_reply(&bus, reply_to.clone(), &reply).await;
-                None
+                continue;
             }
         };
         let Some(answer) = answer else { continue };
-        let (bus, refuse) = (bus.clone(), refuse.clone());
+        let (bus, refuse, subject) = (bus.clone(), refuse.clone(), subject.clone());
         tokio::spawn(async move {
             let reply = answer.await.unwrap_or_else(|err| {
                 refuse(
@@ -174,6 +190,15 @@ where
                     format!("the coordinator failed on this request ({err}); it keeps serving others"),
                 )
             });
+            let draft = crate::audit::sources::request_draft(
+                OffsetDateTime::now_utc(),
+                &subject,
+                signer.as_deref(),
+                Ok(&name),
+                &message.payload,
+                serde_json::to_value(&reply).ok().as_ref(),
+            );
+            crate::audit::submit(&bus, &format!("request-{}", uuid::Uuid::new_v4().simple()), &draft).await;
             match serde_json::to_vec(&reply) {
                 Ok(body) => {
                     if let Err(err) = bus.client().publish(reply_to, body.into()).await {

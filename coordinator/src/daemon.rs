@@ -1,7 +1,7 @@
 //! The composition root of `fleet-coordinator`: ensures the bus layout, publishes the declared
 //! inventory, builds the central side when configured, then runs the result recorder, the
 //! control API, the shared-teardown verb, the leader election and — while this process leads —
-//! the rollout driver (with the central side as its stage 0), until shutdown.
+//! the rollout driver (with the central side as its stage 0) and the audit writer, until shutdown.
 //!
 //! Several coordinator processes may run against one bus: all record results and answer
 //! `fleet.ctl.run`; exactly one (the lease holder, `leader.rs`) runs the rollouts.
@@ -43,6 +43,8 @@ pub struct Options {
     pub rotation: RotationSettings,
     /// The NATS auth callout: a connection in the callout account and how to answer.
     pub callout: Option<(Bus, crate::callout::CalloutSettings)>,
+    /// The audit log's writer (runs while leading).
+    pub audit: crate::audit::AuditSettings,
 }
 
 /// Starts the coordinator's tasks on `bus`, with [`Central`] built from `config.central` when
@@ -64,7 +66,7 @@ pub async fn start_with(
     mut options: Options,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Running, BusError> {
-    let layout = Topology { replicas: config.replicas, ..Topology::default() };
+    let layout = Topology { replicas: config.replicas, audit_max_age: config.audit.max_age(), ..Topology::default() };
     topology::ensure(&bus, &layout).await?;
     let written = inventory::publish_declared(&bus, &config.clusters).await?;
     info!(declared = config.clusters.len(), written, central = options.central.is_some(), "inventory published");
@@ -103,8 +105,14 @@ pub async fn start_with(
     rotation.clock = options.driver.clock.clone();
     let rotations =
         tokio::spawn(crate::rotation::run_while_leading(bus.clone(), rotation, leading.clone(), shutdown.clone()));
+    let audit = tokio::spawn(crate::audit::writer::run_while_leading(
+        bus.clone(),
+        options.audit,
+        leading.clone(),
+        shutdown.clone(),
+    ));
     let driver = tokio::spawn(rollouts::run_while_leading(bus.clone(), options.driver, leading.clone(), shutdown));
-    Ok(Running { recorder, control, agents, shared, central, driver, rotations, election, leading })
+    Ok(Running { recorder, control, agents, shared, central, driver, rotations, audit, election, leading })
 }
 
 /// The coordinator's running tasks.
@@ -116,6 +124,7 @@ pub struct Running {
     central: Option<Arc<Central>>,
     driver: tokio::task::JoinHandle<Result<(), BusError>>,
     rotations: tokio::task::JoinHandle<Result<(), BusError>>,
+    audit: tokio::task::JoinHandle<Result<(), BusError>>,
     election: tokio::task::JoinHandle<()>,
     /// True while this process leads (runs the rollouts).
     pub leading: watch::Receiver<bool>,
@@ -129,19 +138,20 @@ impl Running {
 
     /// Waits for every task; the first error wins.
     pub async fn wait(self) -> Result<(), BusError> {
-        let (recorder, control, agents, shared, driver, rotations, election) = tokio::join!(
+        let (recorder, control, agents, shared, driver, rotations, audit, election) = tokio::join!(
             self.recorder,
             self.control,
             self.agents,
             self.shared,
             self.driver,
             self.rotations,
+            self.audit,
             self.election
         );
         if let Err(err) = election {
             tracing::error!(error = %err, "leader election panicked");
         }
-        for joined in [recorder, control, agents, shared, driver, rotations] {
+        for joined in [recorder, control, agents, shared, driver, rotations, audit] {
             match joined {
                 Ok(result) => result?,
                 Err(err) => tracing::error!(error = %err, "coordinator task panicked"),

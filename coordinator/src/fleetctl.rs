@@ -112,6 +112,12 @@ pub enum Verb {
         #[command(subcommand)]
         action: crate::rotate_verbs::RotateAction,
     },
+    /// The central audit log: every command, result, drift, refusal, rollout transition,
+    /// rotation step and operator request, in a tamper-evident log: log, export, checkpoint, verify.
+    Audit {
+        #[command(subcommand)]
+        action: crate::audit_verbs::AuditAction,
+    },
     /// Agents' identities: enroll (a key pair per cluster), revoke, list.
     Agents {
         #[command(subcommand)]
@@ -139,8 +145,12 @@ pub enum KeysAction {
     /// `auth_callout.issuer` takes (for the coordinator's `nats.callout.issuer_key_file`).
     Public {
         file: std::path::PathBuf,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "verifier_key")]
         nkey_account: bool,
+        /// Print the C2SP verifier key auditors give `fleetctl audit verify --key`, for the key
+        /// name the coordinator signs checkpoints with (`audit.key_name`).
+        #[arg(long, num_args = 0..=1, default_missing_value = crate::audit::DEFAULT_KEY_NAME)]
+        verifier_key: Option<String>,
     },
 }
 
@@ -314,10 +324,12 @@ pub async fn main() -> ExitCode {
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Verb::Keys { action: KeysAction::New { out } } => return crate::agent_verbs::keys_new(cli.output, out),
-        Verb::Keys { action: KeysAction::Public { file, nkey_account } } => {
+        Verb::Keys { action: KeysAction::Public { file, nkey_account, verifier_key } } => {
             let key = bus::read_identity(file)?;
             let public_key = if *nkey_account {
                 gmsa::signing::nkey_of(&key.public(), gmsa::signing::NkeyKind::Account)
+            } else if let Some(name) = verifier_key {
+                gmsa::merkle::verifier_key(name, &key.public())
             } else {
                 key.public().to_string()
             };
@@ -355,6 +367,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Verb::Rollout { action } => crate::rollout_verbs::execute(&bus, cli.output, action).await,
         Verb::Rotate { action } => crate::rotate_verbs::execute(&bus, cli.output, action).await,
         Verb::Agents { action } => crate::agent_verbs::execute(&bus, cli.output, action).await,
+        Verb::Audit { action } => crate::audit_verbs::execute(&bus, cli.output, action).await,
         Verb::Keys { .. } => Ok(ExitCode::SUCCESS),
     }
 }

@@ -13,6 +13,8 @@
 //! shared resources (the domain-user secret, AD accounts, shared deletions).
 
 pub mod agent_verbs;
+pub mod audit;
+pub mod audit_verbs;
 pub mod agents;
 pub mod authz;
 pub mod callout;

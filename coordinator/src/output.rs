@@ -35,6 +35,8 @@ use std::io::Write;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Table,
+    /// JSON, one record per line (`jsonl` is the same).
+    #[value(alias = "jsonl")]
     Json,
     Yaml,
 }

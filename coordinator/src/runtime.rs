@@ -93,7 +93,14 @@ pub async fn run_daemon(config_path: Option<&Path>) -> anyhow::Result<()> {
         Err(_) => None,
     };
     let rotation = crate::rotation::RotationSettings { crash_at, ..Default::default() };
-    let options = crate::daemon::Options { leader, central, rotation, callout, ..crate::daemon::Options::default() };
+    let options = crate::daemon::Options {
+        leader,
+        central,
+        rotation,
+        callout,
+        audit: config.audit.settings(),
+        ..crate::daemon::Options::default()
+    };
     let running =
         crate::daemon::start_with(bus, &config, options, shutdown).await.context("starting the coordinator")?;
     tracing::info!("coordinator running");

@@ -342,16 +342,22 @@ impl Driver {
                 message = requests.next() => {
                     let Some(message) = message else { return Ok(()) };
                     let Some(reply_to) = message.reply.clone() else { continue };
+                    let mut verified: Result<String, (String, String)> = Err(("invalid_request".into(), String::new()));
                     let reply = match serde_json::from_slice::<RolloutRequest>(&message.payload) {
                         Ok(request) => match self.settings.operators.check(&message, request.required_role()) {
-                            Ok(actor) => self.on_request(request.asked_by(actor.name)).await,
+                            Ok(actor) => {
+                                verified = Ok(actor.name.clone());
+                                self.on_request(request.asked_by(actor.name)).await
+                            }
                             Err(refusal) => {
                                 warn!(code = %refusal.code, message = %refusal.message, "rollout request refused");
+                                verified = Err((refusal.code.as_str().into(), refusal.message.clone()));
                                 RolloutReply::refused(refusal.code.as_str(), refusal.message)
                             }
                         },
                         Err(err) => RolloutReply::refused("invalid_request", proto::decode::bounded(&err.to_string(), 2048)),
                     };
+                    crate::audit::record_request(&self.bus, &message, verified, &reply).await;
                     match serde_json::to_vec(&reply) {
                         Ok(body) => if let Err(err) = self.bus.client().publish(reply_to, body.into()).await {
                             warn!(error = %err, "rollout reply not sent");
@@ -450,6 +456,8 @@ impl Driver {
             }
             return Applied { sends: Vec::new(), outcome: Logged::Failed };
         }
+        let sequence = self.rollouts.get(rollout_id).map_or(0, |active| active.last_sequence);
+        self.audit_logged(rollout_id, &entry, &actions, sequence).await;
         for action in &actions {
             match action {
                 Action::Send { .. } | Action::Ignored { .. } => {}
@@ -487,7 +495,19 @@ impl Driver {
         let sequence =
             self.log.append(rollout_id, bytes, active.last_sequence).await.map_err(|err| bus::chain(&err))?;
         active.last_sequence = sequence;
+        if !matches!(entry, LogEntry::Event { .. }) {
+            self.audit_logged(rollout_id, entry, &[], sequence).await;
+        }
         Ok(())
+    }
+
+    /// Submits the audit drafts of a logged entry and the engine's actions on it; the ids come
+    /// from the log's sequence, so a draft re-submitted after a crash is stored once.
+    async fn audit_logged(&self, rollout_id: &str, entry: &LogEntry, actions: &[Action], sequence: u64) {
+        let now = self.settings.clock.now();
+        for (at, draft) in crate::audit::sources::rollout_drafts(rollout_id, entry, actions, now).iter().enumerate() {
+            crate::audit::submit(&self.bus, &format!("rollout-{rollout_id}-{sequence}-{at}"), draft).await;
+        }
     }
 
     async fn write_index(&self, rollout_id: &str) {

@@ -176,13 +176,21 @@ impl Runner {
                 message = requests.next() => {
                     let Some(message) = message else { return Ok(()) };
                     let Some(reply_to) = message.reply.clone() else { continue };
+                    let mut verified: Result<String, (String, String)> = Err(("invalid_request".into(), String::new()));
                     let reply = match serde_json::from_slice::<RotateRequest>(&message.payload) {
                         Ok(request) => match self.settings.operators.check(&message, request.required_role()) {
-                            Ok(actor) => self.on_request(request.asked_by(actor.name)).instrument(info_span!("rotation.request")).await,
-                            Err(refusal) => RotateReply::refused(refusal.code.as_str(), refusal.message),
+                            Ok(actor) => {
+                                verified = Ok(actor.name.clone());
+                                self.on_request(request.asked_by(actor.name)).instrument(info_span!("rotation.request")).await
+                            }
+                            Err(refusal) => {
+                                verified = Err((refusal.code.as_str().into(), refusal.message.clone()));
+                                RotateReply::refused(refusal.code.as_str(), refusal.message)
+                            }
                         },
                         Err(err) => RotateReply::refused("invalid_request", proto::decode::bounded(&err.to_string(), 2048)),
                     };
+                    crate::audit::record_request(&self.bus, &message, verified, &reply).await;
                     match serde_json::to_vec(&reply) {
                         Ok(body) => if let Err(err) = self.bus.client().publish(reply_to, body.into()).await {
                             warn!(error = %err, "rotation reply not sent");

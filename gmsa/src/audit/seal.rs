@@ -70,6 +70,11 @@ pub fn parse_frontier(size: u64, text: &str) -> Option<Frontier> {
     Frontier::from_parts(size, &hashes?)
 }
 
+/// How many entries a batch's hashes header seals.
+pub fn sealed_count(hashes: &str) -> Option<usize> {
+    STANDARD.decode(hashes.trim()).ok().filter(|raw| raw.len() % 32 == 0).map(|raw| raw.len() / 32)
+}
+
 /// The writer's position in each source stream (`name=sequence,…`).
 pub type Cursors = BTreeMap<String, u64>;
 
