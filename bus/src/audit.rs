@@ -84,9 +84,11 @@ impl Tail {
                     published,
                 })
             }
-            Err(source) => {
-                Err(BusError::Consumer { stream: self.stream.clone(), consumer: "ordered".into(), source: source.into() })
-            }
+            Err(source) => Err(BusError::Consumer {
+                stream: self.stream.clone(),
+                consumer: "ordered".into(),
+                source: source.into(),
+            }),
         })
     }
 }

@@ -293,7 +293,10 @@ mod tests {
     fn times_are_rfc3339_or_ages_and_bad_ones_name_the_flag() {
         let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(10);
         assert_eq!(parse_time("--since", "2d", now).unwrap(), OffsetDateTime::UNIX_EPOCH + time::Duration::days(8));
-        assert_eq!(parse_time("--since", "1970-01-02T00:00:00Z", now).unwrap(), OffsetDateTime::UNIX_EPOCH + time::Duration::days(1));
+        assert_eq!(
+            parse_time("--since", "1970-01-02T00:00:00Z", now).unwrap(),
+            OffsetDateTime::UNIX_EPOCH + time::Duration::days(1)
+        );
         let err = parse_time("--until", "3w", now).unwrap_err().to_string();
         assert!(err.contains("--until"), "{err}");
         assert!(parse_time("--since", "99999999999999999d", now).is_err());

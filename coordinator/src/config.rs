@@ -341,6 +341,7 @@ mod tests {
             central: None,
             identity: None,
             operators: Vec::new(),
+            audit: Default::default(),
             clusters: clusters
                 .iter()
                 .map(|id| DeclaredCluster { id: id.to_string(), labels: Default::default() })

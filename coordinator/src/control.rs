@@ -160,10 +160,7 @@ where
         let (answer, name) = match operators.check(&message, role_of(&message.payload)) {
             Ok(actor) => {
                 let name = actor.name.clone();
-                (
-                    Some(tokio::spawn(handle(bus.clone(), message.payload.clone(), actor.name).instrument(span()))),
-                    name,
-                )
+                (Some(tokio::spawn(handle(bus.clone(), message.payload.clone(), actor.name).instrument(span()))), name)
             }
             Err(refusal) => {
                 warn!(subject = %subject, code = %refusal.code, message = %refusal.message, "control request refused");

@@ -13,9 +13,9 @@
 //! shared resources (the domain-user secret, AD accounts, shared deletions).
 
 pub mod agent_verbs;
+pub mod agents;
 pub mod audit;
 pub mod audit_verbs;
-pub mod agents;
 pub mod authz;
 pub mod callout;
 pub mod central;

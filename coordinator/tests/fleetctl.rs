@@ -91,6 +91,7 @@ async fn mk_fleet(clusters: &[(&str, &str)]) -> Fleet {
         central: None,
         identity: None,
         operators: vec![test_operator()],
+        audit: Default::default(),
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let bus = bus::Bus::connect(&server.url(), "coordinator")

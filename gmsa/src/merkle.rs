@@ -403,7 +403,11 @@ mod tests {
         for size in 1..=leaves.len() {
             assert_eq!(levels.root(size), root(&leaves[..size]));
             for index in 0..size {
-                assert_eq!(levels.inclusion_proof(index, size), inclusion_proof(index, &leaves[..size]), "{index}/{size}");
+                assert_eq!(
+                    levels.inclusion_proof(index, size),
+                    inclusion_proof(index, &leaves[..size]),
+                    "{index}/{size}"
+                );
             }
         }
     }

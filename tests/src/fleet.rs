@@ -152,6 +152,7 @@ pub async fn start_coordinator_on(
         central: None,
         identity: None,
         operators: test_operators(),
+        audit: Default::default(),
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let running = coordinator::daemon::start_with(bus.clone(), &config, options, shutdown_rx).await?;

@@ -2,6 +2,7 @@
 //! One test binary for the whole suite keeps the build lean; each area is a module.
 
 mod e2e {
+    pub mod audit;
     pub mod central;
     pub mod cloud;
     pub mod delivery;

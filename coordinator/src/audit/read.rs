@@ -116,11 +116,8 @@ pub async fn export(bus: &Bus, filter: &Filter) -> Result<Vec<ExportLine>, BusEr
         }
     })
     .await?;
-    let mut notes: Vec<(u64, String)> = checkpoints(bus)
-        .await?
-        .into_iter()
-        .filter_map(|(_, note)| Some((checkpoint_size(&note)?, note)))
-        .collect();
+    let mut notes: Vec<(u64, String)> =
+        checkpoints(bus).await?.into_iter().filter_map(|(_, note)| Some((checkpoint_size(&note)?, note))).collect();
     notes.sort_by_key(|(size, _)| *size);
     let levels = Levels::new(leaves);
     let lines = picked

@@ -24,8 +24,15 @@ pub enum Source {
 }
 
 impl Source {
-    pub const ALL: [Source; 7] =
-        [Source::Commands, Source::Results, Source::Progress, Source::Drift, Source::Dead, Source::Rotations, Source::Inbox];
+    pub const ALL: [Source; 7] = [
+        Source::Commands,
+        Source::Results,
+        Source::Progress,
+        Source::Drift,
+        Source::Dead,
+        Source::Rotations,
+        Source::Inbox,
+    ];
 
     /// The stream (and its cursor's name).
     pub fn stream(self) -> &'static str {
@@ -126,7 +133,12 @@ fn result(message: &Message<'_>) -> AuditEntry {
             let mut entry = from(
                 message,
                 actor,
-                AuditEvent::Result { status, code, verified: message.signed_by.is_some(), result: Box::new(result.clone()) },
+                AuditEvent::Result {
+                    status,
+                    code,
+                    verified: message.signed_by.is_some(),
+                    result: Box::new(result.clone()),
+                },
             );
             entry.at = result.finished_at;
             entry.rollout = result.rollout_id.clone();
@@ -147,7 +159,8 @@ fn progress(message: &Message<'_>) -> Option<AuditEntry> {
         // A summary, not every heartbeat: each step's start is recorded.
         Ok(event) if event.step == "heartbeat" => return None,
         Ok(event) => {
-            let mut entry = from(message, agent(cluster), AuditEvent::Progress { step: event.step, message: event.message });
+            let mut entry =
+                from(message, agent(cluster), AuditEvent::Progress { step: event.step, message: event.message });
             entry.at = event.at;
             entry.command_id = Some(event.command_id.to_string());
             entry
@@ -208,7 +221,10 @@ fn rotation(message: &Message<'_>) -> Option<AuditEntry> {
         Err(err) => return Some(unreadable(message, "coordinator".into(), format!("a rotation record: {err}"))),
     };
     let phase_name = |phase: &gmsa::rotation::RunPhase| {
-        serde_json::to_value(phase).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "unknown".into())
+        serde_json::to_value(phase)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| "unknown".into())
     };
     let (step, run) = match (&record.current, record.history.first()) {
         (Some(run), _) => (phase_name(&run.phase), Some(run)),
@@ -329,49 +345,52 @@ pub fn rollout_drafts(rollout_id: &str, entry: &LogEntry, actions: &[Action], no
                 Event::Abort { by: name } => drafts.push(by(name, "aborted")),
                 _ => {}
             }
-            for action in actions {
-                let at = *now;
-                let coordinator = |what: &str| transition(at, rollout_id, "coordinator".into(), what);
-                let draft = match action {
-                    Action::StageStarted { stage } => {
-                        let mut draft = coordinator("stage-started");
-                        set(&mut draft, Some(stage.clone()), None);
-                        draft
-                    }
-                    Action::StageSoaking { stage, until } => {
-                        let mut draft = coordinator("stage-soaking");
-                        set(&mut draft, Some(stage.clone()), Some(format!("until {until}")));
-                        draft
-                    }
-                    Action::AwaitingApproval { gate } => {
-                        let mut draft = coordinator("awaiting-approval");
-                        set(&mut draft, Some(gate.stage.clone()), Some(format!("gate {:?}", gate.when).to_lowercase()));
-                        draft
-                    }
-                    Action::StageCompleted { stage } => {
-                        let mut draft = coordinator("stage-completed");
-                        set(&mut draft, Some(stage.clone()), None);
-                        draft
-                    }
-                    Action::ClusterFinished { cluster, status } => {
-                        let mut draft = coordinator("cluster-finished");
-                        set(&mut draft, None, Some(format!("{status:?}")));
-                        draft.cluster = Some(cluster.clone());
-                        draft
-                    }
-                    Action::Halted { reason } => {
-                        let mut draft = coordinator("halted");
-                        set(&mut draft, None, Some(reason.clone()));
-                        draft
-                    }
-                    Action::Completed => coordinator("completed"),
-                    // Pause, resume and abort are recorded from their events, with the operator.
-                    _ => continue,
-                };
-                drafts.push(draft);
-            }
         }
         LogEntry::PlanPart { .. } | LogEntry::Unknown => {}
+    }
+    for action in actions {
+        let at = match entry {
+            LogEntry::Event { now, .. } | LogEntry::Started { now } => *now,
+            _ => now,
+        };
+        let coordinator = |what: &str| transition(at, rollout_id, "coordinator".into(), what);
+        let draft = match action {
+            Action::StageStarted { stage } => {
+                let mut draft = coordinator("stage-started");
+                set(&mut draft, Some(stage.clone()), None);
+                draft
+            }
+            Action::StageSoaking { stage, until } => {
+                let mut draft = coordinator("stage-soaking");
+                set(&mut draft, Some(stage.clone()), Some(format!("until {until}")));
+                draft
+            }
+            Action::AwaitingApproval { gate } => {
+                let mut draft = coordinator("awaiting-approval");
+                set(&mut draft, Some(gate.stage.clone()), Some(format!("gate {:?}", gate.when).to_lowercase()));
+                draft
+            }
+            Action::StageCompleted { stage } => {
+                let mut draft = coordinator("stage-completed");
+                set(&mut draft, Some(stage.clone()), None);
+                draft
+            }
+            Action::ClusterFinished { cluster, status } => {
+                let mut draft = coordinator("cluster-finished");
+                set(&mut draft, None, Some(format!("{status:?}")));
+                draft.cluster = Some(cluster.clone());
+                draft
+            }
+            Action::Halted { reason } => {
+                let mut draft = coordinator("halted");
+                set(&mut draft, None, Some(reason.clone()));
+                draft
+            }
+            Action::Completed => coordinator("completed"),
+            // Pause, resume and abort are recorded from their events, with the operator.
+            _ => continue,
+        };
+        drafts.push(draft);
     }
     drafts
 }
@@ -394,22 +413,34 @@ mod tests {
         assert!(entry_of(&message(Source::Progress, "fleet.progress.k1.c1", beat.as_bytes())).is_none());
         let step = event("vault-grant");
         let entry = entry_of(&message(Source::Progress, "fleet.progress.k1.c1", step.as_bytes())).unwrap();
-        assert_eq!((entry.cluster.as_deref(), entry.actor.as_str(), entry.kind()), (Some("k1"), "agent:k1", "progress"));
+        assert_eq!(
+            (entry.cluster.as_deref(), entry.actor.as_str(), entry.kind()),
+            (Some("k1"), "agent:k1", "progress")
+        );
         assert_eq!(entry.source.as_deref(), Some("FLEET_PROGRESS#7"));
     }
 
     #[test]
     fn what_does_not_decode_is_recorded_as_unreadable() {
         let entry = entry_of(&message(Source::Results, "fleet.result.k1.c1", b"not json")).unwrap();
-        assert_eq!((entry.kind(), entry.cluster.as_deref(), entry.command_id.as_deref()), ("unreadable", Some("k1"), Some("c1")));
+        assert_eq!(
+            (entry.kind(), entry.cluster.as_deref(), entry.command_id.as_deref()),
+            ("unreadable", Some("k1"), Some("c1"))
+        );
         let entry = entry_of(&message(Source::Inbox, "fleet.audit.in.request", b"{")).unwrap();
         assert_eq!(entry.kind(), "unreadable");
     }
 
     #[test]
     fn requests_name_the_verified_actor_and_the_refusal() {
-        let answered =
-            request_draft(OffsetDateTime::UNIX_EPOCH, "fleet.ctl.run", Some("ed25519:k"), Ok("ann"), b"{\"dry_run\":true}", None);
+        let answered = request_draft(
+            OffsetDateTime::UNIX_EPOCH,
+            "fleet.ctl.run",
+            Some("ed25519:k"),
+            Ok("ann"),
+            b"{\"dry_run\":true}",
+            None,
+        );
         assert_eq!(answered.actor, "operator:ann");
         assert!(matches!(&answered.event, AuditEvent::Request { outcome, .. } if outcome == "answered"));
         let refused = request_draft(
@@ -428,7 +459,10 @@ mod tests {
     fn an_approval_is_recorded_with_the_approver() {
         let now = OffsetDateTime::UNIX_EPOCH;
         let entry = LogEntry::Event {
-            event: Event::Approve { gate: gmsa::rollout::Gate { stage: "prod".into(), when: gmsa::rollout::GateWhen::Before }, by: "test-admin".into() },
+            event: Event::Approve {
+                gate: gmsa::rollout::Gate { stage: "prod".into(), when: gmsa::rollout::GateWhen::Before },
+                by: "test-admin".into(),
+            },
             now,
         };
         let drafts = rollout_drafts("r1", &entry, &[Action::StageStarted { stage: "prod".into() }], now);

@@ -495,7 +495,8 @@ impl Driver {
         let sequence =
             self.log.append(rollout_id, bytes, active.last_sequence).await.map_err(|err| bus::chain(&err))?;
         active.last_sequence = sequence;
-        if !matches!(entry, LogEntry::Event { .. }) {
+        // Events and the start are audited with the actions the engine takes on them.
+        if !matches!(entry, LogEntry::Event { .. } | LogEntry::Started { .. }) {
             self.audit_logged(rollout_id, entry, &[], sequence).await;
         }
         Ok(())
@@ -885,7 +886,9 @@ impl Driver {
         let Some(active) = self.rollouts.get_mut(rollout_id) else { return };
         let (state, actions) = RolloutState::start(rollout_id, active.rebuilt.plan.clone(), now);
         active.rebuilt.state = Some(state);
+        let sequence = active.last_sequence;
         info!(rollout_id, clusters = active.rebuilt.plan.clusters.len(), "rollout started");
+        self.audit_logged(rollout_id, &LogEntry::Started { now }, &actions, sequence).await;
         self.write_index(rollout_id).await;
         let sends = actions
             .into_iter()
