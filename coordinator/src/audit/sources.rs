@@ -220,15 +220,17 @@ fn rotation(message: &Message<'_>) -> Option<AuditEntry> {
         Ok(record) => record,
         Err(err) => return Some(unreadable(message, "coordinator".into(), format!("a rotation record: {err}"))),
     };
-    let phase_name = |phase: &gmsa::rotation::RunPhase| {
-        serde_json::to_value(phase)
+    // `resetting`, `writing`, `rolling_out`, `completed`, or `failed: <code>`.
+    let phase_name = |phase: &gmsa::rotation::RunPhase| match phase {
+        gmsa::rotation::RunPhase::Failed { code, .. } => format!("failed: {code}"),
+        other => serde_json::to_value(other)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_else(|| "unknown".into())
+            .unwrap_or_else(|| "unknown".into()),
     };
     let (step, run) = match (&record.current, record.history.first()) {
         (Some(run), _) => (phase_name(&run.phase), Some(run)),
-        (None, Some(run)) => (format!("finished-{}", phase_name(&run.phase)), Some(run)),
+        (None, Some(run)) => (phase_name(&run.phase), Some(run)),
         (None, None) => ("scheduled".to_string(), None),
     };
     let detail = run.map(|run| {

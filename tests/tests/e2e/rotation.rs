@@ -241,6 +241,35 @@ async fn two_rotations_of_fifty_clusters_sharing_a_vault_write_one_version_each_
             assert!(passwords.iter().all(|password| !text.contains(password.as_str())), "{stream} carries a password");
         }
     }
+    // The audit log holds each rotation's steps in order, and no password.
+    let started = std::time::Instant::now();
+    let steps = loop {
+        let (entries, _) =
+            coordinator::audit::read::entries(fleet.bus(), &gmsa::audit::query::Filter::default()).await.unwrap();
+        let steps: Vec<String> = entries
+            .iter()
+            .filter_map(|entry| match &entry.event {
+                proto::audit::AuditEvent::Rotation { step, .. } => Some(step.clone()),
+                _ => None,
+            })
+            .collect();
+        let text = serde_json::to_string(&entries).unwrap();
+        assert!(passwords.iter().all(|password| !text.contains(password.as_str())), "the audit carries a password");
+        if steps.iter().filter(|step| *step == "completed").count() >= 2 {
+            break steps;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "rotation steps audited: {steps:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut steps = steps;
+    steps.dedup();
+    let cycle = ["resetting", "writing", "rolling_out", "completed"];
+    let mut at = 0;
+    for step in cycle.iter().chain(cycle.iter()) {
+        let found = steps[at..].iter().position(|s| s == step);
+        let Some(found) = found else { panic!("{step} not after {at}: {steps:?}") };
+        at += found + 1;
+    }
     fleet.stop().await;
 }
 
