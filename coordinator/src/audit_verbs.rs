@@ -165,7 +165,12 @@ pub fn summary(entry: &AuditEntry) -> String {
     }
 }
 
-fn write_entries(out: &mut impl Write, format: Format, entries: &[AuditEntry], header: bool) -> std::io::Result<()> {
+pub fn write_entries(
+    out: &mut impl Write,
+    format: Format,
+    entries: &[AuditEntry],
+    header: bool,
+) -> std::io::Result<()> {
     match format {
         Format::Json => {
             for entry in entries {
@@ -181,6 +186,11 @@ fn write_entries(out: &mut impl Write, format: Format, entries: &[AuditEntry], h
             }
             for entry in entries {
                 let at = entry.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+                // Seconds are enough in a table; json keeps the full time.
+                let at = match at.get(..19) {
+                    Some(seconds) if at.len() > 20 => format!("{seconds}Z"),
+                    _ => at,
+                };
                 writeln!(
                     out,
                     "{:<7} {:<20} {:<9} {:<22} {:<16} {}",
@@ -195,6 +205,45 @@ fn write_entries(out: &mut impl Write, format: Format, entries: &[AuditEntry], h
             Ok(())
         }
     }
+}
+
+/// Prints a verification report as `audit verify` does.
+pub fn write_report(out: &mut impl Write, format: Format, report: &gmsa::audit::verify::Report) -> anyhow::Result<()> {
+    let failures: Vec<serde_json::Value> = report
+        .failures
+        .iter()
+        .map(|f| serde_json::json!({"code": f.code(), "index": f.index(), "message": f.to_string()}))
+        .collect();
+    let record = serde_json::json!({
+        "type": "audit_verify",
+        "ok": report.failures.is_empty(),
+        "entries": report.size,
+        "batches": report.batches,
+        "checkpoints_checked": report.checkpoints_checked,
+        "verified_size": report.verified_size,
+        "first_failing_index": report.first_failure().and_then(|f| f.index()),
+        "failures": failures,
+    });
+    match format {
+        Format::Json => writeln!(out, "{record}")?,
+        Format::Yaml => out.write_all(serde_yaml::to_string(&record)?.as_bytes())?,
+        Format::Table => {
+            writeln!(
+                out,
+                "entries {}  batches {}  checkpoints checked {}  verified up to size {}",
+                report.size, report.batches, report.checkpoints_checked, report.verified_size
+            )?;
+            match report.first_failure() {
+                None => writeln!(out, "OK: every seal, entry and checkpoint verifies")?,
+                Some(_) => {
+                    for failure in &report.failures {
+                        writeln!(out, "FAIL {}: {failure}", failure.code())?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs an `audit` verb.
@@ -246,40 +295,7 @@ pub async fn execute(bus: &Bus, format: Format, action: &AuditAction) -> anyhow:
                 kept.push((path.display().to_string(), note));
             }
             let report = read::verify(bus, &args.origin, trusted, &kept).await?;
-            let failures: Vec<serde_json::Value> = report
-                .failures
-                .iter()
-                .map(|f| serde_json::json!({"code": f.code(), "index": f.index(), "message": f.to_string()}))
-                .collect();
-            let record = serde_json::json!({
-                "type": "audit_verify",
-                "ok": report.failures.is_empty(),
-                "entries": report.size,
-                "batches": report.batches,
-                "checkpoints_checked": report.checkpoints_checked,
-                "verified_size": report.verified_size,
-                "first_failing_index": report.first_failure().and_then(|f| f.index()),
-                "failures": failures,
-            });
-            match format {
-                Format::Json => writeln!(out, "{record}")?,
-                Format::Yaml => out.write_all(serde_yaml::to_string(&record)?.as_bytes())?,
-                Format::Table => {
-                    writeln!(
-                        out,
-                        "entries {}  batches {}  checkpoints checked {}  verified up to size {}",
-                        report.size, report.batches, report.checkpoints_checked, report.verified_size
-                    )?;
-                    match report.first_failure() {
-                        None => writeln!(out, "OK: every seal, entry and checkpoint verifies")?,
-                        Some(_) => {
-                            for failure in &report.failures {
-                                writeln!(out, "FAIL {}: {failure}", failure.code())?;
-                            }
-                        }
-                    }
-                }
-            }
+            write_report(&mut out, format, &report)?;
             Ok(if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
     }

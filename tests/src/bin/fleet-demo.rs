@@ -44,6 +44,7 @@ use proto::Command;
 use proto::command::IdentityChoice;
 use proto::rollout::RolloutFile;
 use std::collections::BTreeSet;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testkit::nats::NatsServer;
@@ -224,6 +225,7 @@ async fn demo(args: Args) -> anyhow::Result<std::process::ExitCode> {
             all_ok &= rotate_once(bus, &world, dc).await?;
         }
     }
+    all_ok &= show_audit(bus, &world.clusters[0].id).await?;
     say(&format!(
         "{} clusters, {} Azure writes recorded by the simulator, {:.1}s in all",
         world.clusters.len(),
@@ -505,4 +507,38 @@ async fn audit_and_plan_teardown(bus: &bus::Bus, world: &SimWorld, deadline: Dur
 fn demo_password() -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!("Gm5a!{}", &random[..20])
+}
+
+/// The last step: `fleetctl audit log --cluster <first>` and `fleetctl audit verify`, once the
+/// writer's checkpoint covers the whole log.
+async fn show_audit(bus: &bus::Bus, cluster: &str) -> anyhow::Result<bool> {
+    use coordinator::audit::read;
+    use gmsa::audit::query::Filter;
+    let started = Instant::now();
+    loop {
+        let (entries, _) = read::entries(bus, &Filter::default()).await?;
+        let covered = read::checkpoints(bus)
+            .await?
+            .last()
+            .and_then(|(_, note)| note.lines().nth(1).and_then(|size| size.parse::<usize>().ok()))
+            .is_some_and(|size| size == entries.len() && size > 0);
+        if covered || started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let filter = Filter { cluster: Some(cluster.to_string()), ..Filter::default() };
+    let (entries, _) = read::entries(bus, &filter).await?;
+    println!("\nAUDIT LOG (fleetctl audit log --cluster {cluster})");
+    let mut out = std::io::stdout().lock();
+    coordinator::audit_verbs::write_entries(&mut out, coordinator::output::Format::Table, &entries, true)?;
+    let key = gmsa::merkle::verifier_key(
+        coordinator::audit::DEFAULT_KEY_NAME,
+        &testkit::identity::coordinator_key().public(),
+    );
+    writeln!(out, "\nAUDIT VERIFY (fleetctl audit verify --key {key})")?;
+    let trusted = vec![gmsa::audit::verify::TrustedKey::parse(&key)?];
+    let report = read::verify(bus, coordinator::audit::DEFAULT_ORIGIN, trusted, &[]).await?;
+    coordinator::audit_verbs::write_report(&mut out, coordinator::output::Format::Table, &report)?;
+    Ok(report.failures.is_empty() && !entries.is_empty())
 }
