@@ -105,6 +105,13 @@ struct Args {
     /// Measure a five-stage rollout through the coordinator daemon instead of one command.
     #[arg(long)]
     rollout: bool,
+    /// Measure each fleet command twice, without and with the audit writer, and print the cost.
+    #[arg(long)]
+    audit_cost: bool,
+    /// Instead: write this many audit entries (realistic result entries) and time
+    /// `fleetctl audit verify`'s check of them.
+    #[arg(long)]
+    verify_entries: Option<u64>,
     /// Rollout mode: simulated latency of an ARM write (enable-gmsa, grant-identity), in ms.
     #[arg(long, default_value_t = 200)]
     arm_latency_ms: u64,
@@ -151,13 +158,30 @@ fn main() -> anyhow::Result<()> {
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             nats_version()
         );
+        if let Some(entries) = args.verify_entries {
+            return verify_bench(entries).await;
+        }
         for &clusters in &args.clusters {
+            if args.audit_cost {
+                let without = measure(clusters, false, false).await?;
+                without.print();
+                let with = measure(clusters, args.compare_durables, true).await?;
+                with.print();
+                let cost = with.fleet_command.as_secs_f64() / without.fleet_command.as_secs_f64() - 1.0;
+                println!(
+                    "audit cost at {clusters}: fleet command {:.3} s without, {:.3} s with the writer: {:+.1} % (goal: at most +10 %)",
+                    without.fleet_command.as_secs_f64(),
+                    with.fleet_command.as_secs_f64(),
+                    cost * 100.0
+                );
+                continue;
+            }
             if args.rollout {
                 let figures = measure_rollout(clusters, &args).await?;
                 figures.print();
                 continue;
             }
-            let figures = measure(clusters, args.compare_durables).await?;
+            let figures = measure(clusters, args.compare_durables, true).await?;
             figures.print();
         }
         Ok(())
@@ -230,6 +254,8 @@ struct Figures {
     coordinator_rss: u64,
     agents_rss: u64,
     durables: Option<(Duration, u64)>,
+    /// With the audit writer: when it had every command and result, its entries and bytes.
+    audit: Option<(Duration, u64, u64)>,
 }
 
 impl Figures {
@@ -264,6 +290,14 @@ impl Figures {
             mib(self.agents_rss),
             self.agents_rss as f64 / 1024.0 / n
         );
+        match self.audit {
+            Some((caught_up, entries, bytes)) => println!(
+                "audit log caught up (commands+results) {:>9.2} s after the first publish; {entries} entries, {:.0} bytes each",
+                caught_up.as_secs_f64(),
+                bytes as f64 / entries.max(1) as f64
+            ),
+            None => println!("audit writer                          off"),
+        }
         if let Some((created, rss)) = self.durables {
             println!(
                 "alternative: durable consumer/cluster {:>10.2} s to create, {:.1} KiB server memory each",
@@ -297,12 +331,14 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-async fn measure(clusters: usize, compare_durables: bool) -> anyhow::Result<Figures> {
+async fn measure(clusters: usize, compare_durables: bool, audit: bool) -> anyhow::Result<Figures> {
     let server = NatsServer::start_with(NatsOptions::default())?;
     let url = server.url();
     let server_pid = server.pid().context("nats-server has no pid")?;
     let declared = declare("bench", clusters);
-    let coordinator = tests::fleet::start_coordinator(&url, declared.clone()).await?;
+    let mut options = coordinator::daemon::Options::default();
+    options.audit.enabled = audit;
+    let coordinator = tests::fleet::start_coordinator_with(&url, declared.clone(), options).await?;
     let bus = coordinator.bus.clone();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let server_rss_idle = rss_bytes(server_pid).unwrap_or(0);
@@ -395,6 +431,7 @@ async fn measure(clusters: usize, compare_durables: bool) -> anyhow::Result<Figu
         .collect();
     let last_arrival = arrivals.values().max().copied().unwrap_or_else(Instant::now);
     let fleet_command = last_arrival.saturating_duration_since(publish_started);
+    let audit_figures = if audit { Some(audit_caught_up(&bus, publish_started).await?) } else { None };
     latencies.sort();
     let server_rss_fleet = rss_bytes(server_pid).unwrap_or(0);
     let coordinator_rss = rss_bytes(std::process::id()).unwrap_or(0);
@@ -421,7 +458,122 @@ async fn measure(clusters: usize, compare_durables: bool) -> anyhow::Result<Figu
         coordinator_rss,
         agents_rss,
         durables,
+        audit: audit_figures,
     })
+}
+
+/// Waits until the audit log holds every command and result published so far; returns when
+/// (from `since`), the log's entries and its stored bytes.
+async fn audit_caught_up(bus: &Bus, since: Instant) -> anyhow::Result<(Duration, u64, u64)> {
+    use proto::subjects;
+    let commands = bus::audit::last_sequence(bus, subjects::COMMAND_STREAM).await?;
+    let results = bus::audit::last_sequence(bus, subjects::RESULT_STREAM).await?;
+    let log = bus::audit::AuditLog::open(bus).await?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if let Some(last) = log.last().await? {
+            let cursors =
+                gmsa::audit::seal::parse_cursors(last.header(proto::audit::CURSOR_HEADER).unwrap_or_default());
+            let at = |stream: &str| cursors.get(stream).copied().unwrap_or(0);
+            if at(subjects::COMMAND_STREAM) >= commands && at(subjects::RESULT_STREAM) >= results {
+                let caught_up = since.elapsed();
+                let first: u64 = last.header(proto::audit::FIRST_HEADER).and_then(|v| v.parse().ok()).unwrap_or(0);
+                let count =
+                    last.header(proto::audit::HASHES_HEADER).and_then(gmsa::audit::seal::sealed_count).unwrap_or(0);
+                let mut stream = bus.jetstream().get_stream(subjects::AUDIT_STREAM).await?;
+                let bytes = stream.info().await?.state.bytes;
+                return Ok((caught_up, first + count as u64, bytes));
+            }
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the audit writer did not catch up within 300 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Writes `entries` audit entries (a result entry with two steps and their diffs, as a real
+/// cluster reports) in batches of 256 with a checkpoint every 1,000, then times the verifier
+/// over the stored log, as `fleetctl audit verify` runs it.
+async fn verify_bench(entries: u64) -> anyhow::Result<()> {
+    use gmsa::audit::seal;
+    let server = NatsServer::start_with(NatsOptions::default())?;
+    let bus = Bus::connect(&server.url(), "verify-bench").await?;
+    bus::topology::ensure(&bus, &bus::topology::Topology::default()).await?;
+    let key = testkit::identity::coordinator_key();
+    let origin = coordinator::audit::DEFAULT_ORIGIN;
+    let name = coordinator::audit::DEFAULT_KEY_NAME;
+    let result: proto::CommandResult = serde_json::from_value(serde_json::json!({
+        "schema": "1.4", "command_id": "r-20261202-000000-abcd-bench-0001-enable-gmsa", "rollout_id": "r-20261202-000000-abcd",
+        "cluster": "bench-0001", "kind": "enable-gmsa", "status": "succeeded", "attempt": 1,
+        "finished_at": "2026-12-02T10:00:00Z", "agent_version": "0.1.0",
+        "steps": [
+            {"step": "cluster-update", "change": "changed", "diff": [
+                {"path": "/windowsProfile/gmsaProfile/enabled", "before": false, "after": true},
+                {"path": "/windowsProfile/gmsaProfile/dnsServer", "before": null, "after": "10.1.0.4"},
+                {"path": "/windowsProfile/gmsaProfile/rootDomainName", "before": null, "after": "contoso.com"}]},
+            {"step": "validate", "change": "unchanged", "diff": []}
+        ]
+    }))?;
+    let template = proto::audit::AuditEntry {
+        cluster: Some("bench-0001".into()),
+        rollout: result.rollout_id.clone(),
+        command_id: Some(result.command_id.to_string()),
+        source: Some("FLEET_RESULTS#123456".into()),
+        ..proto::audit::AuditEntry::draft(
+            time::OffsetDateTime::now_utc(),
+            "agent:bench-0001",
+            proto::audit::AuditEvent::Result {
+                status: "succeeded".into(),
+                code: None,
+                verified: true,
+                result: Box::new(result),
+            },
+        )
+    };
+    let log = bus::audit::AuditLog::open(&bus).await?;
+    let mut tree = gmsa::merkle::Frontier::default();
+    let (mut last, mut written) = (0u64, 0u64);
+    let write_started = Instant::now();
+    let mut pending = Vec::new();
+    while written < entries {
+        let count = 256.min(entries - written) as usize;
+        let mut batch = vec![template.clone(); count];
+        let sealed = seal::seal_batch(origin, &mut tree, &mut batch, &key)?;
+        pending.push(sealed);
+        written += count as u64;
+        // Appends must be ordered (expected last sequence): one at a time.
+        for sealed in pending.drain(..) {
+            last = log.append(&sealed, "", last).await?;
+        }
+        if tree.size() % 1024 == 0 || written == entries {
+            log.publish_checkpoint(&seal::checkpoint_note(origin, &tree, &[(name, &key)]), tree.size()).await?;
+        }
+    }
+    let write_time = write_started.elapsed();
+    let mut stream = bus.jetstream().get_stream(proto::subjects::AUDIT_STREAM).await?;
+    let bytes = stream.info().await?.state.bytes;
+    let trusted = vec![gmsa::audit::verify::TrustedKey::parse(&gmsa::merkle::verifier_key(name, &key.public()))?];
+    let started = Instant::now();
+    let report = coordinator::audit::read::verify(&bus, origin, trusted, &[]).await?;
+    let verify_time = started.elapsed();
+    anyhow::ensure!(report.failures.is_empty(), "the bench's own log does not verify: {:?}", report.first_failure());
+    println!("\n== audit verify of {entries} entries ==");
+    println!("written in                            {:>10.2} s ({} batches)", write_time.as_secs_f64(), report.batches);
+    println!(
+        "verified in                           {:>10.2} s  ({:.0} entries/s; goal: 1,000,000 in at most 10 s)",
+        verify_time.as_secs_f64(),
+        entries as f64 / verify_time.as_secs_f64()
+    );
+    println!("checkpoints checked                   {:>10}", report.checkpoints_checked);
+    println!(
+        "stored size per entry                 {:>10.0} bytes (headers and stream overhead included)",
+        bytes as f64 / entries as f64
+    );
+    println!(
+        "json {{\"audit_entries\":{entries},\"verify_s\":{:.3},\"bytes_per_entry\":{:.1}}}",
+        verify_time.as_secs_f64(),
+        bytes as f64 / entries as f64
+    );
+    Ok(())
 }
 
 async fn raw_publish_rate(bus: &Bus, messages: usize, size: usize) -> anyhow::Result<f64> {
