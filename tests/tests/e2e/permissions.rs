@@ -174,6 +174,11 @@ async fn agents_connect_with_their_own_credentials_over_tls_and_the_server_refus
         "$JS.API.CONSUMER.CREATE.FLEET_COMMANDS",
         "$JS.API.CONSUMER.DURABLE.CREATE.FLEET_COMMANDS.spy",
         "fleet.ctl.run",
+        // The audit log, its checkpoints and its inbox are the coordinator's alone.
+        "fleet.audit.log",
+        "fleet.audit.checkpoint",
+        "fleet.audit.in.request",
+        "$JS.API.STREAM.DELETE.FLEET_AUDIT",
     ];
     for subject in publishes {
         a.publish(subject.to_string(), "{}".into()).await.unwrap();
@@ -211,7 +216,16 @@ async fn a_revoked_agent_is_disconnected_by_the_running_server_and_operators_rea
     let operator =
         Bus::connect_secured(&security, Some(admin_key.clone()), &fleet.server.url(), "fleetctl", None).await.unwrap();
     let (raw_operator, mut errors) = fleet.raw(&user, admin_key, "_INBOX_op_test-operate").await.unwrap();
-    for subject in ["fleet.cmd.p-000", "fleet.result.p-000.x", "$KV.fleet_enrollments.p-000", "$KV.fleet_state.p-000"] {
+    for subject in [
+        "fleet.cmd.p-000",
+        "fleet.result.p-000.x",
+        "$KV.fleet_enrollments.p-000",
+        "$KV.fleet_state.p-000",
+        "fleet.audit.log",
+        "fleet.audit.in.rollout",
+        "$JS.API.STREAM.DELETE.FLEET_AUDIT",
+        "$JS.API.STREAM.UPDATE.FLEET_AUDIT",
+    ] {
         raw_operator.publish(subject.to_string(), "{}".into()).await.unwrap();
         violation(&mut errors, subject).await;
     }
