@@ -478,4 +478,22 @@ mod tests {
         assert_eq!(names, vec![("approved", "operator:test-admin"), ("stage-started", "coordinator")]);
         assert_eq!(drafts[0].rollout.as_deref(), Some("r1"));
     }
+
+    #[test]
+    fn an_agent_s_refusal_of_a_forged_command_is_an_entry_with_its_code() {
+        let letter = proto::deadletter::DeadLetter {
+            schema: proto::version::SchemaVersion::CURRENT,
+            reporter: "k1".into(),
+            source: "fleet.cmd.k1".into(),
+            sequence: Some(3),
+            code: "bad_signature".into(),
+            message: "the signature does not verify".into(),
+            action: "skipped".into(),
+            at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let payload = serde_json::to_vec(&letter).unwrap();
+        let entry = entry_of(&message(Source::Dead, "fleet.dead.k1", &payload)).unwrap();
+        assert_eq!((entry.actor.as_str(), entry.cluster.as_deref()), ("agent:k1", Some("k1")));
+        assert!(matches!(&entry.event, AuditEvent::Refusal { code, .. } if code == "bad_signature"));
+    }
 }
