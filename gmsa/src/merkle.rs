@@ -259,7 +259,7 @@ impl Levels {
         if n == 0 {
             return sha256(&[]);
         }
-        if n.is_power_of_two() && lo % n == 0 {
+        if n.is_power_of_two() && lo.is_multiple_of(n) {
             let height = n.trailing_zeros() as usize;
             return self.levels[height][lo >> height];
         }
