@@ -95,7 +95,8 @@ impl AuditEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum AuditEvent {
-    /// A command the coordinator published: the envelope as published (commands carry no secret).
+    /// A command the coordinator published: the envelope as published (commands carry no secret)
+    /// and the key its signature header names.
     Command {
         command: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]

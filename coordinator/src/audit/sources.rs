@@ -156,8 +156,9 @@ fn result(message: &Message<'_>) -> AuditEntry {
 fn progress(message: &Message<'_>) -> Option<AuditEntry> {
     let cluster = cluster_of(message.subject, "fleet.progress.").unwrap_or("unknown");
     let mut entry = match serde_json::from_slice::<proto::ProgressEvent>(message.payload) {
-        // A summary, not every heartbeat: each step's start is recorded.
-        Ok(event) if event.step == "heartbeat" => return None,
+        // A summary, not every heartbeat: each step's start is recorded. `started` (the agent
+        // took the command) is not: the command's own entry and its steps say as much.
+        Ok(event) if event.step == "heartbeat" || event.step == "started" => return None,
         Ok(event) => {
             let mut entry =
                 from(message, agent(cluster), AuditEvent::Progress { step: event.step, message: event.message });

@@ -174,24 +174,21 @@ async fn append(
     log.append(&sealed, &seal::cursor_text(cursors), last_sequence).await
 }
 
-/// The key that signed a source message, where its signature verifies: a result by its
-/// cluster's enrolled key; anything else by the key it names.
+/// Who signed a source message: for a result, its cluster's enrolled key where the signature
+/// verifies (what makes the recorded report the cluster's); for a command, the key it names (the
+/// coordinator's own; its agent verifies it — the writer does not spend a verification on it).
 async fn signer(enrollments: &Enrollments, source: Source, stored: &Stored) -> Option<String> {
-    let purpose = match source {
-        Source::Commands => Purpose::Command,
-        Source::Results => Purpose::Result,
-        _ => return None,
-    };
-    let trusted = match source {
+    match source {
+        Source::Commands => bus::headers::signer_of(stored.headers.as_ref()).map(|key| key.to_string()),
         Source::Results => {
             let (cluster, _) = proto::subjects::parse_result(&stored.subject)?;
-            enrollments.keys_of(cluster).await.ok()?
+            let trusted = enrollments.keys_of(cluster).await.ok()?;
+            bus::headers::verify(stored.headers.as_ref(), &trusted, Purpose::Result, &stored.subject, &stored.payload)
+                .ok()
+                .map(|key| key.to_string())
         }
-        _ => vec![bus::headers::signer_of(stored.headers.as_ref())?],
-    };
-    bus::headers::verify(stored.headers.as_ref(), &trusted, purpose, &stored.subject, &stored.payload)
-        .ok()
-        .map(|key| key.to_string())
+        _ => None,
+    }
 }
 
 struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
