@@ -21,6 +21,7 @@
 
 pub mod commands;
 pub mod deadletters;
+pub mod drift;
 pub mod enrollment;
 pub mod error;
 pub mod headers;
