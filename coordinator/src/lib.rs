@@ -17,6 +17,7 @@ pub mod agents;
 pub mod authz;
 pub mod callout;
 pub mod central;
+pub mod cluster_verbs;
 pub mod clusters;
 pub mod config;
 pub mod control;
