@@ -22,6 +22,7 @@
 pub mod audit;
 pub mod commands;
 pub mod deadletters;
+pub mod drift;
 pub mod enrollment;
 pub mod error;
 pub mod headers;

@@ -71,6 +71,8 @@ pub async fn start_with(
     let written = inventory::publish_declared(&bus, &config.clusters).await?;
     info!(declared = config.clusters.len(), written, central = options.central.is_some(), "inventory published");
     let recorder = tokio::spawn(record::run_recorder(bus.clone(), shutdown.clone()));
+    // Each cluster's recent drift reports into its record (`clusters show`).
+    let drift = tokio::spawn(crate::record_drift::run_drift_recorder(bus.clone(), shutdown.clone()));
     if bus.identity().is_none() {
         tracing::warn!("the bus connection has no identity: commands go out unsigned and every agent refuses them");
     }
@@ -112,12 +114,13 @@ pub async fn start_with(
         shutdown.clone(),
     ));
     let driver = tokio::spawn(rollouts::run_while_leading(bus.clone(), options.driver, leading.clone(), shutdown));
-    Ok(Running { recorder, control, agents, shared, central, driver, rotations, audit, election, leading })
+    Ok(Running { recorder, drift, control, agents, shared, central, driver, rotations, audit, election, leading })
 }
 
 /// The coordinator's running tasks.
 pub struct Running {
     recorder: tokio::task::JoinHandle<Result<(), BusError>>,
+    drift: tokio::task::JoinHandle<Result<(), BusError>>,
     control: tokio::task::JoinHandle<Result<(), BusError>>,
     agents: tokio::task::JoinHandle<Result<(), BusError>>,
     shared: tokio::task::JoinHandle<Result<(), BusError>>,
@@ -138,8 +141,9 @@ impl Running {
 
     /// Waits for every task; the first error wins.
     pub async fn wait(self) -> Result<(), BusError> {
-        let (recorder, control, agents, shared, driver, rotations, audit, election) = tokio::join!(
+        let (recorder, drift, control, agents, shared, driver, rotations, audit, election) = tokio::join!(
             self.recorder,
+            self.drift,
             self.control,
             self.agents,
             self.shared,
@@ -151,7 +155,7 @@ impl Running {
         if let Err(err) = election {
             tracing::error!(error = %err, "leader election panicked");
         }
-        for joined in [recorder, control, agents, shared, driver, rotations, audit] {
+        for joined in [recorder, drift, control, agents, shared, driver, rotations, audit] {
             match joined {
                 Ok(result) => result?,
                 Err(err) => tracing::error!(error = %err, "coordinator task panicked"),

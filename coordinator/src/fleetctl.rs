@@ -11,8 +11,8 @@
 //!   is unknown.
 
 use crate::output::{self, Format, Record};
+use crate::record;
 use crate::rollout::{self, RolloutRecord, Tally, TargetState};
-use crate::{inventory, record, selector::Selector};
 use anyhow::{Context, bail};
 use bus::Bus;
 use clap::{Args, Parser, Subcommand};
@@ -30,6 +30,8 @@ use time::OffsetDateTime;
 ///
 /// Examples:
 ///   fleetctl clusters list --selector env=prod
+///   fleetctl clusters list --out-of-sync
+///   fleetctl clusters show aks-prod-1 -o json
 ///   fleetctl run enable-gmsa --dns-server 10.1.0.4 --root-domain contoso.com --selector env=prod
 ///   fleetctl run apply-credspec --payload-file credspec.yaml --dry-run
 ///   fleetctl status r1732350000-1a2b3c4d -o json
@@ -156,11 +158,32 @@ pub enum KeysAction {
 
 #[derive(Subcommand)]
 pub enum ClustersAction {
-    /// List clusters, optionally filtered by a label selector.
+    /// List clusters, optionally filtered by a label selector, each with the desired revision that
+    /// applies, its last status, whether it is in sync and when its agent was last seen; a
+    /// summary counts them by state.
     List {
         /// Label selector, e.g. `env=prod,region in (eu,us),!canary`.
         #[arg(short = 'l', long, default_value = "")]
         selector: String,
+        /// Only clusters the desired state applies to that are not in sync.
+        #[arg(long)]
+        out_of_sync: bool,
+        /// An agent with no hello for this long is unreachable, e.g. 90s, 10m, 1h.
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        unreachable_after: Duration,
+    },
+    /// One cluster's desired state against what it last reported, part by part (gMSA profile,
+    /// identity grant, credspec and RBAC, validation, rotation), its recent drift, and whether it
+    /// is in sync and why not. Exit 1 when it is not in sync.
+    ///
+    /// Example: fleetctl clusters show aks-prod-1 -o json
+    #[command(verbatim_doc_comment)]
+    Show {
+        /// The cluster id.
+        cluster: String,
+        /// An agent with no hello for this long is unreachable, e.g. 90s, 10m, 1h.
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        unreachable_after: Duration,
     },
 }
 
@@ -356,7 +379,12 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     .await
     .with_context(|| format!("no NATS server answered at {} within 10s", cli.nats))??;
     match &cli.command {
-        Verb::Clusters { action: ClustersAction::List { selector } } => clusters_list(&bus, cli.output, selector).await,
+        Verb::Clusters { action: ClustersAction::List { selector, out_of_sync, unreachable_after } } => {
+            crate::cluster_verbs::list(&bus, cli.output, selector, *out_of_sync, *unreachable_after).await
+        }
+        Verb::Clusters { action: ClustersAction::Show { cluster, unreachable_after } } => {
+            crate::cluster_verbs::show(&bus, cli.output, cluster, *unreachable_after).await
+        }
         Verb::Run(args) => run(&bus, cli.output, args).await,
         Verb::Status { rollout: Some(rollout_id) } => rollout_status(&bus, cli.output, rollout_id).await,
         Verb::Status { rollout: None } => fleet_status(&bus, cli.output).await,
@@ -377,34 +405,6 @@ pub fn print(format: Format, records: &[Record]) -> anyhow::Result<()> {
     let mut lock = stdout.lock();
     output::write(&mut lock, format, records)?;
     Ok(())
-}
-
-async fn clusters_list(bus: &Bus, format: Format, selector: &str) -> anyhow::Result<ExitCode> {
-    let selector = Selector::parse(selector)?;
-    let inventory = inventory::load(bus).await.context("reading the inventory")?;
-    let records_bucket = record::records(bus).await?;
-    let now = OffsetDateTime::now_utc();
-    let mut records = Vec::new();
-    for entry in inventory.entries.into_iter().filter(|entry| selector.matches(&entry.labels)) {
-        // A record that cannot be read leaves the cluster listed, without a last command.
-        let last = records_bucket
-            .get_raw(&entry.id)
-            .await?
-            .and_then(|(bytes, _)| record::decode_record(&entry.id, &bytes).ok())
-            .map(|record| record.last_result);
-        records.push(Record::Cluster {
-            online: entry.agent_online(now, time::Duration::seconds(90)),
-            agent_version: entry.agent.as_ref().map(|agent| agent.agent_version.clone()),
-            last_kind: last.as_ref().map(|result| result.kind.clone()),
-            last_status: last.as_ref().map(|result| result.status.label().to_string()),
-            id: entry.id,
-            labels: entry.labels,
-            declared: entry.declared,
-        });
-    }
-    records.extend(inventory.invalid.into_iter().map(Record::from));
-    print(format, &records)?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// What the coordinator accepted: the rollout, its targets, and what it planned around.

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Pure parts: [`selector`], [`plan`], [`inventory::merge`], [`record::next_record`],
-//! [`rollout::Tally`], [`central::plan`]. Bus-facing parts: [`control`], [`record::run_recorder`],
+//! [`rollout::Tally`], [`central::plan`], [`clusters::sync::decide`], [`clusters::parts`]. Bus-facing parts: [`control`], [`record::run_recorder`],
 //! [`central::serve`], [`daemon`]. [`central`] holds the only Azure and AD credentials that write
 //! shared resources (the domain-user secret, AD accounts, shared deletions).
 
@@ -19,6 +19,8 @@ pub mod audit_verbs;
 pub mod authz;
 pub mod callout;
 pub mod central;
+pub mod cluster_verbs;
+pub mod clusters;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -29,6 +31,7 @@ pub mod lease;
 pub mod output;
 pub mod plan;
 pub mod record;
+pub mod record_drift;
 pub mod rollout;
 pub mod rollout_verbs;
 pub mod rollouts;

@@ -3,7 +3,14 @@
 //!
 //! # Wire format of `-o json` (schema 1)
 //! One JSON object per line, each tagged by `type`:
-//! - `{"type":"cluster","id","labels","declared","agent_version","online","last_kind","last_status"}`
+//! - `{"type":"cluster","id","labels","declared","agent_version","online","last_kind","last_status","desired_revision","sync","in_sync","last_seen"}`
+//!   (`clusters list`; `sync` is `in_sync`, `drifted`, `failed`, `unreachable`, `pending` or `not_targeted`)
+//! - `{"type":"fleet_sync","desired_rollout_id","clusters","in_sync","drifted","failed","unreachable","pending","not_targeted","unreachable_after_secs"}`
+//!   (`clusters list`, last: the listed clusters counted by state)
+//! - `{"type":"cluster_state","cluster","labels","declared","agent_version","last_seen","desired","last_result","parts","drift","sync"}`
+//!   (`clusters show`: `desired` `{rollout_id,name,kv_revision,selected,overrides,parts}`, each of
+//!   `parts` `{part,desired,last:{step,outcome,diff,at,command_id,kind,rollout_id,code,message}}`,
+//!   `sync` `{state,in_sync,reasons:[{reason,…}]}`; see `clusters::sync::Reason`)
 //! - `{"type":"target","rollout_id","cluster","command_id","state","code","message","changed_steps"}`
 //! - `{"type":"summary","rollout_id","dry_run","targets","succeeded","unchanged","failed","timed_out","pending"}`
 //! - `{"type":"access","cluster","pool","identity","principal_id","kubelet","expected","can_get","flagged","via"}`
@@ -53,7 +60,17 @@ pub enum Record {
         online: bool,
         last_kind: Option<String>,
         last_status: Option<String>,
+        /// The desired revision (rollout id) that applies, when the desired file picks the cluster.
+        desired_revision: Option<String>,
+        /// The cluster's sync state (`clusters::sync::SyncState`).
+        sync: String,
+        in_sync: bool,
+        last_seen: Option<String>,
     },
+    /// The fleet counted by sync state (`clusters list`).
+    FleetSync(crate::clusters::FleetSummary),
+    /// One cluster's desired against observed state (`clusters show`).
+    ClusterState(Box<crate::clusters::ClusterView>),
     Target {
         rollout_id: String,
         cluster: String,
@@ -243,7 +260,19 @@ fn labels_text(labels: &BTreeMap<String, String>) -> String {
 fn cells(record: &Record) -> (&'static str, Vec<String>) {
     let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
     match record {
-        Record::Cluster { id, labels, declared, agent_version, online, last_kind, last_status } => (
+        Record::Cluster {
+            id,
+            labels,
+            declared,
+            agent_version,
+            online,
+            last_kind,
+            last_status,
+            desired_revision,
+            sync,
+            last_seen,
+            ..
+        } => (
             "cluster",
             vec![
                 id.clone(),
@@ -253,8 +282,25 @@ fn cells(record: &Record) -> (&'static str, Vec<String>) {
                 if *online { "online" } else { "offline" }.into(),
                 or_dash(last_kind),
                 or_dash(last_status),
+                or_dash(desired_revision),
+                sync.clone(),
+                or_dash(last_seen),
             ],
         ),
+        Record::FleetSync(summary) => (
+            "fleet_sync",
+            vec![
+                summary.desired_rollout_id.clone().unwrap_or_else(|| "-".into()),
+                summary.clusters.to_string(),
+                summary.in_sync.to_string(),
+                summary.drifted.to_string(),
+                summary.failed.to_string(),
+                summary.unreachable.to_string(),
+                summary.pending.to_string(),
+                summary.not_targeted.to_string(),
+            ],
+        ),
+        Record::ClusterState(view) => ("cluster_state", cluster_state_row(view)),
         Record::Target { cluster, state, code, message, changed_steps, .. } => (
             "target",
             vec![
@@ -442,13 +488,118 @@ fn cells(record: &Record) -> (&'static str, Vec<String>) {
     }
 }
 
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// `clusters show`'s first table: the cluster, the desired revision and the verdict.
+fn cluster_state_row(view: &crate::clusters::ClusterView) -> Vec<String> {
+    let desired = match &view.desired {
+        Some(desired) if desired.selected => format!("{} ({})", desired.rollout_id, desired.name),
+        Some(desired) => format!("{} (does not pick this cluster)", desired.rollout_id),
+        None => "-".into(),
+    };
+    let reasons: Vec<String> = view.sync.reasons.iter().map(reason_text).collect();
+    vec![
+        view.cluster.clone(),
+        desired,
+        view.sync.state.label().to_string(),
+        view.last_seen.map_or_else(|| "-".into(), rfc3339),
+        if reasons.is_empty() { "-".into() } else { reasons.join("; ") },
+    ]
+}
+
+/// One reason in words, for the table.
+fn reason_text(reason: &crate::clusters::sync::Reason) -> String {
+    use crate::clusters::sync::Reason;
+    match reason {
+        Reason::NoDesiredState => "no rollout has set a desired state".into(),
+        Reason::NotSelected { rollout_id } => format!("rollout {rollout_id}'s selector does not pick it"),
+        Reason::NeverApplied { part } => format!("{}: never applied", part.label()),
+        Reason::Failed { part, rollout_id, code, message } => {
+            format!("{}: failed in {rollout_id} ({code}: {message})", part.label())
+        }
+        Reason::OlderRevision { part, observed, desired, outcome } => format!(
+            "{}: last {} by {}, not the desired {desired}",
+            part.label(),
+            outcome.label(),
+            observed.as_deref().unwrap_or("a command outside any rollout")
+        ),
+        Reason::Drifted { kind, namespace, name, cause, remedy, .. } => {
+            let namespace = namespace.as_deref().map(|ns| format!("{ns}/")).unwrap_or_default();
+            format!("drift: {kind} {namespace}{name} {cause}, {remedy}")
+        }
+        Reason::Unreachable { last_seen, after_secs } => match last_seen {
+            Some(at) => format!("unreachable: no hello for more than {after_secs}s (last {})", rfc3339(*at)),
+            None => "unreachable: the agent never said hello".into(),
+        },
+    }
+}
+
+/// The rows of one record: one for most, several tables for `clusters show`.
+fn rows_of(record: &Record) -> Vec<(&'static str, Vec<String>)> {
+    let Record::ClusterState(view) = record else { return vec![cells(record)] };
+    let mut rows = vec![cells(record)];
+    for part in &view.parts {
+        let row = match &part.last {
+            Some(last) => vec![
+                part.part.label().to_string(),
+                yes_no(part.desired),
+                last.step.clone(),
+                last.outcome.label().to_string(),
+                last.rollout_id.clone().unwrap_or_else(|| "-".into()),
+                rfc3339(last.at),
+                if last.diff.is_empty() {
+                    last.code.clone().map_or_else(
+                        || "-".into(),
+                        |code| format!("{code}: {}", last.message.clone().unwrap_or_default()),
+                    )
+                } else {
+                    last.diff.iter().map(|change| change.path.clone()).collect::<Vec<_>>().join(",")
+                },
+            ],
+            None => {
+                let mut row = vec![part.part.label().to_string(), yes_no(part.desired)];
+                row.extend(["-", "never", "-", "-", "-"].map(String::from));
+                row
+            }
+        };
+        rows.push(("cluster_part", row));
+    }
+    for report in &view.drift {
+        let object = match &report.namespace {
+            Some(namespace) => format!("{} {namespace}/{}", report.kind, report.name),
+            None => format!("{} {}", report.kind, report.name),
+        };
+        rows.push(("cluster_drift", vec![rfc3339(report.at), object, report.cause.clone(), report.remedy.clone()]));
+    }
+    rows
+}
+
 fn yes_no(value: bool) -> String {
     if value { "yes" } else { "no" }.into()
 }
 
 fn header(kind: &str) -> Vec<&'static str> {
     match kind {
-        "cluster" => vec!["CLUSTER", "LABELS", "SOURCE", "AGENT", "STATE", "LAST COMMAND", "LAST STATUS"],
+        "cluster" => vec![
+            "CLUSTER",
+            "LABELS",
+            "SOURCE",
+            "AGENT",
+            "STATE",
+            "LAST COMMAND",
+            "LAST STATUS",
+            "DESIRED",
+            "SYNC",
+            "LAST SEEN",
+        ],
+        "fleet_sync" => {
+            vec!["DESIRED", "CLUSTERS", "IN SYNC", "DRIFTED", "FAILED", "UNREACHABLE", "PENDING", "NOT TARGETED"]
+        }
+        "cluster_state" => vec!["CLUSTER", "DESIRED", "SYNC", "LAST SEEN", "WHY"],
+        "cluster_part" => vec!["PART", "DESIRED", "STEP", "OUTCOME", "ROLLOUT", "AT", "DIFF / ERROR"],
+        "cluster_drift" => vec!["DRIFT AT", "OBJECT", "CAUSE", "REMEDY"],
         "target" => vec!["CLUSTER", "STATUS", "CHANGED", "DETAIL"],
         "access" => vec!["CLUSTER", "POOL", "IDENTITY", "PRINCIPAL", "KUBELET", "EXPECTED", "CAN GET", "FLAG", "VIA"],
         "finding" => vec!["CLUSTER", "FINDING"],
@@ -497,8 +648,7 @@ fn header(kind: &str) -> Vec<&'static str> {
 /// Renders records as aligned tables, one table per record type, in order of first appearance.
 pub fn render_table(records: &[Record]) -> String {
     let mut groups: Vec<(&'static str, Vec<Vec<String>>)> = Vec::new();
-    for record in records {
-        let (kind, row) = cells(record);
+    for (kind, row) in records.iter().flat_map(rows_of) {
         match groups.iter_mut().find(|(k, _)| *k == kind) {
             Some((_, rows)) => rows.push(row),
             None => groups.push((kind, vec![row])),

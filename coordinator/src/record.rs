@@ -1,14 +1,21 @@
 //! The coordinator's durable record of each cluster: the last result it received, in the
 //! `fleet_state` bucket (history 5), written by the recorder task from the durable result feed.
 //! A result is acknowledged only after it is recorded, so a coordinator restart loses none.
+//!
+//! Besides the last result, the record keeps per part of the gMSA state (`clusters::parts`) the
+//! last thing a result said about it, and the cluster's recent drift reports (written by
+//! `record_drift`): what `fleetctl clusters show` sets against the desired state. Both fields are
+//! `#[serde(default)]`, so records written before them still decode.
 
+use crate::clusters::parts::{self, Part, PartObservation};
 use bus::kv::Bucket;
 use bus::results::ResultFeed;
 use bus::{Bus, BusError};
+use proto::drift::DriftReport;
 use proto::resources::SharedResource;
 use proto::{CommandResult, subjects};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -23,7 +30,17 @@ pub struct ClusterRecord {
     /// Shared resources the cluster uses, from its results' `resources` (see [`proto::resources`]).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub in_use: BTreeSet<SharedResource>,
+    /// Per part, the last outcome a result reported (by finish time; see [`parts::observations_of`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parts: BTreeMap<Part, PartObservation>,
+    /// The cluster's most recent drift reports, oldest first, at most [`MAX_DRIFT_REPORTS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<DriftReport>,
 }
+
+/// How many drift reports a record keeps: enough to show what drifted since the last apply (a
+/// report per object and change), small enough that a flapping object cannot grow the record.
+pub const MAX_DRIFT_REPORTS: usize = 10;
 
 /// The `fleet_state` bucket.
 pub async fn records(bus: &Bus) -> Result<Bucket<ClusterRecord>, BusError> {
@@ -62,7 +79,16 @@ pub fn next_record(current: Option<ClusterRecord>, result: CommandResult) -> Clu
         None => {
             let mut in_use = BTreeSet::new();
             apply_uses(&mut in_use, &result);
-            ClusterRecord { cluster: result.cluster.clone(), last_result: result, results_recorded: 1, in_use }
+            let mut parts = BTreeMap::new();
+            apply_parts(&mut parts, &result);
+            ClusterRecord {
+                cluster: result.cluster.clone(),
+                last_result: result,
+                results_recorded: 1,
+                in_use,
+                parts,
+                drift: Vec::new(),
+            }
         }
         Some(mut record) => {
             if record.last_result.command_id == result.command_id {
@@ -71,12 +97,39 @@ pub fn next_record(current: Option<ClusterRecord>, result: CommandResult) -> Clu
             }
             record.results_recorded += 1;
             apply_uses(&mut record.in_use, &result);
+            apply_parts(&mut record.parts, &result);
             if result.finished_at >= record.last_result.finished_at {
                 record.last_result = result;
             }
             record
         }
     }
+}
+
+/// Each part's observation from `result` replaces the recorded one unless that one is newer
+/// (results of different commands may arrive out of order).
+fn apply_parts(recorded: &mut BTreeMap<Part, PartObservation>, result: &CommandResult) {
+    for (part, observation) in parts::observations_of(result) {
+        match recorded.get(&part) {
+            Some(known) if known.at > observation.at => {}
+            _ => {
+                recorded.insert(part, observation);
+            }
+        }
+    }
+}
+
+/// The record after a drift report arrives (pure): kept in time order, a redelivered copy once,
+/// only the newest [`MAX_DRIFT_REPORTS`].
+pub fn with_drift(mut record: ClusterRecord, report: DriftReport) -> ClusterRecord {
+    if record.drift.contains(&report) {
+        return record;
+    }
+    let position = record.drift.partition_point(|known| known.at <= report.at);
+    record.drift.insert(position, report);
+    let excess = record.drift.len().saturating_sub(MAX_DRIFT_REPORTS);
+    record.drift.drain(..excess);
+    record
 }
 
 fn apply_uses(in_use: &mut BTreeSet<SharedResource>, result: &CommandResult) {
@@ -251,6 +304,59 @@ mod tests {
         assert_eq!(record.last_result.command_id.as_str(), "2");
         assert_eq!(record.results_recorded, 3);
     }
+    #[test]
+    fn parts_keep_their_last_outcome_while_other_commands_arrive() {
+        let mut credspec = mk_result("1", 10);
+        credspec.kind = "apply-credspec".into();
+        credspec.rollout_id = Some("r1".into());
+        credspec.steps = vec![proto::StepOutcome::unchanged("credspec-apply", serde_json::Value::Null)];
+        let record = next_record(None, credspec);
+        let mut audit = mk_result("2", 20);
+        audit.kind = "audit-access".into();
+        let record = next_record(Some(record), audit);
+        assert_eq!(record.last_result.kind, "audit-access");
+        assert_eq!(record.parts[&Part::Credspec].command_id, "1", "an audit says nothing about the credspec");
+        // An older failure arriving late does not replace a newer outcome of the part.
+        let mut late = mk_result("0", 5);
+        late.kind = "apply-credspec".into();
+        late.status = ResultStatus::Failed { code: "x".into(), message: "y".into() };
+        let record = next_record(Some(record), late);
+        assert_eq!(record.parts[&Part::Credspec].command_id, "1");
+        // A record written before parts existed still decodes.
+        let mut old = serde_json::to_value(&record).unwrap();
+        old.as_object_mut().unwrap().remove("parts");
+        let decoded = decode_record("a", &serde_json::to_vec(&old).unwrap()).unwrap();
+        assert!(decoded.parts.is_empty() && decoded.drift.is_empty());
+    }
+
+    #[test]
+    fn drift_reports_are_kept_in_order_once_and_bounded() {
+        let mk_drift = |secs: i64| proto::drift::DriftReport {
+            schema: SchemaVersion::CURRENT,
+            cluster: "a".into(),
+            kind: "RoleBinding".into(),
+            namespace: Some("default".into()),
+            name: format!("rb-{secs}"),
+            cause: "deleted".into(),
+            diff: vec![],
+            remedy: "reported".into(),
+            detail: None,
+            at: OffsetDateTime::from_unix_timestamp(secs).unwrap(),
+        };
+        let mut record = next_record(None, mk_result("1", 10));
+        for secs in [5, 3, 4] {
+            record = with_drift(record, mk_drift(secs));
+        }
+        record = with_drift(record, mk_drift(4));
+        let times: Vec<i64> = record.drift.iter().map(|report| report.at.unix_timestamp()).collect();
+        assert_eq!(times, [3, 4, 5]);
+        for secs in 10..30 {
+            record = with_drift(record, mk_drift(secs));
+        }
+        assert_eq!(record.drift.len(), MAX_DRIFT_REPORTS);
+        assert_eq!(record.drift[0].at.unix_timestamp(), 20, "the oldest go first");
+    }
+
     #[test]
     fn uses_are_added_by_successes_and_released_by_later_ones_and_failures_change_nothing() {
         use proto::resources::ResourceUse;

@@ -256,6 +256,8 @@ mod tests {
             },
             results_recorded: 1,
             in_use: in_use.into_iter().collect(),
+            parts: Default::default(),
+            drift: vec![],
         }
     }
 

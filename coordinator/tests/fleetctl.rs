@@ -491,3 +491,70 @@ mod rollouts;
 
 #[path = "fleetctl/rotation.rs"]
 mod rotation;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_show_prints_one_cluster_state_record_and_exits_one_when_not_in_sync() {
+    let fleet = mk_fleet(&[("p1", "prod"), ("bad", "prod")]).await;
+    // A failed enable-gmsa on `bad`: its record keeps the gMSA profile's failure.
+    let (code, _, stderr) = fleetctl(
+        &fleet,
+        &[
+            "run",
+            "enable-gmsa",
+            "--dns-server",
+            "10.1.0.4",
+            "--root-domain",
+            "contoso.com",
+            "-l",
+            "env=prod",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{stderr}");
+    let started = std::time::Instant::now();
+    let bad = loop {
+        let (code, records, stderr) = fleetctl(&fleet, &["clusters", "show", "bad", "-o", "json"]).await;
+        assert_eq!(code, 1, "no rollout set a desired state: not in sync; {stderr}");
+        let states = of_type(&records, "cluster_state");
+        assert_eq!(states.len(), 1, "{records:?}");
+        let state = states[0].clone();
+        let profile = state["parts"].as_array().unwrap().iter().find(|part| part["part"] == "gmsa-profile").cloned();
+        if profile.as_ref().is_some_and(|part| part["last"]["outcome"] == "failed") {
+            break state;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{state}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(bad["cluster"], "bad");
+    assert_eq!(bad["sync"]["state"], "not_targeted");
+    assert_eq!(bad["sync"]["in_sync"], false);
+    assert_eq!(bad["sync"]["reasons"][0]["reason"], "no_desired_state");
+    assert_eq!(bad["parts"].as_array().unwrap().len(), 5);
+    let profile = bad["parts"].as_array().unwrap().iter().find(|part| part["part"] == "gmsa-profile").unwrap();
+    assert_eq!(profile["last"]["step"], "cluster-update");
+    assert_eq!(profile["last"]["code"], "cluster_not_windows");
+    assert!(bad.get("audit").is_none(), "the empty audit hook is not printed");
+    assert!(bad["last_seen"].is_string());
+
+    // An unknown cluster, an unknown flag and a zero threshold are refused: exit 2.
+    let (code, _, stderr) = fleetctl(&fleet, &["clusters", "show", "nope", "-o", "json"]).await;
+    assert_eq!(code, 2);
+    assert!(stderr.contains("not in the inventory"), "{stderr}");
+    assert_eq!(fleetctl(&fleet, &["clusters", "show", "p1", "--bogus"]).await.0, 2);
+    assert_eq!(fleetctl(&fleet, &["clusters", "list", "--unreachable-after", "0s"]).await.0, 2);
+
+    // The listing: nothing the desired state applies to is out of sync (there is none), and the
+    // summary counts both clusters as not targeted.
+    let (code, records, _) = fleetctl(&fleet, &["clusters", "list", "--out-of-sync", "-o", "json"]).await;
+    assert_eq!(code, 0);
+    assert!(of_type(&records, "cluster").is_empty(), "{records:?}");
+    let summary = of_type(&records, "fleet_sync");
+    assert_eq!(summary.len(), 1);
+    assert_eq!((summary[0]["clusters"].as_u64(), summary[0]["not_targeted"].as_u64()), (Some(2), Some(2)));
+    let (_, records, _) = fleetctl(&fleet, &["clusters", "list", "-o", "json"]).await;
+    let listed = of_type(&records, "cluster");
+    assert!(listed.iter().all(|cluster| cluster["sync"] == "not_targeted" && cluster["in_sync"] == false));
+    let _ = fleet.shutdown.send(true);
+}

@@ -243,6 +243,23 @@ pub fn result(expected: Option<(&str, &str)>, payload: &[u8]) -> Result<CommandR
     Ok(result)
 }
 
+/// Decodes a drift report read from `fleet.drift.<expected>`: a report whose body names another
+/// cluster (or one that is not a subject token) is refused, like a result.
+pub fn drift(expected: &str, payload: &[u8]) -> Result<crate::drift::DriftReport, Refusal> {
+    let report: crate::drift::DriftReport = serde_json::from_slice(payload)
+        .map_err(|err| Refusal::new(Code::UndecodableResult, format!("not a drift report: {err}")))?;
+    if let Err(err) = report.schema.check_supported() {
+        return Err(Refusal::new(Code::UnsupportedSchema, err.to_string()));
+    }
+    if !is_valid_token(&report.cluster) || report.cluster != expected {
+        return Err(Refusal::new(
+            Code::UndecodableResult,
+            format!("the body names cluster {} but the subject names {}", quoted(&report.cluster), quoted(expected)),
+        ));
+    }
+    Ok(report)
+}
+
 /// Decodes an agent's hello or heartbeat stored under `key` in `fleet_agents`: the cluster it
 /// claims must be a subject token and equal the key.
 pub fn agent_info(key: &str, payload: &[u8]) -> Result<AgentInfo, Refusal> {

@@ -29,6 +29,9 @@ pub const LEADER_BUCKET: &str = "fleet_leader";
 /// The durable consumer on the result stream through which the leader's rollout driver learns
 /// of step results.
 pub const ROLLOUT_CONSUMER: &str = "coordinator-rollouts";
+/// The coordinator's durable consumer on [`DRIFT_STREAM`]: it copies each cluster's recent
+/// drift reports into its record in [`STATE_BUCKET`].
+pub const DRIFT_CONSUMER: &str = "coordinator-drift";
 /// The coordinator's one durable consumer on [`RESULT_STREAM`].
 pub const RESULT_CONSUMER: &str = "coordinator-results";
 /// KV bucket of agents' hellos and heartbeats, key `<cluster>`.
@@ -138,6 +141,11 @@ pub fn parse_result(subject: &str) -> Option<(&str, &str)> {
     let rest = subject.strip_prefix("fleet.result.")?;
     let (cluster, command_id) = rest.split_once('.')?;
     (is_valid_token(cluster) && is_valid_token(command_id)).then_some((cluster, command_id))
+}
+
+/// The cluster of a drift subject `fleet.drift.<cluster>`.
+pub fn parse_drift(subject: &str) -> Option<&str> {
+    subject.strip_prefix("fleet.drift.").filter(|cluster| is_valid_token(cluster))
 }
 
 /// Subject of one control-API verb (`run`, `status`, `clusters`).

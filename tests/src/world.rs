@@ -205,9 +205,22 @@ impl SimWorld {
         nats_url: &str,
         settings: impl Fn(&str) -> agent::AgentSettings,
     ) -> anyhow::Result<Vec<AgentHandle>> {
+        self.spawn_agents_configured(nats_url, settings, |_| {}).await
+    }
+
+    /// [`SimWorld::spawn_agents`] with each agent's `[executor]` section changed by `configure`
+    /// (e.g. the drift policy `report-only`).
+    pub async fn spawn_agents_configured(
+        &self,
+        nats_url: &str,
+        settings: impl Fn(&str) -> agent::AgentSettings,
+        configure: impl Fn(&mut CloudConfig),
+    ) -> anyhow::Result<Vec<AgentHandle>> {
         let mut agents = Vec::with_capacity(self.clusters.len());
         for (index, cluster) in self.clusters.iter().enumerate() {
-            let mut executor = CloudExecutor::connect_with(self.cloud_config(index), self.agent_credential())
+            let mut config = self.cloud_config(index);
+            configure(&mut config);
+            let mut executor = CloudExecutor::connect_with(config, self.agent_credential())
                 .await
                 .with_context(|| format!("building the executor of {}", cluster.id))?;
             if let Some(events) = executor.take_drift_events() {

@@ -5,6 +5,7 @@ mod e2e {
     pub mod audit;
     pub mod central;
     pub mod cloud;
+    pub mod clusters;
     pub mod delivery;
     pub mod hardening;
     pub mod lifecycle;

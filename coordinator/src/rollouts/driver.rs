@@ -146,8 +146,13 @@ pub struct Desired {
 
 /// The fleet's desired state: the last rollout file started (not a dry run), if any.
 pub async fn desired_state(bus: &Bus) -> Result<Option<Desired>, BusError> {
+    Ok(desired_state_revision(bus).await?.map(|(desired, _)| desired))
+}
+
+/// [`desired_state`] with the KV revision it was written at (`fleetctl clusters show`).
+pub async fn desired_state_revision(bus: &Bus) -> Result<Option<(Desired, u64)>, BusError> {
     let bucket: Bucket<Desired> = Bucket::open(bus, subjects::ROLLOUT_INDEX_BUCKET).await?;
-    Ok(bucket.get(DESIRED_KEY).await?.map(|(desired, _)| desired))
+    bucket.get(DESIRED_KEY).await
 }
 
 /// A rollout this driver runs.
