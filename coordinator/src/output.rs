@@ -7,7 +7,7 @@
 //!   (`clusters list`; `sync` is `in_sync`, `drifted`, `failed`, `unreachable`, `pending` or `not_targeted`)
 //! - `{"type":"fleet_sync","desired_rollout_id","clusters","in_sync","drifted","failed","unreachable","pending","not_targeted","unreachable_after_secs"}`
 //!   (`clusters list`, last: the listed clusters counted by state)
-//! - `{"type":"cluster_state","cluster","labels","declared","agent_version","last_seen","desired","last_result","parts","drift","sync"}`
+//! - `{"type":"cluster_state","cluster","labels","declared","agent_version","last_seen","desired","last_result","parts","drift","sync","audit"}`
 //!   (`clusters show`: `desired` `{rollout_id,name,kv_revision,selected,overrides,parts}`, each of
 //!   `parts` `{part,desired,last:{step,outcome,diff,at,command_id,kind,rollout_id,code,message}}`,
 //!   `sync` `{state,in_sync,reasons:[{reason,…}]}`; see `clusters::sync::Reason`)
@@ -573,6 +573,12 @@ fn rows_of(record: &Record) -> Vec<(&'static str, Vec<String>)> {
         };
         rows.push(("cluster_drift", vec![rfc3339(report.at), object, report.cause.clone(), report.remedy.clone()]));
     }
+    for entry in &view.audit {
+        rows.push((
+            "cluster_audit",
+            vec![entry.index.to_string(), rfc3339(entry.at), entry.actor.clone(), crate::audit_verbs::summary(entry)],
+        ));
+    }
     rows
 }
 
@@ -600,6 +606,7 @@ fn header(kind: &str) -> Vec<&'static str> {
         "cluster_state" => vec!["CLUSTER", "DESIRED", "SYNC", "LAST SEEN", "WHY"],
         "cluster_part" => vec!["PART", "DESIRED", "STEP", "OUTCOME", "ROLLOUT", "AT", "DIFF / ERROR"],
         "cluster_drift" => vec!["DRIFT AT", "OBJECT", "CAUSE", "REMEDY"],
+        "cluster_audit" => vec!["AUDIT INDEX", "AT", "ACTOR", "WHAT"],
         "target" => vec!["CLUSTER", "STATUS", "CHANGED", "DETAIL"],
         "access" => vec!["CLUSTER", "POOL", "IDENTITY", "PRINCIPAL", "KUBELET", "EXPECTED", "CAN GET", "FLAG", "VIA"],
         "finding" => vec!["CLUSTER", "FINDING"],

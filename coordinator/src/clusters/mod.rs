@@ -16,4 +16,4 @@ pub mod sync;
 pub mod view;
 
 pub use read::{ClustersError, Listing, list, show};
-pub use view::{ClusterView, FleetSummary, Judged};
+pub use view::{AUDIT_TAIL, ClusterView, FleetSummary, Judged};

@@ -58,7 +58,17 @@ pub async fn show(bus: &Bus, cluster: &str, judged: Judged) -> Result<ClusterVie
             rollout_id: &desired.rollout_id,
             kv_revision: *kv_revision,
         });
-        Ok(view::view_of(entry, record.as_ref(), desired, judged))
+        let mut shown = view::view_of(entry, record.as_ref(), desired, judged);
+        // The audit's last entries for the cluster; a bus without the audit log shows none.
+        let filter = gmsa::audit::query::Filter { cluster: Some(cluster.to_string()), ..Default::default() };
+        match crate::audit::read::entries(bus, &filter).await {
+            Ok((entries, _)) => {
+                let skip = entries.len().saturating_sub(view::AUDIT_TAIL);
+                shown.audit = entries.into_iter().skip(skip).collect();
+            }
+            Err(err) => tracing::warn!(error = %bus::chain(&err), "the audit log could not be read"),
+        }
+        Ok(shown)
     }
     .instrument(info_span!("clusters-show", cluster = %cluster))
     .await

@@ -52,6 +52,9 @@ pub struct LastResult {
 }
 
 /// One cluster's desired state against its observed state.
+/// How many of a cluster's last audit entries `clusters show` prints.
+pub const AUDIT_TAIL: usize = 10;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterView {
     pub cluster: String,
@@ -72,10 +75,10 @@ pub struct ClusterView {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<DriftReport>,
     pub sync: Verdict,
-    // audit: last entries go here — the audit log (`coordinator/src/audit/`) fills this with the
-    // cluster's last entries; until then it stays empty and is not printed.
+    /// The cluster's last audit entries (at most [`AUDIT_TAIL`], oldest first), filled by
+    /// `clusters::show` from the audit log; empty (and not printed) where there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub audit: Vec<serde_json::Value>,
+    pub audit: Vec<proto::audit::AuditEntry>,
 }
 
 /// What the desired file asks of a cluster with `labels` (pure). A selector that no longer parses

@@ -90,6 +90,13 @@ async fn clusters_show_is_in_sync_after_a_rollout_drifted_after_an_out_of_band_c
         drifted.sync.reasons
     );
     assert!(drifted.drift.iter().any(|report| report.name == binding), "the record keeps the report");
+    // Its last audit entries show the drift report too (the writer may lag the recorder).
+    let audited = show_until(bus, &cluster.id, "the drift in the audit", |view| {
+        view.audit.iter().any(|entry| entry.kind() == "drift")
+    })
+    .await;
+    assert!(audited.audit.len() <= coordinator::clusters::AUDIT_TAIL);
+    assert!(audited.audit.iter().all(|entry| entry.cluster.as_deref() == Some(cluster.id.as_str())));
     assert!(cluster.kube.get("RoleBinding", Some("default"), binding).is_none(), "report-only re-applies nothing");
 
     // Re-running the rollout (a new desired revision) puts it back: in sync again.
