@@ -243,6 +243,35 @@ async fn a_rollout_is_audited_in_order_with_verified_actors_and_failover_continu
             base64::engine::general_purpose::STANDARD.decode(&line.leaf_hash).unwrap().try_into().unwrap()
         })
         .collect();
+    // Every exported entry carries an inclusion proof in the first checkpoint covering it.
+    let exported = read::export(&admin, &Filter::default()).await.unwrap();
+    assert_eq!(exported.len() as u64, size);
+    for line in &exported {
+        use base64::Engine as _;
+        let decode = |text: &str| -> gmsa::merkle::Hash {
+            base64::engine::general_purpose::STANDARD.decode(text).unwrap().try_into().unwrap()
+        };
+        let covered = line.checkpoint.as_ref().unwrap_or_else(|| panic!("entry {} is not covered", line.index));
+        let checkpoint = gmsa::merkle::verify_checkpoint(
+            &covered.note,
+            &[(coordinator::audit::DEFAULT_KEY_NAME, testkit::identity::coordinator_key().public())],
+        )
+        .unwrap();
+        let proof: Vec<gmsa::merkle::Hash> = covered.inclusion_proof.iter().map(|hash| decode(hash)).collect();
+        let entry_bytes = serde_json::to_vec(&line.entry).unwrap();
+        assert_eq!(gmsa::merkle::leaf_hash(&entry_bytes), decode(&line.leaf_hash), "entry {}", line.index);
+        assert!(
+            gmsa::merkle::verify_inclusion(
+                &decode(&line.leaf_hash),
+                line.index,
+                checkpoint.size,
+                &proof,
+                &checkpoint.root
+            ),
+            "entry {}'s inclusion proof",
+            line.index
+        );
+    }
     let proof = gmsa::merkle::consistency_proof(old.size as usize, &leaves[..new.size as usize]);
     assert!(gmsa::merkle::verify_consistency(old.size, new.size, &old.root, &new.root, &proof), "RFC 9162 consistency");
     for agent in agents {
