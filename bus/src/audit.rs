@@ -12,7 +12,6 @@
 use crate::{Bus, BusError, headers};
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
-use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -184,19 +183,7 @@ impl AuditLog {
         headers.insert(audit::CURSOR_HEADER, cursors);
         headers.insert(proto::identity::KEY_HEADER, batch.signature.key.to_string().as_str());
         headers.insert(proto::identity::SIGNATURE_HEADER, batch.signature.value.as_str());
-        let ack = self
-            .bus
-            .jetstream()
-            .publish_with_headers(subject.clone(), headers, batch.body.clone().into())
-            .await
-            .map_err(|source| BusError::Publish { subject: subject.clone(), source })?;
-        match ack.await {
-            Ok(ack) => Ok(ack.sequence),
-            Err(err) if err.kind() == PublishErrorKind::WrongLastSequence => {
-                Err(BusError::LogConflict { subject, expected_last })
-            }
-            Err(source) => Err(BusError::Publish { subject, source }),
-        }
+        crate::log::append_expecting(&self.bus, subject, headers, batch.body.clone().into(), expected_last).await
     }
 
     /// Publishes a signed checkpoint of `size` entries.

@@ -38,19 +38,7 @@ impl RolloutLog {
         let subject = subjects::rollout_log(rollout_id);
         let mut headers = headers::outgoing(&format!("log-{rollout_id}-{expected_last}"), None);
         headers.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, expected_last.to_string().as_str());
-        let ack = self
-            .bus
-            .jetstream()
-            .publish_with_headers(subject.clone(), headers, entry.into())
-            .await
-            .map_err(|source| BusError::Publish { subject: subject.clone(), source })?;
-        match ack.await {
-            Ok(ack) => Ok(ack.sequence),
-            Err(err) if err.kind() == PublishErrorKind::WrongLastSequence => {
-                Err(BusError::LogConflict { subject, expected_last })
-            }
-            Err(source) => Err(BusError::Publish { subject, source }),
-        }
+        append_expecting(&self.bus, subject, headers, entry.into(), expected_last).await
     }
 
     /// Every entry of the log of `rollout_id`, with its sequence, in order.
@@ -74,5 +62,30 @@ impl RolloutLog {
                 }
             }
         }
+    }
+}
+
+/// Publishes `body` whose headers name the last sequence the writer knows (`expected_last`,
+/// of the subject or the stream) and waits for the acknowledgement: the stored sequence, or
+/// [`BusError::LogConflict`] when another writer appended since. The rollout logs and the audit
+/// log append through this.
+pub(crate) async fn append_expecting(
+    bus: &Bus,
+    subject: String,
+    headers: async_nats::HeaderMap,
+    body: Bytes,
+    expected_last: u64,
+) -> Result<u64, BusError> {
+    let ack = bus
+        .jetstream()
+        .publish_with_headers(subject.clone(), headers, body)
+        .await
+        .map_err(|source| BusError::Publish { subject: subject.clone(), source })?;
+    match ack.await {
+        Ok(ack) => Ok(ack.sequence),
+        Err(err) if err.kind() == PublishErrorKind::WrongLastSequence => {
+            Err(BusError::LogConflict { subject, expected_last })
+        }
+        Err(source) => Err(BusError::Publish { subject, source }),
     }
 }
