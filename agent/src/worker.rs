@@ -123,6 +123,20 @@ pub struct Agent<E> {
     cursors: Bucket<Cursor>,
     agents: Bucket<AgentInfo>,
     started_at: OffsetDateTime,
+    /// The cursor as this agent last read or stored it. This agent is its only writer (every write
+    /// checks the revision), so it is read from the bucket only at start and after a failed write.
+    cursor: std::sync::Mutex<Option<HeldCursor>>,
+}
+
+/// The agent's cursor held in memory, and the revision of the stored one.
+struct HeldCursor {
+    cursor: Cursor,
+    revision: u64,
+    /// False when `cursor` is ahead of what is stored: a finished command's `last_done`, written
+    /// with the next command's start (or on the heartbeat, or at shutdown) instead of after each
+    /// result. Until then the stored cursor says the command is in flight; a restart that reads it
+    /// again finds the command's result and applies nothing.
+    stored: bool,
 }
 
 /// What every result of one stored command shares.
@@ -170,6 +184,7 @@ impl<E: Executor> Agent<E> {
             cursors,
             agents,
             started_at: OffsetDateTime::now_utc(),
+            cursor: std::sync::Mutex::new(None),
         })
     }
 
@@ -250,11 +265,13 @@ impl<E: Executor> Agent<E> {
                         if let Err(err) = self.announce().await {
                             warn!(error = %err, "heartbeat failed");
                         }
+                        self.flush_cursor().await;
                     }
                     _ = async { match retry { Some(delay) => tokio::time::sleep(delay).await, None => std::future::pending().await } } => {}
                     _ = shutdown.changed() => {}
                 }
             }
+            self.flush_cursor().await;
             info!("agent stopped");
             Ok(())
         }
@@ -291,12 +308,18 @@ impl<E: Executor> Agent<E> {
     /// id before it is applied, so replaying finished ones applies nothing — and reported as a
     /// dead letter.
     async fn read_cursor(&self) -> Result<(Cursor, u64), AgentError> {
+        if let Some(held) = self.held_cursor().as_ref() {
+            return Ok((held.cursor.clone(), held.revision));
+        }
         let cluster = self.settings.cluster.as_str();
         let Some((bytes, revision)) = self.cursors.get_raw(cluster).await.map_err(|err| self.bus_error(err))? else {
             return Ok((Cursor::default(), 0));
         };
         match bus::kv::decode_cursor(&bytes) {
-            Ok(cursor) => Ok((cursor, revision)),
+            Ok(cursor) => {
+                *self.held_cursor() = Some(HeldCursor { cursor: cursor.clone(), revision, stored: true });
+                Ok((cursor, revision))
+            }
             Err(refusal) => {
                 let action = "reset to the start of the stream; each command is looked up by id before it is applied";
                 warn!(code = %refusal.code, message = %refusal.message, "cursor cannot be decoded; {action}");
@@ -604,12 +627,44 @@ impl<E: Executor> Agent<E> {
         let result = result.fit(max_payload.saturating_sub(RESULT_HEADROOM).max(MIN_RESULT_BYTES));
         self.results.publish_result(&result, ending.traceparent).await.map_err(|err| self.bus_error(err))?;
         info!(status = result.status.label(), "result published");
-        self.store_cursor(&decision::cursor_after_done(ending.sequence), revision).await?;
+        // The result is the record that the command is done; the cursor's `last_done` follows with
+        // the next write (see `HeldCursor::stored`).
+        *self.held_cursor() =
+            Some(HeldCursor { cursor: decision::cursor_after_done(ending.sequence), revision, stored: false });
         Ok(())
     }
 
-    /// Stores the cursor with a revision check; returns the new revision.
+    /// Stores the cursor with a revision check; returns the new revision. A failed write forgets
+    /// the held cursor, so the next read takes the stored one.
     async fn store_cursor(&self, cursor: &Cursor, revision: u64) -> Result<u64, AgentError> {
-        self.cursors.update(&self.settings.cluster, cursor, revision).await.map_err(|err| self.bus_error(err))
+        match self.cursors.update(&self.settings.cluster, cursor, revision).await {
+            Ok(stored) => {
+                *self.held_cursor() = Some(HeldCursor { cursor: cursor.clone(), revision: stored, stored: true });
+                Ok(stored)
+            }
+            Err(err) => {
+                *self.held_cursor() = None;
+                Err(self.bus_error(err))
+            }
+        }
+    }
+
+    /// Stores a held cursor that is ahead of the stored one (a finished command's `last_done`).
+    async fn flush_cursor(&self) {
+        let pending = match self.held_cursor().as_ref() {
+            Some(held) if !held.stored => Some((held.cursor.clone(), held.revision)),
+            _ => None,
+        };
+        if let Some((cursor, revision)) = pending
+            && let Err(err) = self.store_cursor(&cursor, revision).await
+        {
+            warn!(error = %bus::chain(&err), "cursor not stored; a restart re-reads the finished command and applies nothing");
+        }
+    }
+
+    fn held_cursor(&self) -> std::sync::MutexGuard<'_, Option<HeldCursor>> {
+        // The lock is never held across an await, so it is never poisoned by a cancelled task;
+        // a panic elsewhere while it was held still leaves a valid value.
+        self.cursor.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

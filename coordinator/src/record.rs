@@ -181,6 +181,7 @@ pub async fn run_recorder(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Resu
             }
         }
     };
+    let mut held = Held::default();
     loop {
         let received = tokio::select! {
             received = feed.next() => received,
@@ -197,7 +198,7 @@ pub async fn run_recorder(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Resu
         };
         match &received.result {
             Ok(result) => {
-                if let Err(err) = record_one(&bucket, result).await {
+                if let Err(err) = record_one(&bucket, &mut held, result).await {
                     if received.deliveries < MAX_RECORD_DELIVERIES {
                         warn!(error = %bus::chain(&err), cluster = %result.cluster, deliveries = received.deliveries, "result not recorded; asking for it again in 1s");
                         // If even the negative ack is lost, the ack wait brings the result back.
@@ -256,15 +257,31 @@ async fn dead_letter(bus: &Bus, received: &bus::results::ReceivedResult, refusal
     }
 }
 
+/// The records this recorder last wrote, with their revisions: the recorder writes each record
+/// with a revision check, so a held one is current unless someone else wrote since — and then the
+/// write fails, the held one is dropped and the record is read again.
+/// At most [`MAX_HELD_RECORDS`] are held (a few KiB each); a cluster beyond that is read each time.
+type Held = std::collections::HashMap<String, (ClusterRecord, u64)>;
+
+const MAX_HELD_RECORDS: usize = 20_000;
+
 /// Read-modify-write of one cluster's record with a revision check; a lost race reads again.
-async fn record_one(bucket: &Bucket<ClusterRecord>, result: &CommandResult) -> Result<(), BusError> {
+async fn record_one(bucket: &Bucket<ClusterRecord>, held: &mut Held, result: &CommandResult) -> Result<(), BusError> {
     let mut attempt = 0;
     loop {
-        let current = bucket.get(&result.cluster).await?;
+        let current = match held.remove(&result.cluster) {
+            Some(current) => Some(current),
+            None => bucket.get(&result.cluster).await?,
+        };
         let revision = current.as_ref().map_or(0, |(_, revision)| *revision);
         let record = next_record(current.map(|(record, _)| record), result.clone());
         match bucket.update(&result.cluster, &record, revision).await {
-            Ok(_) => return Ok(()),
+            Ok(stored) => {
+                if held.len() < MAX_HELD_RECORDS {
+                    held.insert(result.cluster.clone(), (record, stored));
+                }
+                return Ok(());
+            }
             Err(err) if attempt >= 3 => return Err(err),
             Err(_) => attempt += 1,
         }

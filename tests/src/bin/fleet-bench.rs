@@ -256,6 +256,8 @@ struct Figures {
     durables: Option<(Duration, u64)>,
     /// With the audit writer: when it had every command and result, its entries and bytes.
     audit: Option<(Duration, u64, u64)>,
+    /// CPU (user+sys) from the first publish to the last result: nats-server, coordinator, agents.
+    cpu: [Duration; 3],
 }
 
 impl Figures {
@@ -275,6 +277,10 @@ impl Figures {
             self.raw_rate
         );
         println!("ratio clusters/s : raw publishes/s    {:>10.3}", rate / self.raw_rate);
+        let [server, coordinator, agents] = self.cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / n);
+        println!(
+            "CPU per cluster over the command      server {server:.0} µs, coordinator {coordinator:.0} µs, agents {agents:.0} µs"
+        );
         println!(
             "nats-server RSS idle / with fleet     {:>7.1} MiB / {:.1} MiB",
             mib(self.server_rss_idle),
@@ -407,6 +413,8 @@ async fn measure(clusters: usize, compare_durables: bool, audit: bool) -> anyhow
     // Publish as the coordinator does (512 acknowledgements in flight), noting each send time.
     let publisher = bus::commands::CommandPublisher::new(&bus);
     let traceparent = bus::headers::new_traceparent();
+    let pids = [server_pid.to_string(), "self".to_string(), agents_pid.to_string()];
+    let cpu_before = pids.each_ref().map(|pid| cpu_time(pid).unwrap_or_default());
     let publish_started = Instant::now();
     let sent_at: HashMap<String, Instant> = futures::stream::iter(planned.envelopes.iter().cloned())
         .map(|envelope| {
@@ -431,6 +439,7 @@ async fn measure(clusters: usize, compare_durables: bool, audit: bool) -> anyhow
         .collect();
     let last_arrival = arrivals.values().max().copied().unwrap_or_else(Instant::now);
     let fleet_command = last_arrival.saturating_duration_since(publish_started);
+    let cpu = std::array::from_fn(|index| cpu_time(&pids[index]).unwrap_or_default().saturating_sub(cpu_before[index]));
     let audit_figures = if audit { Some(audit_caught_up(&bus, publish_started).await?) } else { None };
     latencies.sort();
     let server_rss_fleet = rss_bytes(server_pid).unwrap_or(0);
@@ -459,6 +468,7 @@ async fn measure(clusters: usize, compare_durables: bool, audit: bool) -> anyhow
         agents_rss,
         durables,
         audit: audit_figures,
+        cpu,
     })
 }
 
