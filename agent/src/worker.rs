@@ -256,6 +256,9 @@ impl<E: Executor> Agent<E> {
                 }
                 nudged = false;
                 tokio::select! {
+                    // A delivery of the standing pull wakes the agent itself; the nudge covers a
+                    // pull that is not standing (after a failure) and one slower than the nudge.
+                    _ = self.inbox.arrival() => {}
                     _ = wakeups.next() => nudged = true,
                     _ = async { match reconnected.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                         info!("reconnected; catching up");
@@ -313,6 +316,8 @@ impl<E: Executor> Agent<E> {
         }
         let cluster = self.settings.cluster.as_str();
         let Some((bytes, revision)) = self.cursors.get_raw(cluster).await.map_err(|err| self.bus_error(err))? else {
+            // None stored yet: revision 0 is what the first write checks against.
+            *self.held_cursor() = Some(HeldCursor { cursor: Cursor::default(), revision: 0, stored: true });
             return Ok((Cursor::default(), 0));
         };
         match bus::kv::decode_cursor(&bytes) {
@@ -508,8 +513,9 @@ impl<E: Executor> Agent<E> {
         let (sender, mut receiver) = mpsc::unbounded_channel();
         let (artifact_sender, mut artifacts) = mpsc::unbounded_channel();
         let (step_sender, mut finished_steps) = mpsc::unbounded_channel();
+        // No "started" event of its own: the executor's first step report says it (and the audit
+        // records step starts only).
         let progress = Progress::new(sender).with_artifacts(artifact_sender).with_steps(step_sender);
-        progress.report("started", "command started");
         let until_deadline = (envelope.deadline - OffsetDateTime::now_utc()).try_into().unwrap_or(Duration::ZERO);
         let execution = self.executor.execute(envelope, progress);
         tokio::pin!(execution);

@@ -138,11 +138,16 @@ pub struct CommandInbox {
     /// A standing pull on the consumer (one pending request, renewed by the client library):
     /// a command is delivered as soon as it is stored, without a request per read.
     messages: tokio::sync::Mutex<Option<pull::Stream>>,
+    /// A delivery [`CommandInbox::arrival`] took off the standing pull, for the next read.
+    arrived: std::sync::Mutex<Option<async_nats::jetstream::Message>>,
 }
 
 /// How long a read waits for a delivery already on its way (the nudge follows the store; the
 /// delivery may be a moment behind it).
 const DELIVERY_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How many deliveries one pull request of the standing pull asks for (renewed at half).
+const PULL_BATCH: usize = 64;
 
 /// How long a delivered command waits for its acknowledgement before it is delivered again.
 pub const DEFAULT_ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -163,6 +168,7 @@ impl CommandInbox {
             client: bus.client().clone(),
             consumer: tokio::sync::Mutex::new(None),
             messages: tokio::sync::Mutex::new(None),
+            arrived: std::sync::Mutex::new(None),
         })
     }
 
@@ -219,13 +225,17 @@ impl CommandInbox {
         let mut recreated = false;
         loop {
             let mut messages = self.messages.lock().await;
-            let delivered = match messages.as_mut() {
-                Some(stream) => Self::delivery(stream).await,
-                None => {
+            let arrived = self.arrived().take();
+            let delivered = match (arrived, messages.as_mut()) {
+                (Some(message), _) => Ok(Some(message)),
+                (None, Some(stream)) => Self::delivery(stream).await,
+                (None, None) => {
                     let consumer = self.reader(sequence, recreated).await?;
+                    // One standing pull request for many commands: the consumer still delivers
+                    // one at a time (`max_ack_pending` 1), without a new request per command.
                     match consumer
                         .stream()
-                        .max_messages_per_batch(1)
+                        .max_messages_per_batch(PULL_BATCH)
                         .expires(std::time::Duration::from_secs(30))
                         .heartbeat(std::time::Duration::from_secs(5))
                         .messages()
@@ -268,6 +278,29 @@ impl CommandInbox {
                 ack_subject,
             }));
         }
+    }
+
+    /// Waits until the standing pull delivers a command, and keeps it for the next
+    /// [`CommandInbox::next_after`]: the agent waits on this as well as on nudges, so a delivery
+    /// slower than the nudge is still read at once. Returns at once when a delivery is kept, or
+    /// when the pull failed (the next read makes it again); never returns while no pull is standing.
+    /// Cancel-safe: a delivery is taken off the pull only when it is kept.
+    pub async fn arrival(&self) {
+        if self.arrived().is_some() {
+            return;
+        }
+        let mut messages = self.messages.lock().await;
+        let Some(stream) = messages.as_mut() else { return std::future::pending().await };
+        match stream.next().await {
+            Some(Ok(message)) => *self.arrived() = Some(message),
+            // The next read makes the pull (and, if need be, the consumer) again.
+            Some(Err(_)) | None => *messages = None,
+        }
+    }
+
+    fn arrived(&self) -> std::sync::MutexGuard<'_, Option<async_nats::jetstream::Message>> {
+        // Held only to take or put a message, never across an await.
+        self.arrived.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The next delivery of the standing pull, waiting [`DELIVERY_GRACE`] for one on its way.

@@ -116,6 +116,11 @@ impl<T: Serialize + DeserializeOwned> Bucket<T> {
     /// One ordered consumer delivering the last value of every key (not a read per key): 10,000
     /// entries arrive in one stream of messages.
     pub async fn entries_raw(&self) -> Result<Vec<(String, bytes::Bytes)>, BusError> {
+        Ok(self.revisions_raw().await?.into_iter().map(|(key, value, _)| (key, value)).collect())
+    }
+
+    /// [`Bucket::entries_raw`] with each entry's revision (what an update checks against).
+    pub async fn revisions_raw(&self) -> Result<Vec<(String, bytes::Bytes, u64)>, BusError> {
         let mut stream = self.store.stream.clone();
         let info = stream.info().await.map_err(|err| self.read_error("*", err))?;
         if info.state.messages == 0 {
@@ -131,7 +136,7 @@ impl<T: Serialize + DeserializeOwned> Bucket<T> {
             let entry = entry.map_err(|err| self.read_error("*", err))?;
             let last = entry.delta == 0;
             if entry.operation == async_nats::jetstream::kv::Operation::Put {
-                out.push((entry.key, entry.value));
+                out.push((entry.key, entry.value, entry.revision));
             }
             if last {
                 break;

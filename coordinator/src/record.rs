@@ -181,7 +181,7 @@ pub async fn run_recorder(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Resu
             }
         }
     };
-    let mut held = Held::default();
+    let mut held = held_at_start(&bucket).await;
     loop {
         let received = tokio::select! {
             received = feed.next() => received,
@@ -264,6 +264,25 @@ async fn dead_letter(bus: &Bus, received: &bus::results::ReceivedResult, refusal
 type Held = std::collections::HashMap<String, (ClusterRecord, u64)>;
 
 const MAX_HELD_RECORDS: usize = 20_000;
+
+/// Every stored record (up to [`MAX_HELD_RECORDS`]) read in one listing, so the first result of
+/// each cluster after a start needs no read of its own. A listing that fails, or a record that
+/// does not decode, only means reads later.
+async fn held_at_start(bucket: &Bucket<ClusterRecord>) -> Held {
+    match bucket.revisions_raw().await {
+        Ok(entries) => entries
+            .into_iter()
+            .filter_map(|(key, bytes, revision)| {
+                serde_json::from_slice::<ClusterRecord>(&bytes).ok().map(|record| (key, (record, revision)))
+            })
+            .take(MAX_HELD_RECORDS)
+            .collect(),
+        Err(err) => {
+            warn!(error = %bus::chain(&err), "records not listed at start; each is read when its first result comes");
+            Held::default()
+        }
+    }
+}
 
 /// Read-modify-write of one cluster's record with a revision check; a lost race reads again.
 async fn record_one(bucket: &Bucket<ClusterRecord>, held: &mut Held, result: &CommandResult) -> Result<(), BusError> {

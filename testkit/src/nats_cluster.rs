@@ -92,6 +92,11 @@ impl NatsCluster {
         self.nodes.iter().map(|node| format!("nats://127.0.0.1:{}", node.client_port)).collect::<Vec<_>>().join(",")
     }
 
+    /// The OS process ids of the running nodes (for CPU and RSS measurements).
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(|node| node.child.as_ref().map(Child::id)).collect()
+    }
+
     /// The node index of a server name (`n0`, `n1`, …), as stream info reports leaders.
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.nodes.iter().position(|node| node.name == name)

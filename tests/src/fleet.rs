@@ -144,9 +144,20 @@ pub async fn start_coordinator_on(
     clusters: Vec<DeclaredCluster>,
     options: coordinator::daemon::Options,
 ) -> anyhow::Result<CoordinatorHandle> {
+    start_coordinator_replicated(bus, url, clusters, options, 1).await
+}
+
+/// [`start_coordinator_on`] with every stream and bucket at `replicas` (a JetStream cluster).
+pub async fn start_coordinator_replicated(
+    bus: Bus,
+    url: &str,
+    clusters: Vec<DeclaredCluster>,
+    options: coordinator::daemon::Options,
+    replicas: usize,
+) -> anyhow::Result<CoordinatorHandle> {
     let config = CoordinatorConfig {
         nats: NatsConfig::plain(url),
-        replicas: 1,
+        replicas,
         clusters,
         leader: Default::default(),
         central: None,

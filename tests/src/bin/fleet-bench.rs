@@ -85,6 +85,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use testkit::nats::{NatsOptions, NatsServer, rss_bytes};
+use testkit::nats_cluster::NatsCluster;
 use tests::fleet::{declare, spawn_agent};
 use tests::memory::{MemoryExecutor, MemoryFleet, Pause};
 
@@ -97,6 +98,10 @@ struct Args {
     /// Also measure one durable consumer per cluster, the alternative design.
     #[arg(long)]
     compare_durables: bool,
+    /// Transport mode: run on a JetStream cluster of 3 nodes on loopback with every stream and
+    /// bucket (and the baseline's stream) at this replica count (1 = one server).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=3))]
+    replicas: u8,
     /// Internal: run the agents of a fleet in this process (used by the benchmark itself).
     #[arg(long, hide = true)]
     agents_for: Option<String>,
@@ -163,9 +168,9 @@ fn main() -> anyhow::Result<()> {
         }
         for &clusters in &args.clusters {
             if args.audit_cost {
-                let without = measure(clusters, false, false).await?;
+                let without = measure(clusters, false, false, args.replicas).await?;
                 without.print();
-                let with = measure(clusters, args.compare_durables, true).await?;
+                let with = measure(clusters, args.compare_durables, true, args.replicas).await?;
                 with.print();
                 let cost = with.fleet_command.as_secs_f64() / without.fleet_command.as_secs_f64() - 1.0;
                 println!(
@@ -181,7 +186,7 @@ fn main() -> anyhow::Result<()> {
                 figures.print();
                 continue;
             }
-            let figures = measure(clusters, args.compare_durables, true).await?;
+            let figures = measure(clusters, args.compare_durables, true, args.replicas).await?;
             figures.print();
         }
         Ok(())
@@ -244,7 +249,9 @@ async fn run_agents(url: String, count: usize, latency: Latency) -> anyhow::Resu
 
 struct Figures {
     clusters: usize,
+    replicas: u8,
     agents_start: Duration,
+    inventory_read: Duration,
     fleet_command: Duration,
     p50: Duration,
     p99: Duration,
@@ -265,18 +272,29 @@ impl Figures {
         let n = self.clusters as f64;
         let rate = n / self.fleet_command.as_secs_f64();
         let mib = |bytes: u64| bytes as f64 / 1_048_576.0;
-        println!("\n== {} clusters ==", self.clusters);
-        println!("agents connected and announced        {:>10.2} s", self.agents_start.as_secs_f64());
+        println!("\n== {} clusters, R{} ==", self.clusters, self.replicas);
+        println!(
+            "agents connected and announced        {:>10.2} s   (goal at 10,000: <= 5 s)",
+            self.agents_start.as_secs_f64()
+        );
+        println!(
+            "inventory read                        {:>10.3} s   (goal at 10,000: <= 0.5 s)",
+            self.inventory_read.as_secs_f64()
+        );
         println!(
             "one command fleet-wide, all results   {:>10.3} s  ({rate:.0} clusters/s)",
             self.fleet_command.as_secs_f64()
         );
-        println!("publish -> result per cluster         p50 {:.1} ms  p99 {:.1} ms", ms(self.p50), ms(self.p99));
+        println!(
+            "publish -> result per cluster         p50 {:.1} ms  p99 {:.1} ms   (goal at 10,000: p99 <= 500 ms)",
+            ms(self.p50),
+            ms(self.p99)
+        );
         println!(
             "baseline: raw JetStream publish+ack   {:>10.0} msgs/s (same server, same size, same window)",
             self.raw_rate
         );
-        println!("ratio clusters/s : raw publishes/s    {:>10.3}", rate / self.raw_rate);
+        println!("ratio clusters/s : raw publishes/s    {:>10.3}   (goal: >= 0.25)", rate / self.raw_rate);
         let [server, coordinator, agents] = self.cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / n);
         println!(
             "CPU per cluster over the command      server {server:.0} µs, coordinator {coordinator:.0} µs, agents {agents:.0} µs"
@@ -312,8 +330,11 @@ impl Figures {
             );
         }
         println!(
-            "json {{\"clusters\":{},\"clusters_per_s\":{rate:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"raw_publish_per_s\":{:.1},\"ratio\":{:.4},\"server_kib_per_cluster\":{:.1},\"agent_kib_per_cluster\":{:.1},\"coordinator_mib\":{:.1}}}",
+            "json {{\"clusters\":{},\"replicas\":{},\"inventory_s\":{:.3},\"agents_start_s\":{:.2},\"clusters_per_s\":{rate:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"raw_publish_per_s\":{:.1},\"ratio\":{:.4},\"server_kib_per_cluster\":{:.1},\"agent_kib_per_cluster\":{:.1},\"coordinator_mib\":{:.1}}}",
             self.clusters,
+            self.replicas,
+            self.inventory_read.as_secs_f64(),
+            self.agents_start.as_secs_f64(),
             ms(self.p50),
             ms(self.p99),
             self.raw_rate,
@@ -337,17 +358,66 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-async fn measure(clusters: usize, compare_durables: bool, audit: bool) -> anyhow::Result<Figures> {
-    let server = NatsServer::start_with(NatsOptions::default())?;
-    let url = server.url();
-    let server_pid = server.pid().context("nats-server has no pid")?;
+/// The server(s) a transport measurement runs on: one, or a 3-node JetStream cluster.
+enum Servers {
+    One(NatsServer),
+    Cluster(NatsCluster),
+}
+
+impl Servers {
+    fn start(replicas: u8) -> anyhow::Result<Servers> {
+        Ok(if replicas == 1 {
+            Servers::One(NatsServer::start_with(NatsOptions::default())?)
+        } else {
+            Servers::Cluster(NatsCluster::start(3)?)
+        })
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Servers::One(server) => server.url(),
+            Servers::Cluster(cluster) => cluster.url(),
+        }
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Servers::One(server) => server.pid().into_iter().collect(),
+            Servers::Cluster(cluster) => cluster.pids(),
+        }
+    }
+
+    /// RSS of every node, summed.
+    fn rss(&self) -> u64 {
+        self.pids().into_iter().filter_map(rss_bytes).sum()
+    }
+
+    /// CPU of every node, summed.
+    fn cpu(&self) -> Duration {
+        self.pids().into_iter().filter_map(|pid| cpu_time(&pid.to_string())).sum()
+    }
+}
+
+async fn measure(clusters: usize, compare_durables: bool, audit: bool, replicas: u8) -> anyhow::Result<Figures> {
+    let servers = Servers::start(replicas)?;
+    let url = servers.url();
+    let server_pid = *servers.pids().first().context("nats-server has no pid")?;
     let declared = declare("bench", clusters);
     let mut options = coordinator::daemon::Options::default();
     options.audit.enabled = audit;
-    let coordinator = tests::fleet::start_coordinator_with(&url, declared.clone(), options).await?;
+    let bus = Bus::connect(&url, "fleet-coordinator").await?.with_identity(testkit::identity::coordinator_key());
+    // A new cluster takes a moment to elect its JetStream meta leader.
+    let layout = bus::topology::Topology { replicas: replicas.into(), ..bus::topology::Topology::default() };
+    let electing = Instant::now();
+    while let Err(err) = bus::topology::ensure(&bus, &layout).await {
+        anyhow::ensure!(electing.elapsed() < Duration::from_secs(60), "no R{replicas} layout: {}", bus::chain(&err));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let coordinator =
+        tests::fleet::start_coordinator_replicated(bus, &url, declared.clone(), options, replicas.into()).await?;
     let bus = coordinator.bus.clone();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let server_rss_idle = rss_bytes(server_pid).unwrap_or(0);
+    let server_rss_idle = servers.rss();
 
     // Agents in a child process.
     let started = Instant::now();
@@ -382,11 +452,8 @@ async fn measure(clusters: usize, compare_durables: bool, audit: bool) -> anyhow
     eprintln!("fleet-bench: {clusters} agents ready in {:.1}s; reading the inventory", agents_start.as_secs_f64());
     let inventory_started = Instant::now();
     let inventory = coordinator::inventory::load(&bus).await?.entries;
-    eprintln!(
-        "fleet-bench: inventory of {} read in {:.1}s",
-        inventory.len(),
-        inventory_started.elapsed().as_secs_f64()
-    );
+    let inventory_read = inventory_started.elapsed();
+    anyhow::ensure!(inventory.len() == clusters, "the inventory holds {} of {clusters}", inventory.len());
     let rollout_id = plan::new_rollout_id(time::OffsetDateTime::now_utc());
     let command = proto::Command::EnableGmsa(proto::command::EnableGmsa {
         dns_server: Some("10.1.0.4".into()),
@@ -413,8 +480,8 @@ async fn measure(clusters: usize, compare_durables: bool, audit: bool) -> anyhow
     // Publish as the coordinator does (512 acknowledgements in flight), noting each send time.
     let publisher = bus::commands::CommandPublisher::new(&bus);
     let traceparent = bus::headers::new_traceparent();
-    let pids = [server_pid.to_string(), "self".to_string(), agents_pid.to_string()];
-    let cpu_before = pids.each_ref().map(|pid| cpu_time(pid).unwrap_or_default());
+    let pids = ["self".to_string(), agents_pid.to_string()];
+    let cpu_before = (servers.cpu(), pids.each_ref().map(|pid| cpu_time(pid).unwrap_or_default()));
     let publish_started = Instant::now();
     let sent_at: HashMap<String, Instant> = futures::stream::iter(planned.envelopes.iter().cloned())
         .map(|envelope| {
@@ -439,16 +506,20 @@ async fn measure(clusters: usize, compare_durables: bool, audit: bool) -> anyhow
         .collect();
     let last_arrival = arrivals.values().max().copied().unwrap_or_else(Instant::now);
     let fleet_command = last_arrival.saturating_duration_since(publish_started);
-    let cpu = std::array::from_fn(|index| cpu_time(&pids[index]).unwrap_or_default().saturating_sub(cpu_before[index]));
+    let cpu = [
+        servers.cpu().saturating_sub(cpu_before.0),
+        cpu_time(&pids[0]).unwrap_or_default().saturating_sub(cpu_before.1[0]),
+        cpu_time(&pids[1]).unwrap_or_default().saturating_sub(cpu_before.1[1]),
+    ];
     let audit_figures = if audit { Some(audit_caught_up(&bus, publish_started).await?) } else { None };
     latencies.sort();
-    let server_rss_fleet = rss_bytes(server_pid).unwrap_or(0);
+    let server_rss_fleet = servers.rss();
     let coordinator_rss = rss_bytes(std::process::id()).unwrap_or(0);
     let agents_rss = rss_bytes(agents_pid).unwrap_or(0);
 
     // Baseline: raw JetStream publish with ack, same payload size, same window, same server.
     let payload_size = serde_json::to_vec(&planned.envelopes[0])?.len();
-    let raw_rate = raw_publish_rate(&bus, clusters.max(10_000), payload_size).await?;
+    let raw_rate = raw_publish_rate(&bus, clusters.max(10_000), payload_size, replicas.into()).await?;
 
     let durables = if compare_durables { Some(durable_consumers(&bus, clusters, server_pid).await?) } else { None };
 
@@ -457,7 +528,9 @@ async fn measure(clusters: usize, compare_durables: bool, audit: bool) -> anyhow
     coordinator.stop().await;
     Ok(Figures {
         clusters,
+        replicas,
         agents_start,
+        inventory_read,
         fleet_command,
         p50: percentile(&latencies, 0.50),
         p99: percentile(&latencies, 0.99),
@@ -586,11 +659,12 @@ async fn verify_bench(entries: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn raw_publish_rate(bus: &Bus, messages: usize, size: usize) -> anyhow::Result<f64> {
+async fn raw_publish_rate(bus: &Bus, messages: usize, size: usize, replicas: usize) -> anyhow::Result<f64> {
     let js = bus.jetstream();
     js.create_stream(async_nats::jetstream::stream::Config {
         name: "BENCH_RAW".into(),
         subjects: vec!["bench.raw.*".into()],
+        num_replicas: replicas,
         ..Default::default()
     })
     .await?;
@@ -1053,7 +1127,7 @@ async fn measure_rollout(clusters: usize, args: &Args) -> anyhow::Result<Rollout
         after.zip(before).map_or(Duration::ZERO, |(after, before)| after.saturating_sub(before))
     };
 
-    let raw_rate = raw_publish_rate(&bus, clusters.max(10_000), 512).await?;
+    let raw_rate = raw_publish_rate(&bus, clusters.max(10_000), 512, 1).await?;
     drop(child.stdin.take());
     let _ = tokio::task::spawn_blocking(move || child.wait()).await;
     coordinator.stop().await;
