@@ -28,6 +28,7 @@ pub mod error;
 pub mod headers;
 pub mod kv;
 pub mod log;
+pub mod nonces;
 pub mod results;
 pub mod topology;
 
@@ -238,7 +239,12 @@ impl Bus {
     ) -> Result<async_nats::Message, async_nats::RequestError> {
         let mut headers = async_nats::HeaderMap::new();
         if let Some(key) = self.identity() {
-            headers::sign(&mut headers, key, gmsa::signing::Purpose::Request, &subject, &body);
+            let at = time::OffsetDateTime::now_utc().unix_timestamp();
+            let nonce = uuid::Uuid::new_v4().simple().to_string();
+            headers.insert(proto::identity::REQUEST_AT_HEADER, at.to_string().as_str());
+            headers.insert(proto::identity::REQUEST_NONCE_HEADER, nonce.as_str());
+            let context = proto::identity::request_context(&subject, at, &nonce);
+            headers::sign(&mut headers, key, gmsa::signing::Purpose::Request, &context, &body);
         }
         let request = async_nats::Request::new().headers(headers).payload(body.into()).timeout(Some(timeout));
         self.client.send_request(subject, request).await

@@ -84,6 +84,12 @@ impl Topology {
             base(subjects::ARTIFACT_STREAM, subjects::ARTIFACT_ALL, self.command_max_age),
             // What readers could not act on (proto::deadletter): kept as long as results.
             base(subjects::DEAD_STREAM, subjects::DEAD_ALL, self.result_max_age),
+            // Accepted control requests' nonces, remembered by the duplicate window (crate::nonces).
+            stream::Config {
+                duplicate_window: crate::nonces::WINDOW,
+                allow_direct: false,
+                ..base(subjects::NONCE_STREAM, subjects::NONCE, crate::nonces::WINDOW)
+            },
             // Rollout logs: the driver rebuilds a rollout from its log, so they outlive results.
             base(subjects::ROLLOUT_LOG_STREAM, subjects::ROLLOUT_LOG_ALL, self.rollout_log_max_age),
         ]

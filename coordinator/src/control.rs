@@ -157,7 +157,7 @@ where
         let Some(message) = message else { return Ok(()) };
         let Some(reply_to) = message.reply.clone() else { continue };
         let signer = bus::headers::signer_of(message.headers.as_ref()).map(|key| key.to_string());
-        let (answer, name) = match operators.check(&message, role_of(&message.payload)) {
+        let (answer, name) = match crate::admit::admit(&bus, &operators, &message, role_of(&message.payload)).await {
             Ok(actor) => {
                 let name = actor.name.clone();
                 (Some(tokio::spawn(handle(bus.clone(), message.payload.clone(), actor.name).instrument(span()))), name)

@@ -12,6 +12,7 @@
 //! [`central::serve`], [`daemon`]. [`central`] holds the only Azure and AD credentials that write
 //! shared resources (the domain-user secret, AD accounts, shared deletions).
 
+pub mod admit;
 pub mod agent_verbs;
 pub mod agents;
 pub mod audit;

@@ -64,6 +64,8 @@ pub enum Code {
     Replayed,
     /// The verified operator's role does not allow the request.
     Forbidden,
+    /// The reader cannot check the message now (a store it needs is unreachable); retry.
+    Unavailable,
 }
 
 impl Code {
@@ -88,6 +90,7 @@ impl Code {
             Code::Stale => "stale",
             Code::Replayed => "replayed",
             Code::Forbidden => "forbidden",
+            Code::Unavailable => "unavailable",
         }
     }
 }

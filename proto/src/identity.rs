@@ -12,6 +12,26 @@ use time::OffsetDateTime;
 pub const KEY_HEADER: &str = "Fleet-Key";
 /// Header carrying the Ed25519 signature, base64url without padding.
 pub const SIGNATURE_HEADER: &str = "Fleet-Signature";
+/// Header of a control request: when it was signed, in Unix seconds. With the nonce it is part of
+/// what the signature covers ([`request_context`]), so a captured request cannot be sent again.
+pub const REQUEST_AT_HEADER: &str = "Fleet-Request-At";
+/// Header of a control request: 32 lowercase hex digits, new for every request.
+pub const REQUEST_NONCE_HEADER: &str = "Fleet-Request-Nonce";
+
+/// What a control request's signature is taken over in place of the bare subject: the subject,
+/// the signing time and the nonce. The coordinator accepts a request only within
+/// [`REQUEST_WINDOW_SECS`] of its time and only the first time it sees the nonce.
+pub fn request_context(subject: &str, at: i64, nonce: &str) -> String {
+    format!("{subject} at={at} nonce={nonce}")
+}
+
+/// How far (either way, seconds) a control request's time may be from the coordinator's clock.
+pub const REQUEST_WINDOW_SECS: i64 = 120;
+
+/// Whether `nonce` has the shape [`REQUEST_NONCE_HEADER`] requires.
+pub fn is_request_nonce(nonce: &str) -> bool {
+    nonce.len() == 32 && nonce.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+}
 
 /// One cluster's agent identity, written by the coordinator (`fleetctl agents enroll`) to
 /// `fleet_enrollments/<cluster>`. The coordinator records a cluster's result only when it is signed

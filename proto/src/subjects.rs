@@ -65,6 +65,12 @@ pub const AUDIT_INBOX_STREAM: &str = "FLEET_AUDIT_INBOX";
 /// Every audit draft (the inbox stream's subject filter).
 pub const AUDIT_INBOX_ALL: &str = "fleet.audit.in.*";
 
+/// Stream of the control requests' nonces the coordinator has accepted (empty messages whose
+/// `Nats-Msg-Id` is signer and nonce): the server's duplicate window answers "seen before".
+pub const NONCE_STREAM: &str = "FLEET_REQUEST_NONCES";
+/// The nonce stream's one subject (only the coordinator publishes there).
+pub const NONCE: &str = "fleet.nonce";
+
 /// Subject of an audit draft of `kind`.
 pub fn audit_inbox(kind: &str) -> String {
     format!("fleet.audit.in.{kind}")

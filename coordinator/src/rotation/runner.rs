@@ -178,7 +178,7 @@ impl Runner {
                     let Some(reply_to) = message.reply.clone() else { continue };
                     let mut verified: Result<String, (String, String)> = Err(("invalid_request".into(), String::new()));
                     let reply = match serde_json::from_slice::<RotateRequest>(&message.payload) {
-                        Ok(request) => match self.settings.operators.check(&message, request.required_role()) {
+                        Ok(request) => match crate::admit::admit(&self.bus, &self.settings.operators, &message, request.required_role()).await {
                             Ok(actor) => {
                                 verified = Ok(actor.name.clone());
                                 self.on_request(request.asked_by(actor.name)).instrument(info_span!("rotation.request")).await

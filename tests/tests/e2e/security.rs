@@ -5,6 +5,7 @@
 
 use super::support::{bus_with_topology, dead_letters, mk_enable, stored_results, wait_for_results};
 use bus::Bus;
+use futures::StreamExt;
 use bus::commands::CommandPublisher;
 use bus::results::ResultPublisher;
 use gmsa::signing::SecretKey;
@@ -307,5 +308,83 @@ async fn a_revoked_agent_is_cut_off_while_everything_runs_and_re_enrolling_resto
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     agent.stop().await.unwrap();
+    coordinator.stop().await;
+}
+
+/// A control request signed at `at` with `nonce` by `key`, sent raw.
+async fn send_signed_at(
+    bus: &Bus,
+    key: &SecretKey,
+    subject: &str,
+    payload: &[u8],
+    at: i64,
+    nonce: &str,
+) -> proto::identity::AgentsReply {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(proto::identity::REQUEST_AT_HEADER, at.to_string().as_str());
+    headers.insert(proto::identity::REQUEST_NONCE_HEADER, nonce);
+    let context = proto::identity::request_context(subject, at, nonce);
+    bus::headers::sign(&mut headers, key, gmsa::signing::Purpose::Request, &context, payload);
+    let reply = bus.client().request_with_headers(subject.to_string(), headers, payload.to_vec().into()).await.unwrap();
+    serde_json::from_slice(&reply.payload).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_operator_request_sent_again_is_refused_as_replayed_and_an_old_one_as_stale_with_no_effect() {
+    let server = NatsServer::start().unwrap();
+    let coordinator = start_coordinator(&server.url(), tests::fleet::declare("rp", 1)).await.unwrap();
+    let cluster = "rp-000";
+    let operate = testkit::identity::operator_bus(&server.url(), testkit::identity::TEST_OPERATE).await.unwrap();
+    let key = operate.identity().unwrap().clone();
+    let subject = subjects::control("agents");
+    let enrollment_of = || async {
+        bus::enrollment::Enrollments::open(&coordinator.bus).await.unwrap().keys_of(cluster).await.unwrap()
+    };
+    let enroll = proto::identity::AgentsRequest::Enroll {
+        cluster: cluster.into(),
+        public_key: agent_key(cluster).public().to_string(),
+    };
+    let enroll = serde_json::to_vec(&enroll).unwrap();
+    let reply = operate.signed_request(subject.clone(), enroll.clone(), WAIT).await.unwrap();
+    let reply: proto::identity::AgentsReply = serde_json::from_slice(&reply.payload).unwrap();
+    assert!(matches!(reply, proto::identity::AgentsReply::Enrolled { .. }), "{reply:?}");
+    // An eavesdropper on the control subject keeps a copy of the operator's revoke.
+    let mut tap = coordinator.bus.client().subscribe(subject.clone()).await.unwrap();
+    coordinator.bus.flush().await.unwrap();
+    let revoke = serde_json::to_vec(&proto::identity::AgentsRequest::Revoke { cluster: cluster.into() }).unwrap();
+    let reply = operate.signed_request(subject.clone(), revoke.clone(), Duration::from_secs(10)).await.unwrap();
+    let reply: proto::identity::AgentsReply = serde_json::from_slice(&reply.payload).unwrap();
+    assert!(matches!(reply, proto::identity::AgentsReply::Revoked { .. }), "{reply:?}");
+    let captured = tokio::time::timeout(WAIT, tap.next()).await.unwrap().unwrap();
+    assert!(enrollment_of().await.is_empty(), "revoked");
+    // The operator enrolls the cluster again; the captured revoke, sent again verbatim, is refused.
+    let reply = operate.signed_request(subject.clone(), enroll, WAIT).await.unwrap();
+    let reply: proto::identity::AgentsReply = serde_json::from_slice(&reply.payload).unwrap();
+    assert!(matches!(reply, proto::identity::AgentsReply::Enrolled { .. }), "{reply:?}");
+    let replayed = coordinator
+        .bus
+        .client()
+        .request_with_headers(subject.clone(), captured.headers.clone().unwrap(), captured.payload.clone())
+        .await
+        .unwrap();
+    let replayed: proto::identity::AgentsReply = serde_json::from_slice(&replayed.payload).unwrap();
+    assert!(
+        matches!(&replayed, proto::identity::AgentsReply::Refused { code, .. } if code == "replayed"),
+        "{replayed:?}"
+    );
+    assert_eq!(enrollment_of().await, vec![agent_key(cluster).public()], "the replay revoked nothing");
+    // Validly signed, but too old or too far ahead: stale. A fresh nonce and time: accepted.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let window = proto::identity::REQUEST_WINDOW_SECS;
+    for (at, nonce) in [(now - window - 30, "a".repeat(32)), (now + window + 30, "b".repeat(32))] {
+        let reply = send_signed_at(&operate, &key, &subject, &revoke, at, &nonce).await;
+        assert!(matches!(&reply, proto::identity::AgentsReply::Refused { code, .. } if code == "stale"), "{reply:?}");
+    }
+    assert_eq!(enrollment_of().await, vec![agent_key(cluster).public()], "a stale request revoked nothing");
+    let reply = send_signed_at(&operate, &key, &subject, &revoke, now, &"c".repeat(32)).await;
+    assert!(matches!(reply, proto::identity::AgentsReply::Revoked { .. }), "{reply:?}");
+    // The same nonce under a new signature time is still the same request: replayed.
+    let reply = send_signed_at(&operate, &key, &subject, &revoke, now + 1, &"c".repeat(32)).await;
+    assert!(matches!(&reply, proto::identity::AgentsReply::Refused { code, .. } if code == "replayed"), "{reply:?}");
     coordinator.stop().await;
 }
