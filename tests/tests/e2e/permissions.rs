@@ -179,6 +179,8 @@ async fn agents_connect_with_their_own_credentials_over_tls_and_the_server_refus
         "fleet.audit.checkpoint",
         "fleet.audit.in.request",
         "$JS.API.STREAM.DELETE.FLEET_AUDIT",
+        // Nor can it use up operators' request nonces.
+        "fleet.nonce",
     ];
     for subject in publishes {
         a.publish(subject.to_string(), "{}".into()).await.unwrap();
@@ -225,6 +227,7 @@ async fn a_revoked_agent_is_disconnected_by_the_running_server_and_operators_rea
         "fleet.audit.in.rollout",
         "$JS.API.STREAM.DELETE.FLEET_AUDIT",
         "$JS.API.STREAM.UPDATE.FLEET_AUDIT",
+        "fleet.nonce",
     ] {
         raw_operator.publish(subject.to_string(), "{}".into()).await.unwrap();
         violation(&mut errors, subject).await;
