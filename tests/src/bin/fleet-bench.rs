@@ -102,6 +102,14 @@ struct Args {
     /// bucket (and the baseline's stream) at this replica count (1 = one server).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=3))]
     replicas: u8,
+    /// Transport mode: the shipped server configuration (`deploy/nats/nats-server.conf`: TLS, the
+    /// accounts, the auth callout served by the coordinator); each agent connects with its own
+    /// signed credentials, enrolled beforehand. One server (with `--replicas 1` only).
+    #[arg(long, conflicts_with = "rollout")]
+    secured: bool,
+    /// Internal: the CA the child's agents trust (secured mode).
+    #[arg(long, hide = true)]
+    ca_file: Option<std::path::PathBuf>,
     /// Internal: run the agents of a fleet in this process (used by the benchmark itself).
     #[arg(long, hide = true)]
     agents_for: Option<String>,
@@ -155,7 +163,7 @@ fn main() -> anyhow::Result<()> {
             arm: Duration::from_millis(args.arm_latency_ms),
             kube: Duration::from_millis(args.kube_latency_ms),
         };
-        return runtime.block_on(run_agents(url.clone(), args.count, latency));
+        return runtime.block_on(run_agents(url.clone(), args.count, latency, args.ca_file.clone()));
     }
     runtime.block_on(async {
         println!(
@@ -168,9 +176,9 @@ fn main() -> anyhow::Result<()> {
         }
         for &clusters in &args.clusters {
             if args.audit_cost {
-                let without = measure(clusters, false, false, args.replicas).await?;
+                let without = measure(clusters, false, false, args.replicas, args.secured).await?;
                 without.print();
-                let with = measure(clusters, args.compare_durables, true, args.replicas).await?;
+                let with = measure(clusters, args.compare_durables, true, args.replicas, args.secured).await?;
                 with.print();
                 let cost = with.fleet_command.as_secs_f64() / without.fleet_command.as_secs_f64() - 1.0;
                 println!(
@@ -186,7 +194,7 @@ fn main() -> anyhow::Result<()> {
                 figures.print();
                 continue;
             }
-            let figures = measure(clusters, args.compare_durables, true, args.replicas).await?;
+            let figures = measure(clusters, args.compare_durables, true, args.replicas, args.secured).await?;
             figures.print();
         }
         Ok(())
@@ -203,7 +211,12 @@ fn nats_version() -> String {
 }
 
 /// Child process: N agents, each with its own connection, until stdin closes.
-async fn run_agents(url: String, count: usize, latency: Latency) -> anyhow::Result<()> {
+async fn run_agents(
+    url: String,
+    count: usize,
+    latency: Latency,
+    ca_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     let fleet = MemoryFleet::default();
     let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let ids: Vec<String> = declare("bench", count).into_iter().map(|cluster| cluster.id).collect();
@@ -212,12 +225,19 @@ async fn run_agents(url: String, count: usize, latency: Latency) -> anyhow::Resu
             let url = url.clone();
             let executor = Latent { inner: fleet.executor(&id, Pause::None), latency };
             let started = started.clone();
+            let ca_file = ca_file.clone();
             async move {
                 let mut settings = agent::AgentSettings::new(&id);
                 // Production defaults, except no poll storm while measuring a 10k fleet.
                 settings.poll_interval = Duration::from_secs(300);
                 settings.heartbeat_interval = Duration::from_secs(300);
-                let agent = tokio::time::timeout(Duration::from_secs(60), spawn_agent(&url, settings, executor))
+                let spawned = async {
+                    match &ca_file {
+                        Some(ca_file) => tests::fleet::spawn_agent_secured(&url, ca_file, settings, executor).await,
+                        None => spawn_agent(&url, settings, executor).await,
+                    }
+                };
+                let agent = tokio::time::timeout(Duration::from_secs(60), spawned)
                     .await
                     .map_err(|_| anyhow::anyhow!("agent {id} did not start within 60s"))??;
                 let count = started.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -250,6 +270,7 @@ async fn run_agents(url: String, count: usize, latency: Latency) -> anyhow::Resu
 struct Figures {
     clusters: usize,
     replicas: u8,
+    secured: bool,
     agents_start: Duration,
     inventory_read: Duration,
     fleet_command: Duration,
@@ -272,7 +293,8 @@ impl Figures {
         let n = self.clusters as f64;
         let rate = n / self.fleet_command.as_secs_f64();
         let mib = |bytes: u64| bytes as f64 / 1_048_576.0;
-        println!("\n== {} clusters, R{} ==", self.clusters, self.replicas);
+        let transport = if self.secured { "TLS, auth callout, per-agent credentials" } else { "plain TCP" };
+        println!("\n== {} clusters, R{}, {transport} ==", self.clusters, self.replicas);
         println!(
             "agents connected and announced        {:>10.2} s   (goal at 10,000: <= 5 s)",
             self.agents_start.as_secs_f64()
@@ -330,9 +352,10 @@ impl Figures {
             );
         }
         println!(
-            "json {{\"clusters\":{},\"replicas\":{},\"inventory_s\":{:.3},\"agents_start_s\":{:.2},\"clusters_per_s\":{rate:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"raw_publish_per_s\":{:.1},\"ratio\":{:.4},\"server_kib_per_cluster\":{:.1},\"agent_kib_per_cluster\":{:.1},\"coordinator_mib\":{:.1}}}",
+            "json {{\"clusters\":{},\"replicas\":{},\"secured\":{},\"inventory_s\":{:.3},\"agents_start_s\":{:.2},\"clusters_per_s\":{rate:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"raw_publish_per_s\":{:.1},\"ratio\":{:.4},\"server_kib_per_cluster\":{:.1},\"agent_kib_per_cluster\":{:.1},\"coordinator_mib\":{:.1}}}",
             self.clusters,
             self.replicas,
+            self.secured,
             self.inventory_read.as_secs_f64(),
             self.agents_start.as_secs_f64(),
             ms(self.p50),
@@ -358,18 +381,26 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-/// The server(s) a transport measurement runs on: one, or a 3-node JetStream cluster.
+/// The server(s) a transport measurement runs on: one (plain, or from the shipped secured
+/// configuration), or a 3-node JetStream cluster.
 enum Servers {
     One(NatsServer),
     Cluster(NatsCluster),
 }
 
 impl Servers {
-    fn start(replicas: u8) -> anyhow::Result<Servers> {
-        Ok(if replicas == 1 {
-            Servers::One(NatsServer::start_with(NatsOptions::default())?)
-        } else {
-            Servers::Cluster(NatsCluster::start(3)?)
+    fn start(replicas: u8, secured: bool) -> anyhow::Result<Servers> {
+        Ok(match (replicas, secured) {
+            (1, false) => Servers::One(NatsServer::start_with(NatsOptions::default())?),
+            (1, true) => {
+                let issuer = testkit::identity::callout_issuer_key();
+                let nkey = gmsa::signing::nkey_of(&issuer.public(), gmsa::signing::NkeyKind::Account);
+                Servers::One(NatsServer::start_shipped(&nkey)?)
+            }
+            (_, false) => Servers::Cluster(NatsCluster::start(3)?),
+            (_, true) => {
+                bail!("--secured runs on one server (the shipped single-node configuration): use --replicas 1")
+            }
         })
     }
 
@@ -387,6 +418,38 @@ impl Servers {
         }
     }
 
+    fn shipped(&self) -> Option<&testkit::nats::Shipped> {
+        match self {
+            Servers::One(server) => server.shipped(),
+            Servers::Cluster(_) => None,
+        }
+    }
+
+    /// The coordinator's connection, and with the shipped configuration the callout's settings.
+    async fn coordinator_bus(&self) -> anyhow::Result<(Bus, Option<(Bus, coordinator::callout::CalloutSettings)>)> {
+        let url = self.url();
+        let Some(shipped) = self.shipped() else {
+            let bus = Bus::connect(&url, "fleet-coordinator").await?;
+            return Ok((bus.with_identity(testkit::identity::coordinator_key()), None));
+        };
+        let password = |user: &str, password: &str| bus::Security {
+            ca_file: Some(shipped.ca_file.clone()),
+            credentials: bus::Credentials::Password { user: user.into(), password: password.into() },
+        };
+        let security = password("coordinator", &shipped.coordinator_password);
+        let key = Some(testkit::identity::coordinator_key());
+        let bus = Bus::connect_secured(&security, key, &url, "fleet-coordinator", None).await?;
+        let security = password("auth", &shipped.auth_password);
+        let callout = Bus::connect_secured(&security, None, &url, "fleet-callout", None).await?;
+        let settings = coordinator::callout::CalloutSettings {
+            issuer: testkit::identity::callout_issuer_key(),
+            account: "FLEET".into(),
+            ttl: Duration::from_secs(3600),
+            window: Duration::from_secs(120),
+        };
+        Ok((bus, Some((callout, settings))))
+    }
+
     /// RSS of every node, summed.
     fn rss(&self) -> u64 {
         self.pids().into_iter().filter_map(rss_bytes).sum()
@@ -398,14 +461,21 @@ impl Servers {
     }
 }
 
-async fn measure(clusters: usize, compare_durables: bool, audit: bool, replicas: u8) -> anyhow::Result<Figures> {
-    let servers = Servers::start(replicas)?;
+async fn measure(
+    clusters: usize,
+    compare_durables: bool,
+    audit: bool,
+    replicas: u8,
+    secured: bool,
+) -> anyhow::Result<Figures> {
+    let servers = Servers::start(replicas, secured)?;
     let url = servers.url();
     let server_pid = *servers.pids().first().context("nats-server has no pid")?;
     let declared = declare("bench", clusters);
     let mut options = coordinator::daemon::Options::default();
     options.audit.enabled = audit;
-    let bus = Bus::connect(&url, "fleet-coordinator").await?.with_identity(testkit::identity::coordinator_key());
+    let (bus, callout) = servers.coordinator_bus().await?;
+    options.callout = callout;
     // A new cluster takes a moment to elect its JetStream meta leader.
     let layout = bus::topology::Topology { replicas: replicas.into(), ..bus::topology::Topology::default() };
     let electing = Instant::now();
@@ -416,25 +486,37 @@ async fn measure(clusters: usize, compare_durables: bool, audit: bool, replicas:
     let coordinator =
         tests::fleet::start_coordinator_replicated(bus, &url, declared.clone(), options, replicas.into()).await?;
     let bus = coordinator.bus.clone();
+    if secured {
+        // Enrolled beforehand (an operator's `fleetctl agents enroll`), not part of connecting.
+        let enrolled = Instant::now();
+        let mut enrolling =
+            futures::stream::iter(declared.iter().map(|cluster| testkit::identity::enroll(&bus, &cluster.id)))
+                .buffer_unordered(64);
+        while let Some(result) = enrolling.next().await {
+            result?;
+        }
+        eprintln!("fleet-bench: {clusters} agents enrolled in {:.1}s", enrolled.elapsed().as_secs_f64());
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let server_rss_idle = servers.rss();
 
     // Agents in a child process.
     let started = Instant::now();
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            "--agents-for",
-            &url,
-            "--count",
-            &clusters.to_string(),
-            "--arm-latency-ms",
-            "0",
-            "--kube-latency-ms",
-            "0",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut child = Command::new(std::env::current_exe()?);
+    child.args([
+        "--agents-for",
+        &url,
+        "--count",
+        &clusters.to_string(),
+        "--arm-latency-ms",
+        "0",
+        "--kube-latency-ms",
+        "0",
+    ]);
+    if let Some(shipped) = servers.shipped() {
+        child.arg("--ca-file").arg(&shipped.ca_file);
+    }
+    let mut child = child.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
     let stdout = child.stdout.take().context("no stdout")?;
     let ready = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
@@ -529,6 +611,7 @@ async fn measure(clusters: usize, compare_durables: bool, audit: bool, replicas:
     Ok(Figures {
         clusters,
         replicas,
+        secured,
         agents_start,
         inventory_read,
         fleet_command,

@@ -5,9 +5,9 @@
 
 use super::support::{bus_with_topology, dead_letters, mk_enable, stored_results, wait_for_results};
 use bus::Bus;
-use futures::StreamExt;
 use bus::commands::CommandPublisher;
 use bus::results::ResultPublisher;
+use futures::StreamExt;
 use gmsa::signing::SecretKey;
 use proto::deadletter::DeadLetter;
 use proto::resources::{ResourceUse, SharedResource};
