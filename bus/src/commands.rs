@@ -214,8 +214,15 @@ impl CommandInbox {
             memory_storage: true,
             ..Default::default()
         };
-        let consumer =
-            self.stream.get_or_create_consumer(&name, config).await.map_err(|err| self.consumer_error(err))?;
+        // Create first: a new agent's consumer costs one API call, not a lookup and a create. One
+        // that exists with another start (made from an earlier cursor) is not changed — the server
+        // refuses to update a consumer's start — and is then reused as it is.
+        let consumer = match self.stream.create_consumer(config.clone()).await {
+            Ok(consumer) => consumer,
+            Err(_) => {
+                self.stream.get_or_create_consumer(&name, config).await.map_err(|err| self.consumer_error(err))?
+            }
+        };
         *cached = Some(consumer.clone());
         Ok(consumer)
     }

@@ -82,11 +82,24 @@ async fn run_agent<E: Executor>(
 /// Connects an agent to `url` with its test identity (enrolled, as `fleetctl agents enroll`
 /// would), trusting the test coordinator key unless `settings` name keys, and runs it in a task.
 pub async fn spawn_agent<E: Executor>(url: &str, settings: AgentSettings, executor: E) -> anyhow::Result<AgentHandle> {
+    spawn_agent_as(url, settings, executor, true).await
+}
+
+/// [`spawn_agent`] for a cluster enrolled beforehand (`enroll` false): only the agent's own
+/// connection and start, as in production.
+pub async fn spawn_agent_as<E: Executor>(
+    url: &str,
+    settings: AgentSettings,
+    executor: E,
+    enroll: bool,
+) -> anyhow::Result<AgentHandle> {
     let (reconnected_tx, reconnected_rx) = mpsc::unbounded_channel();
     let bus = Bus::connect_with_events(url, &format!("agent-{}", settings.cluster), Some(reconnected_tx))
         .await?
         .with_identity(testkit::identity::agent_key(&settings.cluster));
-    testkit::identity::enroll(&bus, &settings.cluster).await?;
+    if enroll {
+        testkit::identity::enroll(&bus, &settings.cluster).await?;
+    }
     run_agent(bus, settings, executor, reconnected_rx).await
 }
 

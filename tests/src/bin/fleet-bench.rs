@@ -86,7 +86,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use testkit::nats::{NatsOptions, NatsServer, rss_bytes};
 use testkit::nats_cluster::NatsCluster;
-use tests::fleet::{declare, spawn_agent};
+use tests::fleet::declare;
 use tests::memory::{MemoryExecutor, MemoryFleet, Pause};
 
 #[derive(Parser)]
@@ -110,6 +110,9 @@ struct Args {
     /// Internal: the CA the child's agents trust (secured mode).
     #[arg(long, hide = true)]
     ca_file: Option<std::path::PathBuf>,
+    /// Internal: the child's clusters are enrolled already (transport mode enrolls them first).
+    #[arg(long, hide = true)]
+    enrolled: bool,
     /// Internal: run the agents of a fleet in this process (used by the benchmark itself).
     #[arg(long, hide = true)]
     agents_for: Option<String>,
@@ -163,7 +166,7 @@ fn main() -> anyhow::Result<()> {
             arm: Duration::from_millis(args.arm_latency_ms),
             kube: Duration::from_millis(args.kube_latency_ms),
         };
-        return runtime.block_on(run_agents(url.clone(), args.count, latency, args.ca_file.clone()));
+        return runtime.block_on(run_agents(url.clone(), args.count, latency, args.ca_file.clone(), args.enrolled));
     }
     runtime.block_on(async {
         println!(
@@ -210,12 +213,18 @@ fn nats_version() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// How many agents the child starts at once: a fleet's agents start independently; this bounds
+/// the bench's own burst (each start makes a few JetStream API calls, and the server's API queue
+/// drops everything beyond 10,000 pending requests).
+const START_CONCURRENCY: usize = 256;
+
 /// Child process: N agents, each with its own connection, until stdin closes.
 async fn run_agents(
     url: String,
     count: usize,
     latency: Latency,
     ca_file: Option<std::path::PathBuf>,
+    enrolled: bool,
 ) -> anyhow::Result<()> {
     let fleet = MemoryFleet::default();
     let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -234,7 +243,7 @@ async fn run_agents(
                 let spawned = async {
                     match &ca_file {
                         Some(ca_file) => tests::fleet::spawn_agent_secured(&url, ca_file, settings, executor).await,
-                        None => spawn_agent(&url, settings, executor).await,
+                        None => tests::fleet::spawn_agent_as(&url, settings, executor, !enrolled).await,
                     }
                 };
                 let agent = tokio::time::timeout(Duration::from_secs(60), spawned)
@@ -247,7 +256,7 @@ async fn run_agents(
                 Ok::<_, anyhow::Error>(agent)
             }
         })
-        .buffer_unordered(64)
+        .buffer_unordered(START_CONCURRENCY)
         .collect::<Vec<_>>()
         .await
         .into_iter()
@@ -486,7 +495,7 @@ async fn measure(
     let coordinator =
         tests::fleet::start_coordinator_replicated(bus, &url, declared.clone(), options, replicas.into()).await?;
     let bus = coordinator.bus.clone();
-    if secured {
+    {
         // Enrolled beforehand (an operator's `fleetctl agents enroll`), not part of connecting.
         let enrolled = Instant::now();
         let mut enrolling =
@@ -513,6 +522,7 @@ async fn measure(
         "--kube-latency-ms",
         "0",
     ]);
+    child.arg("--enrolled");
     if let Some(shipped) = servers.shipped() {
         child.arg("--ca-file").arg(&shipped.ca_file);
     }

@@ -335,7 +335,7 @@ async fn a_captured_operator_request_sent_again_is_refused_as_replayed_and_an_ol
     let coordinator = start_coordinator(&server.url(), tests::fleet::declare("rp", 1)).await.unwrap();
     let cluster = "rp-000";
     let operate = testkit::identity::operator_bus(&server.url(), testkit::identity::TEST_OPERATE).await.unwrap();
-    let key = operate.identity().unwrap().clone();
+    let key = operate.identity().unwrap();
     let subject = subjects::control("agents");
     let enrollment_of = || async {
         bus::enrollment::Enrollments::open(&coordinator.bus).await.unwrap().keys_of(cluster).await.unwrap()
@@ -377,14 +377,14 @@ async fn a_captured_operator_request_sent_again_is_refused_as_replayed_and_an_ol
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let window = proto::identity::REQUEST_WINDOW_SECS;
     for (at, nonce) in [(now - window - 30, "a".repeat(32)), (now + window + 30, "b".repeat(32))] {
-        let reply = send_signed_at(&operate, &key, &subject, &revoke, at, &nonce).await;
+        let reply = send_signed_at(&operate, key, &subject, &revoke, at, &nonce).await;
         assert!(matches!(&reply, proto::identity::AgentsReply::Refused { code, .. } if code == "stale"), "{reply:?}");
     }
     assert_eq!(enrollment_of().await, vec![agent_key(cluster).public()], "a stale request revoked nothing");
-    let reply = send_signed_at(&operate, &key, &subject, &revoke, now, &"c".repeat(32)).await;
+    let reply = send_signed_at(&operate, key, &subject, &revoke, now, &"c".repeat(32)).await;
     assert!(matches!(reply, proto::identity::AgentsReply::Revoked { .. }), "{reply:?}");
     // The same nonce under a new signature time is still the same request: replayed.
-    let reply = send_signed_at(&operate, &key, &subject, &revoke, now + 1, &"c".repeat(32)).await;
+    let reply = send_signed_at(&operate, key, &subject, &revoke, now + 1, &"c".repeat(32)).await;
     assert!(matches!(&reply, proto::identity::AgentsReply::Refused { code, .. } if code == "replayed"), "{reply:?}");
     coordinator.stop().await;
 }
