@@ -173,8 +173,9 @@ impl<E: Executor> Agent<E> {
         let bus_error = |source| AgentError::Bus { cluster: cluster.clone(), source };
         let inbox = CommandInbox::open(&bus, &settings.cluster).await.map_err(bus_error)?;
         let results = ResultPublisher::open(&bus).await.map_err(bus_error)?;
-        let cursors = bus::kv::cursors(&bus).await.map_err(bus_error)?;
-        let agents = bus::kv::agents(&bus).await.map_err(bus_error)?;
+        // Each open asks for the bucket's stream info: both at once, one round trip.
+        let (cursors, agents) = tokio::join!(bus::kv::cursors(&bus), bus::kv::agents(&bus));
+        let (cursors, agents) = (cursors.map_err(bus_error)?, agents.map_err(bus_error)?);
         Ok(Agent {
             settings,
             bus,
