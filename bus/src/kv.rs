@@ -170,6 +170,34 @@ pub struct InFlight {
     pub steps: Vec<proto::StepOutcome>,
 }
 
+/// Puts `value` under `key` in `bucket` without opening it (no stream-info round trip): the same
+/// message [`Bucket::put`] sends — a publish to `$KV.<bucket>.<key>`, acknowledged by the bucket's
+/// stream. For a writer that never reads the bucket (an agent's hello); returns the revision.
+pub async fn put_unopened<T: Serialize>(bus: &Bus, bucket: &str, key: &str, value: &T) -> Result<u64, BusError> {
+    let write_error =
+        |source: async_nats::Error| BusError::KvWrite { bucket: bucket.to_string(), key: key.to_string(), source };
+    if !is_key(key) {
+        return Err(write_error("not a valid key (letters, digits, `-`, `_`, `=`, `.`, `/`)".into()));
+    }
+    let bytes = serde_json::to_vec(value).map_err(|err| write_error(err.into()))?;
+    let ack = bus
+        .jetstream()
+        .publish(format!("$KV.{bucket}.{key}"), bytes.into())
+        .await
+        .map_err(|err| write_error(err.into()))?
+        .await
+        .map_err(|err| write_error(err.into()))?;
+    Ok(ack.sequence)
+}
+
+/// A key the KV subjects accept (as async-nats checks it).
+fn is_key(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with('.')
+        && !key.ends_with('.')
+        && key.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-_=./".contains(&byte))
+}
+
 /// Decodes a stored cursor (pure): a cursor that is not one is refused with
 /// [`proto::decode::Code::UndecodableCursor`]; the agent then resets it (see `agent::worker`).
 pub fn decode_cursor(bytes: &[u8]) -> Result<Cursor, proto::decode::Refusal> {
@@ -191,4 +219,19 @@ pub async fn agents(bus: &Bus) -> Result<Bucket<proto::AgentInfo>, BusError> {
 /// The agents' enrollments (written by the coordinator only).
 pub async fn enrollments(bus: &Bus) -> Result<Bucket<proto::identity::Enrollment>, BusError> {
     Bucket::open(bus, subjects::ENROLLMENTS_BUCKET).await
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::is_key;
+
+    #[test]
+    fn keys_are_checked_as_the_kv_subjects_need() {
+        for key in ["aks-prod-001", "a_b=c.d/e", "x"] {
+            assert!(is_key(key), "{key}");
+        }
+        for key in ["", ".a", "a.", "a b", "a*", "a>", "ä"] {
+            assert!(!is_key(key), "{key:?}");
+        }
+    }
 }
