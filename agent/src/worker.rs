@@ -257,8 +257,9 @@ impl<E: Executor> Agent<E> {
                 nudged = false;
                 tokio::select! {
                     // A delivery of the standing pull wakes the agent itself; the nudge covers a
-                    // pull that is not standing (after a failure) and one slower than the nudge.
-                    _ = self.inbox.arrival() => {}
+                    // pull that is not standing (after a failure). Not after a failed catch-up: a
+                    // kept delivery would wake it at once, again and again, instead of backing off.
+                    _ = self.inbox.arrival(), if failures == 0 => {}
                     _ = wakeups.next() => nudged = true,
                     _ = async { match reconnected.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                         info!("reconnected; catching up");
