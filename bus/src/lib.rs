@@ -25,6 +25,7 @@ pub mod deadletters;
 pub mod drift;
 pub mod enrollment;
 pub mod error;
+pub mod feed;
 pub mod headers;
 pub mod kv;
 pub mod log;

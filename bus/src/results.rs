@@ -3,9 +3,7 @@
 //! beyond the server's dedup window).
 
 use crate::{Bus, BusError, headers};
-use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
-use futures::StreamExt;
 use proto::{CommandResult, ProgressEvent, subjects};
 use std::time::Duration;
 
@@ -176,131 +174,32 @@ pub async fn fetch_artifact(bus: &Bus, cluster: &str, command_id: &str) -> Resul
 }
 
 /// The coordinator's durable feed of results: every result is delivered until acknowledged, so a
-/// coordinator restart loses none.
-pub struct ResultFeed {
-    messages: pull::Stream,
-    enrollments: crate::enrollment::Enrollments,
-}
+/// coordinator restart loses none. A result is refused (`unsigned`, `unknown_key`,
+/// `bad_signature`) unless it is signed by the enrolled, unrevoked key of the cluster its subject
+/// names — the authenticated sender — and it must name that cluster and command in its body
+/// ([`proto::decode::result`]).
+pub type ResultFeed = crate::feed::SignedFeed<CommandResult>;
 
 /// A result with the handle to acknowledge it once recorded.
-pub struct ReceivedResult {
-    /// The result, or why it was refused ([`proto::decode::result`] against its subject).
-    pub result: Result<CommandResult, proto::decode::Refusal>,
-    /// The subject it arrived on.
-    pub subject: String,
-    /// Its sequence in the result stream.
-    pub sequence: u64,
-    /// How many times the consumer delivered it (1 the first time).
-    pub deliveries: i64,
-    message: async_nats::jetstream::Message,
-}
+pub type ReceivedResult = crate::feed::Received<CommandResult>;
 
-impl ReceivedResult {
-    /// Acknowledges the result: it will not be delivered again.
-    pub async fn ack(&self) -> Result<(), BusError> {
-        self.message.ack().await.map_err(|source| BusError::Consumer {
-            stream: subjects::RESULT_STREAM.to_string(),
-            consumer: subjects::RESULT_CONSUMER.to_string(),
-            source,
-        })
+/// What the result feed reads.
+fn result_kind() -> crate::feed::Kind<CommandResult> {
+    crate::feed::Kind {
+        stream: subjects::RESULT_STREAM,
+        cluster_of: |subject| subjects::parse_result(subject).map(|(cluster, _)| cluster),
+        subject_rule: "the subject is not fleet.result.<cluster>.<command id> with token ids",
+        decode: |subject, payload| proto::decode::result(subjects::parse_result(subject), payload),
     }
 }
 
-impl ReceivedResult {
-    /// Asks for the result again after `delay` (it could not be recorded now).
-    pub async fn retry_after(&self, delay: Duration) -> Result<(), BusError> {
-        self.message.ack_with(async_nats::jetstream::AckKind::Nak(Some(delay))).await.map_err(|source| {
-            BusError::Consumer {
-                stream: subjects::RESULT_STREAM.to_string(),
-                consumer: subjects::RESULT_CONSUMER.to_string(),
-                source,
-            }
-        })
-    }
+/// Opens the recorder's feed ([`subjects::RESULT_CONSUMER`]).
+pub async fn feed(bus: &Bus) -> Result<ResultFeed, BusError> {
+    feed_as(bus, subjects::RESULT_CONSUMER, Duration::from_secs(30)).await
 }
 
-impl ResultFeed {
-    /// Creates (or reuses) the recorder's durable consumer and starts pulling.
-    pub async fn open(bus: &Bus) -> Result<ResultFeed, BusError> {
-        Self::open_as(bus, subjects::RESULT_CONSUMER, Duration::from_secs(30)).await
-    }
-
-    /// The enrollments the feed checks signatures against.
-    pub fn enrollments(&self) -> &crate::enrollment::Enrollments {
-        &self.enrollments
-    }
-
-    /// Creates (or reuses) the durable consumer `name` on the result stream and starts pulling:
-    /// each durable consumer sees every result once (the recorder's and the rollout driver's).
-    /// A result not acknowledged within `ack_wait` is delivered again — which is also how a new
-    /// reader (a new leader) gets what its dead predecessor had pulled but not acknowledged.
-    pub async fn open_as(bus: &Bus, name: &str, ack_wait: Duration) -> Result<ResultFeed, BusError> {
-        let consumer_error = |source: async_nats::Error| BusError::Consumer {
-            stream: subjects::RESULT_STREAM.to_string(),
-            consumer: name.to_string(),
-            source,
-        };
-        let stream = bus
-            .jetstream()
-            .get_stream(subjects::RESULT_STREAM)
-            .await
-            .map_err(|source| BusError::OpenStream { stream: subjects::RESULT_STREAM.to_string(), source })?;
-        let consumer = stream
-            .get_or_create_consumer(
-                name,
-                pull::Config {
-                    durable_name: Some(name.to_string()),
-                    ack_policy: AckPolicy::Explicit,
-                    ack_wait,
-                    max_ack_pending: 20_000,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|err| consumer_error(err.into()))?;
-        let messages = consumer.messages().await.map_err(|err| consumer_error(err.into()))?;
-        let enrollments = crate::enrollment::Enrollments::follow(bus).await?;
-        Ok(ResultFeed { messages, enrollments })
-    }
-
-    /// The next result; `None` when the feed ended. A result is refused (`unsigned`,
-    /// `unknown_key`, `bad_signature`) unless it is signed by the enrolled, unrevoked key of the
-    /// cluster its subject names — the authenticated sender — and it must name that cluster and
-    /// command in its body ([`proto::decode::result`]).
-    pub async fn next(&mut self) -> Option<Result<ReceivedResult, BusError>> {
-        let message = self.messages.next().await?;
-        Some(match message {
-            Ok(message) => {
-                let subject = message.subject.to_string();
-                let (sequence, deliveries) =
-                    message.info().map_or((0, 1), |info| (info.stream_sequence, info.delivered));
-                let result = match subjects::parse_result(&subject) {
-                    Some(expected) => match self.enrollments.keys_of(expected.0).await {
-                        Ok(keys) => headers::verify(
-                            message.headers.as_ref(),
-                            &keys,
-                            gmsa::signing::Purpose::Result,
-                            &subject,
-                            &message.payload,
-                        )
-                        .map_err(|err| headers::refusal_of(&err))
-                        .and_then(|_| proto::decode::result(Some(expected), &message.payload)),
-                        Err(err) => {
-                            return Some(Err(err));
-                        }
-                    },
-                    None => Err(proto::decode::Refusal::new(
-                        proto::decode::Code::UndecodableResult,
-                        "the subject is not fleet.result.<cluster>.<command id> with token ids",
-                    )),
-                };
-                Ok(ReceivedResult { result, subject, sequence, deliveries, message })
-            }
-            Err(err) => Err(BusError::Consumer {
-                stream: subjects::RESULT_STREAM.to_string(),
-                consumer: subjects::RESULT_CONSUMER.to_string(),
-                source: err.into(),
-            }),
-        })
-    }
+/// Creates (or reuses) the durable consumer `name` on the result stream and starts pulling: each
+/// durable consumer sees every result once (the recorder's and the rollout driver's).
+pub async fn feed_as(bus: &Bus, name: &str, ack_wait: Duration) -> Result<ResultFeed, BusError> {
+    crate::feed::SignedFeed::open(bus, result_kind(), name, ack_wait, 20_000).await
 }

@@ -9,7 +9,6 @@
 
 use crate::clusters::parts::{self, Part, PartObservation};
 use bus::kv::Bucket;
-use bus::results::ResultFeed;
 use bus::{Bus, BusError};
 use proto::drift::DriftReport;
 use proto::resources::SharedResource;
@@ -169,7 +168,7 @@ pub fn users_of<'r>(
 /// outages instead of stopping.
 pub async fn run_recorder(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
     let (bucket, mut feed) = loop {
-        let opened = async { Ok::<_, BusError>((records(&bus).await?, ResultFeed::open(&bus).await?)) }.await;
+        let opened = async { Ok::<_, BusError>((records(&bus).await?, bus::results::feed(&bus).await?)) }.await;
         match opened {
             Ok(opened) => break opened,
             Err(err) => {
@@ -196,7 +195,7 @@ pub async fn run_recorder(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Resu
                 continue;
             }
         };
-        match &received.result {
+        match &received.value {
             Ok(result) => {
                 if let Err(err) = record_one(&bucket, &mut held, result).await {
                     if received.deliveries < MAX_RECORD_DELIVERIES {
@@ -209,7 +208,7 @@ pub async fn run_recorder(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Resu
                         proto::decode::Code::InvalidEntry,
                         format!("not recorded after {} deliveries: {}", received.deliveries, bus::chain(&err)),
                     );
-                    if !dead_letter(&bus, &received, &refusal).await {
+                    if !dead_letter(&bus, "result", &received, &refusal).await {
                         continue;
                     }
                 } else {
@@ -218,7 +217,7 @@ pub async fn run_recorder(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Resu
             }
             Err(refusal) => {
                 warn!(subject = %proto::decode::bounded(&received.subject, 200), code = %refusal.code, message = %refusal.message, "result refused; recorded as a dead letter");
-                if !dead_letter(&bus, &received, refusal).await {
+                if !dead_letter(&bus, "result", &received, refusal).await {
                     continue;
                 }
             }
@@ -233,9 +232,16 @@ pub async fn run_recorder(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Resu
 /// dead letter instead (about a minute of one-second retries: longer than a server restart).
 const MAX_RECORD_DELIVERIES: i64 = 60;
 
-/// Reports a result the recorder cannot record as a dead letter; false (and a delayed redelivery)
+/// Reports a message a recorder cannot record as a dead letter; false (and a delayed redelivery)
 /// when even that fails, so nothing is acknowledged unreported.
-async fn dead_letter(bus: &Bus, received: &bus::results::ReceivedResult, refusal: &proto::decode::Refusal) -> bool {
+///
+/// `what` names the message (`result`, `drift`): the letter's message id is `<what>-seq-<sequence>`.
+pub(crate) async fn dead_letter<T>(
+    bus: &Bus,
+    what: &str,
+    received: &bus::feed::Received<T>,
+    refusal: &proto::decode::Refusal,
+) -> bool {
     let letter = proto::deadletter::DeadLetter {
         schema: proto::version::SchemaVersion::CURRENT,
         reporter: proto::deadletter::COORDINATOR.to_string(),
@@ -246,11 +252,11 @@ async fn dead_letter(bus: &Bus, received: &bus::results::ReceivedResult, refusal
         action: "acknowledged without recording".to_string(),
         at: time::OffsetDateTime::now_utc(),
     };
-    let message_id = format!("result-seq-{}", received.sequence);
+    let message_id = format!("{what}-seq-{}", received.sequence);
     match bus::deadletters::publish(bus, &letter, &message_id).await {
         Ok(()) => true,
         Err(err) => {
-            warn!(error = %bus::chain(&err), "dead letter not stored; asking for the result again");
+            warn!(error = %bus::chain(&err), what, "dead letter not stored; asking for the message again");
             let _ = received.retry_after(std::time::Duration::from_secs(1)).await;
             false
         }

@@ -15,7 +15,7 @@
 //! recorded as a dead letter instead.
 
 use crate::record::{self, ClusterRecord};
-use bus::drift::{DriftFeed, ReceivedDrift};
+use bus::drift::ReceivedDrift;
 use bus::kv::Bucket;
 use bus::{Bus, BusError};
 use proto::drift::DriftReport;
@@ -42,7 +42,7 @@ pub async fn run_drift_recorder(bus: Bus, mut shutdown: watch::Receiver<bool>) -
     async move {
         let (bucket, mut feed) = loop {
             let opened =
-                async { Ok::<_, BusError>((record::records(&bus).await?, DriftFeed::open(&bus).await?)) }.await;
+                async { Ok::<_, BusError>((record::records(&bus).await?, bus::drift::feed(&bus).await?)) }.await;
             match opened {
                 Ok(opened) => break opened,
                 Err(err) => {
@@ -81,7 +81,7 @@ pub async fn run_drift_recorder(bus: Bus, mut shutdown: watch::Receiver<bool>) -
 
 /// Records one delivery; true when it may be acknowledged (recorded, or reported as a dead letter).
 async fn handle(bus: &Bus, bucket: &Bucket<ClusterRecord>, received: &ReceivedDrift) -> bool {
-    let refusal = match &received.report {
+    let refusal = match &received.value {
         Ok(report) => match record_one(bucket, report).await {
             Ok(()) => {
                 info!(cluster = %report.cluster, kind = %report.kind, name = %report.name, remedy = %report.remedy, "drift recorded");
@@ -102,24 +102,7 @@ async fn handle(bus: &Bus, bucket: &Bucket<ClusterRecord>, received: &ReceivedDr
             refusal.clone()
         }
     };
-    let letter = proto::deadletter::DeadLetter {
-        schema: proto::version::SchemaVersion::CURRENT,
-        reporter: proto::deadletter::COORDINATOR.to_string(),
-        source: proto::decode::bounded(&received.subject, 256),
-        sequence: Some(received.sequence),
-        code: refusal.code.as_str().to_string(),
-        message: refusal.message.clone(),
-        action: "acknowledged without recording".to_string(),
-        at: time::OffsetDateTime::now_utc(),
-    };
-    match bus::deadletters::publish(bus, &letter, &format!("drift-seq-{}", received.sequence)).await {
-        Ok(()) => true,
-        Err(err) => {
-            warn!(error = %bus::chain(&err), "dead letter not stored; asking for the drift report again");
-            let _ = received.retry_after(Duration::from_secs(1)).await;
-            false
-        }
-    }
+    record::dead_letter(bus, "drift", received, &refusal).await
 }
 
 /// Read-modify-write of the cluster's record with a revision check (the result recorder writes

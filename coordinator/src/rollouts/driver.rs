@@ -21,7 +21,6 @@ use crate::inventory;
 use bus::commands::CommandPublisher;
 use bus::kv::Bucket;
 use bus::log::RolloutLog;
-use bus::results::ResultFeed;
 use bus::{Bus, BusError};
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -318,7 +317,7 @@ impl Driver {
             .map_err(|source| BusError::Subscribe { subject: super::api::SUBJECT.to_string(), source })?;
         // A short ack wait: after a leader change, what the old leader pulled and never
         // acknowledged reaches the new one within seconds (a redelivery is ignored by the engine).
-        let mut results = ResultFeed::open_as(&self.bus, subjects::ROLLOUT_CONSUMER, Duration::from_secs(3)).await?;
+        let mut results = bus::results::feed_as(&self.bus, subjects::ROLLOUT_CONSUMER, Duration::from_secs(3)).await?;
         let mut ticker = tokio::time::interval(self.settings.tick);
         info!(rollouts = self.rollouts.len(), "rollout driver serving");
         loop {
@@ -326,7 +325,7 @@ impl Driver {
                 _ = ticker.tick() => self.tick().await,
                 received = results.next() => match received {
                     Some(Ok(received)) => {
-                        let handled = match &received.result {
+                        let handled = match &received.value {
                             Ok(result) => self.on_result(result).await,
                             Err(_) => true,
                         };
