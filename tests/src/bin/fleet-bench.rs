@@ -281,6 +281,8 @@ struct Figures {
     replicas: u8,
     secured: bool,
     agents_start: Duration,
+    /// From the start until every agent's command consumer exists (it can be sent commands).
+    agents_listening: Duration,
     inventory_read: Duration,
     fleet_command: Duration,
     p50: Duration,
@@ -308,6 +310,7 @@ impl Figures {
             "agents connected and announced        {:>10.2} s   (goal at 10,000: <= 5 s)",
             self.agents_start.as_secs_f64()
         );
+        println!("agents' command consumers all exist   {:>10.2} s", self.agents_listening.as_secs_f64());
         println!(
             "inventory read                        {:>10.3} s   (goal at 10,000: <= 0.5 s)",
             self.inventory_read.as_secs_f64()
@@ -361,12 +364,13 @@ impl Figures {
             );
         }
         println!(
-            "json {{\"clusters\":{},\"replicas\":{},\"secured\":{},\"inventory_s\":{:.3},\"agents_start_s\":{:.2},\"clusters_per_s\":{rate:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"raw_publish_per_s\":{:.1},\"ratio\":{:.4},\"server_kib_per_cluster\":{:.1},\"agent_kib_per_cluster\":{:.1},\"coordinator_mib\":{:.1}}}",
+            "json {{\"clusters\":{},\"replicas\":{},\"secured\":{},\"inventory_s\":{:.3},\"agents_start_s\":{:.2},\"agents_listening_s\":{:.2},\"clusters_per_s\":{rate:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"raw_publish_per_s\":{:.1},\"ratio\":{:.4},\"server_kib_per_cluster\":{:.1},\"agent_kib_per_cluster\":{:.1},\"coordinator_mib\":{:.1}}}",
             self.clusters,
             self.replicas,
             self.secured,
             self.inventory_read.as_secs_f64(),
             self.agents_start.as_secs_f64(),
+            self.agents_listening.as_secs_f64(),
             ms(self.p50),
             ms(self.p99),
             self.raw_rate,
@@ -536,12 +540,23 @@ async fn measure(
     if !ready.starts_with("ready") {
         bail!("agents did not start: {ready:?}");
     }
-    let agents_start = started.elapsed();
     let agents_pid = child.id();
+    // Started means connected *and* announced: every hello stored (each agent writes one at start).
+    let agents_bucket = format!("KV_{}", proto::subjects::AGENTS_BUCKET);
+    let agents_start = wait_for_count(&bus, &agents_bucket, clusters, started, |state| state.messages).await?;
+    // Then every agent's consumer made (a fleet command's deliveries need it); the inventory is read
+    // after that, not while 10,000 consumer creations queue in the server's API.
+    let agents_listening =
+        wait_for_count(&bus, proto::subjects::COMMAND_STREAM, clusters, started, |state| state.consumer_count as u64)
+            .await?;
 
     // The coordinator watches results arrive (core copies of the result publishes).
     let mut results = bus.client().subscribe(proto::subjects::RESULT_ALL).await?;
-    eprintln!("fleet-bench: {clusters} agents ready in {:.1}s; reading the inventory", agents_start.as_secs_f64());
+    eprintln!(
+        "fleet-bench: {clusters} agents announced in {:.1}s, consumers made in {:.1}s; reading the inventory",
+        agents_start.as_secs_f64(),
+        agents_listening.as_secs_f64()
+    );
     let inventory_started = Instant::now();
     let inventory = coordinator::inventory::load(&bus).await?.entries;
     let inventory_read = inventory_started.elapsed();
@@ -623,6 +638,7 @@ async fn measure(
         replicas,
         secured,
         agents_start,
+        agents_listening,
         inventory_read,
         fleet_command,
         p50: percentile(&latencies, 0.50),
@@ -636,6 +652,30 @@ async fn measure(
         audit: audit_figures,
         cpu,
     })
+}
+
+/// Waits until `count(state)` of `stream` reaches `target`; returns the time since `since`.
+async fn wait_for_count(
+    bus: &Bus,
+    stream: &str,
+    target: usize,
+    since: Instant,
+    count: impl Fn(&async_nats::jetstream::stream::State) -> u64,
+) -> anyhow::Result<Duration> {
+    let mut stream = bus.jetstream().get_stream(stream).await?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let reached = count(&stream.info().await?.state);
+        if reached >= target as u64 {
+            return Ok(since.elapsed());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{reached} of {target} after 300 s in {}",
+            stream.cached_info().config.name
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Waits until the audit log holds every command and result published so far; returns when

@@ -125,6 +125,31 @@ async fn garbage_on_the_result_subject_and_in_the_cursor_do_not_wedge_the_agent(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_deleted_by_hand_is_written_again_over_its_delete_marker_and_nothing_is_applied_twice() {
+    let server = NatsServer::start().unwrap();
+    let bus = bus_with_topology(&server.url()).await;
+    let fleet = MemoryFleet::default();
+    let agent =
+        spawn_agent(&server.url(), test_settings("del", &[]), fleet.executor("del", Pause::None)).await.unwrap();
+    CommandPublisher::new(&bus).publish(&mk_enable("del", "cmd-del-1"), None).await.unwrap();
+    wait_for_results(&bus, "del", 1, WAIT).await;
+    agent.stop().await.unwrap();
+    // The cursor's key now ends in a delete marker: the agent reads no cursor, and its first write
+    // must check against the marker's revision, not against "never written".
+    let cursors = bus::kv::cursors(&bus).await.unwrap();
+    assert!(cursors.get("del").await.unwrap().is_some());
+    bus.jetstream().get_key_value(subjects::CURSORS_BUCKET).await.unwrap().delete("del").await.unwrap();
+    assert!(cursors.get("del").await.unwrap().is_none());
+    let agent =
+        spawn_agent(&server.url(), test_settings("del", &[]), fleet.executor("del", Pause::None)).await.unwrap();
+    completes_a_following_command(&bus, &fleet, "del", 1).await;
+    assert_eq!(fleet.cluster("del").starts(), 2, "the first command, read again from the start, is not applied again");
+    agent.stop().await.unwrap();
+    let (cursor, _) = cursors.get("del").await.unwrap().expect("the cursor is stored again");
+    assert!(cursor.last_done >= 2, "{cursor:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rerun_after_a_crash_reports_what_the_first_attempt_changed() {
     let server = NatsServer::start().unwrap();
     let bus = bus_with_topology(&server.url()).await;

@@ -350,7 +350,9 @@ async fn a_captured_operator_request_sent_again_is_refused_as_replayed_and_an_ol
     assert!(matches!(reply, proto::identity::AgentsReply::Enrolled { .. }), "{reply:?}");
     // An eavesdropper on the control subject keeps a copy of the operator's revoke.
     let mut tap = coordinator.bus.client().subscribe(subject.clone()).await.unwrap();
-    coordinator.bus.flush().await.unwrap();
+    // A flush only writes the SUB out; a round trip on the same connection is what shows the server
+    // has registered it (it reads a connection in order) before the operator, on another one, sends.
+    coordinator.bus.client().request("$JS.API.INFO", bytes::Bytes::new()).await.unwrap();
     let revoke = serde_json::to_vec(&proto::identity::AgentsRequest::Revoke { cluster: cluster.into() }).unwrap();
     let reply = operate.signed_request(subject.clone(), revoke.clone(), Duration::from_secs(10)).await.unwrap();
     let reply: proto::identity::AgentsReply = serde_json::from_slice(&reply.payload).unwrap();
