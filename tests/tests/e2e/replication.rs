@@ -82,3 +82,53 @@ async fn the_command_stream_leader_killed_mid_fleet_command_gives_one_result_and
         agent.stop().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_consumer_dies_with_its_server_makes_it_again_on_a_live_one_and_misses_nothing() {
+    let mut cluster = NatsCluster::start(3).unwrap();
+    let url = cluster.url();
+    let bus = r3_bus(&url).await;
+    let fleet = MemoryFleet::default();
+    let id = "strand";
+    testkit::identity::enroll(&bus, id).await.unwrap();
+    let agent = spawn_agent(&url, test_settings(id, &[]), fleet.executor(id, Pause::None)).await.unwrap();
+    let publisher = CommandPublisher::new(&bus);
+    publisher.publish(&mk_enable(id, "cmd-strand-1"), None).await.unwrap();
+    wait_for_results(&bus, id, 1, Duration::from_secs(30)).await;
+    // The agent's consumer has one replica, in memory: it lives on one server only.
+    let consumer = proto::subjects::agent_consumer(id);
+    let commands = bus.jetstream().get_stream(proto::subjects::COMMAND_STREAM).await.unwrap();
+    let mut info = commands.consumer_info(&consumer).await.unwrap();
+    assert_eq!(info.config.num_replicas, 1);
+    let host = info.cluster.as_ref().and_then(|cluster| cluster.leader.clone()).expect("the consumer has a host");
+    let index = cluster.index_of(&host).expect("the host is one of ours");
+    cluster.kill(index);
+    // The next command, sent while the consumer's server stays down (retried while the cluster
+    // elects leaders again).
+    let started = std::time::Instant::now();
+    while let Err(err) = publisher.publish(&mk_enable(id, "cmd-strand-2"), None).await {
+        assert!(started.elapsed() < Duration::from_secs(60), "the command was never stored: {}", bus::chain(&err));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let results = wait_for_results(&bus, id, 2, Duration::from_secs(90)).await;
+    let second = results.iter().find(|result| result.command_id.as_str() == "cmd-strand-2").expect("its result");
+    assert!(second.status.is_success(), "{:?}", second.status);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(stored_results(&bus, id).await.len(), 2, "one result per command");
+    assert_eq!(fleet.cluster(id).starts(), 2, "each command applied once");
+    // The consumer was made again, on a server that is alive.
+    let started = std::time::Instant::now();
+    let new_host = loop {
+        if let Ok(found) = commands.consumer_info(&consumer).await {
+            info = found;
+            if let Some(leader) = info.cluster.as_ref().and_then(|cluster| cluster.leader.clone()) {
+                break leader;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no consumer info after the kill");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_ne!(new_host, host, "the consumer now lives on a live server");
+    cluster.restart(index).unwrap();
+    agent.stop().await.unwrap();
+}
