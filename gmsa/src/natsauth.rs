@@ -122,26 +122,52 @@ pub fn agent_permissions(cluster: &str) -> Permissions {
     Permissions { publish, subscribe }
 }
 
-/// What an operator's fleetctl may do: call the control API and read (direct gets, stream and
-/// consumer info, ordered consumers for listings); it publishes no command, result or KV write.
+/// What an operator's fleetctl may do: call the control API and read — direct gets, stream
+/// info, and consumers only on the streams fleetctl lists (the KV buckets and the audit log).
+/// It publishes no command, result or KV write, and it cannot create, read or delete a consumer
+/// on the command, result or drift streams: those hold the agents' own consumers and the
+/// coordinator's durables, which a deleted or squatted consumer would make skip commands.
 pub fn operator_permissions(name: &str) -> Permissions {
-    let publish = [
+    let mut publish: Vec<String> = [
         "fleet.ctl.>",
         "$JS.API.INFO",
         "$JS.API.STREAM.INFO.*",
         "$JS.API.STREAM.NAMES",
         "$JS.API.DIRECT.GET.>",
-        "$JS.API.CONSUMER.CREATE.>",
-        "$JS.API.CONSUMER.MSG.NEXT.>",
-        "$JS.API.CONSUMER.INFO.>",
-        "$JS.API.CONSUMER.DELETE.>",
         "$JS.FC.>",
     ]
     .iter()
     .map(ToString::to_string)
     .collect();
+    for stream in operator_listed_streams() {
+        publish.push(format!("$JS.API.CONSUMER.CREATE.{stream}"));
+        publish.push(format!("$JS.API.CONSUMER.CREATE.{stream}.>"));
+        for verb in ["MSG.NEXT", "INFO", "DELETE"] {
+            publish.push(format!("$JS.API.CONSUMER.{verb}.{stream}.*"));
+        }
+    }
     let subscribe = vec![format!("{}.>", Principal::Operator { name: name.into() }.inbox_prefix())];
     Permissions { publish, subscribe }
+}
+
+/// The streams fleetctl reads through (ordered) consumers: every KV bucket's and the audit log's.
+/// None of them holds a durable consumer anyone else depends on.
+fn operator_listed_streams() -> Vec<String> {
+    use proto::subjects as s;
+    let buckets = [
+        s::INVENTORY_BUCKET,
+        s::AGENTS_BUCKET,
+        s::STATE_BUCKET,
+        s::ROLLOUTS_BUCKET,
+        s::ROLLOUT_INDEX_BUCKET,
+        s::ROTATIONS_BUCKET,
+        s::ENROLLMENTS_BUCKET,
+        s::CURSORS_BUCKET,
+        s::LEADER_BUCKET,
+    ];
+    let mut streams: Vec<String> = buckets.iter().map(|bucket| format!("KV_{bucket}")).collect();
+    streams.extend([s::AUDIT_STREAM.to_string(), s::AUDIT_CHECKPOINT_STREAM.to_string()]);
+    streams
 }
 
 fn encode_jwt(issuer: &SecretKey, claims: &Value) -> String {
@@ -278,6 +304,23 @@ mod tests {
             assert!(pinned, "{subject} is not pinned to cluster a");
         }
         assert!(!permissions.publish.iter().any(|s| s.starts_with("fleet.cmd") || s.contains("fleet_state")));
+    }
+
+    #[test]
+    fn an_operator_reaches_no_consumer_of_the_command_result_or_drift_streams() {
+        let permissions = operator_permissions("ann");
+        for subject in &permissions.publish {
+            for stream in
+                [proto::subjects::COMMAND_STREAM, proto::subjects::RESULT_STREAM, proto::subjects::DRIFT_STREAM]
+            {
+                assert!(
+                    !(subject.starts_with("$JS.API.CONSUMER.") && subject.contains(stream)),
+                    "{subject} reaches {stream}'s consumers"
+                );
+            }
+            assert!(!subject.contains("CONSUMER.CREATE.>") && !subject.starts_with("$JS.ACK"), "{subject}");
+        }
+        assert!(permissions.publish.contains(&format!("$JS.API.CONSUMER.CREATE.{}.>", proto::subjects::AUDIT_STREAM)));
     }
 
     #[test]

@@ -228,10 +228,24 @@ async fn a_revoked_agent_is_disconnected_by_the_running_server_and_operators_rea
         "$JS.API.STREAM.DELETE.FLEET_AUDIT",
         "$JS.API.STREAM.UPDATE.FLEET_AUDIT",
         "fleet.nonce",
+        // Nor touch the consumers agents and the coordinator depend on: an agent's consumer
+        // deleted, or squatted with another start, would make it skip commands.
+        "$JS.API.CONSUMER.DELETE.FLEET_COMMANDS.agent-p-000",
+        "$JS.API.CONSUMER.CREATE.FLEET_COMMANDS.agent-p-000.fleet.cmd.p-000",
+        "$JS.API.CONSUMER.MSG.NEXT.FLEET_COMMANDS.agent-p-000",
+        "$JS.API.CONSUMER.DELETE.FLEET_RESULTS.coordinator-results",
+        "$JS.API.CONSUMER.MSG.NEXT.FLEET_RESULTS.coordinator-results",
+        "$JS.API.CONSUMER.DELETE.FLEET_DRIFT.coordinator-drift",
     ] {
         raw_operator.publish(subject.to_string(), "{}".into()).await.unwrap();
         violation(&mut errors, subject).await;
     }
+    // What fleetctl reads still works through its own connection: the inventory (an ordered
+    // consumer on each bucket) and the audit log; a tail of the results stream does not.
+    let inventory = coordinator::inventory::load(&operator).await.unwrap();
+    assert_eq!(inventory.entries.len(), 1);
+    bus::audit::Tail::open(&operator, proto::subjects::AUDIT_STREAM, None, 1).await.unwrap();
+    assert!(bus::audit::Tail::open(&operator, proto::subjects::RESULT_STREAM, None, 1).await.is_err());
     let revoke = proto::identity::AgentsRequest::Revoke { cluster: "p-000".into() };
     let reply = operator
         .signed_request(
