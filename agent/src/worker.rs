@@ -217,10 +217,17 @@ impl<E: Executor> Agent<E> {
         let span = info_span!("agent", cluster = %self.settings.cluster);
         async move {
             let mut wakeups = self.inbox.wakeups(&self.bus).await.map_err(|err| self.bus_error(err))?;
-            // A hello lost under load is not fatal: the heartbeat repeats it.
-            if let Err(err) = self.announce().await {
-                warn!(error = %err, "hello not stored; the next heartbeat repeats it");
-            }
+            // A hello lost under load (10,000 agents connecting at once) is sent again soon, with
+            // the catch-up's jittered back-off, not only with the next heartbeat.
+            let mut hello_failures: u32 = 0;
+            let mut hello_due = match self.announce().await {
+                Ok(()) => None,
+                Err(err) => {
+                    hello_failures = 1;
+                    warn!(error = %err, "hello not stored; sending it again shortly");
+                    Some(tokio::time::Instant::now() + retry_delay(hello_failures, &self.settings.cluster))
+                }
+            };
             info!("agent started");
             let mut poll = tokio::time::interval(self.settings.poll_interval);
             let mut heartbeat = tokio::time::interval(self.settings.heartbeat_interval);
@@ -267,10 +274,21 @@ impl<E: Executor> Agent<E> {
                     }
                     _ = poll.tick() => {}
                     _ = heartbeat.tick() => {
-                        if let Err(err) = self.announce().await {
-                            warn!(error = %err, "heartbeat failed");
+                        match self.announce().await {
+                            Ok(()) => hello_due = None,
+                            Err(err) => warn!(error = %err, "heartbeat failed"),
                         }
                         self.flush_cursor().await;
+                    }
+                    _ = async { match hello_due { Some(due) => tokio::time::sleep_until(due).await, None => std::future::pending().await } } => {
+                        match self.announce().await {
+                            Ok(()) => hello_due = None,
+                            Err(err) => {
+                                hello_failures = hello_failures.saturating_add(1);
+                                warn!(error = %err, "hello not stored; sending it again shortly");
+                                hello_due = Some(tokio::time::Instant::now() + retry_delay(hello_failures, &self.settings.cluster));
+                            }
+                        }
                     }
                     _ = async { match retry { Some(delay) => tokio::time::sleep(delay).await, None => std::future::pending().await } } => {}
                     _ = shutdown.changed() => {}

@@ -662,18 +662,19 @@ async fn wait_for_count(
     since: Instant,
     count: impl Fn(&async_nats::jetstream::stream::State) -> u64,
 ) -> anyhow::Result<Duration> {
-    let mut stream = bus.jetstream().get_stream(stream).await?;
+    let name = stream;
+    let stream = bus.jetstream().get_stream_no_info(name).await?;
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let reached = count(&stream.info().await?.state);
+        // A request may time out while thousands of agents connect: ask again.
+        let reached = match stream.get_info().await {
+            Ok(info) => count(&info.state),
+            Err(_) => 0,
+        };
         if reached >= target as u64 {
             return Ok(since.elapsed());
         }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{reached} of {target} after 300 s in {}",
-            stream.cached_info().config.name
-        );
+        anyhow::ensure!(Instant::now() < deadline, "{reached} of {target} after 300 s in {name}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

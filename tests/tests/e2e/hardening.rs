@@ -150,6 +150,30 @@ async fn a_cursor_deleted_by_hand_is_written_again_over_its_delete_marker_and_no
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hello_that_could_not_be_stored_at_start_is_sent_again_soon_not_with_the_next_heartbeat() {
+    let server = NatsServer::start().unwrap();
+    // No streams yet: the agent's hello and first reads fail.
+    let bus = Bus::connect(&server.url(), "test").await.unwrap().with_identity(testkit::identity::coordinator_key());
+    let mut settings = test_settings("late", &[]);
+    settings.heartbeat_interval = Duration::from_secs(600);
+    let fleet = MemoryFleet::default();
+    let agent = tests::fleet::spawn_agent_as(&server.url(), settings, fleet.executor("late", Pause::None), false)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bus::topology::ensure(&bus, &bus::topology::Topology::default()).await.unwrap();
+    let agents = bus::kv::agents(&bus).await.unwrap();
+    let started = std::time::Instant::now();
+    while agents.get("late").await.unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the hello was not sent again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And the agent works once the streams exist.
+    completes_a_following_command(&bus, &fleet, "late", 0).await;
+    agent.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rerun_after_a_crash_reports_what_the_first_attempt_changed() {
     let server = NatsServer::start().unwrap();
     let bus = bus_with_topology(&server.url()).await;
