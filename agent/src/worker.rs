@@ -20,7 +20,7 @@
 use crate::decision::{self, Action, Inputs, Refusal};
 use crate::executor::{ExecError, Executor, Progress};
 use bus::commands::{CommandInbox, StoredCommand};
-use bus::kv::{Cursor, Slot, SlotValue};
+use bus::kv::{Bucket, Cursor};
 use bus::results::{Lookup, ResultPublisher};
 use bus::{Bus, BusError, headers};
 use futures::StreamExt;
@@ -120,8 +120,7 @@ pub struct Agent<E> {
     executor: Arc<E>,
     inbox: CommandInbox,
     results: ResultPublisher,
-    /// The agent's own key of `fleet_cursors`, used without opening the bucket.
-    cursors: Slot,
+    cursors: Bucket<Cursor>,
     started_at: OffsetDateTime,
     /// The cursor as this agent last read or stored it. This agent is its only writer (every write
     /// checks the revision), so it is read from the bucket only at start and after a failed write.
@@ -173,7 +172,7 @@ impl<E: Executor> Agent<E> {
         let bus_error = |source| AgentError::Bus { cluster: cluster.clone(), source };
         let inbox = CommandInbox::open(&bus, &settings.cluster).await.map_err(bus_error)?;
         let results = ResultPublisher::open(&bus).await.map_err(bus_error)?;
-        let cursors = Slot::open(&bus, proto::subjects::CURSORS_BUCKET, &settings.cluster).await.map_err(bus_error)?;
+        let cursors = bus::kv::cursors(&bus).await.map_err(bus_error)?;
         Ok(Agent {
             settings,
             bus,
@@ -335,12 +334,10 @@ impl<E: Executor> Agent<E> {
             return Ok((held.cursor.clone(), held.revision));
         }
         let cluster = self.settings.cluster.as_str();
-        let SlotValue { value, revision } = self.cursors.read().await.map_err(|err| self.bus_error(err))?;
-        let Some(bytes) = value else {
-            // None stored yet (or deleted): the first write checks against the last revision (0 or
-            // the delete marker's).
-            *self.held_cursor() = Some(HeldCursor { cursor: Cursor::default(), revision, stored: true });
-            return Ok((Cursor::default(), revision));
+        let Some((bytes, revision)) = self.cursors.get_raw(cluster).await.map_err(|err| self.bus_error(err))? else {
+            // None stored yet: revision 0 is what the first write checks against.
+            *self.held_cursor() = Some(HeldCursor { cursor: Cursor::default(), revision: 0, stored: true });
+            return Ok((Cursor::default(), 0));
         };
         match bus::kv::decode_cursor(&bytes) {
             Ok(cursor) => {
@@ -350,7 +347,7 @@ impl<E: Executor> Agent<E> {
             Err(refusal) => {
                 let action = "reset to the start of the stream; each command is looked up by id before it is applied";
                 warn!(code = %refusal.code, message = %refusal.message, "cursor cannot be decoded; {action}");
-                let source = format!("kv:{}/{cluster}", self.cursors.bucket());
+                let source = format!("kv:{}/{cluster}", self.cursors.name());
                 self.dead_letter(source, None, &refusal, action, &format!("cursor-{cluster}-{revision}")).await?;
                 let reset = Cursor::default();
                 let revision = self.store_cursor(&reset, revision).await?;
@@ -665,7 +662,7 @@ impl<E: Executor> Agent<E> {
     /// Stores the cursor with a revision check; returns the new revision. A failed write forgets
     /// the held cursor, so the next read takes the stored one.
     async fn store_cursor(&self, cursor: &Cursor, revision: u64) -> Result<u64, AgentError> {
-        match self.cursors.update(cursor, revision).await {
+        match self.cursors.update(&self.settings.cluster, cursor, revision).await {
             Ok(stored) => {
                 *self.held_cursor() = Some(HeldCursor { cursor: cursor.clone(), revision: stored, stored: true });
                 Ok(stored)
