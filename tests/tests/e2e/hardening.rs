@@ -152,8 +152,10 @@ async fn a_cursor_deleted_by_hand_is_written_again_over_its_delete_marker_and_no
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hello_that_could_not_be_stored_at_start_is_sent_again_soon_not_with_the_next_heartbeat() {
     let server = NatsServer::start().unwrap();
-    // No streams yet: the agent's hello and first reads fail.
-    let bus = Bus::connect(&server.url(), "test").await.unwrap().with_identity(testkit::identity::coordinator_key());
+    let bus = bus_with_topology(&server.url()).await;
+    // No hello bucket yet: the agent's hello fails at start.
+    let hellos = format!("KV_{}", subjects::AGENTS_BUCKET);
+    bus.jetstream().delete_stream(&hellos).await.unwrap();
     let mut settings = test_settings("late", &[]);
     settings.heartbeat_interval = Duration::from_secs(600);
     let fleet = MemoryFleet::default();
