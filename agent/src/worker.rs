@@ -207,6 +207,15 @@ impl<E: Executor> Agent<E> {
         Ok(())
     }
 
+    /// Sends the hello; when it is not stored, counts the failure and returns when to send it
+    /// again (the catch-up's jittered back-off).
+    async fn hello(&self, failures: &mut u32) -> Option<tokio::time::Instant> {
+        let err = self.announce().await.err()?;
+        *failures = failures.saturating_add(1);
+        warn!(error = %err, "hello not stored; sending it again shortly");
+        Some(tokio::time::Instant::now() + retry_delay(*failures, &self.settings.cluster))
+    }
+
     /// Runs until `shutdown` turns true. `reconnected` carries one `()` per (re)connection.
     pub async fn run(
         self,
@@ -219,14 +228,7 @@ impl<E: Executor> Agent<E> {
             // A hello lost under load (10,000 agents connecting at once) is sent again soon, with
             // the catch-up's jittered back-off, not only with the next heartbeat.
             let mut hello_failures: u32 = 0;
-            let mut hello_due = match self.announce().await {
-                Ok(()) => None,
-                Err(err) => {
-                    hello_failures = 1;
-                    warn!(error = %err, "hello not stored; sending it again shortly");
-                    Some(tokio::time::Instant::now() + retry_delay(hello_failures, &self.settings.cluster))
-                }
-            };
+            let mut hello_due = self.hello(&mut hello_failures).await;
             info!("agent started");
             let mut poll = tokio::time::interval(self.settings.poll_interval);
             let mut heartbeat = tokio::time::interval(self.settings.heartbeat_interval);
@@ -280,14 +282,7 @@ impl<E: Executor> Agent<E> {
                         self.flush_cursor().await;
                     }
                     _ = async { match hello_due { Some(due) => tokio::time::sleep_until(due).await, None => std::future::pending().await } } => {
-                        match self.announce().await {
-                            Ok(()) => hello_due = None,
-                            Err(err) => {
-                                hello_failures = hello_failures.saturating_add(1);
-                                warn!(error = %err, "hello not stored; sending it again shortly");
-                                hello_due = Some(tokio::time::Instant::now() + retry_delay(hello_failures, &self.settings.cluster));
-                            }
-                        }
+                        hello_due = self.hello(&mut hello_failures).await;
                     }
                     _ = async { match retry { Some(delay) => tokio::time::sleep(delay).await, None => std::future::pending().await } } => {}
                     _ = shutdown.changed() => {}
