@@ -170,6 +170,9 @@ async fn agents_connect_with_their_own_credentials_over_tls_and_the_server_refus
         "$JS.API.DIRECT.GET.FLEET_RESULTS.fleet.result.p-001.ok-p-001",
         "$JS.API.DIRECT.GET.KV_fleet_cursors.$KV.fleet_cursors.p-001",
         "$JS.API.STREAM.MSG.GET.FLEET_COMMANDS",
+        // No stream info but its cursor bucket's: the hello is written without opening its bucket.
+        "$JS.API.STREAM.INFO.KV_fleet_agents",
+        "$JS.API.STREAM.INFO.FLEET_COMMANDS",
         "$JS.API.CONSUMER.CREATE.FLEET_COMMANDS.spy.fleet.cmd.p-001",
         "$JS.API.CONSUMER.CREATE.FLEET_COMMANDS",
         "$JS.API.CONSUMER.DURABLE.CREATE.FLEET_COMMANDS.spy",
