@@ -24,6 +24,7 @@ use bus::kv::{Bucket, Cursor};
 use bus::results::{Lookup, ResultPublisher};
 use bus::{Bus, BusError, headers};
 use futures::StreamExt;
+use gmsa::backoff::retry_delay;
 use proto::command::EnvelopeHead;
 use proto::deadletter::DeadLetter;
 use proto::decode::{self, CommandMessage};
@@ -100,17 +101,6 @@ pub enum AgentError {
     /// The agent has no identity to sign its results with, or trusts no coordinator key.
     #[error("agent of cluster {cluster} cannot start: {rule}")]
     Identity { cluster: String, rule: &'static str },
-}
-
-/// Delay before catch-up attempt `failures + 1`: 200 ms doubling to 10 s, with a jitter of up to
-/// half the delay derived from the cluster id, so that 10,000 agents hit by the same server restart
-/// do not retry in lockstep.
-pub fn retry_delay(failures: u32, cluster: &str) -> Duration {
-    let base =
-        Duration::from_millis(200).saturating_mul(1 << failures.min(6).saturating_sub(1)).min(Duration::from_secs(10));
-    let spread = cluster.bytes().fold(failures as u64, |hash, byte| hash.wrapping_mul(31).wrapping_add(byte as u64));
-    let jitter_ms = spread % (base.as_millis() as u64 / 2 + 1);
-    base + Duration::from_millis(jitter_ms)
 }
 
 /// Everything one agent holds.

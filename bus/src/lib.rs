@@ -191,6 +191,12 @@ impl Bus {
             .name(name)
             .retry_on_initial_connect()
             .max_reconnects(None)
+            // Spread by the connection's name (the cluster, for an agent): a restarted server's
+            // 10,000 agents come back over seconds, not at the same instants.
+            .reconnect_delay_callback({
+                let seed = name.to_string();
+                move |attempt| gmsa::backoff::reconnect_delay(attempt, &seed)
+            })
             .connection_timeout(std::time::Duration::from_secs(5));
         if let Some(sender) = reconnected {
             options = options.event_callback(move |event| {

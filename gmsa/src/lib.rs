@@ -21,6 +21,7 @@
 
 pub mod archive;
 pub mod audit;
+pub mod backoff;
 pub mod credspec;
 pub mod diff;
 pub mod kube_names;

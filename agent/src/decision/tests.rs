@@ -202,14 +202,3 @@ fn recorded_steps_survive_into_the_next_attempt_and_only_of_the_same_command() {
     let other = cursor_before_execute(&cursor, 8, "cmd-2", 1);
     assert!(earlier_steps(&other, 8).is_empty());
 }
-
-#[test]
-fn catch_up_retries_grow_are_bounded_and_spread() {
-    use crate::worker::retry_delay;
-    let first = retry_delay(1, "aks-1");
-    assert!(first >= std::time::Duration::from_millis(200) && first <= std::time::Duration::from_millis(300));
-    assert!(retry_delay(4, "aks-1") > retry_delay(1, "aks-1"));
-    assert!(retry_delay(50, "aks-1") <= std::time::Duration::from_secs(15));
-    let spread: std::collections::BTreeSet<_> = (0..50).map(|i| retry_delay(3, &format!("aks-{i}"))).collect();
-    assert!(spread.len() > 10, "jitter spreads agents: {}", spread.len());
-}
