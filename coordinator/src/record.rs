@@ -159,6 +159,31 @@ pub fn users_of<'r>(
     users
 }
 
+/// Opens what a recorder reads and writes, once a second until it works (the coordinator may
+/// start before the server or its streams); `None` when `shutdown` comes first.
+pub(crate) async fn open_until_shutdown<T, F, Fut>(
+    shutdown: &mut watch::Receiver<bool>,
+    what: &str,
+    mut open: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BusError>>,
+{
+    loop {
+        match open().await {
+            Ok(opened) => return Some(opened),
+            Err(err) => {
+                warn!(error = %err, "{what} not available yet; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => return None,
+                }
+            }
+        }
+    }
+}
+
 /// Records every result from the durable feed until `shutdown`.
 ///
 /// # Guarantees
@@ -167,19 +192,11 @@ pub fn users_of<'r>(
 /// delayed negative acknowledgement: the consumer delivers it again, so the recorder rides out
 /// outages instead of stopping.
 pub async fn run_recorder(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
-    let (bucket, mut feed) = loop {
-        let opened = async { Ok::<_, BusError>((records(&bus).await?, bus::results::feed(&bus).await?)) }.await;
-        match opened {
-            Ok(opened) => break opened,
-            Err(err) => {
-                warn!(error = %err, "result feed not available yet; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                    _ = shutdown.changed() => return Ok(()),
-                }
-            }
-        }
-    };
+    let opened = open_until_shutdown(&mut shutdown, "result feed", || async {
+        Ok((records(&bus).await?, bus::results::feed(&bus).await?))
+    })
+    .await;
+    let Some((bucket, mut feed)) = opened else { return Ok(()) };
     let mut held = held_at_start(&bucket).await;
     loop {
         let received = tokio::select! {

@@ -40,20 +40,11 @@ enum NotRecorded {
 /// Records drift reports until `shutdown`.
 pub async fn run_drift_recorder(bus: Bus, mut shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
     async move {
-        let (bucket, mut feed) = loop {
-            let opened =
-                async { Ok::<_, BusError>((record::records(&bus).await?, bus::drift::feed(&bus).await?)) }.await;
-            match opened {
-                Ok(opened) => break opened,
-                Err(err) => {
-                    warn!(error = %err, "drift feed not available yet; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        _ = shutdown.changed() => return Ok(()),
-                    }
-                }
-            }
-        };
+        let opened = record::open_until_shutdown(&mut shutdown, "drift feed", || async {
+            Ok((record::records(&bus).await?, bus::drift::feed(&bus).await?))
+        })
+        .await;
+        let Some((bucket, mut feed)) = opened else { return Ok(()) };
         loop {
             let received = tokio::select! {
                 received = feed.next() => received,
