@@ -230,6 +230,8 @@ impl<E: Executor> Agent<E> {
             // re-checked once shortly after: in a replicated stream the direct get may be answered
             // by a replica that has not applied the command yet.
             let mut nudged = false;
+            // Connection events seen (one per connect, the first one included).
+            let mut connections: u32 = 0;
             loop {
                 if *shutdown.borrow() {
                     break;
@@ -262,6 +264,11 @@ impl<E: Executor> Agent<E> {
                     _ = wakeups.next() => nudged = true,
                     _ = async { match reconnected.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                         info!("reconnected; catching up");
+                        // The first event is the first connection: the pull made since is fresh.
+                        connections = connections.saturating_add(1);
+                        if connections > 1 {
+                            self.inbox.reconnected().await;
+                        }
                     }
                     _ = poll.tick() => {}
                     _ = heartbeat.tick() => {

@@ -227,6 +227,15 @@ impl CommandInbox {
         Ok(consumer)
     }
 
+    /// Forgets the standing pull and the consumer after the connection came back: the server may
+    /// have restarted and lost the consumer's memory state, and a pull on a lost consumer fails
+    /// only when its heartbeats are missed (about 10 s). The next read makes both again (the
+    /// create is a no-op for a consumer that still exists). A delivery already kept stays kept.
+    pub async fn reconnected(&self) {
+        *self.messages.lock().await = None;
+        *self.consumer.lock().await = None;
+    }
+
     /// The first command on this cluster's subject with a sequence greater than `sequence`.
     pub async fn next_after(&self, sequence: u64) -> Result<Option<StoredCommand>, BusError> {
         let mut recreated = false;

@@ -124,6 +124,11 @@ struct Args {
     /// Measure each fleet command twice, without and with the audit writer, and print the cost.
     #[arg(long)]
     audit_cost: bool,
+    /// After the fleet command, SIGKILL the server and start it again at once (same port, same
+    /// store), then time until every agent's consumer exists again and a second fleet command
+    /// has every result. One server (with `--replicas 1` only).
+    #[arg(long, conflicts_with_all = ["rollout", "audit_cost"])]
+    restart: bool,
     /// Instead: write this many audit entries (realistic result entries) and time
     /// `fleetctl audit verify`'s check of them.
     #[arg(long)]
@@ -179,9 +184,9 @@ fn main() -> anyhow::Result<()> {
         }
         for &clusters in &args.clusters {
             if args.audit_cost {
-                let without = measure(clusters, false, false, args.replicas, args.secured).await?;
+                let without = measure(clusters, false, false, args.replicas, args.secured, false).await?;
                 without.print();
-                let with = measure(clusters, args.compare_durables, true, args.replicas, args.secured).await?;
+                let with = measure(clusters, args.compare_durables, true, args.replicas, args.secured, false).await?;
                 with.print();
                 let cost = with.fleet_command.as_secs_f64() / without.fleet_command.as_secs_f64() - 1.0;
                 println!(
@@ -197,7 +202,8 @@ fn main() -> anyhow::Result<()> {
                 figures.print();
                 continue;
             }
-            let figures = measure(clusters, args.compare_durables, true, args.replicas, args.secured).await?;
+            let figures =
+                measure(clusters, args.compare_durables, true, args.replicas, args.secured, args.restart).await?;
             figures.print();
         }
         Ok(())
@@ -297,6 +303,19 @@ struct Figures {
     audit: Option<(Duration, u64, u64)>,
     /// CPU (user+sys) from the first publish to the last result: nats-server, coordinator, agents.
     cpu: [Duration; 3],
+    /// With `--restart`: what a server restart cost.
+    restart: Option<Restart>,
+}
+
+/// After SIGKILL and an immediate restart of the server.
+struct Restart {
+    /// Agent consumers the restarted server still had when first asked (memory state is lost).
+    consumers_left: u64,
+    /// From the restart until every agent's consumer exists again.
+    listening: Duration,
+    /// The next fleet command, from its first publish to its last result.
+    fleet_command: Duration,
+    p99: Duration,
 }
 
 impl Figures {
@@ -355,6 +374,20 @@ impl Figures {
                 bytes as f64 / entries.max(1) as f64
             ),
             None => println!("audit writer                          off"),
+        }
+        if let Some(restart) = &self.restart {
+            println!(
+                "server SIGKILLed and restarted: {} of {} consumers left; all back in {:.2} s",
+                restart.consumers_left,
+                self.clusters,
+                restart.listening.as_secs_f64()
+            );
+            println!(
+                "next command fleet-wide, all results  {:>10.3} s  ({:.0} clusters/s, p99 {:.1} ms)",
+                restart.fleet_command.as_secs_f64(),
+                n / restart.fleet_command.as_secs_f64(),
+                ms(restart.p99)
+            );
         }
         if let Some((created, rss)) = self.durables {
             println!(
@@ -480,8 +513,9 @@ async fn measure(
     audit: bool,
     replicas: u8,
     secured: bool,
+    restart: bool,
 ) -> anyhow::Result<Figures> {
-    let servers = Servers::start(replicas, secured)?;
+    let mut servers = Servers::start(replicas, secured)?;
     let url = servers.url();
     let server_pid = *servers.pids().first().context("nats-server has no pid")?;
     let declared = declare("bench", clusters);
@@ -550,8 +584,6 @@ async fn measure(
         wait_for_count(&bus, proto::subjects::COMMAND_STREAM, clusters, started, |state| state.consumer_count as u64)
             .await?;
 
-    // The coordinator watches results arrive (core copies of the result publishes).
-    let mut results = bus.client().subscribe(proto::subjects::RESULT_ALL).await?;
     eprintln!(
         "fleet-bench: {clusters} agents announced in {:.1}s, consumers made in {:.1}s; reading the inventory",
         agents_start.as_secs_f64(),
@@ -561,72 +593,24 @@ async fn measure(
     let inventory = coordinator::inventory::load(&bus).await?.entries;
     let inventory_read = inventory_started.elapsed();
     anyhow::ensure!(inventory.len() == clusters, "the inventory holds {} of {clusters}", inventory.len());
-    let rollout_id = plan::new_rollout_id(time::OffsetDateTime::now_utc());
-    let command = proto::Command::EnableGmsa(proto::command::EnableGmsa {
-        dns_server: Some("10.1.0.4".into()),
-        root_domain: Some("contoso.com".into()),
-        mode: proto::Mode::Apply,
-    });
-    let planned =
-        plan::plan(&inventory, "env=demo", &command, &rollout_id, time::OffsetDateTime::now_utc(), 600, None)?;
-    anyhow::ensure!(planned.envelopes.len() == clusters, "planned {} of {clusters}", planned.envelopes.len());
-    // Result arrivals are timed in their own task so that publishing does not delay them.
-    let arrivals = tokio::spawn(async move {
-        let mut arrived: HashMap<String, Instant> = HashMap::with_capacity(clusters);
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while arrived.len() < clusters {
-            let message = tokio::time::timeout_at(deadline.into(), results.next())
-                .await
-                .context("results did not all arrive within 300s")?;
-            let Some(message) = message else { bail!("result subscription ended") };
-            let cluster = message.subject.split('.').nth(2).unwrap_or_default().to_string();
-            arrived.entry(cluster).or_insert_with(Instant::now);
-        }
-        Ok::<_, anyhow::Error>(arrived)
-    });
-    // Publish as the coordinator does (512 acknowledgements in flight), noting each send time.
-    let publisher = bus::commands::CommandPublisher::new(&bus);
-    let traceparent = bus::headers::new_traceparent();
     let pids = ["self".to_string(), agents_pid.to_string()];
     let cpu_before = (servers.cpu(), pids.each_ref().map(|pid| cpu_time(pid).unwrap_or_default()));
-    let publish_started = Instant::now();
-    let sent_at: HashMap<String, Instant> = futures::stream::iter(planned.envelopes.iter().cloned())
-        .map(|envelope| {
-            let publisher = publisher.clone();
-            let traceparent = traceparent.clone();
-            async move {
-                let sent = Instant::now();
-                let ack = publisher.send(&envelope, Some(&traceparent)).await?;
-                publisher.confirm(&envelope.cluster, ack).await?;
-                Ok::<_, anyhow::Error>((envelope.cluster, sent))
-            }
-        })
-        .buffer_unordered(512)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    let arrivals = arrivals.await??;
-    let mut latencies: Vec<Duration> = arrivals
-        .iter()
-        .filter_map(|(cluster, arrived)| sent_at.get(cluster).map(|sent| arrived.saturating_duration_since(*sent)))
-        .collect();
-    let last_arrival = arrivals.values().max().copied().unwrap_or_else(Instant::now);
-    let fleet_command = last_arrival.saturating_duration_since(publish_started);
+    let Commanded { publish_started, fleet_command, latencies, payload_size } =
+        fleet_command(&bus, &inventory, clusters).await?;
     let cpu = [
         servers.cpu().saturating_sub(cpu_before.0),
         cpu_time(&pids[0]).unwrap_or_default().saturating_sub(cpu_before.1[0]),
         cpu_time(&pids[1]).unwrap_or_default().saturating_sub(cpu_before.1[1]),
     ];
     let audit_figures = if audit { Some(audit_caught_up(&bus, publish_started).await?) } else { None };
-    latencies.sort();
     let server_rss_fleet = servers.rss();
     let coordinator_rss = rss_bytes(std::process::id()).unwrap_or(0);
     let agents_rss = rss_bytes(agents_pid).unwrap_or(0);
 
     // Baseline: raw JetStream publish with ack, same payload size, same window, same server.
-    let payload_size = serde_json::to_vec(&planned.envelopes[0])?.len();
     let raw_rate = raw_publish_rate(&bus, clusters.max(10_000), payload_size, replicas.into()).await?;
+
+    let restart = if restart { Some(after_restart(&mut servers, &bus, &inventory, clusters).await?) } else { None };
 
     let durables = if compare_durables { Some(durable_consumers(&bus, clusters, server_pid).await?) } else { None };
 
@@ -651,7 +635,114 @@ async fn measure(
         durables,
         audit: audit_figures,
         cpu,
+        restart,
     })
+}
+
+/// One command fleet-wide, published as the coordinator does (512 acknowledgements in flight).
+async fn fleet_command(
+    bus: &Bus,
+    inventory: &[coordinator::inventory::ClusterEntry],
+    clusters: usize,
+) -> anyhow::Result<Commanded> {
+    // The coordinator watches results arrive (core copies of the result publishes).
+    let mut results = bus.client().subscribe(proto::subjects::RESULT_ALL).await?;
+    bus.client().flush().await?;
+    let rollout_id = plan::new_rollout_id(time::OffsetDateTime::now_utc());
+    let command = proto::Command::EnableGmsa(proto::command::EnableGmsa {
+        dns_server: Some("10.1.0.4".into()),
+        root_domain: Some("contoso.com".into()),
+        mode: proto::Mode::Apply,
+    });
+    let planned = plan::plan(inventory, "env=demo", &command, &rollout_id, time::OffsetDateTime::now_utc(), 600, None)?;
+    anyhow::ensure!(planned.envelopes.len() == clusters, "planned {} of {clusters}", planned.envelopes.len());
+    // Result arrivals are timed in their own task so that publishing does not delay them.
+    let arrivals = tokio::spawn(async move {
+        let mut arrived: HashMap<String, Instant> = HashMap::with_capacity(clusters);
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while arrived.len() < clusters {
+            let message = tokio::time::timeout_at(deadline.into(), results.next())
+                .await
+                .context("results did not all arrive within 300s")?;
+            let Some(message) = message else { bail!("result subscription ended") };
+            let cluster = message.subject.split('.').nth(2).unwrap_or_default().to_string();
+            arrived.entry(cluster).or_insert_with(Instant::now);
+        }
+        Ok::<_, anyhow::Error>(arrived)
+    });
+    // Publish as the coordinator does (512 acknowledgements in flight), noting each send time.
+    let publisher = bus::commands::CommandPublisher::new(bus);
+    let traceparent = bus::headers::new_traceparent();
+    let publish_started = Instant::now();
+    let sent_at: HashMap<String, Instant> = futures::stream::iter(planned.envelopes.iter().cloned())
+        .map(|envelope| {
+            let publisher = publisher.clone();
+            let traceparent = traceparent.clone();
+            async move {
+                let sent = Instant::now();
+                let ack = publisher.send(&envelope, Some(&traceparent)).await?;
+                publisher.confirm(&envelope.cluster, ack).await?;
+                Ok::<_, anyhow::Error>((envelope.cluster, sent))
+            }
+        })
+        .buffer_unordered(512)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let arrivals = arrivals.await??;
+    let last_arrival = arrivals.values().max().copied().unwrap_or_else(Instant::now);
+    let fleet_command = last_arrival.saturating_duration_since(publish_started);
+    let mut latencies: Vec<Duration> = arrivals
+        .iter()
+        .filter_map(|(cluster, arrived)| sent_at.get(cluster).map(|sent| arrived.saturating_duration_since(*sent)))
+        .collect();
+    latencies.sort();
+    let payload_size = serde_json::to_vec(&planned.envelopes[0])?.len();
+    Ok(Commanded { publish_started, fleet_command, latencies, payload_size })
+}
+
+/// What [`fleet_command`] measured.
+struct Commanded {
+    publish_started: Instant,
+    /// From the first publish to the last result.
+    fleet_command: Duration,
+    /// Each cluster's publish → result, sorted.
+    latencies: Vec<Duration>,
+    /// The envelope's size, for the baseline.
+    payload_size: usize,
+}
+
+/// SIGKILLs the server and starts it again at once, then times the fleet's return: every agent's
+/// consumer made again (it lives in the server's memory), and a second fleet command.
+async fn after_restart(
+    servers: &mut Servers,
+    bus: &Bus,
+    inventory: &[coordinator::inventory::ClusterEntry],
+    clusters: usize,
+) -> anyhow::Result<Restart> {
+    let Servers::One(server) = servers else { bail!("--restart runs on one server: use --replicas 1") };
+    server.restart()?;
+    let restarted = Instant::now();
+    let stream = loop {
+        match bus.jetstream().get_stream(proto::subjects::COMMAND_STREAM).await {
+            Ok(stream) => break stream,
+            Err(err) => {
+                anyhow::ensure!(
+                    restarted.elapsed() < Duration::from_secs(60),
+                    "no command stream after the restart: {err}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let consumers_left = stream.cached_info().state.consumer_count as u64;
+    let listening =
+        wait_for_count(bus, proto::subjects::COMMAND_STREAM, clusters, restarted, |state| state.consumer_count as u64)
+            .await?;
+    eprintln!("fleet-bench: every consumer back {:.1}s after the restart", listening.as_secs_f64());
+    let next = fleet_command(bus, inventory, clusters).await?;
+    Ok(Restart { consumers_left, listening, fleet_command: next.fleet_command, p99: percentile(&next.latencies, 0.99) })
 }
 
 /// Waits until `count(state)` of `stream` reaches `target`; returns the time since `since`.
