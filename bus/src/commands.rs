@@ -140,6 +140,8 @@ pub struct CommandInbox {
     messages: tokio::sync::Mutex<Option<pull::Stream>>,
     /// A delivery [`CommandInbox::arrival`] took off the standing pull, for the next read.
     arrived: std::sync::Mutex<Option<async_nats::jetstream::Message>>,
+    /// Set by [`CommandInbox::reconnected`]: the next consumer is made fresh (the old one deleted).
+    renew: std::sync::atomic::AtomicBool,
 }
 
 /// How long a read waits for a delivery already on its way (the nudge follows the store; the
@@ -169,6 +171,7 @@ impl CommandInbox {
             consumer: tokio::sync::Mutex::new(None),
             messages: tokio::sync::Mutex::new(None),
             arrived: std::sync::Mutex::new(None),
+            renew: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -193,6 +196,7 @@ impl CommandInbox {
             return Ok(consumer.clone());
         }
         let name = subjects::agent_consumer(&self.cluster);
+        let fresh = self.renew.swap(false, std::sync::atomic::Ordering::Relaxed) || fresh;
         if fresh {
             // Absent is fine: the point is that none is left behind.
             let _ = self.stream.delete_consumer(&name).await;
@@ -228,12 +232,15 @@ impl CommandInbox {
     }
 
     /// Forgets the standing pull and the consumer after the connection came back: the server may
-    /// have restarted and lost the consumer's memory state, and a pull on a lost consumer fails
-    /// only when its heartbeats are missed (about 10 s). The next read makes both again (the
-    /// create is a no-op for a consumer that still exists). A delivery already kept stays kept.
+    /// have restarted and lost the consumer's memory state, or the consumer may be stranded on a
+    /// server that is gone, and a pull on either fails only when its heartbeats are missed (about
+    /// 10 s). The next read deletes the consumer and makes it again from the cursor, as after a
+    /// failed pull. A delivery already kept stays kept (its ack may fail: the cursor passes over
+    /// the redelivery).
     pub async fn reconnected(&self) {
         *self.messages.lock().await = None;
         *self.consumer.lock().await = None;
+        self.renew.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The first command on this cluster's subject with a sequence greater than `sequence`.
