@@ -57,14 +57,7 @@ async fn the_dc_is_found_over_udp_and_tcp_and_each_missing_piece_fails_its_own_c
     // Records taken away from the real zone, one at a time: only their own checks fail.
     let domain = dc.dns_domain();
     let host = format!("{}.{domain}", SambaOptions::default().host_name.to_lowercase());
-    let password = format!("--password={}", dc.admin_password());
-    let dns = |args: &[&str]| {
-        let mut all = vec!["dns"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["-U", "Administrator", &password]);
-        let output = dc.samba_tool(&all).unwrap();
-        assert!(output.status.success(), "samba-tool {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    };
+    let dns = |args: &[&str]| dc.dns(args).unwrap_or_else(|error| panic!("{error}"));
     // A second DC (127.0.0.3) published in the real zone, whose ports are test listeners: with one
     // port taken away at a time, exactly that port's check fails.
     let dc2 = format!("dc2.{domain}");

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 const DIR_PREFIX: &str = "gmsa-fleet-samba-";
 /// How long a DC may take to accept LDAPS connections after `samba` starts.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long the DNS RPC server may refuse the DC's own registration after LDAPS answers.
+/// How long the DNS RPC server may refuse a `samba-tool dns` edit after LDAPS answers.
 const DNS_RPC_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Why a DC could not be provisioned or started.
@@ -58,10 +58,13 @@ pub enum SambaError {
     /// `samba` exited or did not open LDAPS in time.
     #[error("samba did not accept LDAPS on 127.0.0.1:636 within {waited:?}; log tail: {log}")]
     NotReady { waited: Duration, log: String },
+    /// The DC's own A record could not be written into its provisioned zone.
+    #[error("ldbadd of the DC's A record into {ldb} failed: {output}")]
+    AddressRecord { ldb: String, output: String },
+    /// `samba-tool dns …` against the running DC failed (after retrying refused connections).
+    #[error("samba-tool dns {args} failed: {stderr}")]
+    Dns { args: String, stderr: String },
     /// Another process holds the DC ports without the harness lock.
-    /// The DC's own address could not be registered in its DNS zone.
-    #[error("samba-tool dns add of the DC's A record failed: {0}")]
-    DnsRegistration(String),
     #[error("port {0} on 127.0.0.1 is in use by another program; stop it (a system samba?) to run the DC tests")]
     PortBusy(u16),
 }
@@ -156,60 +159,38 @@ impl SambaDc {
             add_global_option(&smb_conf, &format!("old password allowed period = {minutes}"))?;
         }
         without_netbios_name_service(&smb_conf)?;
+        if options.internal_dns {
+            add_own_address_record(&options, &dir)?;
+        }
         tracing::info!(elapsed = ?started.elapsed(), dir = %dir.display(), "samba domain provisioned");
 
         let (child, stdin) = spawn_samba(&dir)?;
         let mut dc = SambaDc { options, dir, admin_password, domain_sid, child, stdin, _port_lock: port_lock };
         dc.wait_ready(START_TIMEOUT)?;
-        if dc.options.internal_dns {
-            // A DC whose DNS RPC server still refuses after DNS_RPC_TIMEOUT is started once more
-            // (the full suite once saw it refuse for three minutes on an idle machine).
-            if let Err(SambaError::DnsRegistration(refused)) = dc.register_own_address() {
-                tracing::warn!(%refused, "the DC's DNS RPC server never answered; starting the DC again");
-                dc.stop();
-                wait_for_ports_free(Duration::from_secs(15))?;
-                (dc.child, dc.stdin) = spawn_samba(&dc.dir)?;
-                dc.wait_ready(START_TIMEOUT)?;
-                dc.register_own_address()?;
-            }
-        }
         tracing::info!(elapsed = ?started.elapsed(), "samba DC accepting LDAPS");
         Ok(dc)
     }
 
-    /// Adds the DC's A record (`<host>.<domain>` → 127.0.0.1) to its zone. A real DC registers its
-    /// own address; Samba skips loopback addresses, so without this the SRV targets would not resolve.
-    fn register_own_address(&self) -> Result<(), SambaError> {
-        let domain = self.dns_domain();
-        let host = self.options.host_name.to_lowercase();
+    /// Runs `samba-tool dns ARGS -U Administrator` against the running DC (an edit of its zone
+    /// over DNS RPC) and fails with samba-tool's message unless it succeeds.
+    ///
+    /// The DC answers LDAPS before its DNS RPC server listens, and under load the RPC server has
+    /// been seen refusing connections for minutes (the full suite once saw three): a refused
+    /// connection is retried until [`DNS_RPC_TIMEOUT`], any other failure is final.
+    pub fn dns(&self, args: &[&str]) -> Result<(), SambaError> {
         let password = format!("--password={}", self.admin_password);
-        // The DC answers LDAPS before its DNS RPC server listens (more so on a loaded machine: seen
-        // refused for over 30 s while a 200-agent test ran beside it): a refused connection is
-        // retried until DNS_RPC_TIMEOUT, any other failure is final. The full suite once saw it
-        // refused for over 60 s (a 200-cluster kill test beside it), hence 90 s; `start` then
-        // starts the DC once more.
+        let mut all = vec!["dns"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-U", "Administrator", &password]);
         let deadline = Instant::now() + DNS_RPC_TIMEOUT;
         loop {
-            let output = self
-                .samba_tool(&[
-                    "dns",
-                    "add",
-                    "127.0.0.1",
-                    &domain,
-                    &host,
-                    "A",
-                    "127.0.0.1",
-                    "-U",
-                    "Administrator",
-                    &password,
-                ])
-                .map_err(io_error("run samba-tool dns add"))?;
+            let output = self.samba_tool(&all).map_err(io_error("run samba-tool dns"))?;
             if output.status.success() {
                 return Ok(());
             }
             let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
             if !stderr.contains("refused") || Instant::now() >= deadline {
-                return Err(SambaError::DnsRegistration(stderr));
+                return Err(SambaError::Dns { args: args.join(" "), stderr });
             }
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -409,6 +390,45 @@ fn wait_for_ports_free(timeout: Duration) -> Result<(), SambaError> {
         }
     }
     Ok(())
+}
+
+/// Writes the DC's A record (`<host>.<domain>` → 127.0.0.1) into the provisioned zone with
+/// `ldbadd`, before `samba` starts. A real DC registers its own address at start; Samba skips
+/// loopback addresses, so without this the SRV targets would not resolve. Written offline rather
+/// than with `samba-tool dns add`, which waits on the DC's DNS RPC server: that was seen refusing
+/// connections for minutes in a loaded suite, failing the start of the shared DC.
+fn add_own_address_record(options: &SambaOptions, dir: &Path) -> Result<(), SambaError> {
+    let domain = options.realm.to_lowercase();
+    let zone_dn = domain.split('.').map(|label| format!("DC={label}")).collect::<Vec<_>>().join(",");
+    // The record as the zone stores it (`dnsp_DnssrvRpcRecord`): data length 4, type A (1),
+    // version 5, rank zone (0xF0), flags 0, serial 1, TTL 900 s (big-endian), reserved and
+    // timestamp 0 (static), then 127.0.0.1. Provisioning writes its own records in this form.
+    const LOOPBACK_A_RECORD: &str = "BAABAAXwAAABAAAAAAADhAAAAAAAAAAAfwAAAQ==";
+    let ldif = format!(
+        "dn: DC={host},DC={domain},CN=MicrosoftDNS,DC=DomainDnsZones,{zone_dn}\n\
+         objectClass: top\n\
+         objectClass: dnsNode\n\
+         dnsRecord:: {LOOPBACK_A_RECORD}\n",
+        host = options.host_name.to_lowercase(),
+    );
+    let ldif_path = dir.join("own-address.ldif");
+    fs::write(&ldif_path, ldif).map_err(io_error("write own-address.ldif"))?;
+    let ldb = dir.join("private/sam.ldb");
+    let output = Command::new("ldbadd")
+        .arg("-H")
+        .arg(&ldb)
+        .arg(&ldif_path)
+        .output()
+        .map_err(io_error("run ldbadd (is ldb-tools installed?)"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(SambaError::AddressRecord {
+        ldb: ldb.display().to_string(),
+        output: format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+            .trim()
+            .to_string(),
+    })
 }
 
 /// Starts `samba` in the foreground on the provisioned `dir`, its output appended to `samba.out`.
