@@ -125,23 +125,24 @@ pub fn agent_permissions(cluster: &str) -> Permissions {
     Permissions { publish, subscribe }
 }
 
-/// What an operator's fleetctl may do: call the control API and read — direct gets, stream
-/// info, and consumers only on the streams fleetctl lists (the KV buckets and the audit log).
-/// It publishes no command, result or KV write, and it cannot create, read or delete a consumer
-/// on the command, result or drift streams: those hold the agents' own consumers and the
+/// What an operator's fleetctl may do: call the control API and read — stream info, direct
+/// gets only on the streams fleetctl reads (the KV buckets, the audit log, results and
+/// artifacts), and consumers only on the streams it lists (the KV buckets and the audit log).
+/// It publishes no command, result or KV write; it reads no command, drift report, dead letter,
+/// progress event, rollout log entry or request nonce; and it cannot create, read or delete a
+/// consumer on the command, result or drift streams: those hold the agents' own consumers and the
 /// coordinator's durables, which a deleted or squatted consumer would make skip commands.
 pub fn operator_permissions(name: &str) -> Permissions {
-    let mut publish: Vec<String> = [
-        "fleet.ctl.>",
-        "$JS.API.INFO",
-        "$JS.API.STREAM.INFO.*",
-        "$JS.API.STREAM.NAMES",
-        "$JS.API.DIRECT.GET.>",
-        "$JS.FC.>",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
+    let mut publish: Vec<String> =
+        ["fleet.ctl.>", "$JS.API.INFO", "$JS.API.STREAM.INFO.*", "$JS.API.STREAM.NAMES", "$JS.FC.>"]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+    let read_streams = [proto::subjects::RESULT_STREAM.to_string(), proto::subjects::ARTIFACT_STREAM.to_string()];
+    for stream in operator_listed_streams().iter().chain(&read_streams) {
+        publish.push(format!("$JS.API.DIRECT.GET.{stream}"));
+        publish.push(format!("$JS.API.DIRECT.GET.{stream}.>"));
+    }
     for stream in operator_listed_streams() {
         publish.push(format!("$JS.API.CONSUMER.CREATE.{stream}"));
         publish.push(format!("$JS.API.CONSUMER.CREATE.{stream}.>"));
@@ -326,6 +327,29 @@ mod tests {
             assert!(!subject.contains("CONSUMER.CREATE.>") && !subject.starts_with("$JS.ACK"), "{subject}");
         }
         assert!(permissions.publish.contains(&format!("$JS.API.CONSUMER.CREATE.{}.>", proto::subjects::AUDIT_STREAM)));
+    }
+
+    #[test]
+    fn an_operator_reads_results_buckets_and_the_audit_log_but_no_command_or_private_stream() {
+        let permissions = operator_permissions("ann");
+        let direct_gets: Vec<&str> =
+            permissions.publish.iter().filter_map(|s| s.strip_prefix("$JS.API.DIRECT.GET.")).collect();
+        assert!(!direct_gets.contains(&">"), "every stream is readable: {direct_gets:?}");
+        for private in [
+            proto::subjects::COMMAND_STREAM,
+            proto::subjects::DRIFT_STREAM,
+            proto::subjects::DEAD_STREAM,
+            proto::subjects::PROGRESS_STREAM,
+            proto::subjects::ROLLOUT_LOG_STREAM,
+            proto::subjects::NONCE_STREAM,
+            proto::subjects::AUDIT_INBOX_STREAM,
+        ] {
+            assert!(!direct_gets.iter().any(|s| s.split('.').next() == Some(private)), "{private} is readable");
+        }
+        for read in [proto::subjects::RESULT_STREAM, proto::subjects::ARTIFACT_STREAM, proto::subjects::AUDIT_STREAM] {
+            assert!(direct_gets.contains(&format!("{read}.>").as_str()), "{read} is not readable");
+        }
+        assert!(direct_gets.contains(&format!("KV_{}.>", proto::subjects::INVENTORY_BUCKET).as_str()));
     }
 
     #[test]

@@ -239,6 +239,15 @@ async fn a_revoked_agent_is_disconnected_by_the_running_server_and_operators_rea
         "$JS.API.CONSUMER.DELETE.FLEET_RESULTS.coordinator-results",
         "$JS.API.CONSUMER.MSG.NEXT.FLEET_RESULTS.coordinator-results",
         "$JS.API.CONSUMER.DELETE.FLEET_DRIFT.coordinator-drift",
+        // Nor read commands (by sequence, next_by_subj or last-by-subject), drift reports, dead
+        // letters, progress, the rollout log or other operators' request nonces.
+        "$JS.API.DIRECT.GET.FLEET_COMMANDS",
+        "$JS.API.DIRECT.GET.FLEET_COMMANDS.fleet.cmd.p-000",
+        "$JS.API.DIRECT.GET.FLEET_DRIFT.fleet.drift.p-000",
+        "$JS.API.DIRECT.GET.FLEET_DEAD",
+        "$JS.API.DIRECT.GET.FLEET_PROGRESS",
+        "$JS.API.DIRECT.GET.FLEET_ROLLOUT_LOG",
+        "$JS.API.DIRECT.GET.FLEET_REQUEST_NONCES",
     ] {
         raw_operator.publish(subject.to_string(), "{}".into()).await.unwrap();
         violation(&mut errors, subject).await;
@@ -249,6 +258,13 @@ async fn a_revoked_agent_is_disconnected_by_the_running_server_and_operators_rea
     assert_eq!(inventory.entries.len(), 1);
     bus::audit::Tail::open(&operator, proto::subjects::AUDIT_STREAM, None, 1).await.unwrap();
     assert!(bus::audit::Tail::open(&operator, proto::subjects::RESULT_STREAM, None, 1).await.is_err());
+    // A result lookup and an artifact fetch (rollout status, diagnostics) reach their streams:
+    // nothing is stored, and the server says so instead of refusing the request.
+    let results = bus::results::ResultPublisher::open(&operator).await.unwrap();
+    let enrollments = bus::enrollment::Enrollments::open(&operator).await.unwrap();
+    let lookup = results.lookup_enrolled(&enrollments, "p-000", "nothing-here").await.unwrap();
+    assert_eq!(lookup, bus::results::Lookup::Absent);
+    assert_eq!(bus::results::fetch_artifact(&operator, "p-000", "nothing-here").await.unwrap(), None);
     let revoke = proto::identity::AgentsRequest::Revoke { cluster: "p-000".into() };
     let reply = operator
         .signed_request(
