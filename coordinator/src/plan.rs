@@ -89,7 +89,6 @@ pub fn plan(
             issued_at: now,
             deadline,
             issuer: issuer.clone(),
-            signature: None,
             command: command.clone(),
         })
         .collect();

@@ -180,7 +180,6 @@ mod tests {
             issued_at: now,
             deadline: now + time::Duration::minutes(1),
             issuer: None,
-            signature: None,
             command: Command::EnableGmsa(EnableGmsa {
                 dns_server: Some("10.0.0.4".into()),
                 root_domain: Some("contoso.com".into()),

@@ -498,7 +498,6 @@ mod tests {
             issued_at: now,
             deadline: now + time::Duration::minutes(5),
             issuer: None,
-            signature: None,
             command: Command::ApplyCredspec(payload),
         }
     }

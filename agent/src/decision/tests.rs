@@ -13,7 +13,6 @@ fn mk_envelope(cluster: &str) -> CommandEnvelope {
         issued_at: datetime!(2026-11-23 10:00 UTC),
         deadline: datetime!(2026-11-23 11:00 UTC),
         issuer: None,
-        signature: None,
         command: Command::EnableGmsa(EnableGmsa {
             dns_server: Some("10.0.0.4".into()),
             root_domain: Some("contoso.com".into()),

@@ -549,7 +549,6 @@ impl Driver {
                         issued_at: now,
                         deadline,
                         issuer: active.rebuilt.requested_by.clone(),
-                        signature: None,
                         command,
                     },
                 )),

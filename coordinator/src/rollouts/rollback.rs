@@ -54,7 +54,6 @@ pub async fn teardown(
                 issued_at: now,
                 deadline,
                 issuer: Some(by.to_string()),
-                signature: None,
                 command,
             })
         })

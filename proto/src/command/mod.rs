@@ -228,8 +228,9 @@ pub(crate) fn check_mode(mode: crate::outcome::Mode) -> Result<(), ValidationErr
 
 /// What travels on `fleet.cmd.<cluster>`.
 ///
-/// `issuer` and `signature` are reserved for signed commands (a later issue): a build that does
-/// not verify signatures leaves them `None` and ignores them when present.
+/// The coordinator's signature is not in the body: it travels in the `Fleet-Signature` header
+/// over the subject and these exact bytes ([`crate::identity::SIGNATURE_HEADER`]). Builds before
+/// that sent a `signature: null` body field, which decoding ignores like any unknown field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandEnvelope {
     pub schema: SchemaVersion,
@@ -245,10 +246,10 @@ pub struct CommandEnvelope {
     /// and a command in progress is abandoned with that result.
     #[serde(with = "time::serde::rfc3339")]
     pub deadline: OffsetDateTime,
+    /// Who asked for the command, as the coordinator verified it (the operator's name, a
+    /// rollout's requester); informational, the header's signature is what agents trust.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<String>,
     pub command: Command,
 }
 

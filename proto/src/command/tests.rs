@@ -11,7 +11,6 @@ fn mk_envelope(command: Command) -> CommandEnvelope {
         issued_at: datetime!(2026-11-23 10:00 UTC),
         deadline: datetime!(2026-11-23 11:00 UTC),
         issuer: None,
-        signature: None,
         command,
     }
 }

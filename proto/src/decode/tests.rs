@@ -15,7 +15,6 @@ fn mk_envelope(command_id: &str) -> CommandEnvelope {
         issued_at: datetime!(2026-11-23 10:00 UTC),
         deadline: datetime!(2026-11-23 11:00 UTC),
         issuer: None,
-        signature: None,
         command: Command::EnableGmsa(EnableGmsa {
             dns_server: Some("10.0.0.4".into()),
             root_domain: Some("contoso.com".into()),
@@ -48,6 +47,17 @@ fn bytes_of(value: &impl serde::Serialize) -> Vec<u8> {
 fn a_valid_command_decodes() {
     let envelope = mk_envelope("c1");
     assert_eq!(command(None, &bytes_of(&envelope)), CommandMessage::Valid(Box::new(envelope)));
+}
+
+#[test]
+fn an_older_builds_body_signature_field_is_ignored_not_refused() {
+    // Builds before the header signature sent `signature` in the body (always null); the field is
+    // gone, and an envelope that still carries it decodes like any with an unknown field.
+    let envelope = mk_envelope("c1");
+    let mut json = serde_json::to_value(&envelope).unwrap();
+    json["signature"] = serde_json::json!("AAAA");
+    assert_eq!(command(None, &bytes_of(&json)), CommandMessage::Valid(Box::new(envelope)));
+    assert!(!String::from_utf8(bytes_of(&mk_envelope("c1"))).unwrap().contains("signature"));
 }
 
 #[test]

@@ -112,7 +112,6 @@ async fn a_credspec_with_a_bad_field_fails_naming_it_and_installs_nothing() {
         issued_at: now,
         deadline: now + time::Duration::minutes(5),
         issuer: None,
-        signature: None,
         command,
     };
     bus::commands::CommandPublisher::new(&coordinator.bus).publish(&envelope, None).await.unwrap();

@@ -20,7 +20,6 @@ use tests::memory::{MemoryExecutor, MemoryFleet, Pause};
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Every dead letter `reporter` recorded, read from the dead-letter stream.
-
 async fn wait_for_dead_letters(bus: &Bus, reporter: &str, count: usize) -> Vec<DeadLetter> {
     let started = std::time::Instant::now();
     loop {

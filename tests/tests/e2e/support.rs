@@ -21,7 +21,6 @@ pub fn mk_enable(cluster: &str, command_id: &str) -> CommandEnvelope {
         issued_at: now,
         deadline: now + time::Duration::minutes(5),
         issuer: None,
-        signature: None,
         command: Command::EnableGmsa(EnableGmsa {
             dns_server: Some("10.1.0.4".into()),
             root_domain: Some("contoso.com".into()),
