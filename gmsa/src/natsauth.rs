@@ -138,12 +138,14 @@ pub fn operator_permissions(name: &str) -> Permissions {
             .iter()
             .map(ToString::to_string)
             .collect();
-    let read_streams = [proto::subjects::RESULT_STREAM.to_string(), proto::subjects::ARTIFACT_STREAM.to_string()];
-    for stream in operator_listed_streams().iter().chain(&read_streams) {
+    let listed = operator_listed_streams();
+    // Read by direct gets only: results (rollout status, plan diffs) and artifacts (diagnostics).
+    let read_only = [proto::subjects::RESULT_STREAM, proto::subjects::ARTIFACT_STREAM];
+    for stream in listed.iter().map(String::as_str).chain(read_only) {
         publish.push(format!("$JS.API.DIRECT.GET.{stream}"));
         publish.push(format!("$JS.API.DIRECT.GET.{stream}.>"));
     }
-    for stream in operator_listed_streams() {
+    for stream in &listed {
         publish.push(format!("$JS.API.CONSUMER.CREATE.{stream}"));
         publish.push(format!("$JS.API.CONSUMER.CREATE.{stream}.>"));
         for verb in ["MSG.NEXT", "INFO", "DELETE"] {

@@ -160,7 +160,7 @@ impl SambaDc {
         }
         without_netbios_name_service(&smb_conf)?;
         if options.internal_dns {
-            add_own_address_record(&options, &dir)?;
+            add_own_address_record(&dir, &options.host_name.to_lowercase(), &dns_domain)?;
         }
         tracing::info!(elapsed = ?started.elapsed(), dir = %dir.display(), "samba domain provisioned");
 
@@ -238,7 +238,7 @@ impl SambaDc {
 
     /// The domain's distinguished name (`DC=contoso,DC=test`).
     pub fn base_dn(&self) -> String {
-        self.dns_domain().split('.').map(|label| format!("DC={label}")).collect::<Vec<_>>().join(",")
+        base_dn_of(&self.dns_domain())
     }
 
     /// The domain SID as `samba-tool domain provision` reported it.
@@ -278,7 +278,7 @@ impl SambaDc {
 
     /// The DC's SAM database, for `ldbsearch -H`.
     pub fn sam_ldb(&self) -> PathBuf {
-        self.dir.join("private/sam.ldb")
+        sam_ldb_in(&self.dir)
     }
 
     /// The DC's directory (provisioned files, logs).
@@ -397,23 +397,21 @@ fn wait_for_ports_free(timeout: Duration) -> Result<(), SambaError> {
 /// loopback addresses, so without this the SRV targets would not resolve. Written offline rather
 /// than with `samba-tool dns add`, which waits on the DC's DNS RPC server: that was seen refusing
 /// connections for minutes in a loaded suite, failing the start of the shared DC.
-fn add_own_address_record(options: &SambaOptions, dir: &Path) -> Result<(), SambaError> {
-    let domain = options.realm.to_lowercase();
-    let zone_dn = domain.split('.').map(|label| format!("DC={label}")).collect::<Vec<_>>().join(",");
+fn add_own_address_record(dir: &Path, host: &str, dns_domain: &str) -> Result<(), SambaError> {
     // The record as the zone stores it (`dnsp_DnssrvRpcRecord`): data length 4, type A (1),
     // version 5, rank zone (0xF0), flags 0, serial 1, TTL 900 s (big-endian), reserved and
     // timestamp 0 (static), then 127.0.0.1. Provisioning writes its own records in this form.
     const LOOPBACK_A_RECORD: &str = "BAABAAXwAAABAAAAAAADhAAAAAAAAAAAfwAAAQ==";
     let ldif = format!(
-        "dn: DC={host},DC={domain},CN=MicrosoftDNS,DC=DomainDnsZones,{zone_dn}\n\
+        "dn: DC={host},DC={dns_domain},CN=MicrosoftDNS,DC=DomainDnsZones,{zone_dn}\n\
          objectClass: top\n\
          objectClass: dnsNode\n\
          dnsRecord:: {LOOPBACK_A_RECORD}\n",
-        host = options.host_name.to_lowercase(),
+        zone_dn = base_dn_of(dns_domain),
     );
     let ldif_path = dir.join("own-address.ldif");
     fs::write(&ldif_path, ldif).map_err(io_error("write own-address.ldif"))?;
-    let ldb = dir.join("private/sam.ldb");
+    let ldb = sam_ldb_in(dir);
     let output = Command::new("ldbadd")
         .arg("-H")
         .arg(&ldb)
@@ -429,6 +427,16 @@ fn add_own_address_record(options: &SambaOptions, dir: &Path) -> Result<(), Samb
             .trim()
             .to_string(),
     })
+}
+
+/// `DC=contoso,DC=test` for `contoso.test`.
+fn base_dn_of(dns_domain: &str) -> String {
+    dns_domain.split('.').map(|label| format!("DC={label}")).collect::<Vec<_>>().join(",")
+}
+
+/// The SAM database of the DC provisioned in `dir`.
+fn sam_ldb_in(dir: &Path) -> PathBuf {
+    dir.join("private/sam.ldb")
 }
 
 /// Starts `samba` in the foreground on the provisioned `dir`, its output appended to `samba.out`.
