@@ -229,8 +229,9 @@ pub(crate) fn check_mode(mode: crate::outcome::Mode) -> Result<(), ValidationErr
 /// What travels on `fleet.cmd.<cluster>`.
 ///
 /// The coordinator's signature is not in the body: it travels in the `Fleet-Signature` header
-/// over the subject and these exact bytes ([`crate::identity::SIGNATURE_HEADER`]). Builds before
-/// that sent a `signature: null` body field, which decoding ignores like any unknown field.
+/// over the subject and these exact bytes ([`crate::identity::SIGNATURE_HEADER`]). Older builds
+/// had a `signature` body field (never set); a body that carries one decodes, the field ignored
+/// like any unknown field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandEnvelope {
     pub schema: SchemaVersion,

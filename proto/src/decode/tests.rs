@@ -51,8 +51,8 @@ fn a_valid_command_decodes() {
 
 #[test]
 fn an_older_builds_body_signature_field_is_ignored_not_refused() {
-    // Builds before the header signature sent `signature` in the body (always null); the field is
-    // gone, and an envelope that still carries it decodes like any with an unknown field.
+    // Older builds had a `signature` body field (never set); it is gone, and an envelope that
+    // carries one decodes like any with an unknown field.
     let envelope = mk_envelope("c1");
     let mut json = serde_json::to_value(&envelope).unwrap();
     json["signature"] = serde_json::json!("AAAA");
